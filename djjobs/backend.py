@@ -1,0 +1,150 @@
+"""JobsBackend: Django's Tasks backend that stores every job as a row in the project's database."""
+
+import uuid
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import conf
+from .compat import (
+    BaseTaskBackend,
+    InvalidTask,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    task_enqueued,
+)
+from .payload import to_json
+from .results import make_result
+from .states import ACTIVE
+from .tasks import JobTask
+
+
+class JobsBackend(BaseTaskBackend):
+    task_class = JobTask
+
+    # Jobs can wait for a run_after time.
+    supports_defer = True
+    # Coroutine functions run on the worker through async_to_sync.
+    supports_async_task = True
+    # Results live in the database and can be read from any process.
+    supports_get_result = True
+    # Workers claim higher priorities first.
+    supports_priority = True
+
+    def validate_task(self, task: Task) -> None:
+        super().validate_task(task)
+        if task.run_after is not None and not isinstance(task.run_after, datetime):
+            raise InvalidTask("run_after must be a datetime or a timedelta.")
+        max_attempts = getattr(task, "max_attempts", None)
+        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
+            raise InvalidTask(f"max_attempts must be a whole number >= 1, got {max_attempts!r}.")
+        for name in ("retry_backoff", "timeout"):
+            value = getattr(task, name, None)
+            if value is not None and (not isinstance(value, (int, float)) or value < 0 or value != value):
+                raise InvalidTask(f"{name} must be a number of seconds >= 0, got {value!r}.")
+        key = getattr(task, "unique_key", None)
+        if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
+            raise InvalidTask("unique_key must be a non-empty string of at most 255 characters.")
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    def enqueue(self, task: Task, args, kwargs) -> TaskResult:
+        """Insert the job in the caller's transaction: if it rolls back, the job never existed."""
+        self.validate_task(task)
+        job = self._build_job(task, args, kwargs, timezone.now())
+        if job.unique_key:
+            job = self._insert_unique(job)
+        else:
+            job.save(force_insert=True)
+        result = make_result(job, task if job.task_path == task.module_path else None)
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def enqueue_many(self, task: Task, calls) -> list[TaskResult]:
+        """Insert one job per call with one INSERT (per 1,000 rows)."""
+        from .models import Job
+
+        self.validate_task(task)
+        if getattr(task, "unique_key", None):
+            raise InvalidTask("unique_key applies to a single job: use enqueue() for unique jobs.")
+        now = timezone.now()
+        jobs = [self._build_job(task, *_split_call(call), now) for call in calls]
+        Job.objects.bulk_create(jobs, batch_size=1000)
+        results = [make_result(job, task) for job in jobs]
+        if task_enqueued.has_listeners(type(self)):
+            for result in results:
+                task_enqueued.send(type(self), task_result=result)
+        return results
+
+    def _build_job(self, task: Task, args, kwargs, now):
+        from .models import Job
+
+        try:
+            (args, kwargs), size = to_json([list(args), dict(kwargs)], "Task arguments")
+        except ValueError as exc:
+            raise InvalidTask(str(exc)) from None
+        limit = conf.get("MAX_PAYLOAD_BYTES")
+        if size > limit:
+            raise InvalidTask(f"Task arguments are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES']).")
+        return Job(
+            task_path=task.module_path,
+            backend=self.alias,
+            queue_name=task.queue_name,
+            priority=task.priority,
+            args=args,
+            kwargs=kwargs,
+            takes_context=task.takes_context,
+            run_after=task.run_after or now,
+            enqueued_at=now,
+            max_attempts=_option(task, "max_attempts", "MAX_ATTEMPTS"),
+            retry_backoff=_option(task, "retry_backoff", "RETRY_BACKOFF"),
+            timeout=_option(task, "timeout", "TIMEOUT"),
+            unique_key=getattr(task, "unique_key", None),
+        )
+
+    def _insert_unique(self, job):
+        """Insert, or return the active job holding the same unique key (a partial unique index)."""
+        from .models import Job
+
+        for _ in range(5):
+            try:
+                with transaction.atomic():
+                    job.save(force_insert=True)
+                return job
+            except IntegrityError:
+                existing = Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE).first()
+                if existing is not None:
+                    return existing
+                # The holder finished between our INSERT and SELECT: try again.
+        raise InvalidTask(f"Could not enqueue unique job {job.unique_key!r}: the key is contended.")
+
+    # -- results -------------------------------------------------------------------------
+
+    def get_result(self, result_id) -> TaskResult:
+        from .models import Job
+
+        try:
+            job = Job.objects.get(pk=uuid.UUID(str(result_id)))
+        except (ValueError, Job.DoesNotExist):
+            raise TaskResultDoesNotExist(result_id) from None
+        return make_result(job)
+
+    def check(self, **kwargs):
+        from .checks import check_backend
+
+        return check_backend(self)
+
+
+def _option(task: Task, name: str, setting: str):
+    value = getattr(task, name, None)
+    return conf.get(setting) if value is None else value
+
+
+def _split_call(call) -> tuple[list, dict]:
+    if isinstance(call, dict):
+        return [], call
+    if isinstance(call, (list, tuple)):
+        return list(call), {}
+    raise InvalidTask(f"enqueue_many() items are tuples of args or dicts of kwargs, got {call!r}.")

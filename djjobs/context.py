@@ -1,0 +1,40 @@
+"""JobContext: the standard TaskContext plus progress, checkpoints and cancellation."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from .compat import TaskContext
+from .payload import to_json
+from .states import JobStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobContext(TaskContext):
+    job_id: Any
+    lease_token: Any
+    checkpoint: Any = None  # the last checkpoint saved by an earlier attempt, or None
+
+    def _owned(self):
+        from .models import Job
+
+        return Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING, lease_token=self.lease_token)
+
+    def set_progress(self, percent: float, message: str = "") -> bool:
+        """Record progress (0..100) on the job; False if this worker no longer owns it."""
+        percent = max(0.0, min(100.0, float(percent)))
+        return bool(self._owned().update(progress=percent, progress_message=str(message)[:255]))
+
+    def save_checkpoint(self, data: Any) -> bool:
+        """Persist JSON ``data`` at once; a later attempt reads it as ``context.checkpoint``."""
+        value, _ = to_json(data, "checkpoint")
+        saved = bool(self._owned().update(checkpoint=value))
+        if saved:
+            object.__setattr__(self, "checkpoint", value)
+        return saved
+
+    def is_cancelled(self) -> bool:
+        """Whether cancellation was requested (or the job is no longer this worker's)."""
+        from .models import Job
+
+        row = Job.objects.filter(id=self.job_id).values_list("status", "cancel_requested", "lease_token").first()
+        return row is None or row[1] or row[0] != JobStatus.RUNNING or row[2] != self.lease_token

@@ -1,0 +1,64 @@
+"""manage.py run_workers: parse and validate options, then hand over to djjobs.worker.runner."""
+
+import logging
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from djjobs.compat import task_backends
+from djjobs.worker.runner import Worker
+
+LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+class Command(BaseCommand):
+    help = "Run djjobs workers: claim due jobs from the database and execute them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--queues", help="Comma-separated queue names (default: every queue of the backend).")
+        parser.add_argument("--concurrency", type=int, help="Threads running jobs (default DJJOBS['CONCURRENCY']).")
+        parser.add_argument("--burst", action="store_true", help="Process every job due now, then exit 0.")
+        parser.add_argument("--max-jobs", type=int, help="Exit after claiming this many jobs.")
+        parser.add_argument("--worker-id", help="Name of this worker in logs and job rows (default host-pid-random).")
+        parser.add_argument("--backend", default="default", help="The TASKS alias whose queues to serve.")
+
+    def handle(self, *args, **options):
+        self._configure_logging(options["verbosity"])
+        queues = self._queues(options["queues"], options["backend"])
+        for name in ("concurrency", "max_jobs"):
+            if options[name] is not None and options[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
+        if options["worker_id"] is not None and not 0 < len(options["worker_id"]) <= 64:
+            raise CommandError("--worker-id must be 1 to 64 characters.")
+        worker = Worker(
+            queues=queues,
+            concurrency=options["concurrency"],
+            burst=options["burst"],
+            max_jobs=options["max_jobs"],
+            worker_id=options["worker_id"],
+        )
+        code = worker.run()
+        if code:
+            sys.exit(code)
+
+    def _queues(self, value, alias):
+        try:
+            backend = task_backends[alias]
+        except Exception as exc:
+            raise CommandError(f"Unknown TASKS backend {alias!r}: {exc}") from None
+        known = set(backend.queues)
+        if not value:
+            return sorted(known) or None
+        queues = [q.strip() for q in value.split(",") if q.strip()]
+        unknown = sorted(set(queues) - known) if known else []
+        if unknown:
+            raise CommandError(f"Unknown queue(s) {', '.join(unknown)}; TASKS[{alias!r}]['QUEUES'] has {', '.join(sorted(known))}.")
+        return queues
+
+    def _configure_logging(self, verbosity):
+        logger = logging.getLogger("djjobs")
+        logger.setLevel(LEVELS.get(verbosity, logging.INFO))
+        if not logger.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            logger.addHandler(handler)

@@ -1,0 +1,3 @@
+from .job import Job, JobQuerySet
+
+__all__ = ["Job", "JobQuerySet"]

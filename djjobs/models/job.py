@@ -1,0 +1,134 @@
+"""The Job row: one per enqueued task run, holding its whole life."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
+from ..ids import uuid7
+from ..states import ACTIVE, FINISHED, JobStatus
+
+
+class JobQuerySet(models.QuerySet):
+    """The queue's vocabulary."""
+
+    def ready(self):
+        return self.filter(status=JobStatus.READY)
+
+    def due(self, now=None):
+        return self.ready().filter(run_after__lte=now or timezone.now())
+
+    def running(self):
+        return self.filter(status=JobStatus.RUNNING)
+
+    def active(self):
+        return self.filter(status__in=ACTIVE)
+
+    def finished(self):
+        return self.filter(status__in=FINISHED)
+
+    def failed(self):
+        return self.filter(status=JobStatus.FAILED)
+
+    def for_task(self, task_or_path):
+        path = getattr(task_or_path, "module_path", task_or_path)
+        return self.filter(task_path=path)
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    task_path = models.CharField(_("task"), max_length=255)
+    backend = models.CharField(max_length=64, default="default")
+    queue_name = models.CharField(_("queue"), max_length=64, default="default")
+    priority = models.SmallIntegerField(default=0, help_text=_("-100..100, higher runs first"))
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.READY)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    takes_context = models.BooleanField(default=False)
+
+    run_after = models.DateTimeField(_("run after"), default=timezone.now)
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    retry_backoff = models.FloatField(default=1.0, help_text=_("base delay in seconds"))
+    timeout = models.FloatField(null=True, blank=True, help_text=_("seconds"))
+    unique_key = models.CharField(max_length=255, null=True, blank=True)
+
+    # Ownership while RUNNING: a late worker's writes are guarded by its lease token.
+    worker_id = models.CharField(max_length=64, blank=True, default="")
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    return_value = models.JSONField(null=True, blank=True)
+    # One entry per failed attempt: attempt, exception_class_path, message, traceback, worker_id, at.
+    errors = models.JSONField(default=list, blank=True)
+    worker_ids = models.JSONField(default=list, blank=True)
+    progress = models.FloatField(null=True, blank=True, help_text=_("percent, 0..100"))
+    progress_message = models.CharField(max_length=255, blank=True, default="")
+    checkpoint = models.JSONField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        ordering = ["-enqueued_at"]
+        indexes = [
+            # The claim: due READY jobs of some queues, best first. Partial, so finished
+            # jobs never make it bigger.
+            models.Index(
+                fields=["queue_name", "-priority", "run_after"],
+                condition=Q(status="READY"),
+                name="djjobs_job_claim_idx",
+            ),
+            # The rescuer: RUNNING jobs by lease expiry.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="RUNNING"),
+                name="djjobs_job_lease_idx",
+            ),
+            models.Index(fields=["status", "finished_at"], name="djjobs_job_finished_idx"),
+            models.Index(fields=["task_path", "status"], name="djjobs_job_task_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=TASK_MIN_PRIORITY, priority__lte=TASK_MAX_PRIORITY),
+                name="djjobs_job_priority_range",
+            ),
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="djjobs_job_status_valid"),
+            # At most one active job per unique key: concurrent enqueuers meet here.
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(status__in=["READY", "RUNNING", "WAITING"]),
+                name="djjobs_job_unique_active_key",
+            ),
+        ]
+        permissions = [("enqueue_job", "Can enqueue jobs through endpoints")]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} [{self.status}] {self.id}"
+
+    @property
+    def task_name(self) -> str:
+        return self.task_path.rsplit(".", 1)[-1]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def to_task_result(self):
+        from ..results import job_to_result
+
+        return job_to_result(self)

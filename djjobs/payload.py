@@ -1,0 +1,30 @@
+"""JSON encoding rules for what a job stores: args, kwargs, return values, checkpoints."""
+
+import json
+from typing import Any
+
+
+def to_json(value: Any, what: str) -> tuple[Any, int]:
+    """Return ``value`` as it will read back from the database, and its encoded size in bytes.
+
+    Only plain JSON is accepted (dict with str keys, list/tuple, str, int, float, bool, None);
+    NaN and infinities are refused because JSON has no spelling for them.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
+    _check_keys(value, what)
+    return json.loads(text), len(text.encode())
+
+
+def _check_keys(value: Any, what: str) -> None:
+    # json.dumps turns 1 into "1" silently: the task would read back a different dict.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{what} must be JSON-serialisable: dict key {key!r} is not a string")
+            _check_keys(item, what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_keys(item, what)

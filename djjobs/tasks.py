@@ -1,0 +1,80 @@
+"""JobTask: Django's Task with djjobs options, and the ``@task`` decorator that makes one."""
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Task, TaskResult
+
+_OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobTask(Task):
+    """A Task whose backend is djjobs. Options left None take the DJJOBS setting of that name."""
+
+    max_attempts: int | None = None  # attempts in all, counting the first run
+    retry_backoff: float | None = None  # base backoff in seconds, doubled per attempt
+    timeout: float | None = None  # seconds a run may take
+    unique_key: str | None = None  # at most one READY/RUNNING job with this key
+
+    def using(
+        self,
+        *,
+        priority: int | None = None,
+        queue_name: str | None = None,
+        run_after: datetime | timedelta | None = None,
+        backend: str | None = None,
+        **options: Any,
+    ) -> "JobTask":
+        """A copy with other defaults; ``run_after`` may be a timedelta from now."""
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TypeError(f"using() got unexpected option(s): {', '.join(sorted(unknown))}")
+        if isinstance(run_after, timedelta):
+            run_after = timezone.now() + run_after
+        changes = {k: v for k, v in options.items() if v is not None}
+        for name, value in (
+            ("priority", priority),
+            ("queue_name", queue_name),
+            ("run_after", run_after),
+            ("backend", backend),
+        ):
+            if value is not None:
+                changes[name] = value
+        return replace(self, **changes)
+
+    def enqueue_many(self, calls) -> list[TaskResult]:
+        """Enqueue one job per item in one INSERT: a tuple/list is positional args, a dict kwargs."""
+        return self.get_backend().enqueue_many(self, calls)
+
+
+def task(
+    function=None,
+    *,
+    priority: int = 0,
+    queue_name: str = DEFAULT_TASK_QUEUE_NAME,
+    backend: str = DEFAULT_TASK_BACKEND_ALIAS,
+    takes_context: bool = False,
+    **options: Any,
+):
+    """Django's ``@task`` plus djjobs options (max_attempts, retry_backoff, timeout, unique_key)."""
+    if "run_after" in options:
+        raise TypeError(
+            "run_after cannot be defined statically with the @task decorator. "
+            "Use .using(run_after=...) to set it dynamically."
+        )
+
+    def wrapper(func) -> JobTask:
+        return JobTask(
+            func=func,
+            priority=priority,
+            queue_name=queue_name,
+            backend=backend,
+            takes_context=takes_context,
+            **options,
+        )
+
+    return wrapper(function) if function else wrapper

@@ -1,0 +1,183 @@
+"""Claim: move due READY jobs to RUNNING for one worker, in one short transaction.
+
+PostgreSQL: one statement, ``FOR UPDATE SKIP LOCKED`` in a CTE, so workers never wait on
+each other and never take the same row. SQLite has no row locks: the whole claim runs in a
+``BEGIN IMMEDIATE`` transaction (one writer at a time) and the UPDATE is still guarded by
+``status = 'READY'``.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connections, router
+from django.utils import timezone
+
+from ..states import JobStatus
+
+_COLUMNS = (
+    "id, task_path, backend, queue_name, priority, args, kwargs, takes_context, run_after, "
+    "enqueued_at, started_at, last_attempted_at, attempts, max_attempts, retry_backoff, "
+    "timeout, errors, worker_ids, checkpoint"
+)
+
+
+@dataclass(slots=True)
+class ClaimedJob:
+    """What a worker needs of a job it owns; attribute names match Job's."""
+
+    id: uuid.UUID
+    task_path: str
+    backend: str
+    queue_name: str
+    priority: int
+    args: list
+    kwargs: dict
+    takes_context: bool
+    run_after: datetime
+    enqueued_at: datetime
+    started_at: datetime
+    last_attempted_at: datetime
+    attempts: int
+    max_attempts: int
+    retry_backoff: float
+    timeout: float | None
+    errors: list
+    worker_ids: list
+    checkpoint: Any
+    lease_token: uuid.UUID
+    status: str = JobStatus.RUNNING
+    finished_at: datetime | None = None
+    return_value: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+def claim(worker_id: str, queues: list[str] | None, limit: int, lease_seconds: float) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs of ``queues`` (None: every queue) for ``worker_id``."""
+    if limit <= 0:
+        return []
+    from ..models import Job
+
+    connection = connections[router.db_for_write(Job)]
+    token = uuid.uuid4()
+    if connection.vendor == "postgresql":
+        rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token)
+    else:
+        rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token)
+    return [_to_claimed(row, token, connection) for row in rows]
+
+
+def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token):
+    queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
+    sql = f"""
+        WITH picked AS (
+            SELECT id FROM djjobs_job
+            WHERE status = 'READY' AND run_after <= now() {queue_filter}
+            ORDER BY priority DESC, run_after, id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE djjobs_job AS j SET
+            status = 'RUNNING',
+            attempts = j.attempts + 1,
+            started_at = COALESCE(j.started_at, now()),
+            last_attempted_at = now(),
+            worker_id = %(worker)s,
+            worker_ids = j.worker_ids || %(worker_json)s::jsonb,
+            lease_token = %(token)s,
+            lease_expires_at = now() + make_interval(secs => %(lease)s)
+        FROM picked WHERE j.id = picked.id
+        RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}
+    """
+    params = {
+        "queues": list(queues or []),
+        "limit": limit,
+        "worker": worker_id,
+        "worker_json": json.dumps([worker_id]),
+        "token": token,
+        "lease": float(lease_seconds),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token):
+    ops = connection.ops
+    now = timezone.now()
+    adapt = ops.adapt_datetimefield_value
+    queue_filter = f"AND queue_name IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+    own_transaction = connection.get_autocommit()
+    with connection.cursor() as cursor:
+        if own_transaction:
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            cursor.execute(
+                f"""SELECT id FROM djjobs_job
+                    WHERE status = 'READY' AND run_after <= %s {queue_filter}
+                    ORDER BY priority DESC, run_after, id LIMIT %s""",
+                [adapt(now), *(queues or []), limit],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+            rows = []
+            if ids:
+                cursor.execute(
+                    f"""UPDATE djjobs_job SET
+                        status = 'RUNNING', attempts = attempts + 1,
+                        started_at = COALESCE(started_at, %s), last_attempted_at = %s,
+                        worker_id = %s, worker_ids = json_insert(worker_ids, '$[#]', %s),
+                        lease_token = %s, lease_expires_at = %s
+                        WHERE status = 'READY' AND id IN ({', '.join(['%s'] * len(ids))})
+                        RETURNING {_COLUMNS}""",
+                    [adapt(now), adapt(now), worker_id, worker_id, token.hex,
+                     adapt(now + timedelta(seconds=lease_seconds)), *ids],
+                )
+                rows = cursor.fetchall()
+            if own_transaction:
+                cursor.execute("COMMIT")
+        except BaseException:
+            if own_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+    rows.sort(key=lambda r: (-r[4], r[8], r[0]))  # RETURNING order is unspecified
+    return rows
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _dt(value, connection):
+    if isinstance(value, datetime) or value is None:
+        return value
+    return connection.ops.convert_datetimefield_value(value, None, connection)
+
+
+def _to_claimed(row, token, connection) -> ClaimedJob:
+    (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
+     started_at, last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
+     checkpoint) = row
+    return ClaimedJob(
+        id=id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_),
+        task_path=task_path,
+        backend=backend,
+        queue_name=queue,
+        priority=priority,
+        args=_json(args),
+        kwargs=_json(kwargs),
+        takes_context=bool(takes_context),
+        run_after=_dt(run_after, connection),
+        enqueued_at=_dt(enqueued_at, connection),
+        started_at=_dt(started_at, connection),
+        last_attempted_at=_dt(last_attempted_at, connection),
+        attempts=attempts,
+        max_attempts=max_attempts,
+        retry_backoff=backoff,
+        timeout=timeout,
+        errors=_json(errors) or [],
+        worker_ids=_json(worker_ids) or [],
+        checkpoint=_json(checkpoint),
+        lease_token=token,
+    )

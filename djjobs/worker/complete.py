@@ -1,0 +1,68 @@
+"""Complete: record an attempt's outcome with one UPDATE guarded by status and lease token.
+
+Zero rows updated means the job is no longer ours (rescued after our lease expired, or
+cancelled): the late result is dropped, never written over the new owner's state.
+"""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from .. import conf
+from ..exceptions import Discard, InvalidReturnValue
+from ..retry import next_delay
+from ..states import JobStatus
+from .executor import Outcome
+
+# Failures that another attempt cannot fix.
+NOT_RETRYABLE = (Discard, InvalidReturnValue)
+
+
+def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
+    exc = outcome.error
+    cls = type(exc)
+    return {
+        "attempt": job.attempts,
+        "exception_class_path": f"{cls.__module__}.{cls.__qualname__}",
+        "message": str(exc)[:2000],
+        "traceback": outcome.traceback,
+        "worker_id": worker_id,
+        "at": timezone.now().isoformat(),
+    }
+
+
+def decide(job, outcome: Outcome) -> tuple[str, float | None]:
+    """(next status, retry delay in seconds) for an attempt's outcome. Pure."""
+    if outcome.succeeded:
+        return JobStatus.SUCCESSFUL, None
+    if isinstance(outcome.error, NOT_RETRYABLE):
+        return JobStatus.FAILED, None
+    delay = next_delay(
+        job.attempts, job.max_attempts, job.retry_backoff, conf.get("RETRY_BACKOFF_MAX"), outcome.error
+    )
+    return (JobStatus.FAILED, None) if delay is None else (JobStatus.READY, delay)
+
+
+def complete(job, outcome: Outcome, worker_id: str) -> bool:
+    """Write the outcome onto the job (and onto ``job`` itself); False if the lease was lost."""
+    from ..models import Job
+
+    now = timezone.now()
+    status, delay = decide(job, outcome)
+    changes = {"status": status, "lease_token": None, "lease_expires_at": None}
+    if status == JobStatus.SUCCESSFUL:
+        changes.update(return_value=outcome.return_value, finished_at=now)
+    else:
+        changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id)]
+        if status == JobStatus.READY:
+            changes["run_after"] = now + timedelta(seconds=delay)
+        else:
+            changes["finished_at"] = now
+    owned = Job.objects.filter(id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token)
+    if not owned.update(**changes):
+        return False
+    for name, value in changes.items():
+        if hasattr(job, name):
+            setattr(job, name, value)
+    return True
+

@@ -1,0 +1,57 @@
+"""Execute: run the task's code for a claimed job, outside any transaction. Writes no rows."""
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from ..compat import Task
+from ..context import JobContext
+from ..exceptions import InvalidReturnValue
+from ..payload import to_json
+from ..registry import resolve_task
+from ..results import make_result
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt produced: a JSON return value, or the exception it raised."""
+
+    return_value: Any = None
+    error: BaseException | None = None
+    traceback: str = ""
+    duration: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+def execute(job, task: Task | None = None) -> Outcome:
+    """Run ``job``; any exception (including a task that cannot be found) becomes the outcome."""
+    started = time.monotonic()
+    try:
+        task = task or resolve_task(job.task_path)
+        if job.takes_context:
+            context = JobContext(
+                task_result=make_result(job, task),
+                job_id=job.id,
+                lease_token=job.lease_token,
+                checkpoint=job.checkpoint,
+            )
+            value = task.call(context, *job.args, **job.kwargs)
+        else:
+            value = task.call(*job.args, **job.kwargs)
+        try:
+            value, _ = to_json(value, "The return value")
+        except ValueError as exc:
+            raise InvalidReturnValue(str(exc)) from None
+        return Outcome(return_value=value, duration=time.monotonic() - started)
+    except BaseException as exc:  # noqa: BLE001 - a task's SystemExit fails the job, not the worker
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return Outcome(
+            error=exc,
+            traceback="".join(traceback.format_exception(exc)),
+            duration=time.monotonic() - started,
+        )

@@ -1,0 +1,77 @@
+"""Settings for djjobs' own test suite. The database comes from DATABASE_URL (SQLite by default)."""
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent
+env = environ.Env()
+
+SECRET_KEY = "djjobs-tests-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+
+_sqlite_file = BASE_DIR.parent / ".test-db" / "djjobs-test.sqlite3"
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_sqlite_file}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so that real worker processes share the test database.
+    _db.setdefault("TEST", {})["NAME"] = str(_sqlite_file)
+    _db["OPTIONS"] = {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    _sqlite_file.parent.mkdir(exist_ok=True)
+# Worker processes started by acceptance tests connect straight to the test database.
+if os.environ.get("DJJOBS_TEST_DB_NAME"):
+    _db["NAME"] = os.environ["DJJOBS_TEST_DB_NAME"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "djjobs",
+    "tests.testapp",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TASKS = {
+    "default": {
+        "BACKEND": "djjobs.backend.JobsBackend",
+        "QUEUES": ["default", "emails", "urgent", "other"],
+    }
+}
+DJJOBS = {
+    "RETRY_BACKOFF": 0.0,  # retries are due at once, so a --burst run sees every attempt
+    "POLL_INTERVAL": 0.2,
+}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"djjobs": {"handlers": ["console"], "level": "WARNING"}},
+}

@@ -1,0 +1,89 @@
+"""Tasks used by the test suite."""
+
+import asyncio
+import os
+
+from djjobs import Discard, Retry, task
+
+from .models import Execution
+
+
+@task()
+def add(a, b):
+    return a + b
+
+
+@task(queue_name="emails", priority=10, max_attempts=5, retry_backoff=2.0, timeout=30)
+def send_receipt(order_id):
+    return {"order": order_id}
+
+
+@task()
+def record(label=""):
+    """Records each execution; used to count runs exactly."""
+    from django.db import connection
+
+    Execution.objects.create(job_id=_current_job_id(), attempt=0, pid=os.getpid(), label=str(label))
+    return label
+
+
+@task(takes_context=True, max_attempts=5)
+def record_ctx(context, label=""):
+    Execution.objects.create(
+        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=str(label)
+    )
+    return label
+
+
+@task(max_attempts=5)
+def always_fails():
+    raise RuntimeError("boom")
+
+
+@task(takes_context=True, max_attempts=5)
+def flaky(context, succeed_on=3):
+    if context.attempt < succeed_on:
+        raise ConnectionError(f"flaky failure on attempt {context.attempt}")
+    return context.attempt
+
+
+@task(max_attempts=5)
+def discards():
+    raise Discard("not worth retrying")
+
+
+@task(takes_context=True, max_attempts=3)
+def asks_retry(context):
+    if context.attempt == 1:
+        raise Retry(delay=0)
+    return "retried"
+
+
+@task()
+def returns_nan():
+    return float("nan")
+
+
+@task()
+def returns_object():
+    return object()
+
+
+@task()
+async def async_add(a, b):
+    await asyncio.sleep(0)
+    return a + b
+
+
+@task(takes_context=True)
+def with_progress(context, steps=4):
+    for i in range(steps):
+        context.set_progress((i + 1) * 100 / steps, f"step {i + 1} of {steps}")
+    return context.attempt
+
+
+def _current_job_id():
+    return ""
+
+
+not_a_task = 42
