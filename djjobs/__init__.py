@@ -6,4 +6,26 @@ The public API; everything else is reachable through its module.
 from .exceptions import Discard, Retry
 from .tasks import JobTask, task
 
-__all__ = ["Discard", "JobTask", "Retry", "task"]
+
+def cancel(job_id):
+    """Cancel a READY/WAITING job, or ask a RUNNING one to stop. See djjobs.operations."""
+    from .operations import cancel as _cancel
+
+    return _cancel(job_id)
+
+
+def retry(job_id):
+    """Send a FAILED/CANCELLED job back to READY. See djjobs.operations."""
+    from .operations import retry as _retry
+
+    return _retry(job_id)
+
+
+def run_now(job_id):
+    """Make a READY job due now. See djjobs.operations."""
+    from .operations import run_now as _run_now
+
+    return _run_now(job_id)
+
+
+__all__ = ["Discard", "JobTask", "Retry", "cancel", "retry", "run_now", "task"]

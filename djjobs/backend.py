@@ -34,9 +34,9 @@ class JobsBackend(BaseTaskBackend):
     supports_priority = True
 
     def validate_task(self, task: Task) -> None:
-        super().validate_task(task)
         if task.run_after is not None and not isinstance(task.run_after, datetime):
             raise InvalidTask("run_after must be a datetime or a timedelta.")
+        super().validate_task(task)
         max_attempts = getattr(task, "max_attempts", None)
         if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
             raise InvalidTask(f"max_attempts must be a whole number >= 1, got {max_attempts!r}.")

@@ -11,7 +11,7 @@ def to_json(value: Any, what: str) -> tuple[Any, int]:
     NaN and infinities are refused because JSON has no spelling for them.
     """
     try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
     _check_keys(value, what)

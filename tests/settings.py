@@ -14,7 +14,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
 
-_sqlite_file = BASE_DIR.parent / ".test-db" / "djjobs-test.sqlite3"
+_sqlite_file = Path(os.environ.get("DJJOBS_TEST_SQLITE", BASE_DIR.parent / ".test-db" / "djjobs-test.sqlite3"))
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_sqlite_file}")}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -68,7 +68,6 @@ DJJOBS = {
     "RETRY_BACKOFF": 0.0,  # retries are due at once, so a --burst run sees every attempt
     "POLL_INTERVAL": 0.2,
 }
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -70,11 +70,14 @@ def claim(worker_id: str, queues: list[str] | None, limit: int, lease_seconds: f
 
 
 def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token):
+    # Times come from the worker's clock, like enqueue's run_after, so one clock decides
+    # what is due (and PostgreSQL's now() would be frozen inside a caller's transaction).
+    now = timezone.now()
     queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
     sql = f"""
         WITH picked AS (
             SELECT id FROM djjobs_job
-            WHERE status = 'READY' AND run_after <= now() {queue_filter}
+            WHERE status = 'READY' AND run_after <= %(now)s {queue_filter}
             ORDER BY priority DESC, run_after, id
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
@@ -82,12 +85,12 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
         UPDATE djjobs_job AS j SET
             status = 'RUNNING',
             attempts = j.attempts + 1,
-            started_at = COALESCE(j.started_at, now()),
-            last_attempted_at = now(),
+            started_at = COALESCE(j.started_at, %(now)s),
+            last_attempted_at = %(now)s,
             worker_id = %(worker)s,
             worker_ids = j.worker_ids || %(worker_json)s::jsonb,
             lease_token = %(token)s,
-            lease_expires_at = now() + make_interval(secs => %(lease)s)
+            lease_expires_at = %(expires)s
         FROM picked WHERE j.id = picked.id
         RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}
     """
@@ -97,7 +100,8 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
         "worker": worker_id,
         "worker_json": json.dumps([worker_id]),
         "token": token,
-        "lease": float(lease_seconds),
+        "now": now,
+        "expires": now + timedelta(seconds=lease_seconds),
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

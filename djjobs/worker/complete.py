@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..exceptions import Discard, InvalidReturnValue
-from ..retry import next_delay
+from ..retry_policy import next_delay
 from ..states import JobStatus
 from .executor import Outcome
 

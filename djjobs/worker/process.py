@@ -22,8 +22,9 @@ def process(job, worker_id: str, sender=None) -> str | None:
         task_started.send(sender, task_result=make_result(job, task))
     if logger.isEnabledFor(logging.INFO):
         logger.info("job started task=%s id=%s attempt=%d/%d", job.task_path, job.id, job.attempts, job.max_attempts)
+    in_atomic = _atomic_state()
     outcome = execute(job, task)
-    _reset_broken_connections()
+    _reset_broken_connections(in_atomic)
     if not complete(job, outcome, worker_id):
         logger.warning("job result dropped task=%s id=%s: no longer owned by %s (rescued or cancelled)",
                        job.task_path, job.id, worker_id)
@@ -74,12 +75,15 @@ def _log_finish(job, outcome) -> None:
                      job.task_path, job.id, job.attempts, job.max_attempts, outcome.duration, error)
 
 
-def _reset_broken_connections() -> None:
+def _atomic_state() -> dict[str, bool]:
+    return {c.alias: c.in_atomic_block for c in connections.all(initialized_only=True)}
+
+
+def _reset_broken_connections(in_atomic_before: dict[str, bool]) -> None:
     """A task that broke its thread's connection (or left a transaction open) must not poison the next job."""
     for connection in connections.all(initialized_only=True):
         if connection.connection is None:
             continue
-        if connection.in_atomic_block:
-            connection.close()
-        elif connection.errors_occurred and not connection.is_usable():
+        leaked = connection.in_atomic_block and not in_atomic_before.get(connection.alias, False)
+        if leaked or (connection.errors_occurred and not connection.is_usable()):
             connection.close()

@@ -7,10 +7,10 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import queue
 from datetime import timedelta
 
-from django.db import DatabaseError, InterfaceError, close_old_connections, connections
+from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -62,14 +62,23 @@ class Worker:
                     ",".join(self.queues or ["*"]), self.concurrency, " burst" if self.burst else "")
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="djjobs-heartbeat", daemon=True)
         heartbeat.start()
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="djjobs-job")
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        threads = [
+            threading.Thread(target=self._job_thread, args=(inbox,), name=f"djjobs-job-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            self._loop(pool)
+            self._loop(inbox)
         finally:
-            pool.shutdown(wait=True)
+            for _ in threads:
+                inbox.put(None)
+            for thread in threads:
+                thread.join()  # graceful: running jobs finish
             self.stopping.set()
             heartbeat.join(timeout=5)
-            close_old_connections()
+            connections.close_all()
         logger.info("worker %s stopped after %d job(s)", self.worker_id, self.claimed_total)
         return 0
 
@@ -79,7 +88,7 @@ class Worker:
 
     # -- the loop ------------------------------------------------------------------------
 
-    def _loop(self, pool) -> None:
+    def _loop(self, inbox) -> None:
         next_rescue = 0.0
         while not self.stopping.is_set():
             if time.monotonic() >= next_rescue:
@@ -93,7 +102,7 @@ class Worker:
                 with self._lock:
                     self._running[job.id] = job.lease_token
                 self.claimed_total += 1
-                pool.submit(self._run_one, job)
+                inbox.put(job)
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
                 break
             with self._lock:
@@ -105,12 +114,20 @@ class Worker:
             self._wakeup.wait(self._poll_delay())
             self._wakeup.clear()
 
+    def _job_thread(self, inbox) -> None:
+        """One of ``concurrency`` threads: runs jobs from the inbox until told to stop."""
+        try:
+            while (job := inbox.get()) is not None:
+                self._run_one(job)
+        finally:
+            connections.close_all()  # this thread's connections
+
     def _run_one(self, job) -> None:
         try:
             process(job, self.worker_id)
         except Exception:  # a database error while completing: the lease will expire and rescue it
             logger.exception("worker %s could not complete job %s", self.worker_id, job.id)
-            close_old_connections()
+            connections.close_all()
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
@@ -140,7 +157,7 @@ class Worker:
         interval = conf.get("HEARTBEAT_INTERVAL")
         while not self.stopping.wait(interval):
             self._guarded(self._renew_leases)
-        close_old_connections()
+        connections.close_all()
 
     def _renew_leases(self) -> int:
         from ..models import Job

@@ -1,0 +1,73 @@
+"""cancel(), retry(), run_now(): one implementation for code, the admin and endpoints.
+
+Each is a guarded UPDATE whose row count decides the answer, so two operators (or an
+operator and a worker) acting at the same instant cannot both win.
+"""
+
+import uuid
+from enum import StrEnum
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from .states import JobStatus
+
+
+class Outcome(StrEnum):
+    DONE = "done"  # the job changed as asked
+    REQUESTED = "requested"  # a RUNNING job was asked to stop; it decides when
+    NOT_ALLOWED = "not_allowed"  # the job's status does not allow it
+    CONFLICT = "conflict"  # another active job holds the same unique_key
+    NOT_FOUND = "not_found"
+
+
+def _jobs(job_id):
+    from .models import Job
+
+    try:
+        return Job.objects.filter(pk=uuid.UUID(str(job_id)))
+    except ValueError:
+        return Job.objects.none()
+
+
+def cancel(job_id) -> Outcome:
+    """Cancel a READY/WAITING job now; ask a RUNNING job to stop (``context.is_cancelled()``)."""
+    jobs = _jobs(job_id)
+    now = timezone.now()
+    if jobs.filter(status__in=[JobStatus.READY, JobStatus.WAITING]).update(
+        status=JobStatus.CANCELLED, finished_at=now
+    ):
+        return Outcome.DONE
+    if jobs.filter(status=JobStatus.RUNNING).update(cancel_requested=True):
+        return Outcome.REQUESTED
+    return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
+
+
+def retry(job_id) -> Outcome:
+    """Send a FAILED or CANCELLED job back to READY, due now, with at least one attempt left."""
+    jobs = _jobs(job_id)
+    try:
+        with transaction.atomic():
+            changed = jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+                status=JobStatus.READY,
+                run_after=timezone.now(),
+                finished_at=None,
+                cancel_requested=False,
+                max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
+            )
+    except IntegrityError:
+        return Outcome.CONFLICT
+    if changed:
+        return Outcome.DONE
+    return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
+
+
+def run_now(job_id) -> Outcome:
+    """Make a READY job due at once (its run_after moves to now)."""
+    jobs = _jobs(job_id)
+    now = timezone.now()
+    if jobs.filter(status=JobStatus.READY).update(run_after=now):
+        return Outcome.DONE
+    return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND

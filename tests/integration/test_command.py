@@ -1,0 +1,62 @@
+"""run_workers as a command, in-process: option validation and a threaded --burst run."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from djjobs.models import Job
+from djjobs.worker.runner import Worker
+from tests.testapp import tasks
+from tests.testapp.models import Execution
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--max-jobs", "0"], "--max-jobs must be at least 1"),
+        (["--queues", "default,nope"], "Unknown queue(s) nope"),
+        (["--backend", "missing"], "Unknown TASKS backend"),
+        (["--worker-id", "x" * 65], "--worker-id must be 1 to 64"),
+    ],
+)
+def test_bad_options_are_refused(argv, message):
+    with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call_command("run_workers", *argv)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_burst_runs_every_due_job_on_threads_and_returns():
+    tasks.record_ctx.enqueue_many([(str(i),) for i in range(40)])
+    tasks.flaky.enqueue(succeed_on=2)
+    call_command("run_workers", "--burst", "--concurrency", "4", "--worker-id", "burst-1", verbosity=0)
+    assert Job.objects.exclude(status="SUCCESSFUL").count() == 0
+    assert Execution.objects.count() == 40
+    assert Execution.objects.values("job_id").distinct().count() == 40
+    assert set(Job.objects.values_list("worker_id", flat=True)) == {"burst-1"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queues_option_limits_what_is_claimed():
+    tasks.add.enqueue(1, 1)
+    email = tasks.send_receipt.enqueue(7)
+    call_command("run_workers", "--burst", "--queues", "emails", verbosity=0)
+    assert Job.objects.get(pk=email.id).status == "SUCCESSFUL"
+    assert Job.objects.filter(queue_name="default", status="READY").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_max_jobs_stops_after_that_many_claims():
+    tasks.add.enqueue_many([(i, i) for i in range(5)])
+    worker = Worker(concurrency=1, max_jobs=3)
+    assert worker.run() == 0
+    assert Job.objects.filter(status="SUCCESSFUL").count() == 3
+    assert Job.objects.filter(status="READY").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_future_jobs_are_left_for_later_by_burst():
+    from datetime import timedelta
+
+    later = tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 1)
+    call_command("run_workers", "--burst", verbosity=0)
+    assert Job.objects.get(pk=later.id).status == "READY"

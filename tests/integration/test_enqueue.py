@@ -1,0 +1,150 @@
+"""Enqueueing through Django's standard Tasks API, and the TaskResult it gives back."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from djjobs.backend import JobsBackend
+from djjobs.compat import TaskResultStatus, django_task, task_enqueued
+from djjobs.models import Job
+from djjobs.tasks import JobTask
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def test_enqueue_stores_a_ready_job_and_returns_a_standard_result():
+    result = tasks.add.enqueue(1, b=2)
+    job = Job.objects.get()
+    assert result.id == str(job.id)
+    assert result.status == TaskResultStatus.READY
+    assert (job.task_path, job.args, job.kwargs) == ("tests.testapp.tasks.add", [1], {"b": 2})
+    assert job.status == "READY" and job.queue_name == "default" and job.priority == 0
+    assert job.run_after <= timezone.now()
+    assert result.args == [1] and result.kwargs == {"b": 2}
+
+
+def test_decorator_options_are_stored_on_the_job():
+    tasks.send_receipt.enqueue(42)
+    job = Job.objects.get()
+    assert (job.queue_name, job.priority, job.max_attempts, job.retry_backoff, job.timeout) == (
+        "emails", 10, 5, 2.0, 30.0,
+    )
+
+
+def test_using_accepts_timedelta_and_datetime_run_after():
+    before = timezone.now()
+    tasks.send_receipt.using(run_after=timedelta(minutes=5)).enqueue(43)
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    tasks.send_receipt.using(run_after=at).enqueue(44)
+    first, second = Job.objects.order_by("run_after")
+    assert before + timedelta(minutes=5) <= first.run_after <= timezone.now() + timedelta(minutes=5)
+    assert second.run_after == at
+
+
+def test_using_overrides_priority_queue_and_unique_key():
+    result = tasks.send_receipt.using(priority=50, queue_name="urgent", unique_key="receipt-44").enqueue(44)
+    job = Job.objects.get(pk=result.id)
+    assert (job.priority, job.queue_name, job.unique_key) == (50, "urgent", "receipt-44")
+    assert result.task.priority == 50 and result.task.queue_name == "urgent"
+
+
+def test_get_result_reads_the_job():
+    result = tasks.add.enqueue(2, 3)
+    fetched = tasks.add.get_result(result.id)
+    assert fetched.id == result.id and fetched.status == TaskResultStatus.READY
+    assert fetched.task.func is tasks.add.func
+
+
+def test_get_result_of_unknown_or_malformed_id_raises():
+    from djjobs.compat import TaskResultDoesNotExist
+
+    with pytest.raises(TaskResultDoesNotExist):
+        tasks.add.get_result("01a200b6-0000-7000-8000-000000000000")
+    with pytest.raises(TaskResultDoesNotExist):
+        tasks.add.get_result("not-a-uuid")
+
+
+def test_enqueue_many_inserts_every_job_in_one_query(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        results = tasks.send_receipt.enqueue_many([(45,), (46,), {"order_id": 47}])
+    assert [r.args for r in results] == [[45], [46], []]
+    assert results[2].kwargs == {"order_id": 47}
+    assert Job.objects.count() == 3
+    assert set(Job.objects.values_list("queue_name", flat=True)) == {"emails"}
+
+
+def test_enqueue_is_one_insert(django_assert_num_queries):
+    with django_assert_num_queries(1):
+        tasks.add.enqueue(1, 2)
+
+
+def test_plain_django_task_uses_jobs_backend_and_settings_defaults():
+    with override_settings(DJJOBS={"MAX_ATTEMPTS": 7, "RETRY_BACKOFF": 3.5}):
+
+        def plain(x):
+            return x
+
+        plain.__qualname__ = "plain"  # module-level enough for the validator
+        plain.__module__ = "tests.testapp.tasks"
+        task = django_task(plain)
+        assert isinstance(task, JobTask)
+        task.enqueue(1)
+        job = Job.objects.get()
+        assert (job.max_attempts, job.retry_backoff, job.timeout) == (7, 3.5, None)
+
+
+def test_enqueue_in_a_rolled_back_transaction_leaves_no_job():
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with transaction.atomic():
+            tasks.add.enqueue(1, 2)
+            assert Job.objects.count() == 1
+            raise Boom
+    assert Job.objects.count() == 0
+
+
+def test_task_enqueued_signal_is_sent():
+    received = []
+
+    def receiver(sender, task_result, **kwargs):
+        received.append((sender, task_result.id))
+
+    task_enqueued.connect(receiver)
+    try:
+        result = tasks.add.enqueue(1, 2)
+        tasks.add.enqueue_many([(3, 4)])
+    finally:
+        task_enqueued.disconnect(receiver)
+    assert received[0] == (JobsBackend, result.id)
+    assert len(received) == 2
+
+
+class TestUniqueKey:
+    def test_second_enqueue_returns_the_active_job(self):
+        first = tasks.add.using(unique_key="k").enqueue(1, 2)
+        second = tasks.add.using(unique_key="k").enqueue(3, 4)
+        assert first.id == second.id
+        assert Job.objects.count() == 1
+        assert second.args == [1, 2]
+
+    def test_key_is_free_again_once_the_job_finished(self):
+        from djjobs.testing import run_jobs
+
+        first = tasks.add.using(unique_key="k").enqueue(1, 2)
+        assert run_jobs() == 1
+        second = tasks.add.using(unique_key="k").enqueue(1, 2)
+        assert first.id != second.id
+        assert Job.objects.count() == 2
+
+    def test_enqueue_many_refuses_unique_keys(self):
+        from djjobs.compat import InvalidTask
+
+        with pytest.raises(InvalidTask, match="unique_key"):
+            tasks.add.using(unique_key="k").enqueue_many([(1, 2)])
+        assert Job.objects.count() == 0
