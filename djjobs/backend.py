@@ -15,7 +15,9 @@ from .compat import (
     TaskResultDoesNotExist,
     task_enqueued,
 )
+from .exceptions import TaskNotFound
 from .payload import to_json
+from .registry import resolve_task
 from .results import make_result
 from .states import ACTIVE
 from .tasks import JobTask
@@ -53,6 +55,7 @@ class JobsBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args, kwargs) -> TaskResult:
         """Insert the job in the caller's transaction: if it rolls back, the job never existed."""
         self.validate_task(task)
+        _check_findable(task)
         job = self._build_job(task, args, kwargs, timezone.now())
         if job.unique_key:
             job = self._insert_unique(job)
@@ -67,6 +70,7 @@ class JobsBackend(BaseTaskBackend):
         from .models import Job
 
         self.validate_task(task)
+        _check_findable(task)
         if getattr(task, "unique_key", None):
             raise InvalidTask("unique_key applies to a single job: use enqueue() for unique jobs.")
         now = timezone.now()
@@ -135,6 +139,19 @@ class JobsBackend(BaseTaskBackend):
         from .checks import check_backend
 
         return check_backend(self)
+
+
+def _check_findable(task: Task) -> None:
+    """Workers find a job's task by its dotted path: refuse a task they could not find."""
+    try:
+        found = resolve_task(task.module_path)
+    except TaskNotFound as exc:
+        raise InvalidTask(f"Unknown task: {exc}") from None
+    if found.func is not task.func:
+        raise InvalidTask(
+            f"Unknown task: {task.module_path!r} names another object; define the task at module "
+            "level under the function's own name."
+        )
 
 
 def _option(task: Task, name: str, setting: str):

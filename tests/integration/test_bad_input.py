@@ -97,3 +97,34 @@ def test_enqueue_many_with_a_bad_item_writes_nothing():
     with pytest.raises(InvalidTask, match="tuples of args or dicts"):
         tasks.add.enqueue_many([(1, 2), 5])
 
+
+
+def test_task_workers_could_not_find_is_refused():
+    from djjobs.tasks import JobTask
+
+    def hidden(x):
+        return x
+
+    hidden.__qualname__ = "hidden"  # looks module-level, but tests.testapp.tasks has no "hidden"
+    hidden.__module__ = "tests.testapp.tasks"
+    orphan = JobTask(func=hidden)
+    with pytest.raises(InvalidTask, match="Unknown task: Task 'tests.testapp.tasks.hidden' cannot be imported"):
+        orphan.enqueue(1)
+    with pytest.raises(InvalidTask, match="Unknown task"):
+        orphan.enqueue_many([(1,)])
+
+
+def test_task_whose_path_names_another_task_is_refused():
+    from djjobs.tasks import JobTask
+
+    impostor = JobTask(func=_clone(tasks.add.func))  # same dotted path as tasks.add, another function
+    with pytest.raises(InvalidTask, match="names another object"):
+        impostor.enqueue(1, 2)
+
+
+def _clone(func):
+    import types
+
+    clone = types.FunctionType(func.__code__, func.__globals__, func.__name__)
+    clone.__qualname__, clone.__module__ = func.__qualname__, func.__module__
+    return clone

@@ -8,7 +8,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from djjobs.backend import JobsBackend
-from djjobs.compat import TaskResultStatus, django_task, task_enqueued
+from djjobs.compat import TaskResultStatus, task_enqueued
 from djjobs.models import Job
 from djjobs.tasks import JobTask
 from tests.testapp import tasks
@@ -83,18 +83,15 @@ def test_enqueue_is_one_insert(django_assert_num_queries):
 
 
 def test_plain_django_task_uses_jobs_backend_and_settings_defaults():
+    from djjobs.testing import run_jobs
+
+    assert isinstance(tasks.plain_django, JobTask)
     with override_settings(DJJOBS={"MAX_ATTEMPTS": 7, "RETRY_BACKOFF": 3.5}):
-
-        def plain(x):
-            return x
-
-        plain.__qualname__ = "plain"  # module-level enough for the validator
-        plain.__module__ = "tests.testapp.tasks"
-        task = django_task(plain)
-        assert isinstance(task, JobTask)
-        task.enqueue(1)
-        job = Job.objects.get()
-        assert (job.max_attempts, job.retry_backoff, job.timeout) == (7, 3.5, None)
+        result = tasks.plain_django.enqueue(21)
+    job = Job.objects.get()
+    assert (job.max_attempts, job.retry_backoff, job.timeout) == (7, 3.5, None)
+    run_jobs()
+    assert tasks.plain_django.get_result(result.id).return_value == 42
 
 
 def test_enqueue_in_a_rolled_back_transaction_leaves_no_job():

@@ -4,6 +4,7 @@ import asyncio
 import os
 
 from djjobs import Discard, Retry, task
+from djjobs.compat import django_task
 
 from .models import Execution
 
@@ -87,3 +88,33 @@ def _current_job_id():
 
 
 not_a_task = 42
+
+
+# -- Tasks of the acceptance tests (tests/acceptance), run by real run_workers processes. --
+
+
+@task(takes_context=True)
+def record_job(context, label=""):
+    """Records one Execution per run with the job's id, so exactly-once can be counted."""
+    Execution.objects.create(
+        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=str(label)
+    )
+    return label
+
+
+@task(takes_context=True)
+def slow_record(context, seconds=1.5):
+    """Records a "start" Execution, sleeps ``seconds``, then records an "end" Execution."""
+    import time
+
+    job_id = context.task_result.id
+    Execution.objects.create(job_id=job_id, attempt=context.attempt, pid=os.getpid(), label="start")
+    time.sleep(seconds)
+    Execution.objects.create(job_id=job_id, attempt=context.attempt, pid=os.getpid(), label="end")
+    return seconds
+
+
+@django_task
+def plain_django(x):
+    """Declared with Django's own @task: JobsBackend still stores and runs it."""
+    return x * 2
