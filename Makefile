@@ -1,0 +1,100 @@
+# djjobs: demo, tests and housekeeping.
+#
+#   make demo                      # venv, migrate, sample data, web server + workers (Ctrl-C stops both)
+#   make test                      # the whole suite on SQLite, then on PostgreSQL
+#   make test DBS=sqlite           # one database only (DBS=postgres for the other)
+#   make test PYTEST_ARGS='-x -k retry'
+#   make test PYTHON=python3.12 DJANGO=6 VENV=.venv-py312-dj6
+#   make clean
+#
+# DJANGO is 5.2 (Django 5.2 + the django-tasks backport) or 6 (built-in django.tasks).
+# It defaults to 5.2 on Python 3.11 (Django 6 needs Python >= 3.12) and to 6 otherwise.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+DJANGO ?= $(if $(filter 3.11,$(PY_VERSION)),5.2,6)
+DBS ?= sqlite postgres
+PG_URL ?= postgres://postgres@127.0.0.1:5432/djjobs
+PYTEST_ARGS ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+VENV_PY := $(VENV)/bin/python
+
+ifeq ($(DJANGO),5.2)
+  INSTALL_ARGS := -e '.[dev,django52]'
+else ifeq ($(DJANGO),6)
+  INSTALL_ARGS := -e '.[dev]' 'Django>=6.0,<7'
+else
+  $(error DJANGO must be 5.2 or 6, not '$(DJANGO)')
+endif
+
+# The stamp's name carries everything the installation depends on, so a change of any of
+# them (pyproject.toml, DJANGO, the Python version) re-installs, and nothing else does.
+PYPROJECT_HASH := $(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
+STAMP := $(VENV)/.djjobs-installed-py$(PY_VERSION)-dj$(DJANGO)-$(PYPROJECT_HASH)
+
+.PHONY: help install demo demo-setup test test-sqlite test-postgres clean
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PY_VERSION)" || { echo "error: '$(PYTHON)' is not a working Python" >&2; exit 1; }
+	@if [ -x "$(VENV_PY)" ] && [ "$$($(VENV_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PY_VERSION)" ]; then \
+		echo "$(VENV) was made with another Python: recreating it"; rm -rf "$(VENV)"; fi
+	@[ -x "$(VENV_PY)" ] || { echo "creating $(VENV) with $(PYTHON) ($(PY_VERSION))"; $(PYTHON) -m venv "$(VENV)"; }
+	@rm -f $(VENV)/.djjobs-installed-*
+	@echo "$(VENV_PY) -m pip install $(INSTALL_ARGS)"
+	@set -o pipefail; $(VENV_PY) -m pip install --quiet $(INSTALL_ARGS) 2>&1 \
+		| { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@$(VENV_PY) -c 'import django, sys; print("installed: Python %d.%d, Django %s" % (sys.version_info[:2] + (django.get_version(),)))'
+	@touch "$@"
+
+# -- the demo ------------------------------------------------------------------------------
+
+demo-setup: install
+	$(VENV_PY) manage.py migrate --noinput
+	$(VENV_PY) manage.py demo_setup --url http://$(HOST):$(PORT)/
+
+demo: demo-setup
+	$(VENV_PY) demo_project/launch.py --host $(HOST) --port $(PORT)
+
+# -- tests ---------------------------------------------------------------------------------
+
+# pytest's exit code 5 (no test collected) is reported, not failed: test files may not exist yet.
+define run_pytest
+	@echo "==> pytest on $(1) (Python $(PY_VERSION), Django $(DJANGO), $(VENV))"
+	@$(2) $(VENV_PY) -m pytest $(PYTEST_ARGS); code=$$?; \
+	if [ $$code -eq 5 ]; then echo "==> $(1): no test collected"; exit 0; fi; \
+	if [ $$code -ne 0 ]; then echo "==> $(1): FAILED (pytest exit code $$code)"; fi; exit $$code
+endef
+
+test: install
+	@failed=""; \
+	for db in $(DBS); do \
+		case $$db in sqlite|postgres) ;; *) echo "unknown database '$$db' in DBS (sqlite, postgres)" >&2; exit 2;; esac; \
+		$(MAKE) --no-print-directory test-$$db || failed="$$failed $$db"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "==> test runs failed:$$failed"; exit 1; fi; \
+	echo "==> test runs passed: $(DBS)"
+
+test-sqlite: install
+	$(call run_pytest,SQLite,env -u DATABASE_URL)
+
+test-postgres: install
+	@bash .ci/ensure-postgres
+	$(call run_pytest,PostgreSQL,env DATABASE_URL='$(PG_URL)')
+
+# -- housekeeping --------------------------------------------------------------------------
+
+clean:
+	rm -rf .venv .venv-* .test-db build dist *.egg-info .pytest_cache
+	rm -f demo_project/db.sqlite3 demo_project/db.sqlite3-wal demo_project/db.sqlite3-shm
+	find . -name __pycache__ -type d -not -path './.git/*' -prune -exec rm -rf {} +

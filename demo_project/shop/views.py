@@ -1,0 +1,76 @@
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from djjobs.models import Job
+
+from .forms import OrderForm, ReportForm
+from .models import Order, Product
+from .tasks import build_report, flaky_sync, poison, send_receipt
+
+
+@require_GET
+def home(request):
+    return _render_home(request, OrderForm(initial={"quantity": 1, "email": "customer@example.com"}))
+
+
+def _render_home(request, order_form, status=200):
+    context = {
+        "products": Product.objects.all(),
+        "orders": Order.objects.select_related("product")[:10],
+        "order_form": order_form,
+        "report_form": ReportForm(),
+    }
+    return render(request, "shop/home.html", context, status=status)
+
+
+@require_POST
+def place_order(request):
+    form = OrderForm(request.POST)
+    if not form.is_valid():
+        return _render_home(request, form, status=400)
+    # The order and its receipt job commit together: if anything here fails, neither exists.
+    with transaction.atomic():
+        order = form.save()
+        result = send_receipt.enqueue(order.pk)
+        order.receipt_job_id = result.id
+        order.save(update_fields=["receipt_job_id"])
+    messages.success(request, f"Order #{order.pk} placed; its receipt is job {result.id}.")
+    return redirect("shop:home")
+
+
+@require_POST
+def enqueue_report(request):
+    form = ReportForm(request.POST)
+    days = form.cleaned_data["days"] if form.is_valid() else 7
+    result = build_report.enqueue(days)
+    messages.success(request, f"Report over {days} day(s) enqueued as job {result.id}.")
+    return redirect("shop:jobs")
+
+
+@require_POST
+def enqueue_flaky(request):
+    last = Order.objects.order_by("-pk").values_list("pk", flat=True).first()
+    result = flaky_sync.enqueue(last or 0)
+    messages.success(request, f"Flaky sync enqueued as job {result.id}: it fails twice, then succeeds.")
+    return redirect("shop:jobs")
+
+
+@require_POST
+def enqueue_poison(request):
+    result = poison.enqueue()
+    messages.warning(request, f"Poison job enqueued as job {result.id}: it ends FAILED after 3 attempts.")
+    return redirect("shop:jobs")
+
+
+@require_GET
+def jobs(request):
+    counts = dict(Job.objects.order_by().values_list("status").annotate(n=Count("id")))
+    context = {
+        "jobs": Job.objects.order_by("-enqueued_at")[:50],
+        "counts": sorted(counts.items()),
+        "refresh_seconds": 2,
+    }
+    return render(request, "shop/jobs.html", context)
