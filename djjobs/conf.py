@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "RESCUE_INTERVAL": 5.0,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
+    # Days finished jobs are kept before workers and prune_jobs delete them; None keeps for ever.
+    "RETENTION_DAYS": {"SUCCESSFUL": 14, "FAILED": 90, "CANCELLED": 90},
+    # Seconds between a worker's pruning sweeps.
+    "PRUNE_INTERVAL": 3600.0,
     # Threads per worker process when --concurrency is not given.
     "CONCURRENCY": 4,
 }

@@ -40,4 +40,10 @@ class WorkerLost(Exception):
     """Recorded on a job whose worker stopped heartbeating (crash, kill -9, lost machine)."""
 
 
-__all__ = ["Discard", "InvalidReturnValue", "InvalidTask", "LeaseLost", "Retry", "TaskNotFound", "WorkerLost"]
+
+
+class JobTimeout(Exception):
+    """Recorded on an attempt that ran past its task's ``timeout``."""
+
+
+__all__ = ["Discard", "InvalidReturnValue", "InvalidTask", "JobTimeout", "LeaseLost", "Retry", "TaskNotFound", "WorkerLost"]

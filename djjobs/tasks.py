@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Task, TaskResult
 
-_OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key")
+_OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key", "atomic")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,6 +19,7 @@ class JobTask(Task):
     retry_backoff: float | None = None  # base backoff in seconds, doubled per attempt
     timeout: float | None = None  # seconds a run may take
     unique_key: str | None = None  # at most one READY/RUNNING job with this key
+    atomic: bool = False  # run the body and its completion in one transaction
 
     def using(
         self,
@@ -60,7 +61,7 @@ def task(
     takes_context: bool = False,
     **options: Any,
 ):
-    """Django's ``@task`` plus djjobs options (max_attempts, retry_backoff, timeout, unique_key)."""
+    """Django's ``@task`` plus djjobs options (max_attempts, retry_backoff, timeout, unique_key, atomic)."""
     if "run_after" in options:
         raise TypeError(
             "run_after cannot be defined statically with the @task decorator. "

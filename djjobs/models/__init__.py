@@ -1,3 +1,4 @@
 from .job import Job, JobQuerySet
+from .worker import Worker, WorkerQuerySet
 
-__all__ = ["Job", "JobQuerySet"]
+__all__ = ["Job", "JobQuerySet", "Worker", "WorkerQuerySet"]

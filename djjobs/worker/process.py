@@ -1,10 +1,13 @@
 """One job's turn on a worker: started signal, execute, complete, finished signal, log lines."""
 
 import logging
+import time
 
-from django.db import connections
+from django.db import DatabaseError, InterfaceError, connections, transaction
 
+from .. import conf
 from ..compat import task_finished, task_started
+from ..exceptions import LeaseLost
 from ..registry import resolve_task
 from ..results import make_result
 from ..states import JobStatus
@@ -23,9 +26,14 @@ def process(job, worker_id: str, sender=None) -> str | None:
     if logger.isEnabledFor(logging.INFO):
         logger.info("job started task=%s id=%s attempt=%d/%d", job.task_path, job.id, job.attempts, job.max_attempts)
     in_atomic = _atomic_state()
-    outcome = execute(job, task)
+    if getattr(task, "atomic", False):
+        outcome, completed = _execute_atomic(job, task, worker_id)
+    else:
+        outcome, completed = execute(job, task), None
     _reset_broken_connections(in_atomic)
-    if not complete(job, outcome, worker_id):
+    if completed is None:
+        completed = complete_with_retry(job, outcome, worker_id)
+    if not completed:
         logger.warning("job result dropped task=%s id=%s: no longer owned by %s (rescued or cancelled)",
                        job.task_path, job.id, worker_id)
         return None
@@ -33,6 +41,29 @@ def process(job, worker_id: str, sender=None) -> str | None:
     if task is not None and job.status != JobStatus.READY and task_finished.has_listeners(sender):
         _send_finished(sender, make_result(job, task), outcome.error)
     return job.status
+
+
+def complete_with_retry(job, outcome, worker_id: str) -> bool:
+    """Complete, riding out a database outage while the lease lasts; user code never re-runs.
+
+    The completion is a guarded UPDATE, so repeating it is harmless. If the database stays
+    away past the lease, the error propagates: the job is rescued and runs again
+    (at-least-once), never lost and never completed twice.
+    """
+    deadline = time.monotonic() + conf.get("LEASE_SECONDS")
+    delay = 0.2
+    while True:
+        try:
+            return complete(job, outcome, worker_id)
+        except (DatabaseError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("job %s: completion failed (%s); retrying in %.1fs", job.id, str(exc).strip(), delay)
+            for connection in connections.all(initialized_only=True):
+                if not connection.in_atomic_block:
+                    connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def _send_finished(sender, result, error) -> None:
@@ -44,6 +75,32 @@ def _send_finished(sender, result, error) -> None:
         raise error
     except BaseException:
         task_finished.send(sender, task_result=result)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _execute_atomic(job, task, worker_id):
+    """Run the body and its guarded completion in one transaction (exactly-once DB effects).
+
+    Success commits the task's writes together with SUCCESSFUL, or nothing at all when the
+    lease was lost meanwhile. A failure rolls the task's writes back; the failure itself is
+    then recorded by the ordinary completion, outside.
+    """
+    outcome = None
+    try:
+        with transaction.atomic():
+            outcome = execute(job, task)
+            if not outcome.succeeded:
+                raise _Rollback
+            if not complete(job, outcome, worker_id):
+                raise LeaseLost(f"job {job.id} is no longer owned by {worker_id}")
+            return outcome, True
+    except _Rollback:
+        return outcome, None
+    except LeaseLost:
+        return outcome, False
 
 
 def _task_or_none(path):

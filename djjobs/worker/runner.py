@@ -1,13 +1,15 @@
 """The worker loop: claim into free thread slots, run, complete; heartbeats, rescue, OS signals."""
 
+import copy
 import logging
 import os
+import queue
 import random
 import signal
 import socket
 import threading
 import time
-import queue
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError, connections
@@ -15,9 +17,13 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from .. import conf
+from ..exceptions import JobTimeout
+from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
 from ..states import JobStatus
 from .claim import claim
+from .complete import complete
+from .executor import Outcome
 from .process import process
 
 logger = logging.getLogger("djjobs")
@@ -25,6 +31,12 @@ logger = logging.getLogger("djjobs")
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{get_random_string(6)}"
+
+
+@dataclass(slots=True)
+class _Running:
+    job: object
+    deadline: float | None  # time.monotonic() past which the attempt has timed out
 
 
 class Worker:
@@ -46,10 +58,13 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.lease_seconds = conf.get("LEASE_SECONDS")
         self.claimed_total = 0
+        self.done = 0
+        self.failed = 0
         self.stopping = threading.Event()
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
-        self._running: dict = {}  # job id -> lease token
+        self._running: dict = {}  # job id -> _Running, for heartbeats and timeouts
+        self._busy = 0  # threads executing a job (a timed-out job still occupies its thread)
         self._signals = 0
         self._last_db_error = 0.0
 
@@ -60,6 +75,7 @@ class Worker:
         self._install_signal_handlers()
         logger.info("worker %s starting: queues=%s concurrency=%d%s", self.worker_id,
                     ",".join(self.queues or ["*"]), self.concurrency, " burst" if self.burst else "")
+        self._guarded(self._register)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="djjobs-heartbeat", daemon=True)
         heartbeat.start()
         inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -74,10 +90,10 @@ class Worker:
         finally:
             for _ in threads:
                 inbox.put(None)
-            for thread in threads:
-                thread.join()  # graceful: running jobs finish
+            self._drain(threads)
             self.stopping.set()
             heartbeat.join(timeout=5)
+            self._guarded(self._unregister)
             connections.close_all()
         logger.info("worker %s stopped after %d job(s)", self.worker_id, self.claimed_total)
         return 0
@@ -89,29 +105,54 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------
 
     def _loop(self, inbox) -> None:
-        next_rescue = 0.0
+        now = time.monotonic()
+        next_rescue = now
+        next_prune = now + random.uniform(0, conf.get("PRUNE_INTERVAL"))  # spread workers out
         while not self.stopping.is_set():
-            if time.monotonic() >= next_rescue:
+            now = time.monotonic()
+            if now >= next_rescue:
                 self._guarded(rescue_expired)
-                next_rescue = time.monotonic() + conf.get("RESCUE_INTERVAL")
-            free = self.concurrency - len(self._running)
+                next_rescue = now + conf.get("RESCUE_INTERVAL")
+            if now >= next_prune and not self.burst:
+                self._guarded(prune, 1000, 10)
+                next_prune = now + conf.get("PRUNE_INTERVAL")
+            self._enforce_timeouts()
+            free = self.concurrency - self._busy
             if self.max_jobs is not None:
                 free = min(free, self.max_jobs - self.claimed_total)
             jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds) or []
             for job in jobs:
+                timeout = job.timeout
                 with self._lock:
-                    self._running[job.id] = job.lease_token
+                    self._busy += 1
+                    self._running[job.id] = _Running(job, time.monotonic() + timeout if timeout else None)
                 self.claimed_total += 1
                 inbox.put(job)
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
                 break
-            with self._lock:
-                idle = not self._running
-            if self.burst and not jobs and idle:
+            if self.burst and not jobs and self._busy == 0:
                 break
-            # Sleep until a job finishes (a slot is free; in burst mode a retry may be due)
-            # or the poll interval passes (new jobs, rescue).
-            self._wakeup.wait(self._poll_delay())
+            # Sleep until a job finishes (a slot is free; in burst mode a retry may be due),
+            # the poll interval passes (new jobs, rescue) or the next timeout is due.
+            self._wakeup.wait(self._sleep_time())
+            self._wakeup.clear()
+
+    def _sleep_time(self) -> float:
+        delay = conf.get("POLL_INTERVAL") * random.uniform(0.9, 1.1)
+        with self._lock:
+            deadlines = [r.deadline for r in self._running.values() if r.deadline is not None]
+        if deadlines:
+            delay = max(0.0, min(delay, min(deadlines) - time.monotonic()))
+        return delay
+
+    def _drain(self, threads) -> None:
+        """Graceful stop: wait for running jobs, still enforcing their timeouts."""
+        while any(t.is_alive() for t in threads):
+            self._enforce_timeouts()
+            with self._lock:
+                if self._busy and not self._running:
+                    break  # only timed-out jobs are left: their results would be dropped anyway
+            self._wakeup.wait(min(self._sleep_time(), 0.5) or 0.05)
             self._wakeup.clear()
 
     def _job_thread(self, inbox) -> None:
@@ -123,19 +164,45 @@ class Worker:
             connections.close_all()  # this thread's connections
 
     def _run_one(self, job) -> None:
+        status = None
         try:
-            process(job, self.worker_id)
-        except Exception:  # a database error while completing: the lease will expire and rescue it
-            logger.exception("worker %s could not complete job %s", self.worker_id, job.id)
+            status = process(job, self.worker_id)
+        except Exception:
+            logger.exception("worker %s could not run job %s", self.worker_id, job.id)
             connections.close_all()
         finally:
             with self._lock:
+                self._busy -= 1
                 self._running.pop(job.id, None)
+                if status == JobStatus.SUCCESSFUL:
+                    self.done += 1
+                elif status in (JobStatus.FAILED, JobStatus.READY):
+                    self.failed += 1
             self._wakeup.set()
 
-    def _poll_delay(self) -> float:
-        interval = conf.get("POLL_INTERVAL")
-        return interval * random.uniform(0.9, 1.1)
+    # -- timeouts ------------------------------------------------------------------------
+
+    def _enforce_timeouts(self) -> None:
+        """Fail attempts past their timeout on time. A thread cannot be killed: the task's
+        code runs on, its slot stays busy, and its late result is dropped by the lease guard."""
+        now = time.monotonic()
+        with self._lock:
+            expired = [r for r in self._running.values() if r.deadline is not None and r.deadline <= now]
+        for running in expired:
+            job = copy.copy(running.job)
+            error = JobTimeout(f"attempt {job.attempts} ran past its timeout of {job.timeout:g}s")
+            outcome = Outcome(error=error, traceback=f"djjobs.exceptions.JobTimeout: {error}\n",
+                              duration=job.timeout)
+            completed = self._guarded(complete, job, outcome, self.worker_id)
+            if completed is None:
+                continue  # database unreachable: try again on the next turn
+            with self._lock:  # timed out, or no longer ours (cancelled, rescued): stop watching
+                self._running.pop(job.id, None)
+            if completed:
+                logger.error("job timed out task=%s id=%s attempt=%d/%d timeout=%gs, now %s",
+                             job.task_path, job.id, job.attempts, job.max_attempts, job.timeout, job.status)
+
+    # -- database guard ------------------------------------------------------------------
 
     def _guarded(self, func, *args):
         """Call a database step; on a database error log (at most once a second), reconnect, go on."""
@@ -144,31 +211,61 @@ class Worker:
         except (DatabaseError, InterfaceError) as exc:
             now = time.monotonic()
             if now - self._last_db_error >= 1.0:
-                logger.error("worker %s: database error in %s: %s", self.worker_id, func.__name__, exc)
+                logger.error("worker %s: database error in %s: %s", self.worker_id,
+                             getattr(func, "__name__", "step"), str(exc).strip())
                 self._last_db_error = now
             for connection in connections.all(initialized_only=True):
                 connection.close()
             self.stopping.wait(min(1.0, conf.get("POLL_INTERVAL")))
             return None
 
-    # -- heartbeats ----------------------------------------------------------------------
+    # -- heartbeats and the worker row ---------------------------------------------------
+
+    def _register(self) -> None:
+        from ..models import Worker as WorkerRow
+
+        WorkerRow.objects.update_or_create(
+            id=self.worker_id,
+            defaults={
+                "hostname": socket.gethostname()[:255],
+                "pid": os.getpid(),
+                "queues": self.queues or [],
+                "concurrency": self.concurrency,
+                "started_at": timezone.now(),
+                "last_heartbeat_at": timezone.now(),
+                "stopped_at": None,
+            },
+        )
+
+    def _unregister(self) -> None:
+        from ..models import Worker as WorkerRow
+
+        WorkerRow.objects.filter(id=self.worker_id).update(
+            stopped_at=timezone.now(), jobs_done=self.done, jobs_failed=self.failed
+        )
 
     def _heartbeat_loop(self) -> None:
         interval = conf.get("HEARTBEAT_INTERVAL")
         while not self.stopping.wait(interval):
-            self._guarded(self._renew_leases)
+            self._guarded(self._heartbeat)
         connections.close_all()
 
-    def _renew_leases(self) -> int:
+    def _heartbeat(self) -> None:
         from ..models import Job
+        from ..models import Worker as WorkerRow
 
+        now = timezone.now()
         with self._lock:
-            running = dict(self._running)
-        if not running:
-            return 0
-        return Job.objects.filter(
-            id__in=list(running), status=JobStatus.RUNNING, lease_token__in=set(running.values())
-        ).update(lease_expires_at=timezone.now() + timedelta(seconds=self.lease_seconds))
+            running = {job_id: r.job.lease_token for job_id, r in self._running.items()}
+        if running:
+            Job.objects.filter(
+                id__in=list(running), status=JobStatus.RUNNING, lease_token__in=set(running.values())
+            ).update(lease_expires_at=now + timedelta(seconds=self.lease_seconds))
+        updated = WorkerRow.objects.filter(id=self.worker_id).update(
+            last_heartbeat_at=now, jobs_done=self.done, jobs_failed=self.failed
+        )
+        if not updated:  # pruned while we were unreachable: come back
+            self._register()
 
     # -- signals -------------------------------------------------------------------------
 
@@ -184,5 +281,5 @@ class Worker:
             logger.warning("worker %s: second signal, exiting now; running jobs will be rescued", self.worker_id)
             os._exit(1)
         logger.info("worker %s: %s received, finishing %d running job(s)", self.worker_id,
-                    signal.Signals(signum).name, len(self._running))
+                    signal.Signals(signum).name, self._busy)
         self.stop()

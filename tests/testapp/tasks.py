@@ -118,3 +118,42 @@ def slow_record(context, seconds=1.5):
 def plain_django(x):
     """Declared with Django's own @task: JobsBackend still stores and runs it."""
     return x * 2
+
+
+# -- Tasks of the integration tests of leases, atomic tasks and timeouts. --
+
+
+@task(takes_context=True, atomic=True, max_attempts=1)
+def atomic_record(context, steal_lease=False, fail=False):
+    """Inserts an Execution inside the job's transaction; can simulate losing the lease."""
+    import uuid
+
+    from djjobs.models import Job
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="atomic")
+    if steal_lease:  # what a rescuer + another worker would have done meanwhile
+        Job.objects.filter(pk=context.task_result.id).update(lease_token=uuid.uuid4())
+    if fail:
+        raise ValueError("atomic failure")
+    return "committed"
+
+
+@task(timeout=0.3, max_attempts=1)
+def overstays(seconds=1.5):
+    import time
+
+    time.sleep(seconds)
+    return "too late"
+
+
+@task(takes_context=True, max_attempts=3)
+def checkpointed(context, chunks=5, crash_at=None):
+    """Processes chunks, checkpointing after each; raises at ``crash_at`` on the first attempt."""
+    done = (context.checkpoint or {}).get("done", 0)
+    for chunk in range(done, chunks):
+        if crash_at is not None and chunk == crash_at and context.attempt == 1:
+            raise RuntimeError(f"crash at chunk {chunk}")
+        Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(),
+                                 label=f"chunk-{chunk}")
+        context.save_checkpoint({"done": chunk + 1})
+    return done

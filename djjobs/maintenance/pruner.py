@@ -1,0 +1,60 @@
+"""Retention: delete finished jobs past their age, in small batches that never hold the table."""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import conf
+from ..states import JobStatus
+
+logger = logging.getLogger("djjobs")
+
+# Worker rows not heard from for this long are deleted.
+DEAD_WORKER_RETENTION = timedelta(hours=1)
+
+
+def prune(batch_size: int = 1000, max_batches: int | None = None, dry_run: bool = False) -> dict[str, int]:
+    """Delete finished jobs older than DJJOBS['RETENTION_DAYS'] allows; returns counts per status.
+
+    Each batch is its own short transaction; rows are picked with SKIP LOCKED so several
+    workers pruning at once split the work instead of waiting on each other.
+    """
+    now = timezone.now()
+    counts: dict[str, int] = {}
+    for status, days in conf.get("RETENTION_DAYS").items():
+        if days is None:
+            continue
+        if status not in (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED):
+            raise ValueError(f"DJJOBS['RETENTION_DAYS'] has {status!r}; only finished statuses can be pruned.")
+        cutoff = now - timedelta(days=days)
+        counts[status] = _prune_status(status, cutoff, batch_size, max_batches, dry_run)
+    counts["workers"] = 0 if dry_run else _prune_workers(now)
+    if any(counts.values()):
+        logger.info("pruned %s", ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    return counts
+
+
+def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
+    from ..models import Job
+
+    old = Job.objects.filter(status=status, finished_at__lt=cutoff)
+    if dry_run:
+        return old.count()
+    deleted = batches = 0
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic():
+            ids = list(old.select_for_update(skip_locked=True).order_by().values_list("id", flat=True)[:batch_size])
+            if ids:
+                deleted += Job.objects.filter(id__in=ids).delete()[0]
+        batches += 1
+        if len(ids) < batch_size:
+            break
+    return deleted
+
+
+def _prune_workers(now) -> int:
+    from ..models import Worker
+
+    return Worker.objects.filter(last_heartbeat_at__lt=now - DEAD_WORKER_RETENTION).delete()[0]

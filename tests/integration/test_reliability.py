@@ -1,0 +1,135 @@
+"""Atomic tasks, checkpoints, timeouts, the worker row, pruning and database hiccups."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import OperationalError
+from django.test import override_settings
+from django.utils import timezone
+
+from djjobs.maintenance.pruner import prune
+from djjobs.models import Job, Worker
+from djjobs.testing import run_jobs
+from djjobs.worker.runner import Worker as JobWorker
+from tests.testapp import tasks
+from tests.testapp.models import Execution
+
+
+@pytest.mark.django_db
+class TestAtomic:
+    def test_success_commits_the_writes_with_the_completion(self):
+        result = tasks.atomic_record.enqueue()
+        run_jobs()
+        assert Job.objects.get(pk=result.id).status == "SUCCESSFUL"
+        assert Execution.objects.filter(label="atomic").count() == 1
+
+    def test_lost_lease_rolls_back_the_task_writes(self):
+        result = tasks.atomic_record.enqueue(steal_lease=True)
+        run_jobs()
+        job = Job.objects.get(pk=result.id)
+        assert job.status == "RUNNING"  # not completed by us; the new owner will finish it
+        assert Execution.objects.count() == 0
+
+    def test_failure_rolls_back_the_writes_and_records_the_error(self):
+        result = tasks.atomic_record.enqueue(fail=True)
+        run_jobs()
+        job = Job.objects.get(pk=result.id)
+        assert job.status == "FAILED" and job.errors[0]["message"] == "atomic failure"
+        assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_checkpoint_lets_a_retry_resume_where_the_last_attempt_stopped():
+    result = tasks.checkpointed.enqueue(chunks=5, crash_at=3)
+    assert run_jobs() == 2
+    job = Job.objects.get(pk=result.id)
+    assert (job.status, job.checkpoint, job.return_value) == ("SUCCESSFUL", {"done": 5}, 3)
+    labels = list(Execution.objects.order_by("id").values_list("label", "attempt"))
+    assert labels == [("chunk-0", 1), ("chunk-1", 1), ("chunk-2", 1), ("chunk-3", 2), ("chunk-4", 2)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_timeout_fails_the_attempt_on_time_in_thread_mode():
+    result = tasks.overstays.enqueue(seconds=1.5)
+    started = timezone.now()
+    JobWorker(burst=True, concurrency=1).run()
+    job = Job.objects.get(pk=result.id)
+    assert job.status == "FAILED"
+    assert job.errors[0]["exception_class_path"] == "djjobs.exceptions.JobTimeout"
+    assert "timeout of 0.3s" in job.errors[0]["message"]
+    assert job.finished_at - started < timedelta(seconds=1.2)  # failed on time, not when the code returned
+    assert job.return_value is None  # the late result was dropped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_records_itself():
+    tasks.add.enqueue_many([(1, 1), (2, 2)])
+    tasks.discards.enqueue()
+    JobWorker(burst=True, concurrency=2, worker_id="w-rec").run()
+    row = Worker.objects.get()
+    assert (row.id, row.concurrency, row.jobs_done, row.jobs_failed) == ("w-rec", 2, 2, 1)
+    assert row.stopped_at is not None and not row.is_alive
+    assert row.pid > 0 and row.hostname
+
+
+@pytest.mark.django_db(transaction=True)
+def test_completion_rides_out_a_database_error(monkeypatch):
+    from djjobs.worker import complete as complete_module
+    from djjobs.worker import process as process_module
+
+    calls = []
+    real = complete_module.complete
+
+    def flaky_complete(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args)
+
+    monkeypatch.setattr(process_module, "complete", flaky_complete)
+    tasks.record_job.enqueue("once")
+    JobWorker(burst=True, concurrency=1).run()
+    assert Job.objects.get().status == "SUCCESSFUL"
+    assert Execution.objects.count() == 1  # the task ran once; only its completion was repeated
+    assert len(calls) == 2
+
+
+@pytest.mark.django_db
+class TestPrune:
+    def _finished(self, status, days_ago):
+        return Job.objects.create(task_path="x.y", status=status,
+                                  finished_at=timezone.now() - timedelta(days=days_ago))
+
+    def test_deletes_only_finished_jobs_past_retention(self):
+        self._finished("SUCCESSFUL", 15)
+        keep_recent = self._finished("SUCCESSFUL", 13)
+        keep_failed = self._finished("FAILED", 30)
+        self._finished("FAILED", 91)
+        self._finished("CANCELLED", 91)
+        active = Job.objects.create(task_path="x.y", status="READY")
+        counts = prune(batch_size=1)
+        assert counts == {"SUCCESSFUL": 1, "FAILED": 1, "CANCELLED": 1, "workers": 0}
+        assert set(Job.objects.values_list("pk", flat=True)) == {keep_recent.pk, keep_failed.pk, active.pk}
+
+    def test_none_keeps_for_ever_and_dry_run_deletes_nothing(self):
+        self._finished("SUCCESSFUL", 400)
+        with override_settings(DJJOBS={"RETENTION_DAYS": {"SUCCESSFUL": None}}):
+            assert prune() == {"workers": 0}
+        assert prune(dry_run=True)["SUCCESSFUL"] == 1
+        assert Job.objects.count() == 1
+
+    def test_command(self, capsys):
+        self._finished("SUCCESSFUL", 20)
+        call_command("prune_jobs", "--dry-run")
+        assert "Would delete 1 successful" in capsys.readouterr().out
+        call_command("prune_jobs")
+        assert "Deleted 1 successful" in capsys.readouterr().out
+        assert Job.objects.count() == 0
+
+    def test_dead_worker_rows_are_deleted(self):
+        Worker.objects.create(id="old", hostname="h", pid=1, concurrency=1,
+                              last_heartbeat_at=timezone.now() - timedelta(hours=2))
+        Worker.objects.create(id="new", hostname="h", pid=2, concurrency=1)
+        assert prune()["workers"] == 1
+        assert list(Worker.objects.values_list("id", flat=True)) == ["new"]
