@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "RESCUE_INTERVAL": 5.0,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
+    # Seconds a RUNNING job may ignore its cancellation before process mode kills its process.
+    "CANCEL_GRACE_SECONDS": 10.0,
     # Days finished jobs are kept before workers and prune_jobs delete them; None keeps for ever.
     "RETENTION_DAYS": {"SUCCESSFUL": 14, "FAILED": 90, "CANCELLED": 90},
     # Seconds between a worker's pruning sweeps.

@@ -36,5 +36,5 @@ class JobContext(TaskContext):
         """Whether cancellation was requested (or the job is no longer this worker's)."""
         from .models import Job
 
-        row = Job.objects.filter(id=self.job_id).values_list("status", "cancel_requested", "lease_token").first()
-        return row is None or row[1] or row[0] != JobStatus.RUNNING or row[2] != self.lease_token
+        row = Job.objects.filter(id=self.job_id).values_list("status", "cancel_requested_at", "lease_token").first()
+        return row is None or row[1] is not None or row[0] != JobStatus.RUNNING or row[2] != self.lease_token

@@ -40,8 +40,10 @@ def cancel(job_id) -> Outcome:
         status=JobStatus.CANCELLED, finished_at=now
     ):
         return Outcome.DONE
-    if jobs.filter(status=JobStatus.RUNNING).update(cancel_requested=True):
+    if jobs.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(cancel_requested_at=now):
         return Outcome.REQUESTED
+    if jobs.filter(status=JobStatus.RUNNING).exists():
+        return Outcome.REQUESTED  # already requested
     return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
 
 
@@ -54,7 +56,7 @@ def retry(job_id) -> Outcome:
                 status=JobStatus.READY,
                 run_after=timezone.now(),
                 finished_at=None,
-                cancel_requested=False,
+                cancel_requested_at=None,
                 max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
             )
     except IntegrityError:

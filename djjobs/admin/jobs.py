@@ -52,8 +52,8 @@ class JobAdmin(admin.ModelAdmin):
                        "args_pretty", "kwargs_pretty", "return_value_pretty", "attempts", "max_attempts",
                        "retry_backoff", "timeout", "run_after", "enqueued_at", "started_at",
                        "last_attempted_at", "finished_at", "worker_id", "worker_ids", "lease_expires_at",
-                       "progress", "progress_message", "checkpoint", "errors_display")
-    exclude = ("args", "kwargs", "return_value", "errors", "lease_token", "cancel_requested", "takes_context")
+                       "progress", "progress_message", "checkpoint", "cancel_requested_at", "errors_display")
+    exclude = ("args", "kwargs", "return_value", "errors", "lease_token", "takes_context")
 
     @admin.display(description=_("attempts"))
     def attempts_display(self, job):

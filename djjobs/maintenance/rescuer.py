@@ -1,4 +1,4 @@
-"""Rescue: give RUNNING jobs whose lease expired back to the queue (or to FAILED when spent)."""
+"""Rescue: give RUNNING jobs whose worker is gone back to the queue (or to FAILED when spent)."""
 
 import logging
 
@@ -11,27 +11,39 @@ logger = logging.getLogger("djjobs")
 
 
 def rescue_expired(batch: int = 100) -> int:
-    """Return expired RUNNING jobs to READY, counting the lost attempt; FAILED if none remain.
+    """Release RUNNING jobs whose lease expired: their worker stopped heartbeating."""
+    from ..models import Job
+
+    expired = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=timezone.now())
+    rescued = release(expired, "its lease expired before the job finished", batch)
+    if rescued:
+        logger.warning("rescued %d job(s) whose worker was lost", rescued)
+    return rescued
+
+
+def release(jobs, why: str, batch: int = 100) -> int:
+    """Return these RUNNING jobs to READY, counting the lost attempt; FAILED if none remain.
 
     Rows are locked with SKIP LOCKED so rescuers on many workers split the work; each
     change is guarded by the lease token it saw, so a worker completing at the same
-    instant wins or loses cleanly.
+    instant wins or loses cleanly. A job that kills its worker every time therefore ends
+    FAILED after max_attempts, not in a loop.
     """
     from ..models import Job
 
     now = timezone.now()
-    rescued = 0
+    released = 0
     with transaction.atomic():
-        expired = list(
-            Job.objects.select_for_update(skip_locked=True)
-            .filter(status=JobStatus.RUNNING, lease_expires_at__lt=now)
+        rows = list(
+            jobs.select_for_update(skip_locked=True)
+            .filter(status=JobStatus.RUNNING)
             .only("id", "attempts", "max_attempts", "errors", "lease_token", "worker_id")[:batch]
         )
-        for job in expired:
+        for job in rows:
             error = {
                 "attempt": job.attempts,
                 "exception_class_path": "djjobs.exceptions.WorkerLost",
-                "message": f"worker {job.worker_id!r} lost: its lease expired before the job finished",
+                "message": f"worker {job.worker_id!r} lost: {why}",
                 "traceback": "",
                 "worker_id": job.worker_id,
                 "at": now.isoformat(),
@@ -44,9 +56,7 @@ def rescue_expired(batch: int = 100) -> int:
                 "lease_expires_at": None,
             }
             changes["finished_at" if spent else "run_after"] = now
-            rescued += Job.objects.filter(
+            released += Job.objects.filter(
                 id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token
             ).update(**changes)
-    if rescued:
-        logger.warning("rescued %d job(s) whose worker was lost", rescued)
-    return rescued
+    return released

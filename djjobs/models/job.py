@@ -63,7 +63,7 @@ class Job(models.Model):
     worker_id = models.CharField(max_length=64, blank=True, default="")
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     return_value = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: attempt, exception_class_path, message, traceback, worker_id, at.

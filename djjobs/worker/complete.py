@@ -31,10 +31,16 @@ def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
     }
 
 
-def decide(job, outcome: Outcome) -> tuple[str, float | None]:
-    """(next status, retry delay in seconds) for an attempt's outcome. Pure."""
+def decide(job, outcome: Outcome, cancel_requested: bool = False) -> tuple[str, float | None]:
+    """(next status, retry delay in seconds) for an attempt's outcome. Pure.
+
+    A failed attempt of a job whose cancellation was requested ends CANCELLED: the task
+    most likely stopped because it saw ``context.is_cancelled()``.
+    """
     if outcome.succeeded:
         return JobStatus.SUCCESSFUL, None
+    if cancel_requested:
+        return JobStatus.CANCELLED, None
     if isinstance(outcome.error, NOT_RETRYABLE):
         return JobStatus.FAILED, None
     delay = next_delay(
@@ -48,7 +54,10 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
     from ..models import Job
 
     now = timezone.now()
-    status, delay = decide(job, outcome)
+    owned = Job.objects.filter(id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token)
+    # Failures are rare: one extra read to honour a cancellation request is cheap there.
+    cancel_requested = not outcome.succeeded and owned.filter(cancel_requested_at__isnull=False).exists()
+    status, delay = decide(job, outcome, cancel_requested)
     changes = {"status": status, "lease_token": None, "lease_expires_at": None}
     if status == JobStatus.SUCCESSFUL:
         changes.update(return_value=outcome.return_value, finished_at=now)
@@ -58,7 +67,6 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
             changes["run_after"] = now + timedelta(seconds=delay)
         else:
             changes["finished_at"] = now
-    owned = Job.objects.filter(id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token)
     if not owned.update(**changes):
         return False
     for name, value in changes.items():

@@ -50,8 +50,14 @@ class Worker:
         burst: bool = False,
         max_jobs: int | None = None,
         worker_id: str | None = None,
+        thread_timeouts: bool = True,
+        parent_pid: int | None = None,
     ):
         self.queues = sorted(queues) if queues else None
+        # In process mode the supervisor enforces timeouts by killing the process instead.
+        self.thread_timeouts = thread_timeouts
+        # A forked child stops when its supervisor is gone (its parent pid changes).
+        self.parent_pid = parent_pid
         self.concurrency = concurrency or conf.get("CONCURRENCY")
         self.burst = burst
         self.max_jobs = max_jobs
@@ -109,6 +115,9 @@ class Worker:
         next_rescue = now
         next_prune = now + random.uniform(0, conf.get("PRUNE_INTERVAL"))  # spread workers out
         while not self.stopping.is_set():
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                logger.warning("worker %s: supervisor is gone, stopping", self.worker_id)
+                break
             now = time.monotonic()
             if now >= next_rescue:
                 self._guarded(rescue_expired)
@@ -141,6 +150,8 @@ class Worker:
         delay = conf.get("POLL_INTERVAL") * random.uniform(0.9, 1.1)
         with self._lock:
             deadlines = [r.deadline for r in self._running.values() if r.deadline is not None]
+        if not self.thread_timeouts:
+            deadlines = []
         if deadlines:
             delay = max(0.0, min(delay, min(deadlines) - time.monotonic()))
         return delay
@@ -185,6 +196,8 @@ class Worker:
     def _enforce_timeouts(self) -> None:
         """Fail attempts past their timeout on time. A thread cannot be killed: the task's
         code runs on, its slot stays busy, and its late result is dropped by the lease guard."""
+        if not self.thread_timeouts:
+            return
         now = time.monotonic()
         with self._lock:
             expired = [r for r in self._running.values() if r.deadline is not None and r.deadline <= now]

@@ -30,7 +30,8 @@ def test_cancel_running_job_requests_a_stop():
     (claimed,) = claim("w", None, 1, 30)
     assert djjobs.cancel(claimed.id) == Outcome.REQUESTED
     job = Job.objects.get()
-    assert job.status == "RUNNING" and job.cancel_requested
+    assert job.status == "RUNNING" and job.cancel_requested_at is not None
+    assert djjobs.cancel(claimed.id) == Outcome.REQUESTED  # asking twice is harmless
 
 
 def test_cancel_unknown_job():

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from djjobs.compat import task_backends
 from djjobs.worker.runner import Worker
+from djjobs.worker.supervisor import Supervisor
 
 LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
@@ -21,23 +22,43 @@ class Command(BaseCommand):
         parser.add_argument("--max-jobs", type=int, help="Exit after claiming this many jobs.")
         parser.add_argument("--worker-id", help="Name of this worker in logs and job rows (default host-pid-random).")
         parser.add_argument("--backend", default="default", help="The TASKS alias whose queues to serve.")
+        parser.add_argument("--processes", type=int,
+                            help="Run a supervisor with this many worker processes (each with --concurrency threads).")
+        parser.add_argument("--max-jobs-per-child", type=int,
+                            help="With --processes: replace a worker process after it claimed this many jobs.")
 
     def handle(self, *args, **options):
         self._configure_logging(options["verbosity"])
         queues = self._queues(options["queues"], options["backend"])
-        for name in ("concurrency", "max_jobs"):
+        for name in ("concurrency", "max_jobs", "processes", "max_jobs_per_child"):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
         if options["worker_id"] is not None and not 0 < len(options["worker_id"]) <= 64:
             raise CommandError("--worker-id must be 1 to 64 characters.")
-        worker = Worker(
-            queues=queues,
-            concurrency=options["concurrency"],
-            burst=options["burst"],
-            max_jobs=options["max_jobs"],
-            worker_id=options["worker_id"],
-        )
-        code = worker.run()
+        if options["processes"] and options["worker_id"] and len(options["worker_id"]) > 52:
+            raise CommandError("--worker-id must be at most 52 characters with --processes (children add a suffix).")
+        if options["processes"]:
+            if options["max_jobs"] is not None:
+                raise CommandError("--max-jobs applies to one process; with --processes use --max-jobs-per-child.")
+            runner = Supervisor(
+                processes=options["processes"],
+                queues=queues,
+                concurrency=options["concurrency"],
+                burst=options["burst"],
+                max_jobs_per_child=options["max_jobs_per_child"],
+                worker_id=options["worker_id"],
+            )
+        else:
+            if options["max_jobs_per_child"] is not None:
+                raise CommandError("--max-jobs-per-child needs --processes.")
+            runner = Worker(
+                queues=queues,
+                concurrency=options["concurrency"],
+                burst=options["burst"],
+                max_jobs=options["max_jobs"],
+                worker_id=options["worker_id"],
+            )
+        code = runner.run()
         if code:
             sys.exit(code)
 
