@@ -41,7 +41,7 @@ STAMP := $(VENV)/.djjobs-installed-py$(PY_VERSION)-dj$(DJANGO)-$(PYPROJECT_HASH)
 .PHONY: help install demo demo-setup test test-sqlite test-postgres clean
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(STAMP)
 

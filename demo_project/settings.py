@@ -11,7 +11,7 @@ env = environ.Env()
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="django-insecure-djjobs-demo-only")
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
