@@ -24,6 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "HEARTBEAT_INTERVAL": 10.0,
     # Seconds between a worker's sweeps for jobs whose lease expired.
     "RESCUE_INTERVAL": 5.0,
+    # PostgreSQL: wake idle workers with LISTEN/NOTIFY (polling remains the safety net).
+    "LISTEN": True,
+    # A direct (not PgBouncer transaction-mode) URL for the LISTEN connection; None: the
+    # Job model's database settings.
+    "LISTEN_DATABASE_URL": None,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
     # Seconds a RUNNING job may ignore its cancellation before process mode kills its process.

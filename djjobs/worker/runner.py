@@ -20,6 +20,7 @@ from .. import conf
 from ..exceptions import JobTimeout
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
+from ..notify import Listener, listen_supported
 from ..states import JobStatus
 from .claim import claim
 from .complete import complete
@@ -84,6 +85,8 @@ class Worker:
         self._guarded(self._register)
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="djjobs-heartbeat", daemon=True)
         heartbeat.start()
+        if conf.get("LISTEN") and not self.burst and listen_supported():
+            Listener(self.queues, self._wakeup.set, self.stopping).start()
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         threads = [
             threading.Thread(target=self._job_thread, args=(inbox,), name=f"djjobs-job-{i}", daemon=True)
