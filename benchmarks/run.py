@@ -1,0 +1,796 @@
+#!/usr/bin/env python
+"""djjobs benchmarks: enqueue and processing throughput, pick-up latency, worker memory, big tables.
+
+Run from the repository root:
+
+    python benchmarks/run.py [--jobs 20000] [--quick] [--only enqueue,process,latency,claim] [--profile]
+
+The database is DATABASE_URL (default postgres://postgres@127.0.0.1:5432/djjobs_bench). It is
+created when missing and migrated; the job table is TRUNCATED between phases, so never point
+this at a database whose jobs you want to keep. Workers are real ``run_workers`` processes
+started with the interpreter running this script.
+
+Not a test: pytest never collects it (testpaths = ["tests"]).
+"""
+
+import argparse
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
+
+from benchmarks.settings import DEFAULT_DATABASE_URL  # noqa: E402  (no side effects)
+
+os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
+
+NOOP = "benchmarks.bench_tasks.noop"
+FILLER = "bench-filler"  # worker_id of the finished rows phase 5 inserts
+
+
+# -- sizes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Sizes:
+    enqueue_single: int = 2_000
+    enqueue_bulk: int = 20_000
+    process: int = 20_000
+    latency: int = 200
+    latency_gap_ms: tuple = (10, 50)
+    finished_rows: int = 1_000_000
+    claim_jobs: int = 5_000
+    profile_jobs: int = 5_000
+
+    @classmethod
+    def make(cls, args) -> "Sizes":
+        if args.quick:
+            sizes = cls(
+                enqueue_single=200, enqueue_bulk=2_000, process=1_000, latency=20,
+                finished_rows=100_000, claim_jobs=500, profile_jobs=500,
+            )
+        else:
+            sizes = cls()
+        if args.jobs is not None:
+            sizes.enqueue_bulk = sizes.process = args.jobs
+        return sizes
+
+
+# -- results table -----------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    phase: str
+    case: str
+    jobs: int | None
+    wall: float | None
+    result: str
+    notes: str = ""
+
+
+@dataclass
+class Report:
+    rows: list = field(default_factory=list)
+
+    def add(self, *args, **kwargs) -> Row:
+        row = Row(*args, **kwargs)
+        self.rows.append(row)
+        print(f"  -> {row.case}: {row.result}" + (f"  ({row.notes})" if row.notes else ""), flush=True)
+        return row
+
+    def render(self) -> str:
+        header = ("phase", "case", "jobs", "wall s", "result", "notes")
+        lines = [
+            (r.phase, r.case, "" if r.jobs is None else f"{r.jobs:,}",
+             "" if r.wall is None else f"{r.wall:.2f}", r.result, r.notes)
+            for r in sorted(self.rows, key=lambda r: r.phase.split()[0])  # stable: phase order
+        ]
+        widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
+        right = {2, 3}
+
+        def fmt(cells):
+            out = []
+            for i, cell in enumerate(cells):
+                out.append(cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]))
+            return "  ".join(out).rstrip()
+
+        rule = "  ".join("-" * w for w in widths)
+        return "\n".join([fmt(header), rule, *(fmt(line) for line in lines)])
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f} jobs/s" if seconds > 0 else "n/a"
+
+
+def mib(kib: int | None) -> str:
+    return "n/a" if not kib else f"{kib / 1024:.1f} MiB"
+
+
+# -- database ----------------------------------------------------------------------------
+
+
+def ensure_database(recreate: bool = False) -> str:
+    """Create the PostgreSQL database when missing (SQLite creates its file itself).
+
+    ``recreate`` drops it first (or deletes the SQLite file): for a schema that changed under
+    an unreleased migration.
+    """
+    import environ
+
+    config = environ.Env.db_url_config(os.environ["DATABASE_URL"])
+    engine = config["ENGINE"]
+    if "postgresql" in engine:
+        import psycopg
+        from psycopg import sql
+
+        kwargs = {
+            "host": config.get("HOST") or None,
+            "port": config.get("PORT") or None,
+            "user": config.get("USER") or None,
+            "password": config.get("PASSWORD") or None,
+            "dbname": "postgres",
+            "autocommit": True,
+        }
+        with psycopg.connect(**{k: v for k, v in kwargs.items() if v is not None}) as conn:
+            name = sql.Identifier(config["NAME"])
+            if recreate:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+                print(f"dropped database {config['NAME']}")
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+                print(f"created database {config['NAME']}")
+    elif "sqlite" in engine:
+        path = Path(config["NAME"])
+        if recreate:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return engine
+
+
+def setup_django() -> None:
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    check_schema()
+
+
+def check_schema() -> None:
+    """Stop early when the table lacks a model column (a migration edited after it was applied)."""
+    from django.db import connection
+
+    from djjobs.models import Job
+
+    with connection.cursor() as cursor:
+        columns = {c.name for c in connection.introspection.get_table_description(cursor, Job._meta.db_table)}
+    missing = sorted(f.column for f in Job._meta.concrete_fields if f.column not in columns)
+    if missing:
+        sys.exit(f"{Job._meta.db_table} lacks column(s) {', '.join(missing)}: the migrations changed after "
+                 f"this database was migrated. Run again with --recreate-db (drops the benchmark database).")
+
+
+def job_table() -> str:
+    from djjobs.models import Job
+
+    return Job._meta.db_table
+
+
+def vendor() -> str:
+    from django.db import connection
+
+    return connection.vendor
+
+
+def truncate() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {job_table()}")
+        else:
+            cursor.execute(f"DELETE FROM {job_table()}")
+
+
+def analyze(vacuum: bool = False) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"{'VACUUM ' if vacuum else ''}ANALYZE {job_table()}")
+        else:
+            cursor.execute("ANALYZE")
+
+
+def status_counts() -> dict:
+    from django.db.models import Count
+
+    from djjobs.models import Job
+
+    return dict(Job.objects.values_list("status").annotate(n=Count("id")).order_by())
+
+
+def db_window():
+    """Seconds from the first claim to the last completion of the benchmark's successful jobs."""
+    from django.db.models import Max, Min
+
+    from djjobs.models import Job
+
+    agg = Job.objects.filter(status="SUCCESSFUL").exclude(worker_id=FILLER).aggregate(
+        first=Min("started_at"), last=Max("finished_at")
+    )
+    if agg["first"] is None or agg["last"] is None:
+        return None
+    return (agg["last"] - agg["first"]).total_seconds()
+
+
+def fill_finished(n: int) -> float:
+    """Insert ``n`` SUCCESSFUL jobs with one INSERT ... SELECT; returns seconds taken.
+
+    The column list comes from the Job model, so new columns get their model default.
+    """
+    from django.db import connection
+
+    from djjobs.models import Job
+
+    pg = connection.vendor == "postgresql"
+    if pg:
+        # Time-ordered ids like djjobs' own UUIDv7 (48 bits of ms, version 7, variant 8), spread
+        # over the last 24 hours.
+        row_source = (
+            "SELECT now() - interval '1 day' + g * (interval '1 day' / %s) AS t, "
+            "md5(g::text || random()::text) AS h FROM generate_series(1, %s) AS g"
+        )
+        source_params = [n, n]
+        ts = "t"
+        special = {
+            "id": ("(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' "
+                   "|| substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid"),
+            "finished_at": "t + interval '2 milliseconds'",
+        }
+        prefix = ""
+    else:
+        row_source = "SELECT strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-1 day') AS t, x FROM g"
+        source_params = []
+        ts = "t"
+        special = {"id": "lower(hex(randomblob(16)))", "finished_at": "t"}
+        prefix = "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %s) "
+    values = {
+        "task_path": NOOP, "backend": "default", "queue_name": "default", "priority": 0,
+        "status": "SUCCESSFUL", "attempts": 1, "worker_id": FILLER, "worker_ids": [FILLER],
+    }
+    columns, exprs, params = [], [], []
+    for f in Job._meta.concrete_fields:
+        columns.append(connection.ops.quote_name(f.column))
+        if f.name in special:
+            exprs.append(special[f.name])
+        elif f.name in ("run_after", "enqueued_at", "started_at", "last_attempted_at"):
+            exprs.append(ts)
+        elif f.name in values or f.has_default():
+            value = values[f.name] if f.name in values else f.get_default()
+            exprs.append("%s")
+            params.append(f.get_db_prep_save(value, connection))
+        else:
+            exprs.append("NULL")
+    sql = (f"{prefix}INSERT INTO {job_table()} ({', '.join(columns)}) "
+           f"SELECT {', '.join(exprs)} FROM ({row_source}) AS s")
+    all_params = ([n] + params + source_params) if not pg else (params + source_params)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, all_params)
+    return time.perf_counter() - started
+
+
+def probe_claim(samples: int = 15) -> tuple[str, str]:
+    """Time djjobs' own claim() in a rolled-back transaction; EXPLAIN ANALYZE the SQL it ran.
+
+    Returns (summary for the table, the plan). Nothing is claimed for real.
+    """
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from djjobs.worker.claim import claim
+
+    limit = djjobs_setting("CONCURRENCY")
+    times, captured = [], []
+    try:
+        for _ in range(samples):
+            with transaction.atomic():
+                with CaptureQueriesContext(connection) as ctx:
+                    started = time.perf_counter()
+                    claimed = claim("bench-probe", ["default"], limit, 30.0)
+                    times.append((time.perf_counter() - started) * 1000)
+                captured = [q["sql"] for q in ctx.captured_queries]
+                transaction.set_rollback(True)
+    except Exception as exc:  # noqa: BLE001 - a probe, not the benchmark
+        return f"claim probe failed: {exc}", ""
+    summary = f"claim() of {limit}: median {statistics.median(times):.2f} ms ({len(claimed)} got)"
+    plan = ""
+    sql = next((q for q in captured if "SKIP LOCKED" in q.upper() or "UPDATE" in q.upper()), None)
+    if sql and connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+            transaction.set_rollback(True)
+        nodes = [n for n in ("Seq Scan", "Bitmap Heap Scan", "Index Scan", "Index Only Scan", "Sort")
+                 if n in plan]
+        summary += f"; plan: {' + '.join(nodes)}"
+    return summary, plan
+
+
+# -- workers -----------------------------------------------------------------------------
+
+
+def worker_command(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "django", "run_workers", "--settings=benchmarks.settings", *extra]
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+    return env
+
+
+class WorkerProcess:
+    """A run_workers process whose peak RSS is followed in /proc/<pid>/status (VmHWM)."""
+
+    def __init__(self, *extra: str):
+        self.popen = subprocess.Popen(
+            worker_command(*extra), cwd=ROOT, env=child_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self.vm_hwm_kib = None
+        self.ru_maxrss_kib = None
+        self.stderr = ""
+        self._done = threading.Event()
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _drain_stderr(self):
+        self.stderr = self.popen.stderr.read()
+
+    def _sample(self):
+        path = f"/proc/{self.popen.pid}/status"
+        while not self._done.is_set():
+            try:
+                with open(path) as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            self.vm_hwm_kib = max(self.vm_hwm_kib or 0, int(line.split()[1]))
+                            break
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                return
+            self._done.wait(0.02)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for exit; also reads the exact peak RSS from wait4's rusage."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(self.popen.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"worker {self.popen.pid} still running after {timeout}s")
+            time.sleep(0.005)
+        self._done.set()
+        self.popen.returncode = os.waitstatus_to_exitcode(status)
+        self.ru_maxrss_kib = usage.ru_maxrss  # KiB on Linux
+        self._sampler.join()
+        self._stderr_thread.join(timeout=5)
+        if self.popen.returncode != 0:
+            print(f"  !! worker exited {self.popen.returncode}:\n{self.stderr[-3000:]}", flush=True)
+        return self.popen.returncode
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.popen.send_signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+
+def run_burst(workers: int, *extra: str, timeout: float = 1800) -> tuple[float, list[WorkerProcess]]:
+    """Start ``workers`` burst workers at once; wall seconds until the last one exits."""
+    started = time.perf_counter()
+    procs = [WorkerProcess("--burst", *extra) for _ in range(workers)]
+    for proc in procs:
+        proc.wait(timeout)
+    return time.perf_counter() - started, procs
+
+
+def enqueue_noops(n: int) -> None:
+    from benchmarks.bench_tasks import noop
+
+    for start in range(0, n, 20_000):
+        noop.enqueue_many([()] * min(20_000, n - start))
+
+
+def check_done(expected: int, what: str) -> str:
+    from djjobs.models import Job
+
+    counts = status_counts()
+    done = Job.objects.filter(status="SUCCESSFUL").exclude(worker_id=FILLER).count()
+    if done != expected:
+        print(f"  !! {what}: {done:,} of {expected:,} jobs SUCCESSFUL; statuses: {counts}", flush=True)
+        return f"ONLY {done:,}/{expected:,} done"
+    return ""
+
+
+def djjobs_setting(name: str):
+    from djjobs import conf
+
+    return conf.get(name)
+
+
+# -- phases ------------------------------------------------------------------------------
+
+
+def phase_enqueue(report: Report, sizes: Sizes) -> None:
+    from django.db import connection
+
+    from benchmarks.bench_tasks import noop
+
+    print(f"\n[1] enqueue throughput: noop.enqueue() x {sizes.enqueue_single:,} in autocommit "
+          f"(one INSERT + COMMIT each); noop.enqueue_many() of {sizes.enqueue_bulk:,} calls "
+          f"(djjobs batches 1,000 rows per INSERT), one call", flush=True)
+    assert connection.get_autocommit()
+    truncate()
+    noop.enqueue()  # warm-up: connection, imports, prepared statement caches
+    truncate()
+
+    started = time.perf_counter()
+    for _ in range(sizes.enqueue_single):
+        noop.enqueue()
+    wall = time.perf_counter() - started
+    report.add("1 enqueue", "enqueue(), 1 job/transaction", sizes.enqueue_single, wall,
+               rate(sizes.enqueue_single, wall), f"{wall / sizes.enqueue_single * 1000:.2f} ms/job")
+    truncate()
+
+    started = time.perf_counter()
+    noop.enqueue_many([()] * sizes.enqueue_bulk)
+    wall = time.perf_counter() - started
+    report.add("1 enqueue", "enqueue_many(), 1 call", sizes.enqueue_bulk, wall, rate(sizes.enqueue_bulk, wall))
+    truncate()
+
+
+def phase_process(report: Report, sizes: Sizes) -> None:
+    n = sizes.process
+    concurrency = djjobs_setting("CONCURRENCY")
+    print(f"\n[2] processing throughput: {n:,} pre-enqueued noop jobs, N x `run_workers --burst` "
+          f"(concurrency {concurrency} threads each, default verbosity), wall clock from spawn to last exit, "
+          f"start-up included; 'steady' = jobs / (last finished_at - first started_at) from the rows; "
+          f"the claim() probe runs djjobs' claim with {n:,} READY jobs in a rolled-back transaction", flush=True)
+    truncate()
+    wall_empty, procs = run_burst(1)
+    report.add("2 process", "start-up: 1 --burst worker, empty queue", 0, wall_empty,
+               f"{wall_empty:.2f} s", "python start, django.setup(), checks, first claim, exit")
+    cases = [(1, (), "1 x run_workers --burst"), (2, (), "2 x run_workers --burst"),
+             (1, ("-v", "0"), "1 x run_workers --burst -v 0")]
+    for workers, extra, label in cases:
+        truncate()
+        enqueue_noops(n)
+        analyze()
+        if workers == 1 and not extra:
+            summary, plan = probe_claim()
+            print("    " + summary + ("\n      " + plan.replace("\n", "\n      ") if plan else ""), flush=True)
+            report.add("2 process", f"claim() probe, {n:,} READY", None, None, summary.split(";")[0],
+                       summary.partition("; ")[2])
+        wall, procs = run_burst(workers, *extra)
+        problem = check_done(n, label)
+        window = db_window()
+        steady = f"steady {rate(n, window)}" if window else "steady n/a"
+        note = "no INFO log lines per job" if extra else ""
+        report.add("2 process", label, n, wall, rate(n, wall), "; ".join(x for x in (problem, steady, note) if x))
+        if not extra:
+            peak = max(procs, key=lambda p: p.vm_hwm_kib or 0)
+            report.add("4 memory", f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
+                       mib(peak.vm_hwm_kib), f"VmHWM of the largest; wait4 ru_maxrss {mib(peak.ru_maxrss_kib)}")
+    truncate()
+
+
+def phase_latency(report: Report, sizes: Sizes) -> None:
+    from djjobs.models import Job
+
+    from benchmarks.bench_tasks import stamp
+
+    n = sizes.latency
+    low, high = sizes.latency_gap_ms
+    poll = djjobs_setting("POLL_INTERVAL")
+    try:
+        listen = djjobs_setting("LISTEN") and vendor() == "postgresql"
+    except KeyError:  # a djjobs without LISTEN/NOTIFY
+        listen = False
+    print(f"\n[3] pick-up latency: 1 idle `run_workers` (not burst, concurrency "
+          f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL {poll}s, LISTEN/NOTIFY {'on' if listen else 'off'}), "
+          f"{n} `stamp` jobs enqueued one at a "
+          f"time (autocommit) with a random {low}-{high} ms gap.\n"
+          f"    latency = time.time() recorded by the task as it starts (its return value) minus "
+          f"time.time() right after enqueue() returned (= after COMMIT), same machine clock; "
+          f"'db' = started_at - enqueued_at from the rows (PG now() at claim vs Python now() before INSERT)",
+          flush=True)
+    truncate()
+    worker = WorkerProcess()
+    try:
+        warm = stamp.enqueue()  # the worker is up once it ran this one
+        deadline = time.monotonic() + 60
+        while not Job.objects.filter(id=warm.id, status="SUCCESSFUL").exists():
+            if time.monotonic() > deadline or worker.popen.poll() is not None:
+                raise RuntimeError("the latency worker did not start")
+            time.sleep(0.05)
+        committed = {}
+        rng = random.Random(42)
+        for _ in range(n):
+            time.sleep(rng.uniform(low, high) / 1000)
+            result = stamp.enqueue()
+            committed[result.id] = time.time()
+        deadline = time.monotonic() + 120
+        while Job.objects.filter(id__in=list(committed)).exclude(status="SUCCESSFUL").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("latency jobs did not finish in 120 s")
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+    rows = Job.objects.filter(id__in=list(committed)).values_list(
+        "id", "return_value", "started_at", "enqueued_at")
+    task_ms = sorted((ret - committed[str(id_)]) * 1000 for id_, ret, _, _ in rows)
+    db_ms = sorted((s - e).total_seconds() * 1000 for _, _, s, e in rows)
+    report.add("3 latency", "enqueue -> task start (task clock)", len(task_ms), None,
+               f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
+               f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; LISTEN {'on' if listen else 'off'}, poll {poll} s")
+    report.add("3 latency", "started_at - enqueued_at (rows)", len(db_ms), None,
+               f"median {statistics.median(db_ms):.1f} ms, p99 {percentile(db_ms, 99):.1f} ms")
+    report.add("4 memory", "idle worker (latency phase), peak RSS", None, None, mib(worker.vm_hwm_kib),
+               f"VmHWM; wait4 ru_maxrss {mib(worker.ru_maxrss_kib)}")
+    truncate()
+
+
+def percentile(sorted_values: list, pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * pct // 100))
+    return sorted_values[int(rank) - 1]
+
+
+def phase_claim(report: Report, sizes: Sizes) -> None:
+    n = sizes.claim_jobs
+    print(f"\n[5] claim with a big table: {n:,} noop jobs, 1 x `run_workers --burst`, on an empty table vs "
+          f"one holding {sizes.finished_rows:,} SUCCESSFUL jobs (one INSERT ... SELECT, then VACUUM ANALYZE); "
+          f"claim() probed with {n:,} READY jobs", flush=True)
+    results = {}
+    for label, filler in (("empty table", 0), (f"+{sizes.finished_rows:,} finished", sizes.finished_rows)):
+        truncate()
+        note = ""
+        if filler:
+            seconds = fill_finished(filler)
+            note = f"fill {seconds:.1f} s; "
+        analyze(vacuum=True)
+        enqueue_noops(n)
+        analyze()
+        summary, plan = probe_claim()
+        print(f"    {label}: {summary}" + ("\n      " + plan.replace("\n", "\n      ") if plan else ""),
+              flush=True)
+        wall, procs = run_burst(1)
+        problem = check_done(n, label)
+        problem = f"{problem}; " if problem else ""
+        window = db_window()
+        results[label] = n / wall
+        report.add("5 big table", f"1 worker, {label}", n, wall, rate(n, wall),
+                   f"{problem}{note}steady {rate(n, window) if window else 'n/a'}; {summary}")
+    empty, full = results.values()
+    report.add("5 big table", "finished rows / empty table", None, None, f"{full / empty:.2f}x",
+               "throughput ratio; 1.00x = no effect")
+    truncate()
+
+
+# -- profile -----------------------------------------------------------------------------
+
+
+def find_py_spy() -> str | None:
+    import shutil
+
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def phase_profile(report: Report, sizes: Sizes) -> None:
+    n = sizes.profile_jobs
+    py_spy = find_py_spy()
+    tool = "py-spy (sampling, every thread, wall clock incl. idle)" if py_spy else "cProfile (py-spy not found)"
+    print(f"\n[P] profile: one `run_workers --burst` draining {n:,} noop jobs under {tool}", flush=True)
+    truncate()
+    enqueue_noops(n)
+    analyze()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "worker.prof"
+        started = time.perf_counter()
+        if py_spy:
+            cmd = [py_spy, "record", "--idle", "--threads", "--format", "raw", "--rate", "200",
+                   "--output", str(out), "--", *worker_command("--burst")]
+        else:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--profile-child", str(out)]
+        subprocess.run(cmd, cwd=ROOT, env=child_env(), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - started
+        problem = check_done(n, "profiled worker")
+        report.add("P profile", f"1 x run_workers --burst under {'py-spy' if py_spy else 'cProfile'}", n, wall,
+                   rate(n, wall), problem or "profiler overhead included")
+        if py_spy:
+            print(summarize_py_spy(out, 15), flush=True)
+        else:
+            print(summarize_cprofile(out, 15), flush=True)
+    truncate()
+
+
+def summarize_py_spy(path: Path, top: int) -> str:
+    """Top functions by inclusive (cumulative) and own share of each thread role's samples."""
+    import re
+    from collections import Counter, defaultdict
+
+    inclusive, own, total = defaultdict(Counter), defaultdict(Counter), Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        head = frames[0]
+        thread = head.split(": ", 1)[1] if head.startswith("thread") and ": " in head else head
+        role = re.sub(r"-\d+$", "", thread)  # djjobs-job-0, -1... -> djjobs-job
+        n = int(count)
+        total[role] += n
+        names = [re.sub(r":\d+\)$", ")", f) for f in frames[1:]]
+        for name in set(names):
+            inclusive[role][name] += n
+        if names:
+            own[role][names[-1]] += n
+    lines = []
+    for role, samples in total.most_common():
+        if samples < 50:
+            continue
+        lines.append(f"\n  thread {role}: {samples:,} samples (all threads of the role added up)")
+        lines.append(f"    top {top} by cumulative share:")
+        for name, n in inclusive[role].most_common(top):
+            lines.append(f"      {100 * n / samples:5.1f}%  {name}")
+        lines.append("    top 8 by own share (where the thread actually is):")
+        for name, n in own[role].most_common(8):
+            lines.append(f"      {100 * n / samples:5.1f}%  {name}")
+    return "\n".join(lines)
+
+
+def summarize_cprofile(path: Path, top: int) -> str:
+    import io
+    import pstats
+
+    parts = []
+    for key in ("cumulative", "tottime"):
+        buf = io.StringIO()
+        pstats.Stats(str(path), stream=buf).strip_dirs().sort_stats(key).print_stats(top)
+        text = buf.getvalue()
+        parts.append(f"\n  top {top} by {key}:\n" + text[text.find("   ncalls"):])
+    if sys.version_info >= (3, 12):
+        parts.append("  (Python >= 3.12: one cProfile sees every thread through sys.monitoring, and calls of "
+                     "threads that interleave are charged to each other: install py-spy for a faithful profile)")
+    return "\n".join(parts)
+
+
+def profile_child(out: str) -> None:
+    """Run one burst worker in this process under cProfile, then save the stats (no py-spy)."""
+    import cProfile
+    import pstats
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from djjobs.worker import runner
+
+    main_profile = cProfile.Profile()
+    profiles = [main_profile]
+    if sys.version_info < (3, 12):  # per-thread profilers; 3.12's cProfile already sees every thread
+        original = runner.Worker._job_thread
+
+        def profiled_job_thread(self, inbox):
+            prof = cProfile.Profile()
+            profiles.append(prof)
+            prof.enable()
+            try:
+                return original(self, inbox)
+            finally:
+                prof.disable()
+
+        runner.Worker._job_thread = profiled_job_thread
+    main_profile.enable()
+    call_command("run_workers", "--burst")
+    main_profile.disable()
+    stats = pstats.Stats(main_profile)
+    for prof in profiles[1:]:
+        stats.add(prof)
+    stats.dump_stats(out)
+
+
+# -- main --------------------------------------------------------------------------------
+
+PHASES = {
+    "enqueue": phase_enqueue,
+    "process": phase_process,
+    "latency": phase_latency,
+    "claim": phase_claim,
+    "profile": phase_profile,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, help="jobs for bulk enqueue and processing throughput (default 20,000)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of under a minute")
+    parser.add_argument("--only", help=f"comma-separated phases among {', '.join(PHASES)} "
+                                       "(default: all but profile)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one burst worker (py-spy when installed, else cProfile)")
+    parser.add_argument("--recreate-db", action="store_true",
+                        help="drop and recreate the benchmark database first (its data is lost)")
+    parser.add_argument("--profile-child", metavar="OUT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.profile_child:
+        profile_child(args.profile_child)
+        return 0
+
+    names = [p.strip() for p in args.only.split(",")] if args.only else [p for p in PHASES if p != "profile"]
+    if args.profile and "profile" not in names:
+        names.append("profile")
+    unknown = set(names) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    sizes = Sizes.make(args)
+
+    ensure_database(recreate=args.recreate_db)
+    setup_django()
+    import django
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            db = f"PostgreSQL {cursor.fetchone()[0]}"
+        else:
+            cursor.execute("SELECT sqlite_version()")
+            db = f"SQLite {cursor.fetchone()[0]}"
+    header = (f"djjobs benchmark: {db} ({connection.settings_dict['NAME']}), Django {django.get_version()}, "
+              f"Python {platform.python_version()}, {os.cpu_count()} CPUs; DJJOBS CONCURRENCY="
+              f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL={djjobs_setting('POLL_INTERVAL')}s"
+              f"{'; --quick' if args.quick else ''}")
+    print(header, flush=True)
+
+    report = Report()
+    started = time.perf_counter()
+    try:
+        for name in names:
+            PHASES[name](report, sizes)
+    finally:
+        truncate()
+    print(f"\n{header}\n")
+    print(report.render())
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
