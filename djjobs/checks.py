@@ -5,6 +5,9 @@ from django.core import checks
 from django.db import connections, router
 
 
+SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+
+
 def check_backend(backend) -> list[checks.CheckMessage]:
     errors = []
     if not apps.is_installed("djjobs"):
@@ -19,13 +22,22 @@ def check_backend(backend) -> list[checks.CheckMessage]:
     from .models import Job
 
     connection = connections[router.db_for_write(Job)]
-    if connection.vendor == "sqlite" and not connection.settings_dict.get("OPTIONS", {}).get("timeout"):
+    options = connection.settings_dict.get("OPTIONS", {})
+    if connection.vendor == "sqlite" and not options.get("timeout"):
         errors.append(
             checks.Warning(
                 "SQLite without a busy timeout: workers and web requests will see 'database is locked'.",
-                hint="Set DATABASES['default']['OPTIONS'] = {'timeout': 20, 'init_command': "
-                "'PRAGMA journal_mode=WAL;'} (see the djjobs README, 'SQLite').",
+                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs README, 'SQLite').",
                 id="djjobs.W001",
+            )
+        )
+    if connection.vendor == "sqlite" and str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+        errors.append(
+            checks.Warning(
+                "SQLite transactions are DEFERRED: one that reads and then writes fails at once with "
+                "'database is locked' when another process wrote meanwhile (the busy timeout does not help).",
+                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs README, 'SQLite').",
+                id="djjobs.W002",
             )
         )
     if connection.vendor not in ("sqlite", "postgresql"):

@@ -20,7 +20,11 @@ _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so that real worker processes share the test database.
     _db.setdefault("TEST", {})["NAME"] = str(_sqlite_file)
-    _db["OPTIONS"] = {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    _db["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
     _sqlite_file.parent.mkdir(exist_ok=True)
 # Worker processes started by acceptance tests connect straight to the test database.
 if os.environ.get("DJJOBS_TEST_DB_NAME"):
