@@ -1,0 +1,15 @@
+"""tests.settings with a short lease, for worker processes of the crash-recovery acceptance tests."""
+
+from tests.settings import *  # noqa: F401,F403
+from tests.settings import DJJOBS
+
+LEASE_SECONDS = 3
+HEARTBEAT_INTERVAL = 1
+RESCUE_INTERVAL = 1
+
+DJJOBS = {
+    **DJJOBS,
+    "LEASE_SECONDS": LEASE_SECONDS,
+    "HEARTBEAT_INTERVAL": HEARTBEAT_INTERVAL,
+    "RESCUE_INTERVAL": RESCUE_INTERVAL,
+}
