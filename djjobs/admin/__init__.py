@@ -1,1 +1,1 @@
-from . import jobs  # noqa: F401  (registers the Job admin)
+from . import jobs, workers  # noqa: F401  (registers the admins)
