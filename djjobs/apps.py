@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class DjjobsConfig(AppConfig):
@@ -8,3 +9,5 @@ class DjjobsConfig(AppConfig):
 
     def ready(self):
         from . import compat  # noqa: F401  (the backport registers its checks and signals)
+
+        autodiscover_modules("tasks")  # every app's tasks.py: schedules, events and endpoints see them

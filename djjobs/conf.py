@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     # A direct (not PgBouncer transaction-mode) URL for the LISTEN connection; None: the
     # Job model's database settings.
     "LISTEN_DATABASE_URL": None,
+    # Seconds between a worker's looks for due schedules.
+    "SCHEDULER_INTERVAL": 1.0,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
     # Seconds a RUNNING job may ignore its cancellation before process mode kills its process.

@@ -1,4 +1,4 @@
-"""Finding a task from the dotted path stored on a job, cached per path."""
+"""Finding a task from the dotted path stored on a job, cached per path; and every declared task."""
 
 from functools import lru_cache
 
@@ -18,3 +18,18 @@ def resolve_task(path: str) -> Task:
     if not isinstance(obj, Task):
         raise TaskNotFound(f"{path!r} is not a task (decorate it with @djjobs.task).")
     return obj
+
+
+# Every JobTask as declared (the first one made for a function; ``using()`` copies are not
+# declarations), by dotted path: schedules, event subscriptions and the HTTP endpoint read it.
+_declared: dict[str, Task] = {}
+
+
+def declare(task: Task) -> None:
+    _declared.setdefault(task.module_path, task)
+
+
+def declared_tasks() -> dict[str, Task]:
+    """Declared tasks by dotted path. Only tasks whose modules were imported are known: import
+    them in ``AppConfig.ready()`` (djjobs imports each installed app's ``tasks`` module)."""
+    return dict(_declared)

@@ -20,6 +20,16 @@ class JobTask(Task):
     timeout: float | None = None  # seconds a run may take
     unique_key: str | None = None  # at most one READY/RUNNING job with this key
     atomic: bool = False  # run the body and its completion in one transaction
+    # Declarations read by other parts (not per-enqueue options):
+    schedule: str | None = None  # a cron expression: a code-managed Schedule (djjobs.scheduler)
+    subscribe: str | tuple[str, ...] | None = None  # event name(s) this task handles (djjobs.events)
+    http: bool = False  # may be enqueued through the HTTP endpoint (djjobs.views)
+
+    def __post_init__(self):
+        Task.__post_init__(self)  # zero-argument super() does not work in slotted dataclasses
+        from .registry import declare
+
+        declare(self)
 
     def using(
         self,

@@ -21,6 +21,7 @@ from ..exceptions import JobTimeout
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
 from ..notify import Listener, listen_supported
+from ..scheduler import tick
 from ..states import JobStatus
 from .claim import claim
 from .complete import complete
@@ -117,6 +118,7 @@ class Worker:
         now = time.monotonic()
         next_rescue = now
         next_prune = now + random.uniform(0, conf.get("PRUNE_INTERVAL"))  # spread workers out
+        next_tick = now
         while not self.stopping.is_set():
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 logger.warning("worker %s: supervisor is gone, stopping", self.worker_id)
@@ -128,6 +130,9 @@ class Worker:
             if now >= next_prune and not self.burst:
                 self._guarded(prune, 1000, 10)
                 next_prune = now + conf.get("PRUNE_INTERVAL")
+            if now >= next_tick:
+                self._guarded(tick)
+                next_tick = now + conf.get("SCHEDULER_INTERVAL")
             self._enforce_timeouts()
             free = self.concurrency - self._busy
             if self.max_jobs is not None:
@@ -145,8 +150,8 @@ class Worker:
             if self.burst and not jobs and self._busy == 0:
                 break
             # Sleep until a job finishes (a slot is free; in burst mode a retry may be due),
-            # the poll interval passes (new jobs, rescue) or the next timeout is due.
-            self._wakeup.wait(self._sleep_time())
+            # the poll interval passes (new jobs, rescue), the next timeout or the next tick.
+            self._wakeup.wait(max(0.0, min(self._sleep_time(), next_tick - time.monotonic())))
             self._wakeup.clear()
 
     def _sleep_time(self) -> float:
