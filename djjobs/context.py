@@ -1,11 +1,16 @@
 """JobContext: the standard TaskContext plus progress, checkpoints and cancellation."""
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from .compat import TaskContext
 from .payload import to_json
 from .states import JobStatus
+
+# The id of the job whose task is running in this thread or coroutine (set by the executor),
+# so what the task does can name its cause: events published from a job record that job.
+current_job_id: ContextVar[Any] = ContextVar("djjobs_current_job_id", default=None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compat import Task
-from ..context import JobContext
+from ..context import JobContext, current_job_id
 from ..exceptions import InvalidReturnValue
 from ..payload import to_json
 from ..registry import resolve_task
@@ -30,6 +30,7 @@ class Outcome:
 def execute(job, task: Task | None = None) -> Outcome:
     """Run ``job``; any exception (including a task that cannot be found) becomes the outcome."""
     started = time.monotonic()
+    running = current_job_id.set(job.id)
     try:
         task = task or resolve_task(job.task_path)
         if job.takes_context:
@@ -55,3 +56,5 @@ def execute(job, task: Task | None = None) -> Outcome:
             traceback="".join(traceback.format_exception(exc)),
             duration=time.monotonic() - started,
         )
+    finally:
+        current_job_id.reset(running)
