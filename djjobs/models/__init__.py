@@ -1,4 +1,5 @@
+from .event import Event
 from .job import Job, JobQuerySet
 from .worker import Worker, WorkerQuerySet
 
-__all__ = ["Job", "JobQuerySet", "Worker", "WorkerQuerySet"]
+__all__ = ["Event", "Job", "JobQuerySet", "Worker", "WorkerQuerySet"]

@@ -73,6 +73,11 @@ class Job(models.Model):
     progress_message = models.CharField(max_length=255, blank=True, default="")
     checkpoint = models.JSONField(null=True, blank=True)
 
+    # Provenance (djjobs.events, djjobs.triggers): the event this job handles, the trigger that enqueued it.
+    event = models.ForeignKey("djjobs.Event", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="jobs", db_index=False, editable=False)
+    trigger = models.CharField(max_length=255, null=True, blank=True, editable=False)
+
     objects = JobQuerySet.as_manager()
 
     class Meta:
@@ -95,6 +100,10 @@ class Job(models.Model):
             ),
             models.Index(fields=["status", "finished_at"], name="djjobs_job_finished_idx"),
             models.Index(fields=["task_path", "status"], name="djjobs_job_task_idx"),
+            # An event's subscriber jobs; a trigger's jobs (the admin's counts). Partial: most jobs have neither.
+            models.Index(fields=["event"], condition=Q(event__isnull=False), name="djjobs_job_event_idx"),
+            models.Index(fields=["trigger", "enqueued_at"], condition=Q(trigger__isnull=False),
+                         name="djjobs_job_trigger_idx"),
         ]
         constraints = [
             models.CheckConstraint(
