@@ -79,6 +79,7 @@ class Row:
     wall: float | None
     result: str
     notes: str = ""
+    others_cpu: float | None = None  # % of the machine's CPU used by other processes meanwhile
 
 
 @dataclass
@@ -88,18 +89,20 @@ class Report:
     def add(self, *args, **kwargs) -> Row:
         row = Row(*args, **kwargs)
         self.rows.append(row)
-        print(f"  -> {row.case}: {row.result}" + (f"  ({row.notes})" if row.notes else ""), flush=True)
+        others = "" if row.others_cpu is None else f" [other processes used {row.others_cpu:.0f}% CPU meanwhile]"
+        print(f"  -> {row.case}: {row.result}" + (f"  ({row.notes})" if row.notes else "") + others, flush=True)
         return row
 
     def render(self) -> str:
-        header = ("phase", "case", "jobs", "wall s", "result", "notes")
+        header = ("phase", "case", "jobs", "wall s", "result", "others' CPU", "notes")
         lines = [
             (r.phase, r.case, "" if r.jobs is None else f"{r.jobs:,}",
-             "" if r.wall is None else f"{r.wall:.2f}", r.result, r.notes)
+             "" if r.wall is None else f"{r.wall:.2f}", r.result,
+             "" if r.others_cpu is None else f"{r.others_cpu:.0f}%", r.notes)
             for r in sorted(self.rows, key=lambda r: r.phase.split()[0])  # stable: phase order
         ]
         widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
-        right = {2, 3}
+        right = {2, 3, 5}
 
         def fmt(cells):
             out = []
@@ -169,6 +172,18 @@ def setup_django() -> None:
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     check_schema()
+
+
+def server_notes() -> str:
+    """PostgreSQL settings that move these numbers."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return ""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, setting FROM pg_settings WHERE name IN "
+                       "('synchronous_commit', 'autovacuum', 'shared_buffers') ORDER BY name")
+        return "; PG " + ", ".join(f"{k}={v}" for k, v in cursor.fetchall())
 
 
 def check_schema() -> None:
@@ -334,6 +349,115 @@ def probe_claim(samples: int = 15) -> tuple[str, str]:
     return summary, plan
 
 
+# -- a shared machine ------------------------------------------------------------------
+
+
+class OthersCpu:
+    """CPU used by processes that are not this benchmark while a case runs.
+
+    On a shared machine another test suite steals cores from the workers: the table shows
+    how much. Every 0.25 s it reads /proc/<pid>/stat (utime + stime) of every process. Ours
+    are this process, its descendants (workers) and the PostgreSQL backends connected to the
+    benchmark database; PostgreSQL's own auxiliary processes (WAL writer, checkpointer...)
+    are shared and left out; everything else counts. A process that starts and ends between
+    two reads is missed, so this is a lower bound. Linux only (None elsewhere).
+    """
+
+    def __init__(self, db_name: str):
+        self.db_name = db_name
+        self.percent = None
+        self._baseline: dict[int, int] = {}
+        self._last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._cmdlines: dict[int, str] = {}
+
+    def __enter__(self) -> "OthersCpu":
+        if not Path("/proc/stat").exists():
+            return self
+        self._baseline = self._scan()
+        self._last = dict(self._baseline)
+        self._started = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._baseline:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._merge(self._scan())
+        wall = time.perf_counter() - self._started
+        ticks = sum(t - self._baseline.get(pid, 0) for pid, t in self._last.items())
+        cpu_seconds = max(0, ticks) / os.sysconf("SC_CLK_TCK")
+        self.percent = 100 * cpu_seconds / (wall * (os.cpu_count() or 1)) if wall > 0 else None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self._merge(self._scan())
+
+    def _merge(self, scan: dict[int, int]) -> None:
+        for pid, ticks in scan.items():
+            if ticks >= self._last.get(pid, 0):
+                self._last[pid] = ticks
+
+    def _scan(self) -> dict[int, int]:
+        """pid -> utime + stime ticks of every foreign process now."""
+        stats = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            comm = raw[raw.find("(") + 1:raw.rfind(")")]
+            fields = raw[raw.rfind(")") + 2:].split()
+            stats[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
+        me = os.getpid()
+        foreign = {}
+        for pid, (comm, ppid, ticks) in stats.items():
+            if self._ours(pid, stats, me):
+                continue
+            if comm.startswith("postgres"):
+                kind = self._postgres_kind(pid)
+                if kind != "foreign":
+                    continue
+            foreign[pid] = ticks
+        return foreign
+
+    @staticmethod
+    def _ours(pid: int, stats: dict, me: int) -> bool:
+        for _ in range(64):
+            if pid == me:
+                return True
+            if pid not in stats or pid <= 1:
+                return False
+            pid = stats[pid][1]
+        return False
+
+    def _postgres_kind(self, pid: int) -> str:
+        """'ours' (a backend of the benchmark database), 'foreign' (another database) or 'shared'."""
+        if pid not in self._cmdlines:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    self._cmdlines[pid] = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                self._cmdlines[pid] = ""
+        words = self._cmdlines[pid].split()
+        for i, word in enumerate(words):
+            if i >= 1 and ("(" in word or word == "[local]"):  # "user db host(port) state"
+                return "ours" if words[i - 1] == self.db_name else "foreign"
+        return "shared"
+
+
+def others_cpu() -> OthersCpu:
+    from django.db import connection
+
+    return OthersCpu(str(connection.settings_dict["NAME"]))
+
+
 # -- workers -----------------------------------------------------------------------------
 
 
@@ -357,7 +481,6 @@ class WorkerProcess:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.vm_hwm_kib = None
-        self.ru_maxrss_kib = None
         self.stderr = ""
         self._done = threading.Event()
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
@@ -382,18 +505,13 @@ class WorkerProcess:
             self._done.wait(0.02)
 
     def wait(self, timeout: float | None = None) -> int:
-        """Wait for exit; also reads the exact peak RSS from wait4's rusage."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(self.popen.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"worker {self.popen.pid} still running after {timeout}s")
-            time.sleep(0.005)
+        # Peak RSS is VmHWM, not wait4's ru_maxrss: on Linux that keeps the pre-exec peak, i.e.
+        # this benchmark's own RSS at fork time, and over-reports a small worker.
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"worker {self.popen.pid} still running after {timeout}s") from None
         self._done.set()
-        self.popen.returncode = os.waitstatus_to_exitcode(status)
-        self.ru_maxrss_kib = usage.ru_maxrss  # KiB on Linux
         self._sampler.join()
         self._stderr_thread.join(timeout=5)
         if self.popen.returncode != 0:
@@ -454,18 +572,22 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
     noop.enqueue()  # warm-up: connection, imports, prepared statement caches
     truncate()
 
-    started = time.perf_counter()
-    for _ in range(sizes.enqueue_single):
-        noop.enqueue()
-    wall = time.perf_counter() - started
+    with others_cpu() as others:
+        started = time.perf_counter()
+        for _ in range(sizes.enqueue_single):
+            noop.enqueue()
+        wall = time.perf_counter() - started
     report.add("1 enqueue", "enqueue(), 1 job/transaction", sizes.enqueue_single, wall,
-               rate(sizes.enqueue_single, wall), f"{wall / sizes.enqueue_single * 1000:.2f} ms/job")
+               rate(sizes.enqueue_single, wall), f"{wall / sizes.enqueue_single * 1000:.2f} ms/job",
+               others.percent)
     truncate()
 
-    started = time.perf_counter()
-    noop.enqueue_many([()] * sizes.enqueue_bulk)
-    wall = time.perf_counter() - started
-    report.add("1 enqueue", "enqueue_many(), 1 call", sizes.enqueue_bulk, wall, rate(sizes.enqueue_bulk, wall))
+    with others_cpu() as others:
+        started = time.perf_counter()
+        noop.enqueue_many([()] * sizes.enqueue_bulk)
+        wall = time.perf_counter() - started
+    report.add("1 enqueue", "enqueue_many(), 1 call", sizes.enqueue_bulk, wall, rate(sizes.enqueue_bulk, wall),
+               f"{sizes.enqueue_bulk / 1000:g} INSERTs of 1,000 rows", others.percent)
     truncate()
 
 
@@ -477,9 +599,10 @@ def phase_process(report: Report, sizes: Sizes) -> None:
           f"start-up included; 'steady' = jobs / (last finished_at - first started_at) from the rows; "
           f"the claim() probe runs djjobs' claim with {n:,} READY jobs in a rolled-back transaction", flush=True)
     truncate()
-    wall_empty, procs = run_burst(1)
+    with others_cpu() as others:
+        wall_empty, procs = run_burst(1)
     report.add("2 process", "start-up: 1 --burst worker, empty queue", 0, wall_empty,
-               f"{wall_empty:.2f} s", "python start, django.setup(), checks, first claim, exit")
+               f"{wall_empty:.2f} s", "python start, django.setup(), checks, first claim, exit", others.percent)
     cases = [(1, (), "1 x run_workers --burst"), (2, (), "2 x run_workers --burst"),
              (1, ("-v", "0"), "1 x run_workers --burst -v 0")]
     for workers, extra, label in cases:
@@ -491,16 +614,18 @@ def phase_process(report: Report, sizes: Sizes) -> None:
             print("    " + summary + ("\n      " + plan.replace("\n", "\n      ") if plan else ""), flush=True)
             report.add("2 process", f"claim() probe, {n:,} READY", None, None, summary.split(";")[0],
                        summary.partition("; ")[2])
-        wall, procs = run_burst(workers, *extra)
+        with others_cpu() as others:
+            wall, procs = run_burst(workers, *extra)
         problem = check_done(n, label)
         window = db_window()
         steady = f"steady {rate(n, window)}" if window else "steady n/a"
         note = "no INFO log lines per job" if extra else ""
-        report.add("2 process", label, n, wall, rate(n, wall), "; ".join(x for x in (problem, steady, note) if x))
+        report.add("2 process", label, n, wall, rate(n, wall), "; ".join(x for x in (problem, steady, note) if x),
+                   others.percent)
         if not extra:
             peak = max(procs, key=lambda p: p.vm_hwm_kib or 0)
             report.add("4 memory", f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
-                       mib(peak.vm_hwm_kib), f"VmHWM of the largest; wait4 ru_maxrss {mib(peak.ru_maxrss_kib)}")
+                       mib(peak.vm_hwm_kib), "VmHWM of the largest")
     truncate()
 
 
@@ -522,9 +647,10 @@ def phase_latency(report: Report, sizes: Sizes) -> None:
           f"time (autocommit) with a random {low}-{high} ms gap.\n"
           f"    latency = time.time() recorded by the task as it starts (its return value) minus "
           f"time.time() right after enqueue() returned (= after COMMIT), same machine clock; "
-          f"'db' = started_at - enqueued_at from the rows (PG now() at claim vs Python now() before INSERT)",
+          f"second row: started_at - enqueued_at as djjobs stored them",
           flush=True)
     truncate()
+    others = others_cpu().__enter__()
     worker = WorkerProcess()
     try:
         warm = stamp.enqueue()  # the worker is up once it ran this one
@@ -546,17 +672,19 @@ def phase_latency(report: Report, sizes: Sizes) -> None:
             time.sleep(0.05)
     finally:
         worker.terminate()
+        others.__exit__(None, None, None)
     rows = Job.objects.filter(id__in=list(committed)).values_list(
         "id", "return_value", "started_at", "enqueued_at")
     task_ms = sorted((ret - committed[str(id_)]) * 1000 for id_, ret, _, _ in rows)
     db_ms = sorted((s - e).total_seconds() * 1000 for _, _, s, e in rows)
     report.add("3 latency", "enqueue -> task start (task clock)", len(task_ms), None,
                f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
-               f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; LISTEN {'on' if listen else 'off'}, poll {poll} s")
+               f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; LISTEN {'on' if listen else 'off'}, poll {poll} s",
+               others.percent)
     report.add("3 latency", "started_at - enqueued_at (rows)", len(db_ms), None,
                f"median {statistics.median(db_ms):.1f} ms, p99 {percentile(db_ms, 99):.1f} ms")
     report.add("4 memory", "idle worker (latency phase), peak RSS", None, None, mib(worker.vm_hwm_kib),
-               f"VmHWM; wait4 ru_maxrss {mib(worker.ru_maxrss_kib)}")
+               "VmHWM")
     truncate()
 
 
@@ -586,13 +714,14 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
         summary, plan = probe_claim()
         print(f"    {label}: {summary}" + ("\n      " + plan.replace("\n", "\n      ") if plan else ""),
               flush=True)
-        wall, procs = run_burst(1)
+        with others_cpu() as others:
+            wall, procs = run_burst(1)
         problem = check_done(n, label)
         problem = f"{problem}; " if problem else ""
         window = db_window()
         results[label] = n / wall
         report.add("5 big table", f"1 worker, {label}", n, wall, rate(n, wall),
-                   f"{problem}{note}steady {rate(n, window) if window else 'n/a'}; {summary}")
+                   f"{problem}{note}steady {rate(n, window) if window else 'n/a'}; {summary}", others.percent)
     empty, full = results.values()
     report.add("5 big table", "finished rows / empty table", None, None, f"{full / empty:.2f}x",
                "throughput ratio; 1.00x = no effect")
@@ -619,6 +748,7 @@ def phase_profile(report: Report, sizes: Sizes) -> None:
     analyze()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "worker.prof"
+        others = others_cpu().__enter__()
         started = time.perf_counter()
         if py_spy:
             cmd = [py_spy, "record", "--idle", "--threads", "--format", "raw", "--rate", "200",
@@ -628,9 +758,10 @@ def phase_profile(report: Report, sizes: Sizes) -> None:
         subprocess.run(cmd, cwd=ROOT, env=child_env(), check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - started
+        others.__exit__(None, None, None)
         problem = check_done(n, "profiled worker")
         report.add("P profile", f"1 x run_workers --burst under {'py-spy' if py_spy else 'cProfile'}", n, wall,
-                   rate(n, wall), problem or "profiler overhead included")
+                   rate(n, wall), problem or "profiler overhead included", others.percent)
         if py_spy:
             print(summarize_py_spy(out, 15), flush=True)
         else:
@@ -664,8 +795,9 @@ def summarize_py_spy(path: Path, top: int) -> str:
         if samples < 50:
             continue
         lines.append(f"\n  thread {role}: {samples:,} samples (all threads of the role added up)")
-        lines.append(f"    top {top} by cumulative share:")
-        for name, n in inclusive[role].most_common(top):
+        lines.append(f"    top {top} by cumulative share (frames present in every sample left out):")
+        ranked = [(name, n) for name, n in inclusive[role].most_common() if n < samples]
+        for name, n in ranked[:top]:
             lines.append(f"      {100 * n / samples:5.1f}%  {name}")
         lines.append("    top 8 by own share (where the thread actually is):")
         for name, n in own[role].most_common(8):
@@ -727,6 +859,9 @@ def profile_child(out: str) -> None:
 
 # -- main --------------------------------------------------------------------------------
 
+WHAT_IF_INDEX = "bench_whatif_claim_idx"
+WHAT_IF_INDEX_SQL = "(priority DESC, run_after, id) WHERE status = 'READY'"
+
 PHASES = {
     "enqueue": phase_enqueue,
     "process": phase_process,
@@ -744,6 +879,9 @@ def main() -> int:
                                        "(default: all but profile)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one burst worker (py-spy when installed, else cProfile)")
+    parser.add_argument("--what-if-claim-index", action="store_true",
+                        help=f"add a claim index djjobs lacks ({WHAT_IF_INDEX_SQL}) for the run, then drop it: "
+                             "measures the fix, not djjobs as shipped")
     parser.add_argument("--recreate-db", action="store_true",
                         help="drop and recreate the benchmark database first (its data is lost)")
     parser.add_argument("--profile-child", metavar="OUT", help=argparse.SUPPRESS)
@@ -776,7 +914,12 @@ def main() -> int:
     header = (f"djjobs benchmark: {db} ({connection.settings_dict['NAME']}), Django {django.get_version()}, "
               f"Python {platform.python_version()}, {os.cpu_count()} CPUs; DJJOBS CONCURRENCY="
               f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL={djjobs_setting('POLL_INTERVAL')}s"
-              f"{'; --quick' if args.quick else ''}")
+              f"{'; --quick' if args.quick else ''}{server_notes()}")
+
+    if args.what_if_claim_index:
+        header += f"; WHAT-IF: extra index {WHAT_IF_INDEX_SQL} (not djjobs as shipped)"
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {WHAT_IF_INDEX} ON {job_table()} {WHAT_IF_INDEX_SQL}")
     print(header, flush=True)
 
     report = Report()
@@ -786,6 +929,9 @@ def main() -> int:
             PHASES[name](report, sizes)
     finally:
         truncate()
+        if args.what_if_claim_index:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP INDEX IF EXISTS {WHAT_IF_INDEX}")
     print(f"\n{header}\n")
     print(report.render())
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
