@@ -3,6 +3,7 @@
 The public API; everything else is reachable through its module.
 """
 
+from . import triggers
 from .exceptions import Discard, Retry
 from .tasks import JobTask, task
 
@@ -28,4 +29,11 @@ def run_now(job_id):
     return _run_now(job_id)
 
 
-__all__ = ["Discard", "JobTask", "Retry", "cancel", "retry", "run_now", "task"]
+def publish(name, payload=None, idempotency_key=None):
+    """Record the event ``name`` and enqueue one job per subscribed task. See djjobs.events."""
+    from .events import publish as _publish
+
+    return _publish(name, payload, idempotency_key)
+
+
+__all__ = ["Discard", "JobTask", "Retry", "cancel", "publish", "retry", "run_now", "task", "triggers"]

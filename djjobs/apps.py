@@ -11,3 +11,8 @@ class DjjobsConfig(AppConfig):
         from . import compat  # noqa: F401  (the backport registers its checks and signals)
 
         autodiscover_modules("tasks")  # every app's tasks.py: schedules, events and endpoints see them
+
+        from . import checks, provenance, triggers  # noqa: F401  (checks registers the project-wide checks)
+
+        provenance.connect()  # jobs enqueued by events and triggers record their cause
+        triggers.connect()  # the receivers of triggers declared so far; later ones connect at once

@@ -49,3 +49,94 @@ def check_backend(backend) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+# -- triggers, events and HTTP endpoints (djjobs.E101..., djjobs.W101...) --------------------------
+
+
+@checks.register()
+def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from . import triggers
+
+    errors = []
+    for trigger in triggers.registered():
+        model = triggers.resolve_model(trigger)
+        if model is None:
+            errors.append(checks.Error(
+                f"Trigger {trigger.name!r} names the model {trigger.model!r}, which is not installed.",
+                hint="Pass the model class, or 'app_label.ModelName' of an app in INSTALLED_APPS.",
+                id="djjobs.E101",
+            ))
+            continue
+        for field in sorted(trigger.when.fields if trigger.when is not None else ()):
+            if not _has_field(model, field):
+                errors.append(checks.Error(
+                    f"Trigger {trigger.name!r}: changed({field!r}) names no field of {model._meta.label}.",
+                    hint="Name a concrete field of the model (a ForeignKey by its name or its attname).",
+                    id="djjobs.E102",
+                ))
+        errors.extend(_backend_warning(trigger.task, f"Trigger {trigger.name!r}"))
+    return errors
+
+
+@checks.register()
+def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    import inspect
+
+    from .registry import declared_tasks
+
+    errors = []
+    for path, task in sorted(declared_tasks().items()):
+        if not getattr(task, "subscribe", None):
+            continue
+        try:
+            parameters = inspect.signature(task.func).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins
+            continue
+        accepts = "event" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        if not accepts:
+            errors.append(checks.Error(
+                f"Task {path} subscribes to {task.subscribe!r} but takes no 'event' argument.",
+                hint="Subscribers are called with event={'name', 'payload', 'id', 'occurred_at'}: add an 'event' parameter.",
+                id="djjobs.E103",
+            ))
+        errors.extend(_backend_warning(task, f"Subscriber {path}"))
+    return errors
+
+
+@checks.register()
+def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from . import conf
+
+    tokens = conf.get("HTTP_TOKENS") or {}
+    if not isinstance(tokens, dict):
+        return [checks.Error("DJJOBS['HTTP_TOKENS'] must be a dict of {token: username}.",
+                             hint="For example {env('JOBS_API_TOKEN'): 'api-bot'}.", id="djjobs.E104")]
+    if any(len(str(token)) < 32 for token in tokens):
+        return [checks.Warning(
+            "A token in DJJOBS['HTTP_TOKENS'] is shorter than 32 characters: it can be guessed.",
+            hint="Generate tokens with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+            id="djjobs.W101",
+        )]
+    return []
+
+
+def _has_field(model, name) -> bool:
+    return any(name in (f.name, f.attname) for f in model._meta.concrete_fields)
+
+
+def _backend_warning(task, what) -> list[checks.CheckMessage]:
+    from .backend import JobsBackend
+
+    try:
+        backend = task.get_backend()
+    except Exception:  # an unknown alias is reported by Django's own checks
+        return []
+    if isinstance(backend, JobsBackend):
+        return []
+    return [checks.Warning(
+        f"{what} enqueues {task.module_path} on backend {task.backend!r}, which is not djjobs: "
+        "its job is not inserted in the writer's transaction.",
+        hint="Give the task a backend whose BACKEND is djjobs.backend.JobsBackend.",
+        id="djjobs.W102",
+    )]

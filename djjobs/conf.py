@@ -41,6 +41,21 @@ DEFAULTS: dict[str, Any] = {
     "PRUNE_INTERVAL": 3600.0,
     # Threads per worker process when --concurrency is not given.
     "CONCURRENCY": 4,
+    # HTTP endpoints (djjobs.urls). API tokens: {"<token>": "<username>"}; a request bearing a
+    # token acts as that (active) user, without CSRF. Keep tokens out of the code (env vars).
+    "HTTP_TOKENS": {},
+    # The request header carrying the token; with "Authorization" the value is "Bearer <token>".
+    "HTTP_TOKEN_HEADER": "Authorization",
+    # Seconds a signed status URL (returned by the enqueue endpoint) stays valid; None: for ever.
+    "STATUS_URL_MAX_AGE": 7 * 24 * 3600,
+    # Health: HTTP 503 when the oldest due READY job has waited longer than this many seconds.
+    "HEALTH_MAX_DUE_AGE": 300.0,
+    # Health and metrics count READY and FAILED jobs up to this many (bounded, never a full count).
+    "HEALTH_COUNT_LIMIT": 10000,
+    # Metrics: finished jobs, retries and durations are over the last this many seconds.
+    "METRICS_WINDOW": 300.0,
+    # Metrics: True serves /metrics/ to anyone; False needs staff, or a token of a user with view_job.
+    "METRICS_PUBLIC": False,
 }
 
 

@@ -157,3 +157,60 @@ def checkpointed(context, chunks=5, crash_at=None):
                                  label=f"chunk-{chunk}")
         context.save_checkpoint({"done": chunk + 1})
     return done
+
+
+# -- Tasks of the event, trigger and endpoint tests (test_events.py, test_triggers.py, test_endpoints.py). --
+
+
+@task()
+def order_changed(order_id):
+    """Enqueued by triggers in the trigger tests."""
+    return order_id
+
+
+@task(subscribe="order.validated")
+def charge_payment(event):
+    """First reaction of the choreography: publishes payment.charged from inside its job."""
+    import djjobs
+
+    djjobs.publish("payment.charged", {"order_id": event["payload"]["order_id"]})
+    return "charged"
+
+
+@task(subscribe="order.validated")
+def reserve_stock(event):
+    """A second subscriber of order.validated (fan-out)."""
+    return event["payload"]
+
+
+@task(subscribe="payment.charged")
+def send_confirmation(event):
+    import djjobs
+
+    djjobs.publish("confirmation.sent", {"order_id": event["payload"]["order_id"]},
+                   idempotency_key=f"confirmation-{event['payload']['order_id']}")
+    return "sent"
+
+
+@task(subscribe=("confirmation.sent", "audit.everything"))
+def audit(event):
+    Execution.objects.create(job_id=event["id"], attempt=0, pid=os.getpid(), label=event["name"])
+    return event["name"]
+
+
+@task(http=True)
+def http_add(a, b):
+    """May be enqueued through the HTTP endpoint."""
+    return a + b
+
+
+@task(http=True, takes_context=True)
+def http_progress(context, steps=2):
+    for i in range(steps):
+        context.set_progress((i + 1) * 100 / steps, f"step {i + 1}")
+    return steps
+
+
+@task(http=True, max_attempts=1)
+def http_fails():
+    raise ValueError("<b>bad</b> input")
