@@ -16,3 +16,10 @@ class DjjobsConfig(AppConfig):
 
         provenance.connect()  # jobs enqueued by events and triggers record their cause
         triggers.connect()  # the receivers of triggers declared so far; later ones connect at once
+
+        from django.db.models.signals import post_migrate
+
+        from .schedule_sync import on_post_migrate
+
+        # Code-declared schedules (@task(schedule=...), DJJOBS["SCHEDULES"]) are written after migrate.
+        post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="djjobs.schedule_sync")

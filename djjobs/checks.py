@@ -140,3 +140,22 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
         hint="Give the task a backend whose BACKEND is djjobs.backend.JobsBackend.",
         id="djjobs.W102",
     )]
+
+
+# -- schedules (djjobs.E201...) ----------------------------------------------------------------
+
+
+@checks.register()
+def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Code-declared schedules (@task(schedule=...), DJJOBS['SCHEDULES']) that migrate cannot sync."""
+    from .schedule_sync import problems
+
+    errors = []
+    for message in problems():
+        if message.startswith("DJJOBS['SCHEDULES'] must be"):
+            errors.append(checks.Error(message, hint="For example {'nightly': {'task': 'app.tasks.report', "
+                                       "'cron': '0 2 * * *'}} (docs/schedules.md).", id="djjobs.E202"))
+        else:
+            errors.append(checks.Error(message, hint="Fix the declaration; until then migrate does not create "
+                                       "or update that schedule.", id="djjobs.E201"))
+    return errors

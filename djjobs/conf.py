@@ -31,6 +31,15 @@ DEFAULTS: dict[str, Any] = {
     "LISTEN_DATABASE_URL": None,
     # Seconds between a worker's looks for due schedules.
     "SCHEDULER_INTERVAL": 1.0,
+    # Schedules declared in settings, created/updated on migrate: {name: {"task": "app.tasks.f",
+    # "cron": "0 2 * * *" | "interval": 60 | "run_at": "2030-01-01T09:00", ...}} (docs/schedules.md).
+    "SCHEDULES": {},
+    # Seconds a schedule's fire time may be late and still run as on time, under every misfire policy.
+    "SCHEDULE_MISFIRE_GRACE": 60.0,
+    # Seconds after which a missed fire time never runs, under every misfire policy; None: no bound.
+    "SCHEDULE_MAX_LATENESS": None,
+    # misfire="run_all": at most this many missed runs are caught up at once (the latest ones).
+    "SCHEDULE_CATCH_UP_MAX": 100,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
     # Seconds a RUNNING job may ignore its cancellation before process mode kills its process.

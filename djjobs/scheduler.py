@@ -1,6 +1,187 @@
-"""tick(): fire due schedules exactly once. (Placeholder until schedules land.)"""
+"""tick(): fire due schedules exactly once, whatever the number of workers; and the operations on
+a schedule that the admin and ``manage.py schedules`` share: run_now(), enable(), disable().
+
+Every worker ticks (every ``SCHEDULER_INTERVAL``). A tick takes one due schedule at a time
+with ``FOR UPDATE SKIP LOCKED`` (SQLite: inside its IMMEDIATE transaction), inserts one job per
+fire time under the unique constraint (schedule, scheduled_for), and moves ``next_run_at`` on,
+all in one transaction: a worker killed half-way leaves nothing behind, and two workers can
+never both fire the same time. There is no leader to elect or to lose.
+"""
+
+import logging
+from datetime import datetime
+
+from django.db import IntegrityError, router, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import conf
+from .compat import InvalidTask, Task, task_enqueued
+from .cron import TimingError
+from .operations import Outcome
+from .results import make_result
+from .schedule_policy import Overlap, plan
+from .schedule_validation import find_task
+from .states import ACTIVE
+
+logger = logging.getLogger("djjobs")
+
+# At most this many schedules are fired by one tick; the rest wait for the next one.
+TICK_BATCH = 100
 
 
-def tick() -> int:
+class ScheduleError(Exception):
+    """A schedule cannot be run now; the message says why."""
+
+
+class _Changed(Exception):
+    """The schedule row changed under the tick (it cannot while the row is locked)."""
+
+
+def tick(now: datetime | None = None) -> int:
     """Fire every due schedule; returns how many jobs were enqueued."""
-    return 0
+    from .models import Schedule
+
+    now = now or timezone.now()
+    if not Schedule.objects.due(now).exists():  # the usual answer, without taking a lock
+        return 0
+    alias = router.db_for_write(Schedule)
+    fired = 0
+    for _ in range(TICK_BATCH):
+        try:
+            with transaction.atomic(using=alias):
+                schedule = (Schedule.objects.select_for_update(skip_locked=True).due(now)
+                            .order_by("next_run_at").first())
+                if schedule is None:
+                    break
+                fired += _fire(schedule, now)
+        except _Changed:
+            logger.warning("schedule changed while it fired; rolled back, it fires on the next tick")
+    return fired
+
+
+def _fire(schedule, now: datetime) -> int:
+    """Enqueue the runs of one locked, due schedule and move it on; returns the jobs enqueued."""
+    try:
+        timing = schedule.timing()
+    except TimingError as exc:  # written around validation: it can never fire, say why
+        logger.error("schedule %s disabled: %s", schedule.name, exc)
+        _record(schedule, next_run_at=None, enabled=False, skipped=1, reason=str(exc), now=now)
+        return 0
+    task, problem = find_task(schedule.task_path)
+    previous_active = schedule.overlap == Overlap.SKIP and schedule.jobs.filter(status__in=ACTIVE).exists()
+    decided = plan(
+        timing, schedule.next_run_at, now,
+        misfire=schedule.misfire, overlap=schedule.overlap, previous_active=previous_active,
+        grace=conf.get("SCHEDULE_MISFIRE_GRACE"), max_lateness=conf.get("SCHEDULE_MAX_LATENESS"),
+        cap=conf.get("SCHEDULE_CATCH_UP_MAX"),
+    )
+    skipped, reasons, last, enqueued = decided.skipped, list(decided.reasons), None, 0
+    for when in decided.fire:
+        job, reason = _enqueue(schedule, task, when, now) if task else (None, problem)
+        if job is not None:
+            last, enqueued = (when, job), enqueued + 1
+        elif reason:
+            skipped += 1
+            reasons.append(reason)
+    for reason in reasons:
+        logger.warning("schedule %s skipped a run: %s", schedule.name, reason)
+    _record(
+        schedule, now=now, next_run_at=decided.next_run_at, last=last, skipped=skipped,
+        reason=reasons[-1] if reasons else "",
+        enabled=False if timing.one_off and decided.next_run_at is None else None,
+    )
+    return enqueued
+
+
+def _record(schedule, *, now, next_run_at, last=None, skipped=0, reason="", enabled=None) -> None:
+    """Move the schedule on with one UPDATE guarded by the next_run_at this tick read."""
+    from .models import Schedule
+
+    changes = {"next_run_at": next_run_at}
+    if last is not None:
+        changes.update(last_run_at=last[0], last_job_id=last[1].id)
+    if skipped:
+        changes.update(skipped_runs=F("skipped_runs") + skipped, last_skipped_at=now, last_skip_reason=reason[:255])
+    if enabled is not None:
+        changes["enabled"] = enabled
+    guard = Schedule.objects.filter(pk=schedule.pk, enabled=True, next_run_at=schedule.next_run_at)
+    if guard.update(**changes) != 1:
+        raise _Changed(schedule.name)
+
+
+def _enqueue(schedule, task: Task, when: datetime, now: datetime):
+    """Insert the job of one fire time, in a savepoint. Returns (job, "") when inserted,
+    (None, reason) when it cannot be, and (None, "") when that fire time already has its job."""
+    from .models import Job
+
+    overrides = {}
+    if schedule.queue_name:
+        overrides["queue_name"] = schedule.queue_name
+    if schedule.priority is not None:
+        overrides["priority"] = schedule.priority
+    task = task.using(**overrides) if overrides else task
+    backend = task.get_backend()
+    try:
+        backend.validate_task(task)
+        job = backend._build_job(task, schedule.args, schedule.kwargs, now)
+    except InvalidTask as exc:
+        return None, f"cannot enqueue {schedule.task_path}: {exc}"
+    job.run_after = when
+    job.schedule_id, job.scheduled_for = schedule.pk, when
+    try:
+        with transaction.atomic(using=router.db_for_write(Job)):
+            job.save(force_insert=True)
+    except IntegrityError:
+        if Job.objects.filter(schedule_id=schedule.pk, scheduled_for=when).exists():
+            return None, ""  # this fire time has its job already: the constraint did its work
+        return None, f"an active job holds the task's unique key {job.unique_key!r}"
+    task_enqueued.send(type(backend), task_result=make_result(job, task))
+    return job, ""
+
+
+# -- operations (admin actions, manage.py schedules) --------------------------------------------
+
+
+def run_now(schedule):
+    """Enqueue one run of ``schedule`` now, enabled or not, whatever its overlap policy; returns
+    the Job. Its next run does not move. ScheduleError says why it cannot run."""
+    from .models import Job, Schedule
+
+    task, problem = find_task(schedule.task_path)
+    if problem:
+        raise ScheduleError(problem)
+    now = timezone.now()
+    with transaction.atomic(using=router.db_for_write(Job)):
+        job, reason = _enqueue(schedule, task, now, now)
+        if job is None:
+            raise ScheduleError(reason or "a run for this instant exists already; try again")
+        if not Schedule.objects.filter(pk=schedule.pk).update(last_run_at=now, last_job_id=job.id):
+            raise ScheduleError(f"schedule {schedule.name!r} no longer exists")
+    logger.info("schedule %s run now: job %s", schedule.name, job.id)
+    return job
+
+
+def enable(schedule) -> Outcome:
+    """Enable a disabled schedule; it fires next at its next fire time from now (a one-off at
+    its run_at, unless that run happened already). Nothing missed while disabled is caught up."""
+    from .models import Schedule
+
+    try:
+        first = schedule.first_run_at(timezone.now())
+    except TimingError:
+        return Outcome.NOT_ALLOWED
+    if first is None:
+        return Outcome.NOT_ALLOWED  # a one-off whose run is done: give it a new run_at
+    if Schedule.objects.filter(pk=schedule.pk, enabled=False).update(enabled=True, next_run_at=first):
+        return Outcome.DONE
+    return Outcome.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Outcome.NOT_FOUND
+
+
+def disable(schedule) -> Outcome:
+    """Disable a schedule: it fires no more until enabled."""
+    from .models import Schedule
+
+    if Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False, next_run_at=None):
+        return Outcome.DONE
+    return Outcome.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Outcome.NOT_FOUND

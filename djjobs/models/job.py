@@ -77,6 +77,11 @@ class Job(models.Model):
     event = models.ForeignKey("djjobs.Event", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="jobs", db_index=False, editable=False)
     trigger = models.CharField(max_length=255, null=True, blank=True, editable=False)
+    # The schedule that fired this job and the fire time it is for (djjobs.scheduler): one job
+    # per (schedule, fire time), whatever the number of workers ticking.
+    schedule = models.ForeignKey("djjobs.Schedule", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="jobs", db_index=False, editable=False)  # indexed by the constraint
+    scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True, editable=False)
 
     objects = JobQuerySet.as_manager()
 
@@ -116,6 +121,12 @@ class Job(models.Model):
                 fields=["unique_key"],
                 condition=Q(status__in=["READY", "RUNNING", "WAITING"]),
                 name="djjobs_job_unique_active_key",
+            ),
+            # A schedule fires each of its fire times once: concurrent ticks meet here.
+            models.UniqueConstraint(
+                fields=["schedule", "scheduled_for"],
+                condition=Q(schedule__isnull=False),
+                name="djjobs_job_schedule_fire_unique",
             ),
         ]
         permissions = [("enqueue_job", "Can enqueue jobs through endpoints")]

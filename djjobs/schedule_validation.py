@@ -1,0 +1,97 @@
+"""What makes a schedule valid, with a message per field that says what is wrong.
+
+One implementation for the model's ``clean()`` (so the admin form and ``manage.py schedules``
+get it) and for code declarations (the system check and the sync on migrate).
+"""
+
+from dataclasses import replace
+
+from django.core.exceptions import NON_FIELD_ERRORS
+
+from . import conf
+from .compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, InvalidTask, Task
+from .cron import TimingError, check_interval, get_zone, parse_cron
+from .exceptions import TaskNotFound
+from .payload import to_json
+from .registry import resolve_task
+
+
+def validate_schedule(schedule) -> dict[str, list[str]]:
+    """Problems of ``schedule`` (a Schedule, saved or not) by field name; {} when it is valid."""
+    errors: dict[str, list[str]] = {}
+
+    def add(field, message):
+        errors.setdefault(field, []).append(message)
+
+    for field, message in _timing_problems(schedule):
+        add(field, message)
+    for field, message in _payload_problems(schedule.args, schedule.kwargs):
+        add(field, message)
+    if schedule.priority is not None and not TASK_MIN_PRIORITY <= schedule.priority <= TASK_MAX_PRIORITY:
+        add("priority", f"Priority must be between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}, got {schedule.priority}.")
+    task, problem = find_task(schedule.task_path)
+    if problem:
+        add("task_path", problem)
+    elif schedule.queue_name:
+        try:
+            task.get_backend().validate_task(replace(task, queue_name=schedule.queue_name))
+        except InvalidTask as exc:
+            add("queue_name", f"{exc} Use one of the backend's QUEUES, or leave it blank for the task's own queue.")
+    return errors
+
+
+def find_task(path: str) -> tuple[Task | None, str]:
+    """The djjobs task at ``path``, or a message saying why there is none."""
+    from .backend import JobsBackend
+
+    if not path:
+        return None, "Name the task by its dotted path, e.g. myapp.tasks.send_report."
+    try:
+        task = resolve_task(path)
+    except TaskNotFound as exc:
+        return None, f"Unknown task: {exc}"
+    try:
+        backend = task.get_backend()
+    except Exception as exc:  # an alias missing from TASKS
+        return None, f"Task {path} uses the backend {task.backend!r}, which cannot be loaded: {exc}"
+    if not isinstance(backend, JobsBackend):
+        return None, f"Task {path} uses the backend {task.backend!r}, which is not djjobs.backend.JobsBackend."
+    return task, ""
+
+
+def _timing_problems(schedule):
+    try:
+        get_zone(schedule.time_zone)
+    except TimingError as exc:
+        yield "time_zone", str(exc)
+    given = [name for name in ("cron", "interval", "run_at") if getattr(schedule, name) not in (None, "")]
+    if len(given) != 1:
+        which = "none is set" if not given else f"{' and '.join(given)} are set"
+        yield NON_FIELD_ERRORS, f"Give exactly one of cron, interval and run once at ({which})."
+    if schedule.cron:
+        try:
+            parse_cron(schedule.cron)
+        except TimingError as exc:
+            yield "cron", str(exc)
+    if schedule.interval is not None:
+        try:
+            check_interval(schedule.interval)
+        except TimingError as exc:
+            yield "interval", str(exc)
+
+
+def _payload_problems(args, kwargs):
+    if not isinstance(args, list):
+        yield "args", f"args must be a JSON list, e.g. [1, \"two\"]; got {type(args).__name__}."
+    if not isinstance(kwargs, dict):
+        yield "kwargs", f"kwargs must be a JSON object, e.g. {{\"days\": 7}}; got {type(kwargs).__name__}."
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        return
+    try:
+        _, size = to_json([args, kwargs], "Arguments")
+    except ValueError as exc:
+        yield "kwargs" if kwargs else "args", str(exc)
+        return
+    limit = conf.get("MAX_PAYLOAD_BYTES")
+    if size > limit:
+        yield "args", f"args and kwargs are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES'])."
