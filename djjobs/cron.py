@@ -184,16 +184,17 @@ class Timing:
 
 
 def localize(wall: datetime, zone: tzinfo) -> datetime:
-    """A naive wall-clock time in ``zone`` as an aware datetime, by the DST rule above: a
-    repeated time is its first occurrence; a skipped time is the instant the clocks jumped."""
+    """A naive wall-clock time in ``zone`` as an aware UTC datetime, by the DST rule above: a
+    repeated time is its first occurrence; a skipped time is the instant the clocks jumped.
+    (UTC because an ambiguous local datetime never compares equal to one in another zone.)"""
     first = wall.replace(tzinfo=zone, fold=0)
     if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
-        return first
+        return first.astimezone(UTC)
     wall_s = _wall_seconds(wall)
     before, after = int(first.utcoffset().total_seconds()), int(wall.replace(tzinfo=zone, fold=1).utcoffset().total_seconds())
     lo, hi = sorted((wall_s - before, wall_s - after))
     jump = _first_change(zone, lo - 1, hi + 1, _offset(zone, lo - 1))
-    return datetime.fromtimestamp(jump if jump is not None else wall_s - before, UTC).astimezone(zone)
+    return datetime.fromtimestamp(jump if jump is not None else wall_s - before, UTC)
 
 
 # -- the iteration, in whole Unix seconds ---------------------------------------------------

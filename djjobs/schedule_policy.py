@@ -4,7 +4,8 @@ A fire time at most ``grace`` seconds late is *on time* and fires whatever the p
 runs every second or so; it is always a little late). Older ones are *misfires*: the workers
 were down, or the schedule was not looked at. Misfires are handled by the schedule's policy:
 
-- ``run_once`` (default): the misfires make one catch-up run, for the latest of them;
+- ``run_once`` (default): the misfires make one catch-up run, for the latest of them (none
+  when a run is on time now: that run is the catch-up);
 - ``skip``: none of them runs; the schedule resumes with its next fire time;
 - ``run_all``: each runs, at most ``cap`` of them (the latest).
 
@@ -62,7 +63,9 @@ def plan(
     fire = _fires(timing, due_at, max(due_at, on_time_from), now)
     skipped, reasons = 0, []
     if due_at < on_time_from:  # misfires: the fire times in [due_at, on_time_from)
-        catch_up, dropped, reason = _catch_up(timing, due_at, on_time_from, now, misfire, max_lateness, cap)
+        # run_once: a run on time now is the catch-up run; otherwise the latest misfire is.
+        keep = {Misfire.SKIP: 0, Misfire.RUN_ONCE: 0 if fire else 1}.get(misfire, cap)
+        catch_up, dropped, reason = _catch_up(timing, due_at, on_time_from, now, misfire, keep, max_lateness)
         fire = sorted(set(catch_up + fire))
         if dropped:
             skipped += dropped
@@ -79,9 +82,9 @@ def plan(
     return Plan(fire=fire, next_run_at=timing.next_after(now), skipped=skipped, reasons=reasons)
 
 
-def _catch_up(timing, due_at, end, now, misfire, max_lateness, cap) -> tuple[list[datetime], int, str]:
-    """The misfires in [due_at, end) that run under ``misfire``, how many do not, and why."""
-    keep = {Misfire.SKIP: 0, Misfire.RUN_ONCE: 1}.get(misfire, cap)
+def _catch_up(timing, due_at, end, now, misfire, keep, max_lateness) -> tuple[list[datetime], int, str]:
+    """The latest ``keep`` misfires in [due_at, end) that are not too late, how many misfires
+    do not run, and why."""
     latest = _latest(timing, due_at, end, keep) if keep else []
     late_limit = now - timedelta(seconds=max_lateness) if max_lateness is not None else None
     catch_up = [t for t in latest if late_limit is None or t >= late_limit]
