@@ -1,0 +1,120 @@
+"""Prometheus metrics, read from the database at scrape time (needs ``djjobs[prometheus]``).
+
+Every number comes from the same cheap queries as the health endpoint, plus one aggregate
+over the jobs that finished in the last ``METRICS_WINDOW`` seconds (the (status, finished_at)
+index) and the small Worker table. Nothing scans the whole job table.
+"""
+
+from datetime import timedelta
+
+from django.db.models import Count, F, Sum
+from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
+
+from . import conf, health
+from .states import FINISHED, JobStatus
+
+# Upper bounds, in seconds, of the run-time histogram's buckets.
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+# At most this many of the most recent finished jobs make the run-time histogram.
+DURATION_SAMPLE = 10000
+
+
+class JobsCollector:
+    """Collects djjobs' metrics on each scrape."""
+
+    def collect(self):
+        from .models import Job
+
+        now = timezone.now()
+        snap = health.snapshot(now)
+        yield from _queue_metrics(snap)
+        yield from _active_metrics(Job)
+        since = now - timedelta(seconds=float(conf.get("METRICS_WINDOW")))
+        yield from _finished_metrics(Job, since)
+        yield _durations(Job, since)
+        yield from _worker_metrics(snap)
+
+
+def render() -> tuple[bytes, str]:
+    """The metrics in Prometheus text format, and its content type."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobsCollector())
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _queue_metrics(snap):
+    due = GaugeMetricFamily("djjobs_queue_due_jobs", f"Due READY jobs per queue (counted up to {snap.count_limit}).",
+                            labels=["queue"])
+    age = GaugeMetricFamily("djjobs_queue_oldest_due_age_seconds",
+                            "Seconds the oldest due READY job of the queue has waited (0: none due).", labels=["queue"])
+    for name, queue in snap.queues.items():
+        due.add_metric([name], queue.due)
+        age.add_metric([name], 0.0 if queue.oldest_due_at is None else (snap.at - queue.oldest_due_at).total_seconds())
+    failed = GaugeMetricFamily("djjobs_failed_last_hour_jobs",
+                               f"Jobs that ended FAILED in the last hour (counted up to {snap.count_limit}).",
+                               value=snap.failed_last_hour)
+    return [due, age, failed]
+
+
+def _active_metrics(Job):  # noqa: N803
+    """RUNNING and WAITING jobs per queue (READY is djjobs_queue_due_jobs: bounded)."""
+    family = GaugeMetricFamily("djjobs_jobs", "RUNNING and WAITING jobs per queue.", labels=["queue", "status"])
+    rows = (Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.WAITING]).order_by()
+            .values("queue_name", "status").annotate(n=Count("pk")))
+    for row in rows:
+        family.add_metric([row["queue_name"], row["status"]], row["n"])
+    return [family]
+
+
+def _finished_metrics(Job, since):  # noqa: N803
+    window = float(conf.get("METRICS_WINDOW"))
+    finished = GaugeMetricFamily("djjobs_jobs_finished", f"Jobs that finished in the last {window:g}s, by final status.",
+                                 labels=["queue", "status"])
+    retries = GaugeMetricFamily("djjobs_job_retries",
+                                f"Attempts beyond the first of the jobs that finished in the last {window:g}s.",
+                                labels=["queue"])
+    rows = (Job.objects.filter(status__in=FINISHED, finished_at__gte=since).order_by()
+            .values("queue_name", "status").annotate(n=Count("pk"), retries=Sum(F("attempts") - 1)))
+    per_queue: dict[str, int] = {}
+    for row in rows:
+        finished.add_metric([row["queue_name"], row["status"]], row["n"])
+        per_queue[row["queue_name"]] = per_queue.get(row["queue_name"], 0) + max(0, row["retries"] or 0)
+    for queue, n in sorted(per_queue.items()):
+        retries.add_metric([queue], n)
+    return [finished, retries]
+
+
+def _durations(Job, since):  # noqa: N803
+    """Run time of the last attempt of recently finished jobs, as a gauge histogram per queue."""
+    family = GaugeHistogramMetricFamily(
+        "djjobs_job_duration_seconds",
+        f"Run time of the last attempt of the (up to {DURATION_SAMPLE}) most recent jobs finished in the window.",
+        labels=["queue"])
+    rows = (Job.objects.filter(status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED], finished_at__gte=since,
+                               last_attempted_at__isnull=False)
+            .order_by("-finished_at").values_list("queue_name", "last_attempted_at", "finished_at")[:DURATION_SAMPLE])
+    samples: dict[str, list[float]] = {}
+    for queue, started, finished in rows:
+        samples.setdefault(queue, []).append(max(0.0, (finished - started).total_seconds()))
+    for queue, seconds in sorted(samples.items()):
+        buckets = [(str(bound), sum(s <= bound for s in seconds)) for bound in DURATION_BUCKETS]
+        buckets.append(("+Inf", len(seconds)))
+        family.add_metric([queue], buckets, gsum_value=sum(seconds))
+    return family
+
+
+def _worker_metrics(snap):
+    from .models import Worker
+
+    workers = GaugeMetricFamily("djjobs_workers", "Worker processes by state.", labels=["state"])
+    total = Worker.objects.count()
+    workers.add_metric(["alive"], snap.workers_alive)
+    workers.add_metric(["gone"], total - snap.workers_alive)
+    jobs = CounterMetricFamily("djjobs_worker_jobs", "Jobs each live worker finished, by outcome.",
+                               labels=["worker", "outcome"])
+    for worker in Worker.objects.alive(snap.at).only("id", "jobs_done", "jobs_failed"):
+        jobs.add_metric([worker.id, "done"], worker.jobs_done)
+        jobs.add_metric([worker.id, "failed"], worker.jobs_failed)
+    return [workers, jobs]

@@ -1,0 +1,339 @@
+"""HTTP endpoints: enqueue, job status, health, metrics: every status code and permission case."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from djjobs import status
+from djjobs.models import Job, Worker
+from djjobs.testing import run_jobs
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "t" * 40
+
+
+def _user(name="user", *, staff=False, can_enqueue=False, perms=()):
+    user = User.objects.create_user(name, password="pw", is_staff=staff)
+    codenames = [*perms, *(["enqueue_job"] if can_enqueue else [])]
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="djjobs", codename__in=codenames))
+    return user
+
+
+def _enqueue_url(task):
+    return reverse("djjobs:enqueue", args=[task.module_path])
+
+
+def _post(client, task, body, **extra):
+    data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return client.post(_enqueue_url(task), data, content_type="application/json", **extra)
+
+
+@pytest.fixture
+def enqueuer(client):
+    client.force_login(_user("enqueuer", can_enqueue=True))
+    return client
+
+
+# -- enqueue ---------------------------------------------------------------------------------
+
+
+def test_enqueue_202_with_id_and_a_signed_status_url(enqueuer):
+    response = _post(enqueuer, tasks.http_add, {"args": [2, 3]})
+    assert response.status_code == 202
+    body = response.json()
+    job = Job.objects.get(pk=body["id"])
+    assert job.args == [2, 3] and job.task_path == tasks.http_add.module_path and body["status"] == "READY"
+    assert response["Location"] == body["status_url"] and body["status_url"].startswith("http://testserver/jobs/")
+    run_jobs()
+    anonymous = Client().get(body["status_url"])  # the holder of the URL needs no login
+    assert anonymous.status_code == 200
+    assert anonymous.json()["status"] == "SUCCESSFUL" and anonymous.json()["return_value"] == 5
+
+
+def test_enqueue_with_kwargs_and_empty_body(enqueuer):
+    assert _post(enqueuer, tasks.http_add, {"kwargs": {"a": 1, "b": 2}}).status_code == 202
+    assert _post(enqueuer, tasks.http_progress, "").status_code == 202  # no body: no arguments
+    assert Job.objects.count() == 2
+
+
+@pytest.mark.parametrize("user_kwargs", [
+    pytest.param(None, id="anonymous"),
+    pytest.param({"name": "plain"}, id="non-staff-without-permission"),
+    pytest.param({"name": "staff", "staff": True}, id="staff-without-permission"),
+])
+def test_enqueue_403_without_the_permission(client, user_kwargs):
+    if user_kwargs:
+        client.force_login(_user(**user_kwargs))
+    response = _post(client, tasks.http_add, {"args": [1, 2]})
+    assert response.status_code == 403 and "error" in response.json()
+    assert Job.objects.count() == 0
+
+
+def test_enqueue_by_a_non_staff_user_with_the_permission_and_by_a_superuser(client):
+    client.force_login(_user("plain", can_enqueue=True))
+    assert _post(client, tasks.http_add, {"args": [1, 2]}).status_code == 202
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    assert _post(client, tasks.http_add, {"args": [1, 2]}).status_code == 202
+
+
+def test_enqueue_404_unknown_task(enqueuer):
+    response = enqueuer.post(reverse("djjobs:enqueue", args=["tests.testapp.tasks.nope"]), "{}",
+                             content_type="application/json")
+    assert response.status_code == 404 and "Unknown task" in response.json()["error"]
+
+
+def test_enqueue_403_task_not_declared_http(enqueuer):
+    response = _post(enqueuer, tasks.add, {"args": [1, 2]})
+    assert response.status_code == 403 and "http=True" in response.json()["error"]
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("body, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "JSON object"),
+    ({"args": {"a": 1}}, "JSON array"),
+    ({"args": [1], "priority": 5}, "Unknown key"),
+    ({"args": [1]}, "do not fit"),
+    ({"args": [1, 2], "kwargs": {"c": 3}}, "do not fit"),
+    ({"args": ["x" * 2000, 1]}, "bytes encoded"),
+])
+def test_enqueue_400_bad_body_or_arguments_writes_nothing(enqueuer, settings, body, message):
+    settings.DJJOBS = {**settings.DJJOBS, "MAX_PAYLOAD_BYTES": 1000}
+    response = _post(enqueuer, tasks.http_add, body)
+    assert response.status_code == 400 and message in response.json()["error"]
+    assert Job.objects.count() == 0
+
+
+def test_enqueue_405_on_get(enqueuer):
+    assert enqueuer.get(_enqueue_url(tasks.http_add)).status_code == 405
+
+
+def test_session_requests_need_the_csrf_token():
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(_user("enqueuer", can_enqueue=True))
+    response = _post(client, tasks.http_add, {"args": [1, 2]})
+    assert response.status_code == 403 and "CSRF" in response.json()["error"]
+    client.get("/jobs/health/")  # any page: no cookie is set by JSON endpoints, so make one
+    from django.middleware.csrf import _get_new_csrf_string
+
+    token = _get_new_csrf_string()
+    client.cookies["csrftoken"] = token
+    assert _post(client, tasks.http_add, {"args": [1, 2]}, HTTP_X_CSRFTOKEN=token).status_code == 202
+    assert Job.objects.count() == 1
+
+
+def test_token_header_acts_as_its_user_without_csrf(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "HTTP_TOKENS": {TOKEN: "bot", "u" * 40: "weak"}}
+    _user("bot", can_enqueue=True)
+    _user("weak")
+    client = Client(enforce_csrf_checks=True)
+    ok = _post(client, tasks.http_add, {"args": [1, 2]}, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert ok.status_code == 202
+    assert _post(client, tasks.http_add, {"args": [1, 2]}, HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert _post(client, tasks.http_add, {"args": [1, 2]}, HTTP_AUTHORIZATION=f"Basic {TOKEN}").status_code == 403
+    no_perm = _post(client, tasks.http_add, {"args": [1, 2]}, HTTP_AUTHORIZATION=f"Bearer {'u' * 40}")
+    assert no_perm.status_code == 403 and "permission" in no_perm.json()["error"]
+    assert Job.objects.count() == 1
+
+
+def test_custom_token_header(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "HTTP_TOKENS": {TOKEN: "bot"}, "HTTP_TOKEN_HEADER": "X-Jobs-Token"}
+    _user("bot", can_enqueue=True)
+    assert _post(Client(), tasks.http_add, {"args": [1, 2]}, HTTP_X_JOBS_TOKEN=TOKEN).status_code == 202
+
+
+def test_inactive_token_user_is_refused(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "HTTP_TOKENS": {TOKEN: "bot"}}
+    user = _user("bot", can_enqueue=True)
+    user.is_active = False
+    user.save()
+    assert _post(Client(), tasks.http_add, {"args": [1, 2]}, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 403
+
+
+# -- job status ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def job():
+    return Job.objects.get(pk=tasks.http_progress.enqueue(steps=2).id)
+
+
+def _status_url(job_id):
+    return reverse("djjobs:job-status", args=[job_id])
+
+
+def test_status_for_staff(client, job):
+    client.force_login(_user("staff", staff=True))
+    response = client.get(_status_url(job.pk))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == str(job.pk) and body["status"] == "READY" and body["finished"] is False
+    assert set(body) >= {"task", "queue", "progress", "progress_message", "attempts", "max_attempts",
+                         "enqueued_at", "run_after", "started_at", "finished_at", "return_value", "error"}
+    run_jobs()
+    body = client.get(_status_url(job.pk)).json()
+    assert body["progress"] == 100.0 and body["progress_message"] == "step 2" and body["return_value"] == 2
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+@pytest.mark.parametrize("user_kwargs", [None, {"name": "plain", "can_enqueue": True}], ids=["anonymous", "non-staff"])
+def test_status_403_without_staff_or_signed_url(client, job, user_kwargs):
+    if user_kwargs:
+        client.force_login(_user(**user_kwargs))
+    assert client.get(_status_url(job.pk)).status_code == 403
+
+
+def test_status_with_the_signed_url_and_forgeries(client, job):
+    assert client.get(status.status_url(job.pk)).status_code == 200
+    other = tasks.http_add.enqueue(1, 2)
+    forged = [
+        f"{_status_url(job.pk)}?token=abc:def",
+        f"{_status_url(job.pk)}?token=",
+        f"{_status_url(job.pk)}?token={status.status_token(other.id)}",  # another job's signature
+        status.status_url(job.pk)[:-2] + "xx",
+    ]
+    for url in forged:
+        response = client.get(url)
+        assert response.status_code == 403 and "Invalid or expired" in response.json()["error"], url
+
+
+def test_status_link_expires(client, job, settings):
+    url = status.status_url(job.pk)
+    settings.DJJOBS = {**settings.DJJOBS, "STATUS_URL_MAX_AGE": -1}
+    assert client.get(url).status_code == 403
+
+
+def test_status_404_for_a_missing_job(client):
+    client.force_login(_user("staff", staff=True))
+    assert client.get(_status_url("00000000-0000-0000-0000-000000000000")).status_code == 404
+    assert client.get("/jobs/not-a-uuid/").status_code == 404
+
+
+def test_failed_job_status_summarises_the_error_without_traceback(client):
+    result = tasks.http_fails.enqueue()
+    run_jobs()
+    body = client.get(status.status_url(result.id)).json()
+    assert body["status"] == "FAILED"
+    assert body["error"] == {"exception_class_path": "builtins.ValueError", "message": "<b>bad</b> input"}
+    assert "traceback" not in json.dumps(body).lower()
+
+
+# -- health ----------------------------------------------------------------------------------
+
+
+def _worker(name="w-1", heartbeat_age=0.0):
+    return Worker.objects.create(id=name, hostname="h", pid=1, concurrency=2,
+                                 last_heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age))
+
+
+def test_health_ok_then_503_when_workers_stop(client):
+    worker = _worker()
+    tasks.add.enqueue(1, 2)
+    response = client.get("/jobs/health/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["problems"] == []
+    assert body["workers"]["alive"] == 1 and body["queues"]["default"]["due"] == 1
+    assert set(body) == {"status", "problems", "checked_at", "workers", "oldest_due_age_seconds",
+                         "failed_last_hour", "queues", "count_limit", "thresholds"}
+    worker.stopped_at = timezone.now()  # the worker stops
+    worker.save()
+    response = client.get("/jobs/health/")
+    assert response.status_code == 503
+    assert response.json()["problems"] == ["no worker has sent a heartbeat recently"]
+
+
+def test_health_503_when_heartbeats_are_old(client):
+    _worker(heartbeat_age=3600)
+    assert client.get("/jobs/health/").status_code == 503
+
+
+def test_health_503_when_the_oldest_due_job_waited_too_long(client, settings):
+    settings.DJJOBS = {**settings.DJJOBS, "HEALTH_MAX_DUE_AGE": 60}
+    _worker()
+    tasks.add.using(priority=5).enqueue(1, 2)  # young, high priority
+    old = tasks.add.enqueue(1, 2)
+    Job.objects.filter(pk=old.id).update(run_after=timezone.now() - timedelta(seconds=120))
+    tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 2)  # not due: does not count
+    response = client.get("/jobs/health/")
+    assert response.status_code == 503
+    body = response.json()
+    assert 119 < body["oldest_due_age_seconds"] < 200 and body["queues"]["default"]["due"] == 2
+    assert "oldest due job has waited" in body["problems"][0]
+
+
+def test_health_counts_are_bounded(client, settings):
+    settings.DJJOBS = {**settings.DJJOBS, "HEALTH_COUNT_LIMIT": 3}
+    _worker()
+    tasks.add.enqueue_many([(i, i) for i in range(5)])
+    tasks.add.using(priority=9).enqueue_many([(i, i) for i in range(2)])
+    body = client.get("/jobs/health/").json()
+    assert body["queues"]["default"]["due"] == 3 and body["count_limit"] == 3
+
+
+def test_health_is_a_few_index_probes(client, django_assert_max_num_queries):
+    _worker()
+    tasks.add.enqueue(1, 2)
+    tasks.send_receipt.enqueue(1)
+    # workers (2), failed (1), ready queues (1), per queue: priorities (1) + one due count per
+    # due priority. Four configured queues, two of them with one due priority each.
+    with django_assert_max_num_queries(10):
+        assert client.get("/jobs/health/").status_code == 200
+
+
+def test_health_rejects_post(client):
+    assert client.post("/jobs/health/").status_code == 405
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def test_metrics_prometheus_text(client):
+    pytest.importorskip("prometheus_client")
+    client.force_login(_user("staff", staff=True))
+    _worker()
+    tasks.add.enqueue(1, 2)
+    tasks.flaky.enqueue(succeed_on=2)
+    run_jobs()
+    tasks.add.enqueue(1, 2)
+    response = client.get("/jobs/metrics/")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    for line in [
+        'djjobs_queue_due_jobs{queue="default"} 1.0',
+        'djjobs_jobs_finished{queue="default",status="SUCCESSFUL"} 2.0',
+        'djjobs_job_retries{queue="default"} 1.0',
+        'djjobs_workers{state="alive"} 1.0',
+        'djjobs_worker_jobs_total{outcome="done",worker="w-1"} 0.0',
+        'djjobs_job_duration_seconds_bucket{le="+Inf",queue="default"} 2.0',
+        "djjobs_failed_last_hour_jobs 0.0",
+    ]:
+        assert line in text, line
+
+
+def test_metrics_permissions(client, settings):
+    pytest.importorskip("prometheus_client")
+    assert client.get("/jobs/metrics/").status_code == 403
+    client.force_login(_user("plain"))
+    assert client.get("/jobs/metrics/").status_code == 403
+    client.force_login(_user("viewer", perms=["view_job"]))
+    assert client.get("/jobs/metrics/").status_code == 200
+    settings.DJJOBS = {**settings.DJJOBS, "METRICS_PUBLIC": True}
+    assert Client().get("/jobs/metrics/").status_code == 200
+
+
+def test_metrics_501_without_prometheus_client(client, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prometheus_client" else real(name, *a))
+    client.force_login(_user("staff", staff=True))
+    response = client.get("/jobs/metrics/")
+    assert response.status_code == 501 and "djjobs[prometheus]" in response.json()["error"]
