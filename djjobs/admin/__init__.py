@@ -1,1 +1,1 @@
-from . import jobs, workers  # noqa: F401  (registers the admins)
+from . import events, jobs, workers  # noqa: F401  (registers the admins)
