@@ -78,6 +78,10 @@ def _timing_problems(schedule):
             check_interval(schedule.interval)
         except TimingError as exc:
             yield "interval", str(exc)
+    ran = schedule.last_run_at
+    if schedule.run_at is not None and schedule.enabled and ran is not None and schedule.run_at <= ran:
+        yield "run_at", (f"This one-off already ran (for {ran:%Y-%m-%d %H:%M:%S %Z}); give it a later "
+                         "time to run it again, or leave it disabled.")
 
 
 def _payload_problems(args, kwargs):

@@ -114,8 +114,8 @@ class Schedule(models.Model):
         return self.name
 
     @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db, field_names, values, **kwargs):  # kwargs: Django 6.1's fetch_mode
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded_timing = instance._timing_values()
         return instance
 

@@ -214,3 +214,15 @@ def http_progress(context, steps=2):
 @task(http=True, max_attempts=1)
 def http_fails():
     raise ValueError("<b>bad</b> input")
+def http_fails():
+    raise ValueError("<b>bad</b> input")
+
+
+# -- Tasks of the schedule tests (tests/integration/test_schedules*.py). --
+
+
+@task(schedule="0 3 1 1 *")
+def new_year_report():
+    """Declared with a schedule: migrate creates the code-managed schedule
+    "tests.testapp.tasks.new_year_report" (03:00 on 1 January, so it never fires during tests)."""
+    return "happy new year"

@@ -1,0 +1,294 @@
+"""The Schedule admin: when each schedule fires (in words and in its own time zone), its last
+run, a live preview of the next fire times, and actions that call djjobs.scheduler."""
+
+from datetime import datetime
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
+from django.forms.models import BaseInlineFormSet
+from django.http import JsonResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_time
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from .. import scheduler, schedule_sync
+from ..cron import Timing, TimingError
+from ..cron_text import describe, relative
+from ..models import Job, Schedule
+from ..operations import Outcome
+from .schedule_form import ScheduleForm
+
+PREVIEW_COUNT = 5
+
+
+def _when(moment, zone, now) -> str:
+    return f"{timezone.localtime(moment, zone):%Y-%m-%d %H:%M:%S %Z} ({relative(moment, now)})"
+
+
+def _report(modeladmin, request, outcomes, verb) -> None:
+    done = sum(outcome == Outcome.DONE for outcome in outcomes)
+    modeladmin.message_user(request, f"{verb} {done} schedule(s).", messages.SUCCESS if done else messages.WARNING)
+    if len(outcomes) > done:
+        modeladmin.message_user(
+            request, f"{len(outcomes) - done} schedule(s) unchanged (already {verb.lower()}, or a one-off "
+            "whose run is done: give it a new 'run once at').", messages.WARNING)
+
+
+@admin.action(description=_("Enable selected schedules"), permissions=["change"])
+def enable_schedules(modeladmin, request, queryset):
+    _report(modeladmin, request, [scheduler.enable(s) for s in queryset], "Enabled")
+
+
+@admin.action(description=_("Disable selected schedules"), permissions=["change"])
+def disable_schedules(modeladmin, request, queryset):
+    _report(modeladmin, request, [scheduler.disable(s) for s in queryset], "Disabled")
+
+
+@admin.action(description=_("Run selected schedules now"), permissions=["change"])
+def run_schedules_now(modeladmin, request, queryset):
+    for schedule in queryset:
+        try:
+            job = scheduler.run_now(schedule)
+        except scheduler.ScheduleError as exc:
+            modeladmin.message_user(request, f"{schedule.name}: not run: {exc}", messages.ERROR)
+        else:
+            url = reverse("admin:djjobs_job_change", args=[job.pk])
+            modeladmin.message_user(request, format_html('{}: enqueued job <a href="{}">{}</a>.', schedule.name, url, job.pk),
+                                    messages.SUCCESS)
+
+
+@admin.action(description=_("Reset selected schedules to their code declaration"), permissions=["change"])
+def reset_to_code(modeladmin, request, queryset):
+    reset = 0
+    for schedule in queryset:
+        try:
+            schedule_sync.reset(schedule)
+            reset += 1
+        except ValueError as exc:
+            modeladmin.message_user(request, f"{schedule.name}: not reset: {exc}.", messages.WARNING)
+    if reset:
+        modeladmin.message_user(request, f"Reset {reset} schedule(s) to their code declaration.", messages.SUCCESS)
+
+
+class RecentJobsFormSet(BaseInlineFormSet):
+    def get_queryset(self):
+        return super().get_queryset().order_by("-enqueued_at")[:RecentJobsInline.limit]
+
+
+class RecentJobsInline(admin.TabularInline):
+    """The schedule's latest jobs; read-only, with a link to all of them."""
+
+    model = Job
+    fk_name = "schedule"
+    formset = RecentJobsFormSet
+    limit = 10
+    verbose_name_plural = _("recent jobs (latest 10)")
+    fields = ("job", "status", "scheduled_for", "enqueued_at", "finished_at", "attempts")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    @admin.display(description=_("job"))
+    def job(self, job):
+        return format_html('<a href="{}">{}</a>', reverse("admin:djjobs_job_change", args=[job.pk]), job.pk)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    change_form_template = "djjobs/admin/schedule_change_form.html"
+    list_display = ("name", "task", "when", "time_zone", "next_run", "last_run", "enabled", "source")
+    list_editable = ("enabled",)
+    list_filter = ("enabled", "code_managed", "overlap", "misfire")
+    search_fields = ("name", "task_path", "description")
+    actions = [enable_schedules, disable_schedules, run_schedules_now, reset_to_code]
+    inlines = [RecentJobsInline]
+    readonly_fields = ("preview", "next_run_display", "last_run_display", "skips_display", "code_display")
+    fieldsets = [
+        (None, {"fields": ("name", "task_path", "description", "enabled")}),
+        (_("When"), {
+            "fields": ("cron", "interval", "run_at", "time_zone", "preview"),
+            "description": _("Give one of cron, interval or run once at. Cron fires on the wall clock of "
+                             "the time zone (DST: a skipped time fires when the clocks jump, a repeated "
+                             "one at its first occurrence); an interval counts elapsed seconds."),
+        }),
+        (_("The jobs it enqueues"), {"fields": ("args", "kwargs", "queue_name", "priority")}),
+        (_("Policies"), {"fields": ("overlap", "misfire")}),
+    ]
+    state_fieldset = (_("State"), {"fields": ("next_run_display", "last_run_display", "skips_display", "code_display")})
+
+    def get_fieldsets(self, request, obj=None):
+        return [*self.fieldsets, self.state_fieldset] if obj is not None else self.fieldsets
+
+    def get_inline_instances(self, request, obj=None):
+        # Display only: a POST of the schedule never touches its jobs.
+        if obj is None or request.method == "POST":
+            return []
+        return super().get_inline_instances(request, obj)
+
+    def get_queryset(self, request):
+        last_status = Job.objects.filter(pk=OuterRef("last_job_id")).values("status")[:1]
+        return super().get_queryset(request).annotate(last_status=Subquery(last_status))
+
+    def get_urls(self):
+        preview = path("preview/", self.admin_site.admin_view(self.preview_view), name="djjobs_schedule_preview")
+        return [preview, *super().get_urls()]
+
+    # -- columns -------------------------------------------------------------------------
+
+    @admin.display(description=_("task"), ordering="task_path")
+    def task(self, schedule):
+        return format_html('<span title="{}">{}</span>', schedule.task_path, schedule.task_path.rsplit(".", 1)[-1])
+
+    @admin.display(description=_("when"))
+    def when(self, schedule):
+        return describe(schedule.cron, schedule.interval, schedule.run_at, schedule.zone)
+
+    @admin.display(description=_("next run"), ordering="next_run_at")
+    def next_run(self, schedule):
+        if schedule.next_run_at is None:
+            return "-"
+        return _when(schedule.next_run_at, schedule.zone, timezone.now())
+
+    @admin.display(description=_("last run"), ordering="last_run_at")
+    def last_run(self, schedule):
+        if schedule.last_run_at is None:
+            return "-"
+        fired = timezone.localtime(schedule.last_run_at, schedule.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        status = getattr(schedule, "last_status", None)
+        if status is None:
+            return fired  # no job, or pruned
+        url = reverse("admin:djjobs_job_change", args=[schedule.last_job_id])
+        return format_html('{} <a href="{}" class="djjobs-status djjobs-{}">{}</a>', fired, url, status.lower(), status)
+
+    @admin.display(description=_("source"), ordering="code_managed")
+    def source(self, schedule):
+        if not schedule.code_managed:
+            return "admin"
+        overridden = schedule.overridden_fields()
+        return format_html("code, <strong>overridden</strong> ({})", ", ".join(overridden)) if overridden else "code"
+
+    # -- change form ---------------------------------------------------------------------
+
+    @admin.display(description=_("next fire times"))
+    def preview(self, schedule):
+        url = reverse("admin:djjobs_schedule_preview")
+        if schedule is None or schedule.pk is None:
+            return format_html('<div id="djjobs-preview" data-url="{}"><p>{}</p></div>', url,
+                               "Fill in cron, interval or run once at to see the next fire times.")
+        return format_html('<div id="djjobs-preview" data-url="{}">{}</div>', url, _preview_html(schedule))
+
+    @admin.display(description=_("next run"))
+    def next_run_display(self, schedule):
+        return self.next_run(schedule) if schedule.enabled else "- (disabled)"
+
+    @admin.display(description=_("last run"))
+    def last_run_display(self, schedule):
+        if schedule.last_run_at is None:
+            return "-"
+        job = schedule.last_job
+        fired = timezone.localtime(schedule.last_run_at, schedule.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        if job is None:
+            return f"{fired} (its job was pruned)"
+        url = reverse("admin:djjobs_job_change", args=[job.pk])
+        return format_html('{}: <a href="{}">{}</a> ({})', fired, url, job.status, job.pk)
+
+    @admin.display(description=_("skipped runs"))
+    def skips_display(self, schedule):
+        if not schedule.skipped_runs:
+            return "0"
+        when = timezone.localtime(schedule.last_skipped_at, schedule.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return format_html("{} in all; last at {}: {}", schedule.skipped_runs, when, schedule.last_skip_reason)
+
+    @admin.display(description=_("declared in code"))
+    def code_display(self, schedule):
+        if not schedule.code_managed:
+            return "No: made in the admin; migrate never changes it."
+        overridden = schedule.overridden_fields()
+        if not overridden:
+            return "Yes: migrate keeps it as the code declares it. Changes made here are kept as overrides."
+        code = schedule.code_definition or {}
+        return format_html(
+            "Yes, <strong>overridden here</strong>: migrate keeps these changes (the action "
+            "<em>Reset to code declaration</em> drops them):<ul>{}</ul>",
+            format_html_join("", "<li>{}: code says {}</li>", ((name, _show(code.get(name))) for name in overridden)),
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        if form.changed_data == ["enabled"]:  # the list's toggle: the same functions as the actions
+            outcome = (scheduler.enable if obj.enabled else scheduler.disable)(obj)
+            if outcome != Outcome.DONE:
+                self.message_user(request, f"{obj.name}: not {'enabled' if obj.enabled else 'disabled'} "
+                                  "(a one-off whose run is done needs a new 'run once at').", messages.WARNING)
+            return
+        # Only what the form changed: a worker may be firing this schedule meanwhile.
+        obj.save(update_fields=[*form.changed_data, "updated_at"])
+
+    # -- the preview view ----------------------------------------------------------------
+
+    def preview_view(self, request):
+        """JSON: the description and next fire times of the timing in the query string."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        params = request.GET
+        try:
+            timing = _timing_from(params)
+        except TimingError as exc:
+            return JsonResponse({"ok": False, "errors": [str(exc)]})
+        now = timezone.now()
+        times = [timing.run_at] if timing.one_off else timing.upcoming(now, PREVIEW_COUNT)
+        return JsonResponse({
+            "ok": True,
+            "description": describe(timing.cron.text if timing.cron else "", timing.interval, timing.run_at, timing.zone),
+            "times": [_when(t, timing.zone, now) for t in times],
+        })
+
+
+def _timing_from(params) -> Timing:
+    interval = params.get("interval", "").strip()
+    if interval:
+        try:
+            interval = int(interval)
+        except ValueError:
+            raise TimingError(f"The interval is a whole number of seconds, got {interval!r}.") from None
+    run_at = None
+    date, time = params.get("run_at_0", "").strip(), params.get("run_at_1", "").strip()
+    if date or time:
+        parsed_date, parsed_time = parse_date(date) if date else None, parse_time(time) if time else None
+        if parsed_date is None or parsed_time is None:
+            raise TimingError("Run once at needs a date (YYYY-MM-DD) and a time (HH:MM:SS).")
+        run_at = datetime.combine(parsed_date, parsed_time)
+    return Timing.build(cron=params.get("cron", "").strip(), interval=interval if interval != "" else None,
+                        run_at=run_at, time_zone=params.get("time_zone", "").strip())
+
+
+def _preview_html(schedule):
+    try:
+        timing = schedule.timing()
+    except TimingError as exc:
+        return format_html('<p class="errornote">{}</p>', exc)
+    now = timezone.now()
+    times = [timing.run_at] if timing.one_off else timing.upcoming(now, PREVIEW_COUNT)
+    return format_html(
+        "<p>{}</p><ol>{}</ol>", describe(schedule.cron, schedule.interval, schedule.run_at, timing.zone),
+        format_html_join("", "<li>{}</li>", ((_when(t, timing.zone, now),) for t in times)),
+    )
+
+
+def _show(value) -> str:
+    return "(empty)" if value in (None, "", [], {}) else repr(value)
+
