@@ -8,14 +8,16 @@ from django.core.mail import send_mail
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from djjobs import Discard, Retry, task
+from djjobs import Discard, Retry, task, triggers
 
 from .models import Order
 
 
-@task(queue_name="emails", max_attempts=5, retry_backoff=2.0)
-def send_receipt(order_id):
-    """Email the receipt of an order. Enqueued in the transaction that creates the order."""
+@triggers.on_create(Order, args=lambda order: [order.pk])
+@task(queue_name="emails", max_attempts=5, retry_backoff=2.0, takes_context=True)
+def send_receipt(context, order_id):
+    """Email the receipt of an order. A trigger enqueues it in the transaction that creates the order."""
+    context.set_progress(10, "loading the order")
     try:
         order = Order.objects.select_related("product").get(pk=order_id)
     except Order.DoesNotExist:
@@ -25,17 +27,23 @@ def send_receipt(order_id):
         f"  {order.quantity} x {order.product.name} at {order.product.price}\n"
         f"  Total: {order.total}\n"
     )
+    context.set_progress(50, "sending the email")
+    time.sleep(0.5)  # a demo: long enough to see the order page follow the job
     try:
         send_mail(f"Your receipt for order #{order.pk}", body, None, [order.email])
     except ConnectionError as exc:  # the mail server is away: try again a bit later
         raise Retry(delay=30, reason=str(exc)) from exc
     Order.objects.filter(pk=order.pk).update(receipt_sent_at=timezone.now())
+    context.set_progress(100, "sent")
     return {"order": order.pk, "to": order.email}
 
 
-@task(queue_name="reports", takes_context=True)
+@task(queue_name="reports", takes_context=True, http=True)
 def build_report(context, days=7):
-    """A slow job that reports its progress: watch the jobs page while it runs."""
+    """A slow job that reports its progress: watch the jobs page while it runs.
+
+    http=True: it can also be enqueued with POST /jobs/enqueue/demo_project.shop.tasks.build_report/.
+    """
     steps = 10
     for step in range(1, steps + 1):
         time.sleep(0.5)

@@ -1,14 +1,16 @@
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from djjobs import triggers
 from djjobs.models import Job
+from djjobs.status import status_url
 
 from .forms import OrderForm, ReportForm
 from .models import Order, Product
-from .tasks import build_report, flaky_sync, poison, send_receipt
+from .tasks import build_report, flaky_sync, poison
 
 
 @require_GET
@@ -32,13 +34,22 @@ def place_order(request):
     if not form.is_valid():
         return _render_home(request, form, status=400)
     # The order and its receipt job commit together: if anything here fails, neither exists.
+    # The receipt is enqueued by the on_create trigger of send_receipt (shop/tasks.py).
     with transaction.atomic():
         order = form.save()
-        result = send_receipt.enqueue(order.pk)
+        result = triggers.triggered(order)[0]
         order.receipt_job_id = result.id
         order.save(update_fields=["receipt_job_id"])
     messages.success(request, f"Order #{order.pk} placed; its receipt is job {result.id}.")
-    return redirect("shop:home")
+    return redirect("shop:order", pk=order.pk)
+
+
+@require_GET
+def order_detail(request, pk):
+    """The order, and its receipt job followed live through the job's signed status URL."""
+    order = get_object_or_404(Order.objects.select_related("product"), pk=pk)
+    context = {"order": order, "status_url": status_url(order.receipt_job_id) if order.receipt_job_id else None}
+    return render(request, "shop/order.html", context)
 
 
 @require_POST
