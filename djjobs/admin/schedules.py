@@ -53,10 +53,10 @@ def run_schedules_now(modeladmin, request, queryset):
         try:
             job = scheduler.run_now(schedule)
         except scheduler.ScheduleError as exc:
-            modeladmin.message_user(request, f"{schedule.name}: not run: {exc}", messages.ERROR)
+            modeladmin.message_user(request, f"Schedule {schedule.name} not run: {exc}", messages.ERROR)
         else:
             url = reverse("admin:djjobs_job_change", args=[job.pk])
-            modeladmin.message_user(request, format_html('{}: enqueued job <a href="{}">{}</a>.', schedule.name, url, job.pk),
+            modeladmin.message_user(request, format_html('Schedule {}: enqueued job <a href="{}">{}</a>.', schedule.name, url, job.pk),
                                     messages.SUCCESS)
 
 
@@ -68,7 +68,7 @@ def reset_to_code(modeladmin, request, queryset):
             schedule_sync.reset(schedule)
             reset += 1
         except ValueError as exc:
-            modeladmin.message_user(request, f"{schedule.name}: not reset: {exc}.", messages.WARNING)
+            modeladmin.message_user(request, f"Schedule {schedule.name} not reset: {exc}.", messages.WARNING)
     if reset:
         modeladmin.message_user(request, f"Reset {reset} schedule(s) to their code declaration.", messages.SUCCESS)
 
@@ -232,7 +232,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         if form.changed_data == ["enabled"]:  # the list's toggle: the same functions as the actions
             outcome = (scheduler.enable if obj.enabled else scheduler.disable)(obj)
             if outcome != Outcome.DONE:
-                self.message_user(request, f"{obj.name}: not {'enabled' if obj.enabled else 'disabled'} "
+                self.message_user(request, f"Schedule {obj.name} not {'enabled' if obj.enabled else 'disabled'} "
                                   "(a one-off whose run is done needs a new 'run once at').", messages.WARNING)
             return
         # Only what the form changed: a worker may be firing this schedule meanwhile.
