@@ -31,8 +31,9 @@ class Command(BaseCommand):
         new.add_argument("--interval", type=int, help="Every N seconds.")
         new.add_argument("--run-at", help="One run at this ISO date and time (in --time-zone when it has no offset).")
         new.add_argument("--time-zone", help="IANA time zone (default: settings.TIME_ZONE).")
-        new.add_argument("--args", default="[]", help="JSON list of positional arguments.")
-        new.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments.")
+        # dest: "args" is the name Django gives a command's positional arguments.
+        new.add_argument("--args", dest="job_args", default="[]", help="JSON list of positional arguments.")
+        new.add_argument("--kwargs", dest="job_kwargs", default="{}", help="JSON object of keyword arguments.")
         new.add_argument("--queue", default="", help="Queue of its jobs (default: the task's).")
         new.add_argument("--priority", type=int, help="Priority of its jobs, -100..100 (default: the task's).")
         new.add_argument("--overlap", default="allow", help="allow or skip.")
@@ -110,7 +111,7 @@ class Command(BaseCommand):
 
         schedule = Schedule(
             name=name, task_path=options["task"] or "", cron=options["cron"], interval=options["interval"],
-            args=_json(options["args"], "--args"), kwargs=_json(options["kwargs"], "--kwargs"),
+            args=_json(options["job_args"], "--args"), kwargs=_json(options["job_kwargs"], "--kwargs"),
             queue_name=options["queue"], priority=options["priority"], overlap=options["overlap"],
             misfire=options["misfire"], description=options["description"], enabled=not options["disabled"],
         )
