@@ -214,8 +214,6 @@ def http_progress(context, steps=2):
 @task(http=True, max_attempts=1)
 def http_fails():
     raise ValueError("<b>bad</b> input")
-def http_fails():
-    raise ValueError("<b>bad</b> input")
 
 
 # -- Tasks of the schedule tests (tests/integration/test_schedules*.py). --
