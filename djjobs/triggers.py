@@ -42,7 +42,7 @@ logger = logging.getLogger("djjobs")
 EVENTS = (CREATE, UPDATE, DELETE)
 
 _LOADED = "_djjobs_loaded"  # instance.__dict__ key: watched values as last loaded or saved
-_FIRED = "_djjobs_fired"  # instance.__dict__ key: TaskResults of the last save/delete
+_FIRED = "_djjobs_fired"  # instance.__dict__ key: ids of the jobs of the last save/delete (picklable)
 
 _suppressed: ContextVar[bool] = ContextVar("djjobs_triggers_suppressed", default=False)
 
@@ -285,7 +285,7 @@ def _run(sender, event, instance, update_fields) -> list[TaskResult]:
     fields = None if update_fields is None else frozenset(update_fields)
     with evaluating(Change(event, instance.__dict__.get(_LOADED) or {}, fields)):
         results = [trigger.enqueue(instance) for trigger in triggers if trigger.applies(instance)]
-    instance.__dict__[_FIRED] = results
+    instance.__dict__[_FIRED] = tuple(result.id for result in results)
     return results
 
 
@@ -342,8 +342,11 @@ def fire(event: str, instances, *, update_fields: Iterable[str] | None = None) -
     return results
 
 
-def triggered(instance) -> list[TaskResult]:
-    """The TaskResults the last save(), delete() or fire() of ``instance`` enqueued."""
+def triggered(instance) -> list[str]:
+    """The ids of the jobs the last save(), delete() or fire() of ``instance`` enqueued.
+
+    Ids, not TaskResults, so that the instance stays picklable (caches pickle model instances).
+    """
     return list(instance.__dict__.get(_FIRED, ()))
 
 

@@ -37,10 +37,9 @@ def place_order(request):
     # The receipt is enqueued by the on_create trigger of send_receipt (shop/tasks.py).
     with transaction.atomic():
         order = form.save()
-        result = triggers.triggered(order)[0]
-        order.receipt_job_id = result.id
+        order.receipt_job_id = triggers.triggered(order)[0]
         order.save(update_fields=["receipt_job_id"])
-    messages.success(request, f"Order #{order.pk} placed; its receipt is job {result.id}.")
+    messages.success(request, f"Order #{order.pk} placed; its receipt is job {order.receipt_job_id}.")
     return redirect("shop:order", pk=order.pk)
 
 

@@ -44,7 +44,7 @@ def test_on_create_enqueues_with_args_and_records_the_trigger(declared):
     order = TrackedOrder.objects.create(status="new")
     job = _jobs().get()
     assert job.args == [order.pk] and job.trigger == trigger.name == f"testapp.TrackedOrder.create:{tasks.order_changed.module_path}"
-    assert [r.id for r in triggers.triggered(order)] == [str(job.id)]
+    assert triggers.triggered(order) == [str(job.id)]
     order.note = "changed"
     order.save()  # an update: create triggers do not fire
     assert _jobs().count() == 1
@@ -141,6 +141,17 @@ def test_proxy_models_fire_the_concrete_models_triggers(declared):
     declared(triggers.on_create)
     RushOrder.objects.create()
     assert _jobs().count() == 1
+
+
+def test_a_saved_instance_stays_picklable(declared):
+    import pickle
+
+    declared(triggers.on_update, when=triggers.changed("status"))
+    order = TrackedOrder.objects.get(pk=TrackedOrder.objects.create().pk)
+    order.status = "x"
+    order.save()
+    copy = pickle.loads(pickle.dumps(order))
+    assert triggers.triggered(copy) == triggers.triggered(order) and copy.status == "x"
 
 
 def test_kwargs_and_static_args(declared):
@@ -276,12 +287,12 @@ def test_unique_trigger_enqueues_one_job_until_it_runs(declared):
     other.save()
     assert _jobs().filter(args=[order.pk]).count() == 1
     assert _jobs().count() == 2
-    first = triggers.triggered(order)[0].id
+    first = triggers.triggered(order)[0]
     from djjobs.testing import run_jobs
 
     run_jobs()
     order.save()  # the job ran: the next save enqueues again
-    assert triggers.triggered(order)[0].id != first
+    assert triggers.triggered(order)[0] != first
     assert _jobs().filter(status="READY").count() == 1
 
 
