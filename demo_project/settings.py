@@ -85,6 +85,19 @@ TASKS = {
 DJJOBS = {
     "POLL_INTERVAL": 0.5,  # pick new jobs up quickly: this is a demo
     "CONCURRENCY": 4,
+    # Schedules declared in code are written to the database by migrate (see the admin's
+    # Schedules). The every-minute clean-up is declared on its task (shop/tasks.py), and
+    # demo_setup adds a one-off reminder two minutes ahead.
+    "SCHEDULES": {
+        "nightly-report": {
+            "task": "demo_project.shop.tasks.build_report",
+            "cron": "0 2 * * *",
+            "time_zone": "Europe/London",
+            "kwargs": {"days": 1},
+            "overlap": "skip",
+            "description": "Yesterday's orders and revenue, every night at 02:00 London time.",
+        },
+    },
 }
 
 # Receipts are printed by the workers' console instead of being sent.

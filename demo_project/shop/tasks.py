@@ -67,3 +67,19 @@ def flaky_sync(context, order_id):
 def poison():
     """Always fails: after 3 attempts it ends FAILED, the dead letter, with every error kept."""
     raise ValueError("this job always fails")
+
+
+@task(schedule="* * * * *")
+def clean_up(days=30):
+    """Every minute (a schedule declared on the task): delete orders older than ``days`` days
+    whose receipt went out. Harmless in the demo, where every order is new."""
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = Order.objects.filter(created_at__lt=cutoff, receipt_sent_at__isnull=False).delete()
+    return {"deleted": deleted}
+
+
+@task(queue_name="emails")
+def send_reminder(message, to="admin@example.com"):
+    """A reminder email; demo_setup schedules one, once, two minutes ahead."""
+    send_mail("Reminder", message, None, [to])
+    return {"to": to}

@@ -1,12 +1,15 @@
 """manage.py demo_setup: the demo's superuser and sample data. Safe to run again."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from demo_project.shop.models import Product
+from djjobs.models import Schedule
 
 USERNAME = "admin"
 PASSWORD = "admin"
@@ -19,7 +22,8 @@ PRODUCTS = [
 
 
 class Command(BaseCommand):
-    help = "Create or update the demo superuser admin/admin and sample products, then print the login."
+    help = ("Create or update the demo superuser admin/admin and sample products, arm a one-off reminder "
+            "schedule two minutes ahead, then print the login.")
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="Where the demo is served.")
@@ -39,6 +43,9 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"{Product.objects.count()} products already exist.")
 
+        reminder = self._arm_reminder()
+        self.stdout.write(f"One-off schedule 'welcome-reminder' fires at {reminder:%H:%M:%S %Z}, then disables itself.")
+
         url = options["url"].rstrip("/") + "/"
         line = "=" * 60
         self.stdout.write(
@@ -52,3 +59,18 @@ class Command(BaseCommand):
                 f"{line}\n"
             )
         )
+
+    def _arm_reminder(self):
+        """A one-off schedule two minutes from now (again on every run of demo_setup)."""
+        run_at = timezone.now().replace(microsecond=0) + timedelta(minutes=2)
+        schedule, _ = Schedule.objects.get_or_create(
+            name="welcome-reminder",
+            defaults={"task_path": "demo_project.shop.tasks.send_reminder", "run_at": run_at, "time_zone": "UTC"},
+        )
+        schedule.task_path = "demo_project.shop.tasks.send_reminder"
+        schedule.kwargs = {"message": "Your djjobs demo has been running for two minutes."}
+        schedule.description = "A one-off: it runs once, then disables itself."
+        schedule.run_at, schedule.enabled = run_at, True
+        schedule.full_clean()
+        schedule.save()
+        return run_at
