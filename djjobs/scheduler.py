@@ -11,7 +11,7 @@ never both fire the same time. There is no leader to elect or to lose.
 import logging
 from datetime import datetime
 
-from django.db import IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,7 +35,7 @@ class ScheduleError(Exception):
 
 
 class _Changed(Exception):
-    """The schedule row changed under the tick (it cannot while the row is locked)."""
+    """The schedule row changed under the tick (it cannot while the row is locked): roll back."""
 
 
 def tick(now: datetime | None = None) -> int:
@@ -46,17 +46,22 @@ def tick(now: datetime | None = None) -> int:
     if not Schedule.objects.due(now).exists():  # the usual answer, without taking a lock
         return 0
     alias = router.db_for_write(Schedule)
-    fired = 0
+    fired, failed = 0, []
     for _ in range(TICK_BATCH):
+        schedule = None
         try:
             with transaction.atomic(using=alias):
-                schedule = (Schedule.objects.select_for_update(skip_locked=True).due(now)
+                schedule = (Schedule.objects.select_for_update(skip_locked=True).due(now).exclude(pk__in=failed)
                             .order_by("next_run_at").first())
                 if schedule is None:
                     break
                 fired += _fire(schedule, now)
-        except _Changed:
-            logger.warning("schedule changed while it fired; rolled back, it fires on the next tick")
+        except DatabaseError:
+            raise  # the worker logs it, reconnects and ticks again
+        except Exception as exc:  # a bug must not stop the worker, nor the other schedules
+            failed.append(schedule.pk)
+            logger.exception("schedule %s could not fire (rolled back; tried again next tick): %s",
+                             getattr(schedule, "name", "?"), exc)
     return fired
 
 

@@ -314,3 +314,18 @@ def test_fire_times_in_the_schedules_zone():
 def test_connection_is_not_left_in_a_transaction():
     scheduler.tick(datetime(2000, 1, 1, tzinfo=UTC))
     assert not connection.in_atomic_block or connection.savepoint_ids is not None
+
+
+def test_a_failing_schedule_does_not_stop_the_tick(monkeypatch):
+    broken, fine = due(make("broken"), minute()), due(make("fine"), minute())
+    fire = scheduler._fire
+
+    def fire_or_fail(schedule, now):
+        if schedule.pk == broken.pk:
+            raise RuntimeError("a bug")
+        return fire(schedule, now)
+
+    monkeypatch.setattr(scheduler, "_fire", fire_or_fail)
+    assert scheduler.tick(minute() + timedelta(seconds=1)) == 1
+    assert Job.objects.filter(schedule=fine).count() == 1
+    assert Schedule.objects.get(pk=broken.pk).next_run_at == minute()  # rolled back: still due
