@@ -4,7 +4,8 @@ and the read-only list of triggers, a view of the Event admin (see djjobs.admin.
 import json
 
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -36,7 +37,10 @@ class EventAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(job_total=Count("jobs"))
+        # A correlated subquery (not a JOIN + GROUP BY): the changelist's COUNT(*) drops it.
+        jobs = (Job.objects.filter(event=OuterRef("pk")).order_by().values("event")
+                .annotate(n=Count("pk")).values("n"))
+        return super().get_queryset(request).annotate(job_total=Coalesce(Subquery(jobs), 0))
 
     def get_urls(self):
         view = self.admin_site.admin_view(triggers_view.TriggerListView.as_view(admin_site=self.admin_site))

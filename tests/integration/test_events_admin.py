@@ -65,3 +65,19 @@ def test_trigger_list_shows_each_trigger_and_its_job_count(client):
 def test_trigger_list_needs_view_job(client):
     _login(client, "view_event")
     assert client.get(reverse("admin:djjobs_triggers")).status_code == 403
+
+
+def test_event_changelist_queries_do_not_grow_with_rows(client, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _login(client, "view_event")
+    url = reverse("admin:djjobs_event_changelist")
+    djjobs.publish("order.validated", {"order_id": 1})
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for i in range(10):
+        djjobs.publish("order.validated", {"order_id": i})
+    with django_assert_max_num_queries(len(few)):
+        assert client.get(url).status_code == 200
