@@ -80,6 +80,14 @@ def declarations() -> tuple[list[Declaration], list[str]]:
     return list(found.values()), problems
 
 
+def _declared_names() -> set[str]:
+    from .registry import declared_tasks
+
+    entries = conf.get("SCHEDULES") or {}
+    names = set(entries) if isinstance(entries, dict) else set()
+    return names | {path for path, task in declared_tasks().items() if getattr(task, "schedule", None) is not None}
+
+
 def _from_setting(name, spec) -> tuple[Declaration | None, str]:
     source = f"DJJOBS['SCHEDULES'][{name!r}]"
     if not isinstance(name, str) or not name or len(name) > 255:
@@ -145,7 +153,7 @@ def sync(using: str = "default") -> Report:
             logger.error("%s is not synced: %s", declaration.source, exc)
             continue
         _apply(rows.get(declaration.name), wanted, using, report)
-    declared = {d.name for d in found}
+    declared = _declared_names()  # an invalid declaration keeps its row until it is fixed
     for row in Schedule.objects.using(using).code_managed().exclude(name__in=declared):
         if row.overridden_fields():
             Schedule.objects.using(using).filter(pk=row.pk).update(code_managed=False)

@@ -59,6 +59,8 @@ def tick(now: datetime | None = None) -> int:
         except DatabaseError:
             raise  # the worker logs it, reconnects and ticks again
         except Exception as exc:  # a bug must not stop the worker, nor the other schedules
+            if schedule is None:
+                raise
             failed.append(schedule.pk)
             logger.exception("schedule %s could not fire (rolled back; tried again next tick): %s",
                              getattr(schedule, "name", "?"), exc)

@@ -118,6 +118,14 @@ def test_sync_skips_invalid_declarations_and_the_check_reports_them():
     assert any("['odd']: unknown key(s) colour" in m for m in messages)
 
 
+def test_a_broken_declaration_keeps_its_row_until_fixed():
+    with settings_with(report={"task": RECORD, "cron": "0 2 * * *"}):
+        migrate()
+    with settings_with(report={"task": RECORD, "cron": "0 2 * * *", "colour": "red"}):
+        migrate()
+    assert Schedule.objects.get(name="report").cron == "0 2 * * *"
+
+
 def test_check_accepts_valid_declarations_and_rejects_a_non_dict():
     assert check_schedules() == []
     from django.conf import settings
