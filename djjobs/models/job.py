@@ -90,10 +90,11 @@ class Job(models.Model):
         verbose_name_plural = _("jobs")
         ordering = ["-enqueued_at"]
         indexes = [
-            # The claim: due READY jobs of some queues, best first. Partial, so finished
-            # jobs never make it bigger.
+            # The claim: READY jobs in exactly the claim's order (priority desc, run_after,
+            # id), so it reads the first rows of the index and stops; the queue filter is
+            # checked on the way. Partial, so finished jobs never make it bigger.
             models.Index(
-                fields=["queue_name", "-priority", "run_after"],
+                fields=["-priority", "run_after", "id"],
                 condition=Q(status="READY"),
                 name="djjobs_job_claim_idx",
             ),
