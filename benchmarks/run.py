@@ -891,6 +891,9 @@ def main() -> int:
     parser.add_argument("--what-if-claim-index", action="store_true",
                         help=f"add a claim index djjobs lacks ({WHAT_IF_INDEX_SQL}) for the run, then drop it: "
                              "measures the fix, not djjobs as shipped")
+    parser.add_argument("--what-if-async-commit", action="store_true",
+                        help="ALTER DATABASE ... SET synchronous_commit = off for the run, then RESET: measures "
+                             "what the WAL flush per claim/complete costs (not djjobs as shipped)")
     parser.add_argument("--recreate-db", action="store_true",
                         help="drop and recreate the benchmark database first (its data is lost)")
     parser.add_argument("--profile-child", metavar="OUT", help=argparse.SUPPRESS)
@@ -925,6 +928,14 @@ def main() -> int:
               f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL={djjobs_setting('POLL_INTERVAL')}s"
               f"{'; --quick' if args.quick else ''}{server_notes()}")
 
+    if args.what_if_async_commit:
+        if connection.vendor != "postgresql":
+            parser.error("--what-if-async-commit needs PostgreSQL")
+        header += "; WHAT-IF: synchronous_commit=off for the benchmark database (not djjobs as shipped)"
+        with connection.cursor() as cursor:
+            name = connection.ops.quote_name(connection.settings_dict["NAME"])
+            cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+            cursor.execute("SET synchronous_commit = off")
     if args.what_if_claim_index:
         header += f"; WHAT-IF: extra index {WHAT_IF_INDEX_SQL} (not djjobs as shipped)"
         with connection.cursor() as cursor:
@@ -941,6 +952,10 @@ def main() -> int:
         if args.what_if_claim_index:
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP INDEX IF EXISTS {WHAT_IF_INDEX}")
+        if args.what_if_async_commit:
+            with connection.cursor() as cursor:
+                name = connection.ops.quote_name(connection.settings_dict["NAME"])
+                cursor.execute(f"ALTER DATABASE {name} RESET synchronous_commit")
     print(f"\n{header}\n")
     print(report.render())
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
