@@ -1,5 +1,6 @@
 """JobsBackend: Django's Tasks backend that stores every job as a row in the project's database."""
 
+import json
 import uuid
 from datetime import datetime
 
@@ -16,10 +17,11 @@ from .compat import (
     task_enqueued,
 )
 from .exceptions import TaskNotFound
-from .payload import to_json
+from .payload import byte_size, encode
 from .registry import resolve_task
 from .results import make_result
-from .states import ACTIVE
+from .ids import uuid7
+from .states import ACTIVE, JobStatus
 from .tasks import JobTask
 
 
@@ -66,47 +68,61 @@ class JobsBackend(BaseTaskBackend):
         return result
 
     def enqueue_many(self, task: Task, calls) -> list[TaskResult]:
-        """Insert one job per call with one INSERT (per 1,000 rows)."""
-        from .models import Job
+        """Insert one job per call in one statement (COPY on PostgreSQL), in the caller's transaction."""
+        from .models.bulk import insert_jobs
 
         self.validate_task(task)
         _check_findable(task)
         if getattr(task, "unique_key", None):
             raise InvalidTask("unique_key applies to a single job: use enqueue() for unique jobs.")
-        now = timezone.now()
-        jobs = [self._build_job(task, *_split_call(call), now) for call in calls]
-        Job.objects.bulk_create(jobs, batch_size=1000)
-        results = [make_result(job, task) for job in jobs]
+        common = self._common_values(task, timezone.now())
+        rows = [(uuid7(), *self._encoded_payload(*_split_call(call))) for call in calls]
+        insert_jobs(common, rows)
+        results = [make_result(_Row(common, *row[:3]), task) for row in rows]
         if task_enqueued.has_listeners(type(self)):
             for result in results:
                 task_enqueued.send(type(self), task_result=result)
         return results
 
-    def _build_job(self, task: Task, args, kwargs, now):
-        from .models import Job
+    def _payload(self, args, kwargs) -> tuple[list, dict]:
+        args, kwargs, args_text, kwargs_text = self._encoded_payload(args, kwargs)
+        return json.loads(args_text), json.loads(kwargs_text)
 
+    def _encoded_payload(self, args, kwargs) -> tuple[list, dict, str, str]:
+        """(args, kwargs, their JSON texts), after checking they are plain JSON and not too big."""
+        args, kwargs = list(args), dict(kwargs)
         try:
-            (args, kwargs), size = to_json([list(args), dict(kwargs)], "Task arguments")
+            args_text, kwargs_text = encode(args, "Task arguments"), encode(kwargs, "Task arguments")
         except ValueError as exc:
             raise InvalidTask(str(exc)) from None
+        size = byte_size(args_text) + byte_size(kwargs_text) + 2
         limit = conf.get("MAX_PAYLOAD_BYTES")
         if size > limit:
             raise InvalidTask(f"Task arguments are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES']).")
-        return Job(
-            task_path=task.module_path,
-            backend=self.alias,
-            queue_name=task.queue_name,
-            priority=task.priority,
-            args=args,
-            kwargs=kwargs,
-            takes_context=task.takes_context,
-            run_after=task.run_after or now,
-            enqueued_at=now,
-            max_attempts=_option(task, "max_attempts", "MAX_ATTEMPTS"),
-            retry_backoff=_option(task, "retry_backoff", "RETRY_BACKOFF"),
-            timeout=_option(task, "timeout", "TIMEOUT"),
-            unique_key=getattr(task, "unique_key", None),
-        )
+        return args, kwargs, args_text, kwargs_text
+
+    def _common_values(self, task: Task, now) -> dict:
+        """The columns of a job that come from the task and the moment, not from the call."""
+        return {
+            "task_path": task.module_path,
+            "backend": self.alias,
+            "queue_name": task.queue_name,
+            "priority": task.priority,
+            "status": JobStatus.READY,
+            "takes_context": task.takes_context,
+            "run_after": task.run_after or now,
+            "enqueued_at": now,
+            "max_attempts": _option(task, "max_attempts", "MAX_ATTEMPTS"),
+            "retry_backoff": _option(task, "retry_backoff", "RETRY_BACKOFF"),
+            "timeout": _option(task, "timeout", "TIMEOUT"),
+            "unique_key": getattr(task, "unique_key", None),
+        }
+
+    def _build_job(self, task: Task, args, kwargs, now):
+        from .models import Job
+
+        args, kwargs = self._payload(args, kwargs)
+        return Job(args=args, kwargs=kwargs, **self._common_values(task, now))
 
     def _insert_unique(self, job):
         """Insert, or return the active job holding the same unique key (a partial unique index)."""
@@ -152,6 +168,17 @@ def _check_findable(task: Task) -> None:
             f"Unknown task: {task.module_path!r} names another object; define the task at module "
             "level under the function's own name."
         )
+
+
+class _Row:
+    """A job inserted by enqueue_many, with the attributes make_result() reads."""
+
+    started_at = finished_at = last_attempted_at = return_value = None
+
+    def __init__(self, common, id_, args, kwargs):
+        self.__dict__.update(common)
+        self.id, self.args, self.kwargs = id_, args, kwargs
+        self.errors, self.worker_ids = [], []
 
 
 def _option(task: Task, name: str, setting: str):

@@ -3,19 +3,31 @@
 import json
 from typing import Any
 
+_encode = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode
 
-def to_json(value: Any, what: str) -> tuple[Any, int]:
-    """Return ``value`` as it will read back from the database, and its encoded size in bytes.
+
+def encode(value: Any, what: str) -> str:
+    """``value`` as compact JSON text; ValueError naming ``what`` if it is not plain JSON.
 
     Only plain JSON is accepted (dict with str keys, list/tuple, str, int, float, bool, None);
     NaN and infinities are refused because JSON has no spelling for them.
     """
     try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        text = _encode(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} must be JSON-serialisable: {exc}") from None
     _check_keys(value, what)
-    return json.loads(text), len(text.encode())
+    return text
+
+
+def byte_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def to_json(value: Any, what: str) -> tuple[Any, int]:
+    """Return ``value`` as it will read back from the database, and its encoded size in bytes."""
+    text = encode(value, what)
+    return json.loads(text), byte_size(text)
 
 
 def _check_keys(value: Any, what: str) -> None:
@@ -24,7 +36,9 @@ def _check_keys(value: Any, what: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"{what} must be JSON-serialisable: dict key {key!r} is not a string")
-            _check_keys(item, what)
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item, what)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _check_keys(item, what)
+            if isinstance(item, (dict, list, tuple)):
+                _check_keys(item, what)

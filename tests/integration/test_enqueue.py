@@ -145,3 +145,11 @@ class TestUniqueKey:
         with pytest.raises(InvalidTask, match="unique_key"):
             tasks.add.using(unique_key="k").enqueue_many([(1, 2)])
         assert Job.objects.count() == 0
+
+
+def test_enqueue_many_round_trips_awkward_text():
+    awkward = 'tab\there, back\\slash, new\nline, "quotes", é, 😀, \\N'
+    results = tasks.add.enqueue_many([(awkward, {"k": [awkward, None, 1.5, True]})])
+    job = Job.objects.get(pk=results[0].id)
+    assert job.args == [awkward, {"k": [awkward, None, 1.5, True]}]
+    assert results[0].args == job.args
