@@ -122,13 +122,12 @@ def _day_phrase(dom: str, month: str, dow: str) -> str:
 
 
 def _weekdays(dow: str) -> str:
-    if "#" in dow or "l" in dow.lower().replace("sat", "").replace("sun", "").replace("mon", "").replace(
-            "tue", "").replace("wed", "").replace("thu", "").replace("fri", ""):
+    if "#" in dow or "L" in dow.upper():  # nth weekday, last weekday: no day name has an L
         raise _Unsupported
     if "-" in dow and "," not in dow and "/" not in dow:
         first, last = (_number(v) for v in dow.split("-"))
         return f"{DAYS[first]} to {DAYS[last]}"
-    return _join([DAYS[d] for d in sorted({d % 7 for d in _values(dow, 7)})])
+    return _join([DAYS[d] for d in sorted({d % 7 for d in _values(dow, 7)}, key=lambda d: (d - 1) % 7)])  # Monday first
 
 
 # -- values ---------------------------------------------------------------------------------
