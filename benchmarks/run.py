@@ -80,6 +80,7 @@ class Row:
     result: str
     notes: str = ""
     others_cpu: float | None = None  # % of the machine's CPU used by other processes meanwhile
+    cpu: str = ""  # CPU ms per job: our Python processes + our database backends
 
 
 @dataclass
@@ -90,19 +91,20 @@ class Report:
         row = Row(*args, **kwargs)
         self.rows.append(row)
         others = "" if row.others_cpu is None else f" [other processes used {row.others_cpu:.0f}% CPU meanwhile]"
+        others += f" [CPU ms/job: {row.cpu}]" if row.cpu else ""
         print(f"  -> {row.case}: {row.result}" + (f"  ({row.notes})" if row.notes else "") + others, flush=True)
         return row
 
     def render(self) -> str:
-        header = ("phase", "case", "jobs", "wall s", "result", "others' CPU", "notes")
+        header = ("phase", "case", "jobs", "wall s", "result", "CPU ms/job", "others' CPU", "notes")
         lines = [
             (r.phase, r.case, "" if r.jobs is None else f"{r.jobs:,}",
-             "" if r.wall is None else f"{r.wall:.2f}", r.result,
+             "" if r.wall is None else f"{r.wall:.2f}", r.result, r.cpu,
              "" if r.others_cpu is None else f"{r.others_cpu:.0f}%", r.notes)
             for r in sorted(self.rows, key=lambda r: r.phase.split()[0])  # stable: phase order
         ]
         widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
-        right = {2, 3, 5}
+        right = {2, 3, 6}
 
         def fmt(cells):
             out = []
@@ -353,27 +355,39 @@ def probe_claim(samples: int = 15) -> tuple[str, str]:
 
 
 class OthersCpu:
-    """CPU used by processes that are not this benchmark while a case runs.
+    """CPU used while a case runs: by other processes, by our workers and by our database backends.
 
     On a shared machine another test suite steals cores from the workers: the table shows
-    how much. Every 0.25 s it reads /proc/<pid>/stat (utime + stime) of every process. Ours
-    are this process, its descendants (workers) and the PostgreSQL backends connected to the
-    benchmark database; PostgreSQL's own auxiliary processes (WAL writer, checkpointer...)
-    are shared and left out; everything else counts. A process that starts and ends between
-    two reads is missed, so this is a lower bound. Linux only (None elsewhere).
+    how much ("others' CPU", % of all cores), and CPU time per job, which such contention
+    moves much less than wall-clock rates. Every 0.5 s it reads /proc/<pid>/stat (utime +
+    stime) of every process. Ours are this process, its descendants (workers) and the
+    PostgreSQL backends connected to the benchmark database ("db"); PostgreSQL's auxiliary
+    processes (WAL writer, checkpointer...) are shared and left out; everything else is
+    "others". A process that starts and ends between two reads (0.5 s apart) is missed, so "others" is a
+    lower bound. Python CPU is getrusage (this process, and the workers once reaped).
+    Linux only (None elsewhere).
     """
 
     def __init__(self, db_name: str):
         self.db_name = db_name
-        self.percent = None
-        self._baseline: dict[int, int] = {}
-        self._last: dict[int, int] = {}
+        self.percent = None  # others, % of all cores
+        self.db_seconds = None  # CPU of our database backends
+        self.children_seconds = None  # CPU of our reaped child processes (workers)
+        self.self_seconds = None  # CPU of this process
+        self._active = False
+        self._baseline: dict[int, tuple[str, int]] = {}
+        self._last: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
         self._cmdlines: dict[int, str] = {}
+        self._scan_cpu = 0.0  # the meter's own CPU, left out of this process's
 
     def __enter__(self) -> "OthersCpu":
+        import resource
+
+        self._usage = (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
         if not Path("/proc/stat").exists():
             return self
+        self._active = True
         self._baseline = self._scan()
         self._last = dict(self._baseline)
         self._started = time.perf_counter()
@@ -382,27 +396,55 @@ class OthersCpu:
         return self
 
     def __exit__(self, *exc) -> None:
-        if not self._baseline:
+        import resource
+
+        def cpu(before, after):
+            return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+        if self._active:
+            self._stop.set()
+            self._thread.join()
+            self._merge(self._scan())
+        self.self_seconds = cpu(self._usage[0], resource.getrusage(resource.RUSAGE_SELF)) - self._scan_cpu
+        self.children_seconds = cpu(self._usage[1], resource.getrusage(resource.RUSAGE_CHILDREN))
+        if not self._active:
             return
-        self._stop.set()
-        self._thread.join()
-        self._merge(self._scan())
         wall = time.perf_counter() - self._started
-        ticks = sum(t - self._baseline.get(pid, 0) for pid, t in self._last.items())
-        cpu_seconds = max(0, ticks) / os.sysconf("SC_CLK_TCK")
-        self.percent = 100 * cpu_seconds / (wall * (os.cpu_count() or 1)) if wall > 0 else None
+        hz = os.sysconf("SC_CLK_TCK")
+        spent = {"others": 0, "db": 0}
+        for pid, (kind, ticks) in self._last.items():
+            base = self._baseline.get(pid)
+            spent[kind] += ticks - (base[1] if base and base[0] == kind else 0)
+        self.db_seconds = max(0, spent["db"]) / hz
+        others = max(0, spent["others"]) / hz
+        self.percent = 100 * others / (wall * (os.cpu_count() or 1)) if wall > 0 else None
+
+    def per_job(self, n: int, python: str = "children") -> str:
+        """'py X + pg Y ms/job': CPU per job of the workers (or this process) and of our backends."""
+        py = self.self_seconds if python == "self" else self.children_seconds
+        if not n or py is None:
+            return ""
+        pg = "n/a" if self.db_seconds is None else f"{self.db_seconds / n * 1000:.2f}"
+        return f"py {py / n * 1000:.2f} + pg {pg}"
 
     def _run(self) -> None:
-        while not self._stop.wait(0.25):
+        while not self._stop.wait(0.5):
             self._merge(self._scan())
 
-    def _merge(self, scan: dict[int, int]) -> None:
-        for pid, ticks in scan.items():
-            if ticks >= self._last.get(pid, 0):
-                self._last[pid] = ticks
+    def _merge(self, scan: dict[int, tuple[str, int]]) -> None:
+        for pid, (kind, ticks) in scan.items():
+            if ticks >= self._last.get(pid, (kind, 0))[1]:
+                self._last[pid] = (kind, ticks)
 
-    def _scan(self) -> dict[int, int]:
-        """pid -> utime + stime ticks of every foreign process now."""
+    def _scan(self) -> dict[int, tuple[str, int]]:
+        """pid -> (kind, utime + stime ticks) of every process that is not ours, and of our backends."""
+        started = time.thread_time()
+        try:
+            return self._scan_procs()
+        finally:
+            self._scan_cpu += time.thread_time() - started
+
+    def _scan_procs(self) -> dict[int, tuple[str, int]]:
         stats = {}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
@@ -416,16 +458,19 @@ class OthersCpu:
             fields = raw[raw.rfind(")") + 2:].split()
             stats[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
         me = os.getpid()
-        foreign = {}
+        found = {}
         for pid, (comm, ppid, ticks) in stats.items():
             if self._ours(pid, stats, me):
                 continue
             if comm.startswith("postgres"):
                 kind = self._postgres_kind(pid)
-                if kind != "foreign":
-                    continue
-            foreign[pid] = ticks
-        return foreign
+                if kind == "ours":
+                    found[pid] = ("db", ticks)
+                elif kind == "foreign":
+                    found[pid] = ("others", ticks)
+                continue
+            found[pid] = ("others", ticks)
+        return found
 
     @staticmethod
     def _ours(pid: int, stats: dict, me: int) -> bool:
@@ -579,7 +624,7 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
         wall = time.perf_counter() - started
     report.add("1 enqueue", "enqueue(), 1 job/transaction", sizes.enqueue_single, wall,
                rate(sizes.enqueue_single, wall), f"{wall / sizes.enqueue_single * 1000:.2f} ms/job",
-               others.percent)
+               others.percent, others.per_job(sizes.enqueue_single, "self"))
     truncate()
 
     with others_cpu() as others:
@@ -587,7 +632,8 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
         noop.enqueue_many([()] * sizes.enqueue_bulk)
         wall = time.perf_counter() - started
     report.add("1 enqueue", "enqueue_many(), 1 call", sizes.enqueue_bulk, wall, rate(sizes.enqueue_bulk, wall),
-               f"{sizes.enqueue_bulk / 1000:g} INSERTs of 1,000 rows", others.percent)
+               f"{sizes.enqueue_bulk / 1000:g} INSERTs of 1,000 rows", others.percent,
+               others.per_job(sizes.enqueue_bulk, "self"))
     truncate()
 
 
@@ -620,7 +666,7 @@ def phase_process(report: Report, sizes: Sizes) -> None:
         steady = f"steady {rate(n, window)}" if window else "steady n/a"
         note = "no INFO log lines per job" if extra else ""
         report.add("2 process", label, n, wall, rate(n, wall), "; ".join(x for x in (problem, steady, note) if x),
-                   others.percent)
+                   others.percent, others.per_job(n))
         if not extra:
             peak = max(procs, key=lambda p: p.vm_hwm_kib or 0)
             report.add("4 memory", f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
@@ -730,7 +776,8 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
         if extra:
             note += "no per-job INFO log lines; "
         report.add("5 big table", f"1 worker, {label}", n, wall, rate(n, wall),
-                   f"{problem}{note}steady {rate(n, window) if window else 'n/a'}; {summary}", others.percent)
+                   f"{problem}{note}steady {rate(n, window) if window else 'n/a'}; {summary}", others.percent,
+                   others.per_job(n))
     empty, _, full = results.values()
     report.add("5 big table", "finished rows / empty table", None, None, f"{full / empty:.2f}x",
                "throughput ratio; 1.00x = no effect")
@@ -770,7 +817,8 @@ def phase_profile(report: Report, sizes: Sizes) -> None:
         others.__exit__(None, None, None)
         problem = check_done(n, "profiled worker")
         report.add("P profile", f"1 x run_workers --burst under {'py-spy' if py_spy else 'cProfile'}", n, wall,
-                   rate(n, wall), problem or "profiler overhead included", others.percent)
+                   rate(n, wall), problem or "profiler overhead included (py CPU includes py-spy)", others.percent,
+                   others.per_job(n))
         if py_spy:
             print(summarize_py_spy(out, 15), flush=True)
         else:
