@@ -1,10 +1,12 @@
 """Health: what the health endpoint and the metrics report, read cheaply from any size of table.
 
-No query counts a whole table. Queues with READY jobs are found by a loose index scan of the
-claim index (one index probe per queue); per queue, its priorities the same way, then per
-priority the earliest run_after (one probe) and the due jobs counted with a LIMIT
-(``HEALTH_COUNT_LIMIT``): a depth equal to the limit means "at least that many". FAILED jobs of
-the last hour are counted the same bounded way on the (status, finished_at) index.
+No query counts a whole table; everything READY is read through the partial claim index
+(priority desc, run_after, id WHERE status = 'READY'). The priorities with READY jobs are found
+by a loose index scan (one probe each), and per priority the earliest run_after is the first
+entry: so the oldest due job is exact. Due jobs are counted as a claim would read them: the
+first ``HEALTH_COUNT_LIMIT`` due jobs in claim order, grouped by queue (a bounded count: exact
+below the limit, "at least the limit" at it). FAILED jobs of the last hour are counted the same
+bounded way on the (status, finished_at) index.
 """
 
 from dataclasses import dataclass, field
@@ -16,15 +18,6 @@ from django.utils import timezone
 
 from . import conf
 
-# At most this many queues are reported (a guard against a runaway number of queue names).
-MAX_QUEUES = 100
-
-
-@dataclass
-class QueueDepth:
-    due: int = 0  # due READY jobs, counted up to the limit
-    oldest_due_at: datetime | None = None  # run_after of the job that has waited longest
-
 
 @dataclass
 class Snapshot:
@@ -33,15 +26,16 @@ class Snapshot:
     last_heartbeat_at: datetime | None
     failed_last_hour: int
     count_limit: int
-    queues: dict[str, QueueDepth] = field(default_factory=dict)
+    oldest_due_at: datetime | None = None  # run_after of the due READY job that has waited longest
+    queues: dict[str, int] = field(default_factory=dict)  # due READY jobs per queue, bounded
 
     @property
-    def oldest_due_at(self) -> datetime | None:
-        return min((q.oldest_due_at for q in self.queues.values() if q.oldest_due_at), default=None)
+    def due(self) -> int:
+        return sum(self.queues.values())
 
 
 def snapshot(now: datetime | None = None) -> Snapshot:
-    """Read the numbers (a handful of index probes; see the module docstring)."""
+    """Read the numbers: five queries, each an index probe or a bounded scan."""
     from .models import Job, Worker
 
     now = now or timezone.now()
@@ -49,12 +43,13 @@ def snapshot(now: datetime | None = None) -> Snapshot:
     last = Worker.objects.filter(stopped_at__isnull=True).aggregate(last=Max("last_heartbeat_at"))["last"]
     failed = (Job.objects.filter(status="FAILED", finished_at__gte=now - timedelta(hours=1))
               .order_by().values("pk")[:limit].count())
-    result = Snapshot(at=now, workers_alive=Worker.objects.alive(now).count(), last_heartbeat_at=last,
-                      failed_last_hour=failed, count_limit=limit)
     connection = connections[router.db_for_read(Job)]
-    for queue in sorted(configured_queues() | _ready_queues(connection, Job._meta.db_table))[:MAX_QUEUES]:
-        result.queues[queue] = _depth(connection, Job._meta.db_table, queue, now, limit)
-    return result
+    table = connection.ops.quote_name(Job._meta.db_table)
+    queues = dict.fromkeys(sorted(configured_queues()), 0)
+    queues.update(_due_by_queue(connection, table, now, limit))
+    return Snapshot(at=now, workers_alive=Worker.objects.alive(now).count(), last_heartbeat_at=last,
+                    failed_last_hour=failed, count_limit=limit, oldest_due_at=_oldest_due(connection, table, now),
+                    queues=queues)
 
 
 def problems(snap: Snapshot, max_due_age: float) -> list[str]:
@@ -84,9 +79,9 @@ def report(now: datetime | None = None) -> tuple[dict, bool]:
             "last_heartbeat_age_seconds": _age(snap.at, snap.last_heartbeat_at),
         },
         "oldest_due_age_seconds": _age(snap.at, oldest),
+        "due": snap.due,
         "failed_last_hour": snap.failed_last_hour,
-        "queues": {name: {"due": q.due, "oldest_due_age_seconds": _age(snap.at, q.oldest_due_at)}
-                   for name, q in snap.queues.items()},
+        "queues": {name: {"due": due} for name, due in snap.queues.items()},
         "count_limit": snap.count_limit,
         "thresholds": {"max_due_age_seconds": max_due_age,
                        "worker_heartbeat_seconds": 3 * float(conf.get("HEARTBEAT_INTERVAL"))},
@@ -111,58 +106,38 @@ def _age(now, then) -> float | None:
 
 # The literal status = 'READY' (not a parameter) lets SQLite use the partial claim index too.
 
-_READY_QUEUES = """
-WITH RECURSIVE q(name) AS (
-    SELECT MIN(queue_name) FROM {table} WHERE status = 'READY'
-    UNION ALL
-    SELECT (SELECT MIN(queue_name) FROM {table} WHERE status = 'READY' AND queue_name > q.name)
-    FROM q WHERE q.name IS NOT NULL
-)
-SELECT name FROM q WHERE name IS NOT NULL LIMIT {limit}
-"""
-
 _PRIORITIES = """
 WITH RECURSIVE p(v) AS (
-    SELECT MAX(priority) FROM {table} WHERE status = 'READY' AND queue_name = %s
+    SELECT MAX(priority) FROM {table} WHERE status = 'READY'
     UNION ALL
-    SELECT (SELECT MAX(priority) FROM {table} WHERE status = 'READY' AND queue_name = %s AND priority < p.v)
+    SELECT (SELECT MAX(priority) FROM {table} WHERE status = 'READY' AND priority < p.v)
     FROM p WHERE p.v IS NOT NULL
 )
-SELECT v,
-    (SELECT MIN(run_after) FROM {table} WHERE status = 'READY' AND queue_name = %s AND priority = p.v)
+SELECT v, (SELECT MIN(run_after) FROM {table} WHERE status = 'READY' AND priority = p.v)
 FROM p WHERE v IS NOT NULL
 """
 
-_DUE = """
-SELECT COUNT(*) FROM (
-    SELECT 1 FROM {table} WHERE status = 'READY' AND queue_name = %s AND priority = %s AND run_after <= %s LIMIT %s
-) AS due
+_DUE_BY_QUEUE = """
+SELECT queue_name, COUNT(*) FROM (
+    SELECT queue_name FROM {table} WHERE status = 'READY' AND run_after <= %s
+    ORDER BY priority DESC, run_after, id LIMIT %s
+) AS next_due GROUP BY queue_name
 """
 
 
-def _ready_queues(connection, table) -> set[str]:
+def _oldest_due(connection, table, now) -> datetime | None:
+    """The earliest run_after that is due: per priority the first index entry, one probe each."""
     with connection.cursor() as cursor:
-        cursor.execute(_READY_QUEUES.format(table=connection.ops.quote_name(table), limit=MAX_QUEUES))
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(_PRIORITIES.format(table=table))
+        firsts = [_datetime(connection, first) for _, first in cursor.fetchall()]
+    return min((first for first in firsts if first is not None and first <= now), default=None)
 
 
-def _depth(connection, table, queue, now, limit) -> QueueDepth:
-    """One queue: its priorities by a loose index scan, then per due priority a bounded count."""
-    table = connection.ops.quote_name(table)
-    depth = QueueDepth()
+def _due_by_queue(connection, table, now, limit) -> dict[str, int]:
+    """Due jobs per queue among the first ``limit`` in claim order: what a claim would read."""
     with connection.cursor() as cursor:
-        cursor.execute(_PRIORITIES.format(table=table), [queue, queue, queue])
-        firsts = [(priority, _datetime(connection, first)) for priority, first in cursor.fetchall()]
-        for priority, first in firsts:
-            if first is None or first > now:
-                continue  # nothing of this priority is due yet
-            depth.oldest_due_at = min(first, depth.oldest_due_at or first)
-            if depth.due >= limit:
-                continue
-            cursor.execute(_DUE.format(table=table),
-                           [queue, priority, connection.ops.adapt_datetimefield_value(now), limit - depth.due])
-            depth.due += cursor.fetchone()[0]
-    return depth
+        cursor.execute(_DUE_BY_QUEUE.format(table=table), [connection.ops.adapt_datetimefield_value(now), limit])
+        return {queue: n for queue, n in cursor.fetchall()}
 
 
 def _datetime(connection, value):

@@ -45,13 +45,14 @@ def render() -> tuple[bytes, str]:
 
 
 def _queue_metrics(snap):
-    due = GaugeMetricFamily("djjobs_queue_due_jobs", f"Due READY jobs per queue (counted up to {snap.count_limit}).",
+    due = GaugeMetricFamily("djjobs_queue_due_jobs",
+                            f"Due READY jobs per queue, among the first {snap.count_limit} in claim order.",
                             labels=["queue"])
-    age = GaugeMetricFamily("djjobs_queue_oldest_due_age_seconds",
-                            "Seconds the oldest due READY job of the queue has waited (0: none due).", labels=["queue"])
-    for name, queue in snap.queues.items():
-        due.add_metric([name], queue.due)
-        age.add_metric([name], 0.0 if queue.oldest_due_at is None else (snap.at - queue.oldest_due_at).total_seconds())
+    for name, n in snap.queues.items():
+        due.add_metric([name], n)
+    age = GaugeMetricFamily("djjobs_oldest_due_job_age_seconds",
+                            "Seconds the oldest due READY job has waited (0: none due).",
+                            value=0.0 if snap.oldest_due_at is None else (snap.at - snap.oldest_due_at).total_seconds())
     failed = GaugeMetricFamily("djjobs_failed_last_hour_jobs",
                                f"Jobs that ended FAILED in the last hour (counted up to {snap.count_limit}).",
                                value=snap.failed_last_hour)

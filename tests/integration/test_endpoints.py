@@ -241,8 +241,9 @@ def test_health_ok_then_503_when_workers_stop(client):
     body = response.json()
     assert body["status"] == "ok" and body["problems"] == []
     assert body["workers"]["alive"] == 1 and body["queues"]["default"]["due"] == 1
-    assert set(body) == {"status", "problems", "checked_at", "workers", "oldest_due_age_seconds",
+    assert set(body) == {"status", "problems", "checked_at", "workers", "oldest_due_age_seconds", "due",
                          "failed_last_hour", "queues", "count_limit", "thresholds"}
+    assert body["queues"]["emails"] == {"due": 0}  # a configured queue without jobs
     worker.stopped_at = timezone.now()  # the worker stops
     worker.save()
     response = client.get("/jobs/health/")
@@ -265,26 +266,26 @@ def test_health_503_when_the_oldest_due_job_waited_too_long(client, settings):
     response = client.get("/jobs/health/")
     assert response.status_code == 503
     body = response.json()
-    assert 119 < body["oldest_due_age_seconds"] < 200 and body["queues"]["default"]["due"] == 2
+    assert 119 < body["oldest_due_age_seconds"] < 200 and body["queues"]["default"]["due"] == 2 and body["due"] == 2
     assert "oldest due job has waited" in body["problems"][0]
 
 
-def test_health_counts_are_bounded(client, settings):
+def test_health_counts_are_bounded_in_claim_order(client, settings):
     settings.DJJOBS = {**settings.DJJOBS, "HEALTH_COUNT_LIMIT": 3}
     _worker()
     tasks.add.enqueue_many([(i, i) for i in range(5)])
-    tasks.add.using(priority=9).enqueue_many([(i, i) for i in range(2)])
+    tasks.send_receipt.using(priority=50).enqueue_many([(i,) for i in range(2)])  # claimed first
     body = client.get("/jobs/health/").json()
-    assert body["queues"]["default"]["due"] == 3 and body["count_limit"] == 3
+    assert body["queues"]["emails"]["due"] == 2 and body["queues"]["default"]["due"] == 1
+    assert body["due"] == 3 and body["count_limit"] == 3
 
 
 def test_health_is_a_few_index_probes(client, django_assert_max_num_queries):
     _worker()
     tasks.add.enqueue(1, 2)
     tasks.send_receipt.enqueue(1)
-    # workers (2), failed (1), ready queues (1), per queue: priorities (1) + one due count per
-    # due priority. Four configured queues, two of them with one due priority each.
-    with django_assert_max_num_queries(10):
+    # workers (2), failed (1), the oldest due job by priorities (1), due jobs by queue (1)
+    with django_assert_max_num_queries(5):
         assert client.get("/jobs/health/").status_code == 200
 
 

@@ -14,11 +14,9 @@ JOB = "0196f0c2-0000-7000-8000-000000000001"
 
 
 def _snap(alive=1, oldest_age=None):
-    snap = health.Snapshot(at=NOW, workers_alive=alive, last_heartbeat_at=NOW, failed_last_hour=0, count_limit=10)
-    snap.queues["default"] = health.QueueDepth(
-        due=1 if oldest_age is not None else 0,
-        oldest_due_at=None if oldest_age is None else NOW - timedelta(seconds=oldest_age))
-    return snap
+    oldest = None if oldest_age is None else NOW - timedelta(seconds=oldest_age)
+    return health.Snapshot(at=NOW, workers_alive=alive, last_heartbeat_at=NOW, failed_last_hour=0, count_limit=10,
+                           oldest_due_at=oldest, queues={"default": 0 if oldest is None else 1})
 
 
 @pytest.mark.parametrize("alive, oldest_age, expected", [
