@@ -36,6 +36,26 @@ def wait_until(predicate, timeout=60.0, interval=0.05, message="condition", work
         time.sleep(interval)  # a polling interval, not a wait for work
 
 
+def process_state(pid: int) -> str | None:
+    """The one-letter state in /proc/<pid>/stat (R, S, T stopped, Z zombie...), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def live_children(pid: int) -> set[int]:
+    """Direct children of ``pid`` (read from /proc/<pid>/task/*/children), zombies left out."""
+    pids = set()
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids.update(int(p) for p in path.read_text().split())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return {p for p in pids if process_state(p) not in (None, "Z")}
+
+
 class WorkerProcess:
     """One ``python manage.py run_workers`` process; its stdout and stderr go to a file."""
 
@@ -91,10 +111,23 @@ class WorkerProcess:
             self.signal(signal.SIGTERM)
         return self.wait(timeout)
 
+    def children(self) -> set[int]:
+        """Pids of this process's live children (the worker processes of ``--processes N``)."""
+        return live_children(self.pid) if self.proc.poll() is None else set()
+
     def kill(self) -> None:
+        """SIGKILL the process and, for a supervisor, its worker processes (their own process groups)."""
         if self.proc.poll() is None:
+            # Stopped first, so it cannot fork a replacement between the listing and the kill.
+            os.kill(self.pid, signal.SIGSTOP)
+            children = self.children()
             self.proc.kill()
             self.proc.wait(timeout=30)
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def close(self) -> None:
         self.kill()

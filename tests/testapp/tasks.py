@@ -159,6 +159,113 @@ def checkpointed(context, chunks=5, crash_at=None):
     return done
 
 
+# -- Tasks of the crash acceptance tests (tests/acceptance/test_crash.py). --
+
+
+def _mark(marker, line):
+    """Append a line to ``marker`` (a file): a trace of a run that survives rollbacks and kills."""
+    if marker:
+        with open(marker, "a") as f:
+            f.write(line + "\n")
+
+
+@task(takes_context=True)
+def load_record(context, ms=50):
+    """Records an Execution (label "load") as each run starts, then sleeps ``ms`` milliseconds."""
+    import time
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="load")
+    time.sleep(ms / 1000)
+    return ms
+
+
+@task(takes_context=True, atomic=True)
+def atomic_load(context, ms=50, marker=None):
+    """atomic: its Execution (label "atomic") commits together with SUCCESSFUL, or never."""
+    import time
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="atomic")
+    _mark(marker, f"start {os.getpid()} {context.attempt}")
+    time.sleep(ms / 1000)
+    _mark(marker, f"end {os.getpid()} {context.attempt}")
+    return {"pid": os.getpid()}
+
+
+@task(takes_context=True)
+def plain_load(context, ms=50, marker=None):
+    """atomic_load without atomic: its Execution (label "plain") commits at once."""
+    import time
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="plain")
+    _mark(marker, f"start {os.getpid()} {context.attempt}")
+    time.sleep(ms / 1000)
+    _mark(marker, f"end {os.getpid()} {context.attempt}")
+    return {"pid": os.getpid()}
+
+
+@task(takes_context=True, max_attempts=3)
+def kills_own_worker(context):
+    """Records an Execution (label "suicide"), then kill -9s the process running it."""
+    import signal
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="suicide")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task(takes_context=True, timeout=2, max_attempts=1)
+def overstays_30s(context):
+    """Records "start", sleeps 30 s (past its 2 s timeout), records "end"."""
+    import time
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="start")
+    time.sleep(30)
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="end")
+    return "too late"
+
+
+@task(takes_context=True, max_attempts=1)
+def ignores_cancel(context, seconds=30.0):
+    """Records "start", sleeps without ever looking at context.is_cancelled(), records "end"."""
+    import time
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="start")
+    time.sleep(seconds)
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="end")
+    return "ignored"
+
+
+@task(takes_context=True, max_attempts=1)
+def cooperative_cancel(context, seconds=30.0):
+    """Records "start", polls context.is_cancelled() every 50 ms; when asked, records "stopping" and raises."""
+    import time
+
+    job_id = context.task_result.id
+    Execution.objects.create(job_id=job_id, attempt=context.attempt, pid=os.getpid(), label="start")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if context.is_cancelled():
+            Execution.objects.create(job_id=job_id, attempt=context.attempt, pid=os.getpid(), label="stopping")
+            raise RuntimeError("cancelled on request")
+        time.sleep(0.05)
+    Execution.objects.create(job_id=job_id, attempt=context.attempt, pid=os.getpid(), label="end")
+    return "not cancelled"
+
+
+@task(takes_context=True, max_attempts=3)
+def chunks_with_checkpoint(context, chunks=10, seconds=0.3):
+    """Does ``chunks`` chunks of ``seconds`` each, recording "chunk-<n>" and checkpointing {"next": n + 1}
+    after each; a later attempt resumes at the checkpoint."""
+    import time
+
+    start = (context.checkpoint or {}).get("next", 0)
+    for n in range(start, chunks):
+        time.sleep(seconds)
+        Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(),
+                                 label=f"chunk-{n}")
+        context.save_checkpoint({"next": n + 1})
+    return start
+
+
 # -- Tasks of the event, trigger and endpoint tests (test_events.py, test_triggers.py, test_endpoints.py). --
 
 
