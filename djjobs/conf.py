@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULE_MAX_LATENESS": None,
     # misfire="run_all": at most this many missed runs are caught up at once (the latest ones).
     "SCHEDULE_CATCH_UP_MAX": 100,
+    # PostgreSQL: the worker's own commits (claims, batched completions) do not wait for the
+    # WAL flush. A database crash may then forget the last milliseconds of them; jobs run
+    # again rather than being lost (see README, Guarantees). False: every commit waits.
+    "ASYNC_COMMIT": True,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
     # Seconds a RUNNING job may ignore its cancellation before process mode kills its process.

@@ -15,6 +15,8 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
+from .. import conf
+
 from ..states import JobStatus
 
 _COLUMNS = (
@@ -54,8 +56,12 @@ class ClaimedJob:
     extra: dict = field(default_factory=dict)
 
 
-def claim(worker_id: str, queues: list[str] | None, limit: int, lease_seconds: float) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due jobs of ``queues`` (None: every queue) for ``worker_id``."""
+def claim(
+    worker_id: str, queues: list[str] | None, limit: int, lease_seconds: float, relaxed: bool = False
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due jobs of ``queues`` (None: every queue) for ``worker_id``.
+
+    ``relaxed``: the caller's connection is the worker's own (see relax_commits)."""
     if limit <= 0:
         return []
     from ..models import Job
@@ -63,10 +69,31 @@ def claim(worker_id: str, queues: list[str] | None, limit: int, lease_seconds: f
     connection = connections[router.db_for_write(Job)]
     token = uuid.uuid4()
     if connection.vendor == "postgresql":
+        if relaxed:
+            relax_commits(connection)
         rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token)
     else:
         rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token)
     return [_to_claimed(row, token, connection) for row in rows]
+
+
+def relax_commits(connection) -> None:
+    """PostgreSQL: this connection's commits need not wait for the WAL flush (DJJOBS['ASYNC_COMMIT']).
+
+    Used only on the worker's own connections (claims, batched completions, sweeps), never
+    on those that run task code. A database crash can then forget the last few milliseconds
+    of them: a forgotten claim leaves the job READY, a forgotten completion leaves it RUNNING
+    until it is rescued; either way the job runs again (at-least-once), and atomic tasks,
+    which complete in their own durable transaction, are unaffected.
+    """
+    if connection.vendor != "postgresql" or not conf.get("ASYNC_COMMIT"):
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if getattr(connection, "_djjobs_relaxed", None) is not raw:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+        connection._djjobs_relaxed = raw
 
 
 def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token):

@@ -74,3 +74,51 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
             setattr(job, name, value)
     return True
 
+
+
+def complete_successes(items: list, worker_id: str) -> set:
+    """Write many successful outcomes with one guarded UPDATE; returns the ids written.
+
+    ``items`` are (job, outcome) pairs. Each row is still guarded by its own lease token, so
+    a job rescued meanwhile is left alone (and reported by its absence from the result).
+    """
+    from django.db import connections, router, transaction
+
+    from ..models import Job
+
+    if not items:
+        return set()
+    now = timezone.now()
+    connection = connections[router.db_for_write(Job)]
+    if connection.vendor == "postgresql":
+        from .claim import relax_commits
+
+        relax_commits(connection)  # the completer's own connection
+        rows = ", ".join(["(%s::uuid, %s::uuid, %s::jsonb)"] * len(items))
+        params = []
+        for job, outcome in items:
+            params += [job.id, job.lease_token, None if outcome.return_value is None else outcome.return_json]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""UPDATE djjobs_job AS j SET status = 'SUCCESSFUL', return_value = v.rv, finished_at = %s,
+                        lease_token = NULL, lease_expires_at = NULL
+                    FROM (VALUES {rows}) AS v(id, token, rv)
+                    WHERE j.id = v.id AND j.status = 'RUNNING' AND j.lease_token = v.token
+                    RETURNING j.id""",
+                [now, *params],
+            )
+            done = {row[0] for row in cursor.fetchall()}
+    else:  # SQLite: one transaction, so one write lock and one sync for the batch
+        done = set()
+        with transaction.atomic(using=connection.alias):
+            for job, outcome in items:
+                if Job.objects.filter(id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token).update(
+                    status=JobStatus.SUCCESSFUL, return_value=outcome.return_value, finished_at=now,
+                    lease_token=None, lease_expires_at=None,
+                ):
+                    done.add(job.id)
+    for job, _outcome in items:
+        if job.id in done:
+            job.status, job.finished_at = JobStatus.SUCCESSFUL, now
+            job.return_value = _outcome.return_value
+    return done

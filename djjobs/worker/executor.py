@@ -1,5 +1,6 @@
 """Execute: run the task's code for a claimed job, outside any transaction. Writes no rows."""
 
+import json
 import time
 import traceback
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ from typing import Any
 from ..compat import Task
 from ..context import JobContext, current_job_id
 from ..exceptions import InvalidReturnValue
-from ..payload import to_json
+from ..payload import encode
 from ..registry import resolve_task
 from ..results import make_result
 
@@ -18,6 +19,7 @@ class Outcome:
     """What one attempt produced: a JSON return value, or the exception it raised."""
 
     return_value: Any = None
+    return_json: str = "null"  # return_value as JSON text, for batched completion
     error: BaseException | None = None
     traceback: str = ""
     duration: float = 0.0
@@ -44,10 +46,12 @@ def execute(job, task: Task | None = None) -> Outcome:
         else:
             value = task.call(*job.args, **job.kwargs)
         try:
-            value, _ = to_json(value, "The return value")
+            text = encode(value, "The return value")
         except ValueError as exc:
             raise InvalidReturnValue(str(exc)) from None
-        return Outcome(return_value=value, duration=time.monotonic() - started)
+        if not isinstance(value, (str, int, float, bool, type(None))):
+            value = json.loads(text)  # as it will read back: tuples become lists
+        return Outcome(return_value=value, return_json=text, duration=time.monotonic() - started)
     except BaseException as exc:  # noqa: BLE001 - a task's SystemExit fails the job, not the worker
         if isinstance(exc, KeyboardInterrupt):
             raise

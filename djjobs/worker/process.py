@@ -19,6 +19,18 @@ logger = logging.getLogger("djjobs")
 
 def process(job, worker_id: str, sender=None) -> str | None:
     """Run a claimed job to its next state; returns that status, or None if the lease was lost."""
+    outcome, completed = attempt(job, worker_id, sender)
+    if completed is None:
+        completed = complete_with_retry(job, outcome, worker_id)
+    return finish(job, outcome, completed, worker_id, sender)
+
+
+def attempt(job, worker_id: str, sender=None):
+    """Started signal and log line, then run the task: (outcome, completed).
+
+    ``completed`` is None when the outcome still has to be written (always, except for
+    atomic tasks, which complete inside their own transaction).
+    """
     sender = sender or _backend_class()
     task = _task_or_none(job.task_path)
     if task is not None and task_started.has_listeners(sender):
@@ -31,15 +43,21 @@ def process(job, worker_id: str, sender=None) -> str | None:
     else:
         outcome, completed = execute(job, task), None
     _reset_broken_connections(in_atomic)
-    if completed is None:
-        completed = complete_with_retry(job, outcome, worker_id)
+    return outcome, completed
+
+
+def finish(job, outcome, completed: bool, worker_id: str, sender=None) -> str | None:
+    """After the completion was written (or refused): log line and finished signal."""
     if not completed:
         logger.warning("job result dropped task=%s id=%s: no longer owned by %s (rescued or cancelled)",
                        job.task_path, job.id, worker_id)
         return None
     _log_finish(job, outcome)
-    if task is not None and job.status != JobStatus.READY and task_finished.has_listeners(sender):
-        _send_finished(sender, make_result(job, task), outcome.error)
+    if job.status != JobStatus.READY:
+        sender = sender or _backend_class()
+        task = _task_or_none(job.task_path)
+        if task is not None and task_finished.has_listeners(sender):
+            _send_finished(sender, make_result(job, task), outcome.error)
     return job.status
 
 

@@ -26,9 +26,14 @@ from ..states import JobStatus
 from .claim import claim
 from .complete import complete
 from .executor import Outcome
-from .process import process
+from .completer import Completer
+from .process import attempt, complete_with_retry, finish
 
 logger = logging.getLogger("djjobs")
+
+
+# Jobs shorter than this on average are prefetched (claimed ahead of free threads).
+PREFETCH_BELOW_SECONDS = 0.05
 
 
 def default_worker_id() -> str:
@@ -39,6 +44,7 @@ def default_worker_id() -> str:
 class _Running:
     job: object
     deadline: float | None  # time.monotonic() past which the attempt has timed out
+    finished: bool = False  # the task returned; its completion is queued for the completer
 
 
 class Worker:
@@ -72,9 +78,12 @@ class Worker:
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
         self._running: dict = {}  # job id -> _Running, for heartbeats and timeouts
-        self._busy = 0  # threads executing a job (a timed-out job still occupies its thread)
+        self._busy = 0  # jobs claimed and not yet returned by their thread (queued or running)
         self._signals = 0
         self._last_db_error = 0.0
+        self._claim_batch = max(1, self.concurrency // 2)
+        self._avg_duration = 1.0  # seconds, moving average of recent jobs; no prefetch until known
+        self._completer = None
 
     # -- public --------------------------------------------------------------------------
 
@@ -95,12 +104,16 @@ class Worker:
         ]
         for thread in threads:
             thread.start()
+        self._completer = Completer(self.worker_id, self._completed)
+        self._completer.start()
         try:
             self._loop(inbox)
         finally:
             for _ in threads:
                 inbox.put(None)
             self._drain(threads)
+            self._completer.stop()
+            self._completer.join()
             self.stopping.set()
             heartbeat.join(timeout=5)
             self._guarded(self._unregister)
@@ -134,15 +147,18 @@ class Worker:
                 self._guarded(tick)
                 next_tick = now + conf.get("SCHEDULER_INTERVAL")
             self._enforce_timeouts()
-            free = self.concurrency - self._busy
+            free = self.concurrency + self._prefetch() - self._busy
             if self.max_jobs is not None:
                 free = min(free, self.max_jobs - self.claimed_total)
-            jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds) or []
+            # Claim in batches: wait until half the threads are free (or all, when idle), so
+            # a busy worker does not pay one claim round trip and commit per finished job.
+            if free < self._claim_batch and self._busy:
+                free = 0
+            jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True) or []
             for job in jobs:
-                timeout = job.timeout
                 with self._lock:
                     self._busy += 1
-                    self._running[job.id] = _Running(job, time.monotonic() + timeout if timeout else None)
+                    self._running[job.id] = _Running(job, None)  # the timeout runs from the start
                 self.claimed_total += 1
                 inbox.put(job)
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
@@ -157,7 +173,7 @@ class Worker:
     def _sleep_time(self) -> float:
         delay = conf.get("POLL_INTERVAL") * random.uniform(0.9, 1.1)
         with self._lock:
-            deadlines = [r.deadline for r in self._running.values() if r.deadline is not None]
+            deadlines = [r.deadline for r in self._running.values() if r.deadline is not None and not r.finished]
         if not self.thread_timeouts:
             deadlines = []
         if deadlines:
@@ -182,22 +198,60 @@ class Worker:
         finally:
             connections.close_all()  # this thread's connections
 
+    def _prefetch(self) -> int:
+        """Jobs claimed beyond the free threads, waiting in the inbox.
+
+        Only while jobs are short (recent average under PREFETCH_BELOW_SECONDS): then claims
+        come in batches and cost less per job. Long jobs are not hoarded: other workers may
+        run them sooner, and their timeouts are measured from the claim in process mode.
+        """
+        return self.concurrency if self._avg_duration < PREFETCH_BELOW_SECONDS else 0
+
     def _run_one(self, job) -> None:
         status = None
+        deferred = False
+        started = time.monotonic()
+        if job.timeout:
+            with self._lock:
+                if job.id in self._running:
+                    self._running[job.id].deadline = started + job.timeout
         try:
-            status = process(job, self.worker_id)
+            outcome, completed = attempt(job, self.worker_id)
+            self._avg_duration = 0.9 * self._avg_duration + 0.1 * (time.monotonic() - started)
+            if completed is None and outcome.succeeded and self._completer is not None:
+                with self._lock:
+                    if job.id in self._running:
+                        self._running[job.id].finished = True
+                self._completer.submit(job, outcome)  # the slot is free now; the lease is still renewed
+                deferred = True
+                return
+            if completed is None:
+                completed = complete_with_retry(job, outcome, self.worker_id)
+            status = finish(job, outcome, completed, self.worker_id)
         except Exception:
             logger.exception("worker %s could not run job %s", self.worker_id, job.id)
             connections.close_all()
         finally:
             with self._lock:
                 self._busy -= 1
-                self._running.pop(job.id, None)
-                if status == JobStatus.SUCCESSFUL:
-                    self.done += 1
-                elif status in (JobStatus.FAILED, JobStatus.READY):
-                    self.failed += 1
+                if not deferred:
+                    self._count(job, status)
             self._wakeup.set()
+
+    def _completed(self, job, outcome, completed: bool) -> None:
+        """The completer wrote (or could not write) a batched success."""
+        status = finish(job, outcome, completed, self.worker_id)
+        with self._lock:
+            self._count(job, status)
+        self._wakeup.set()
+
+    def _count(self, job, status) -> None:
+        # Called with the lock held.
+        self._running.pop(job.id, None)
+        if status == JobStatus.SUCCESSFUL:
+            self.done += 1
+        elif status in (JobStatus.FAILED, JobStatus.READY):
+            self.failed += 1
 
     # -- timeouts ------------------------------------------------------------------------
 
@@ -208,7 +262,8 @@ class Worker:
             return
         now = time.monotonic()
         with self._lock:
-            expired = [r for r in self._running.values() if r.deadline is not None and r.deadline <= now]
+            expired = [r for r in self._running.values()
+                       if r.deadline is not None and r.deadline <= now and not r.finished]
         for running in expired:
             job = copy.copy(running.job)
             error = JobTimeout(f"attempt {job.attempts} ran past its timeout of {job.timeout:g}s")

@@ -74,25 +74,50 @@ def test_worker_records_itself():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_completion_rides_out_a_database_error(monkeypatch):
-    from djjobs.worker import complete as complete_module
+@pytest.mark.parametrize("path", ["batched success", "immediate failure"])
+def test_completion_rides_out_a_database_error(monkeypatch, path):
+    from djjobs.worker import completer as completer_module
     from djjobs.worker import process as process_module
 
+    module, name = (completer_module, "complete_successes") if path == "batched success" else (process_module, "complete")
     calls = []
-    real = complete_module.complete
+    real = getattr(module, name)
 
-    def flaky_complete(*args):
+    def flaky(*args):
         calls.append(1)
         if len(calls) == 1:
             raise OperationalError("server closed the connection unexpectedly")
         return real(*args)
 
-    monkeypatch.setattr(process_module, "complete", flaky_complete)
-    tasks.record_job.enqueue("once")
+    monkeypatch.setattr(module, name, flaky)
+    if path == "batched success":
+        tasks.record_job.enqueue("once")
+    else:
+        tasks.discards.enqueue()
     JobWorker(burst=True, concurrency=1).run()
-    assert Job.objects.get().status == "SUCCESSFUL"
-    assert Execution.objects.count() == 1  # the task ran once; only its completion was repeated
+    job = Job.objects.get()
+    assert job.status == ("SUCCESSFUL" if path == "batched success" else "FAILED")
+    assert job.attempts == 1  # the task ran once; only its completion was repeated
     assert len(calls) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batched_completion_honours_leases():
+    """A success whose lease was taken meanwhile is not written by the batch."""
+    import uuid
+
+    from djjobs.worker.claim import claim
+    from djjobs.worker.complete import complete_successes
+    from djjobs.worker.executor import Outcome
+
+    tasks.add.enqueue_many([(1, 1), (2, 2), (3, 3)])
+    jobs = claim("w", None, 3, 30)
+    Job.objects.filter(pk=jobs[1].id).update(lease_token=uuid.uuid4())  # rescued and re-claimed
+    done = complete_successes([(j, Outcome(return_value=i, return_json=str(i))) for i, j in enumerate(jobs)], "w")
+    assert done == {jobs[0].id, jobs[2].id}
+    assert dict(Job.objects.values_list("id", "status")) == {
+        jobs[0].id: "SUCCESSFUL", jobs[1].id: "RUNNING", jobs[2].id: "SUCCESSFUL"}
+    assert Job.objects.get(pk=jobs[2].id).return_value == 2
 
 
 @pytest.mark.django_db
