@@ -9,6 +9,8 @@
 #
 # DJANGO is 5.2 (Django 5.2 + the django-tasks backport) or 6 (built-in django.tasks).
 # It defaults to 5.2 on Python 3.11 (Django 6 needs Python >= 3.12) and to 6 otherwise.
+# Each VENV tests on its own databases (.test-db/<venv>.sqlite3, test_djjobs_<venv>_<hash>),
+# so runs with different VENVs may run at the same time.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -24,6 +26,15 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 VENV_PY := $(VENV)/bin/python
+
+# Test databases of this VENV (tests/settings.py reads them): two runs with the same databases
+# at once would wipe each other's. The SQLite file lives in this checkout; the PostgreSQL server
+# is shared by every checkout on the machine, so its name also carries a hash of the VENV's
+# absolute path. <venv> is the VENV's last component, lower case, other than [a-z0-9] -> _.
+VENV_SLUG := $(shell printf '%s' '$(notdir $(abspath $(VENV)))' | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' '_' | sed 's/^_*//' | cut -c1-32)
+VENV_HASH := $(shell printf '%s' '$(abspath $(VENV))' | sha256sum | cut -c1-8)
+DJJOBS_TEST_SQLITE ?= $(CURDIR)/.test-db/$(or $(VENV_SLUG),venv).sqlite3
+DJJOBS_TEST_PG_NAME ?= test_djjobs_$(or $(VENV_SLUG),venv)_$(VENV_HASH)
 
 ifeq ($(DJANGO),5.2)
   INSTALL_ARGS := -e '.[dev,django52]'
@@ -41,7 +52,7 @@ STAMP := $(VENV)/.djjobs-installed-py$(PY_VERSION)-dj$(DJANGO)-$(PYPROJECT_HASH)
 .PHONY: help install demo demo-setup test test-sqlite test-postgres clean
 
 help:
-	@sed -n '3,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(STAMP)
 
@@ -69,9 +80,10 @@ demo: demo-setup
 # -- tests ---------------------------------------------------------------------------------
 
 # pytest's exit code 5 (no test collected) is reported, not failed: test files may not exist yet.
+# $(1): the database's name in messages, $(2): its test database, $(3): the environment.
 define run_pytest
-	@echo "==> pytest on $(1) (Python $(PY_VERSION), Django $(DJANGO), $(VENV))"
-	@$(2) $(VENV_PY) -m pytest $(PYTEST_ARGS); code=$$?; \
+	@echo "==> pytest on $(1) (Python $(PY_VERSION), Django $(DJANGO), $(VENV), test database $(2))"
+	@$(3) $(VENV_PY) -m pytest $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "==> $(1): no test collected"; exit 0; fi; \
 	if [ $$code -ne 0 ]; then echo "==> $(1): FAILED (pytest exit code $$code)"; fi; exit $$code
 endef
@@ -86,11 +98,11 @@ test: install
 	echo "==> test runs passed: $(DBS)"
 
 test-sqlite: install
-	$(call run_pytest,SQLite,env -u DATABASE_URL)
+	$(call run_pytest,SQLite,$(DJJOBS_TEST_SQLITE),env -u DATABASE_URL DJJOBS_TEST_SQLITE='$(DJJOBS_TEST_SQLITE)')
 
 test-postgres: install
 	@bash .ci/ensure-postgres
-	$(call run_pytest,PostgreSQL,env DATABASE_URL='$(PG_URL)')
+	$(call run_pytest,PostgreSQL,$(DJJOBS_TEST_PG_NAME),env DATABASE_URL='$(PG_URL)' DJJOBS_TEST_PG_NAME='$(DJJOBS_TEST_PG_NAME)')
 
 # -- housekeeping --------------------------------------------------------------------------
 

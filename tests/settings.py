@@ -14,7 +14,10 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
 
-_sqlite_file = Path(os.environ.get("DJJOBS_TEST_SQLITE", BASE_DIR.parent / ".test-db" / "djjobs-test.sqlite3"))
+# Each concurrent test run needs its own test database, or runs wipe each other's (the
+# Makefile gives every VENV its own): DJJOBS_TEST_SQLITE is the SQLite file, DJJOBS_TEST_PG_NAME
+# the PostgreSQL test database (default test_<NAME>, as pytest-django, so test_djjobs).
+_sqlite_file = Path(os.environ.get("DJJOBS_TEST_SQLITE") or BASE_DIR.parent / ".test-db" / "djjobs-test.sqlite3")
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_sqlite_file}")}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -25,7 +28,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    _sqlite_file.parent.mkdir(exist_ok=True)
+    _sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+elif "postgresql" in _db["ENGINE"]:
+    _db.setdefault("TEST", {})["NAME"] = os.environ.get("DJJOBS_TEST_PG_NAME") or f"test_{_db['NAME']}"
 # Worker processes started by acceptance tests connect straight to the test database.
 if os.environ.get("DJJOBS_TEST_DB_NAME"):
     _db["NAME"] = os.environ["DJJOBS_TEST_DB_NAME"]
