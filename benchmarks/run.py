@@ -189,17 +189,25 @@ def server_notes() -> str:
 
 
 def check_schema() -> None:
-    """Stop early when the table lacks a model column (a migration edited after it was applied)."""
+    """Stop early when the table lacks a model column or index (a migration edited after it was applied)."""
     from django.db import connection
 
     from djjobs.models import Job
 
+    table = Job._meta.db_table
     with connection.cursor() as cursor:
-        columns = {c.name for c in connection.introspection.get_table_description(cursor, Job._meta.db_table)}
-    missing = sorted(f.column for f in Job._meta.concrete_fields if f.column not in columns)
-    if missing:
-        sys.exit(f"{Job._meta.db_table} lacks column(s) {', '.join(missing)}: the migrations changed after "
-                 f"this database was migrated. Run again with --recreate-db (drops the benchmark database).")
+        columns = {c.name for c in connection.introspection.get_table_description(cursor, table)}
+        constraints = connection.introspection.get_constraints(cursor, table)
+    problems = [f"column {f.column}" for f in Job._meta.concrete_fields if f.column not in columns]
+    for index in Job._meta.indexes:
+        fields = [name.lstrip("-") for name in index.fields]
+        expected = [Job._meta.get_field(name).column for name in fields]
+        found = constraints.get(index.name)
+        if found is None or found.get("columns") != expected:
+            problems.append(f"index {index.name} ({', '.join(index.fields)})")
+    if problems:
+        sys.exit(f"{table} differs from the model: {'; '.join(problems)}. The migrations changed after this "
+                 f"database was migrated: run again with --recreate-db (drops the benchmark database).")
 
 
 def job_table() -> str:
