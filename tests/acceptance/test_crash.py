@@ -532,7 +532,7 @@ def test_sigterm_while_the_supervisor_pauses_after_a_fast_crash_stops_it(workers
         pytest.skip("missed the supervisor's 1 s restart pause (a loaded machine)")
     supervisor.signal(signal.SIGTERM)  # inside the pause
 
-    code = exit_code_within(supervisor, 10)
+    code = exit_code_within(supervisor, 5)
     assert code == 0
     assert "pause-0.3" not in supervisor.text()  # nothing was started after the SIGTERM
     assert WorkerRow.objects.count() == 2
