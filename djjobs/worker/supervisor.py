@@ -69,9 +69,11 @@ class Supervisor:
             self._spawn(slot)
         while self.children:
             self._reap()
-            if not self.stopping.is_set():
-                self._guarded(self._enforce_limits)
-            self.stopping.wait(CHECK_INTERVAL)
+            # Also while stopping: a graceful stop still kills a job that overstays its
+            # timeout (or ignores its cancellation) instead of waiting for it.
+            self._guarded(self._enforce_limits)
+            if self.children:
+                time.sleep(CHECK_INTERVAL)
         connections.close_all()
         logger.info("supervisor %s stopped", self.base_id)
         return 0
@@ -125,6 +127,8 @@ class Supervisor:
             return
         if time.monotonic() - child.started < FAST_CRASH and code != 0:
             self.stopping.wait(FAST_CRASH)  # do not spin on a child that cannot start
+            if self.stopping.is_set():
+                return  # a stop arrived during the pause
         self._spawn(child.slot)
 
     def _release(self, child: _Child, why: str) -> int:

@@ -516,10 +516,6 @@ def exit_code_within(worker, seconds) -> int:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "djjobs bug: Supervisor._on_exit re-spawns a child after its FAST_CRASH pause without checking "
-    "self.stopping again; a SIGTERM that arrives during the pause is forwarded to no one, the new child "
-    "runs on and the supervisor never exits"))
 def test_sigterm_while_the_supervisor_pauses_after_a_fast_crash_stops_it(workers):
     supervisor = workers("--processes", "1", "--concurrency", "1", "--worker-id", "pause")
     wait_children(supervisor, 1)
@@ -541,13 +537,7 @@ def test_sigterm_while_the_supervisor_pauses_after_a_fast_crash_stops_it(workers
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("mode", [
-    pytest.param("thread"),
-    pytest.param("process", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "djjobs bug: Supervisor.run skips _enforce_limits once stopping, so during a graceful stop a "
-        "job runs past its timeout (30 s instead of 2 s) and is even recorded SUCCESSFUL; thread mode "
-        "fails it with JobTimeout at 2 s and exits"))),
-])
+@pytest.mark.parametrize("mode", ["thread", "process"])
 def test_sigterm_still_enforces_timeouts(workers, mode):
     if mode == "thread":
         worker = workers("--concurrency", "1", "--worker-id", "tstop")
