@@ -805,37 +805,46 @@ def find_py_spy() -> str | None:
 def phase_profile(report: Report, sizes: Sizes) -> None:
     n = sizes.profile_jobs
     py_spy = find_py_spy()
-    tool = "py-spy (sampling, every thread, wall clock incl. idle)" if py_spy else "cProfile (py-spy not found)"
+    if py_spy:
+        runs = [("wall", ["--idle"], "py-spy, wall clock incl. idle, per thread role"),
+                ("cpu", [], "py-spy, on-CPU samples only, every thread added up")]
+        tool = "py-spy twice: wall clock (idle included) per thread, then on-CPU only"
+    else:
+        runs = [("cprofile", [], "cProfile")]
+        tool = "cProfile (py-spy not found)"
     print(f"\n[P] profile: one `run_workers --burst` draining {n:,} noop jobs under {tool}", flush=True)
-    truncate()
-    enqueue_noops(n)
-    analyze()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "worker.prof"
-        others = others_cpu().__enter__()
-        started = time.perf_counter()
-        if py_spy:
-            cmd = [py_spy, "record", "--idle", "--threads", "--format", "raw", "--rate", "200",
-                   "--output", str(out), "--", *worker_command("--burst")]
-        else:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--profile-child", str(out)]
-        subprocess.run(cmd, cwd=ROOT, env=child_env(), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wall = time.perf_counter() - started
-        others.__exit__(None, None, None)
-        problem = check_done(n, "profiled worker")
-        report.add("P profile", f"1 x run_workers --burst under {'py-spy' if py_spy else 'cProfile'}", n, wall,
-                   rate(n, wall), problem or "profiler overhead included (py CPU includes py-spy)", others.percent,
-                   others.per_job(n))
-        if py_spy:
-            print(summarize_py_spy(out, 15), flush=True)
-        else:
-            print(summarize_cprofile(out, 15), flush=True)
+    for kind, flags, label in runs:
+        truncate()
+        enqueue_noops(n)
+        analyze()
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "worker.prof"
+            with others_cpu() as others:
+                started = time.perf_counter()
+                if py_spy:
+                    cmd = [py_spy, "record", *flags, "--threads", "--format", "raw", "--rate", "200",
+                           "--output", str(out), "--", *worker_command("--burst")]
+                else:
+                    cmd = [sys.executable, str(Path(__file__).resolve()), "--profile-child", str(out)]
+                subprocess.run(cmd, cwd=ROOT, env=child_env(), check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                wall = time.perf_counter() - started
+            problem = check_done(n, "profiled worker")
+            report.add("P profile", f"1 x run_workers --burst, {label}", n, wall, rate(n, wall),
+                       problem or "profiler overhead included (py CPU includes the profiler)", others.percent,
+                       others.per_job(n))
+            if kind == "wall":
+                print(summarize_py_spy(out, 15), flush=True)
+            elif kind == "cpu":
+                print(summarize_py_spy(out, 15, by_thread=False), flush=True)
+            else:
+                print(summarize_cprofile(out, 15), flush=True)
     truncate()
 
 
-def summarize_py_spy(path: Path, top: int) -> str:
-    """Top functions by inclusive (cumulative) and own share of each thread role's samples."""
+def summarize_py_spy(path: Path, top: int, by_thread: bool = True) -> str:
+    """Top functions by inclusive (cumulative) and own share of each thread role's samples
+    (or, ``by_thread=False``, of all samples together)."""
     import re
     from collections import Counter, defaultdict
 
@@ -847,10 +856,13 @@ def summarize_py_spy(path: Path, top: int) -> str:
         frames = stack.split(";")
         head = frames[0]
         thread = head.split(": ", 1)[1] if head.startswith("thread") and ": " in head else head
-        role = re.sub(r"-\d+$", "", thread)  # djjobs-job-0, -1... -> djjobs-job
+        thread_role = re.sub(r"-\d+$", "", thread)  # djjobs-job-0, -1... -> djjobs-job
+        role = thread_role if by_thread else "all threads"
         n = int(count)
         total[role] += n
         names = [re.sub(r":\d+\)$", ")", f) for f in frames[1:]]
+        if not by_thread:
+            names = [f"[{thread_role}]", *names]  # the thread role as the root frame
         for name in set(names):
             inclusive[role][name] += n
         if names:
@@ -859,13 +871,14 @@ def summarize_py_spy(path: Path, top: int) -> str:
     for role, samples in total.most_common():
         if samples < 50:
             continue
-        lines.append(f"\n  thread {role}: {samples:,} samples (all threads of the role added up)")
+        lines.append(f"\n  {'thread ' if by_thread else ''}{role}: {samples:,} samples"
+                     f"{' (all threads of the role added up)' if by_thread else ' on CPU'}")
         lines.append(f"    top {top} by cumulative share (frames present in every sample left out):")
         ranked = [(name, n) for name, n in inclusive[role].most_common() if n < samples]
         for name, n in ranked[:top]:
             lines.append(f"      {100 * n / samples:5.1f}%  {name}")
-        lines.append("    top 8 by own share (where the thread actually is):")
-        for name, n in own[role].most_common(8):
+        lines.append("    top 10 by own share (where the thread actually is):")
+        for name, n in own[role].most_common(10):
             lines.append(f"      {100 * n / samples:5.1f}%  {name}")
     return "\n".join(lines)
 

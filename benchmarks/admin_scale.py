@@ -1,0 +1,380 @@
+#!/usr/bin/env python
+"""The admin on a big job table: fills PostgreSQL with 1,000,000 jobs and measures the pages.
+
+Run from the repository root:
+
+    python benchmarks/admin_scale.py                 # fill once (kept for later runs), measure
+    python benchmarks/admin_scale.py --refill        # empty the job table and fill it again
+    python benchmarks/admin_scale.py --explain       # also EXPLAIN ANALYZE each page's slowest query
+    python benchmarks/admin_scale.py --rows 200000 --runs 9
+
+The database is ADMIN_BENCH_DATABASE_URL (default
+postgres://postgres@127.0.0.1:5432/djjobs_admin_bench), created when missing and migrated; its
+job table is this script's own (TRUNCATEd on --refill or when its size differs from --rows).
+
+The fill is one ``INSERT ... SELECT generate_series``: 30 days of jobs, the last hour busy
+(about 1,000 a minute), a backlog of due READY jobs, some scheduled for later, RUNNING jobs on
+four live workers, WAITING workflow steps, about 4% FAILED with three attempts' tracebacks each,
+1.5% CANCELLED, the rest SUCCESSFUL; five queues (one used only by old jobs, one empty) and ten
+tasks of very different frequency. Then VACUUM ANALYZE (the server may run no autovacuum).
+
+Each page is requested in-process with Django's test Client, logged in as a superuser: one
+warm-up, then the median of ``--runs`` requests, with the number of SQL queries and the
+slowest query. Not a test: pytest never collects it.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+if __name__ == "__main__":
+    # Run as the module benchmarks.admin_scale, so that its tasks have importable dotted paths.
+    from benchmarks.admin_scale import main
+
+    sys.exit(main())
+
+import environ  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/djjobs_admin_bench"
+QUEUES = ["default", "emails", "urgent", "reports", "bulk"]  # reports: old jobs only; bulk: none at all
+TARGET_MS = 300
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="djjobs-admin-bench-not-secret",
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        ALLOWED_HOSTS=["*"],
+        DATABASES={"default": environ.Env.db_url_config(os.environ.get("ADMIN_BENCH_DATABASE_URL", DEFAULT_URL))},
+        INSTALLED_APPS=["django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
+                        "django.contrib.sessions", "django.contrib.messages", "djjobs"],
+        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
+                    "django.middleware.common.CommonMiddleware",
+                    "django.middleware.csrf.CsrfViewMiddleware",
+                    "django.contrib.auth.middleware.AuthenticationMiddleware",
+                    "django.contrib.messages.middleware.MessageMiddleware"],
+        ROOT_URLCONF=__name__,
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
+                    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
+                                                       "django.contrib.auth.context_processors.auth",
+                                                       "django.contrib.messages.context_processors.messages"]}}],
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        TASKS={"default": {"BACKEND": "djjobs.backend.JobsBackend", "QUEUES": QUEUES}},
+        DJJOBS={"LISTEN": False},
+        LOGGING={"version": 1, "disable_existing_loggers": False,
+                 "loggers": {"djjobs": {"level": "WARNING"}}},
+    )
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib import admin  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from djjobs import task  # noqa: E402
+
+urlpatterns = [path("admin/", admin.site.urls)]
+
+
+# The shop's tasks: declared, so the admin's task filter lists them (the fill only names them).
+@task()
+def sync_stock(): ...
+@task()
+def resize_image(): ...
+@task()
+def charge_payment(): ...
+@task()
+def rebuild_search_index(): ...
+@task()
+def legacy_import(): ...
+@task(queue_name="emails")
+def send_receipt(): ...
+@task(queue_name="emails")
+def send_newsletter(): ...
+@task(queue_name="urgent")
+def fraud_check(): ...
+@task(queue_name="urgent")
+def refund(): ...
+@task(queue_name="reports")
+def nightly_report(): ...
+
+
+TASK = f"{__name__}."  # prefix of the dotted paths in the fill
+
+# -- the fill ----------------------------------------------------------------------------
+
+FILL = """
+INSERT INTO djjobs_job (id, task_path, backend, queue_name, priority, status, args, kwargs, takes_context,
+    run_after, enqueued_at, started_at, last_attempted_at, finished_at, attempts, max_attempts, retry_backoff,
+    timeout, unique_key, worker_id, lease_token, lease_expires_at, cancel_requested_at, return_value, errors,
+    worker_ids, progress, progress_message, checkpoint, event_id, trigger, schedule_id, scheduled_for)
+WITH base AS (
+    SELECT i, random() AS rs, random() AS rq, random() AS rt, random() AS rd,
+           CASE WHEN i <= %(old)s
+                THEN %(now)s - interval '30 days' + (interval '30 days' - interval '1 hour') * ((i - 1)::float8 / %(old)s)
+                ELSE %(now)s - interval '1 hour' + interval '1 hour' * ((i - %(old)s)::float8 / %(hour)s) END AS enq
+    FROM generate_series(1, %(rows)s) AS i
+), shaped AS (
+    SELECT b.*,
+        CASE WHEN i > %(rows)s - %(backlog)s THEN 'READY'
+             WHEN i > %(rows)s - %(backlog)s - 40 THEN 'RUNNING'
+             WHEN rs < 0.004 AND enq > %(now)s - interval '7 days' THEN 'LATER'
+             WHEN rs < 0.006 AND enq > %(now)s - interval '1 day' THEN 'WAITING'
+             WHEN rs < 0.046 THEN 'FAILED'
+             WHEN rs < 0.061 THEN 'CANCELLED'
+             ELSE 'SUCCESSFUL' END AS state,
+        CASE WHEN rq < 0.55 THEN 'default' WHEN rq < 0.85 THEN 'emails'
+             WHEN rq < 0.995 OR enq > %(now)s - interval '7 days' THEN 'urgent' ELSE 'reports' END AS queue
+    FROM base b
+), tasked AS (
+    SELECT s.*,
+        CASE queue
+            WHEN 'default' THEN CASE WHEN rt < 0.0009 AND enq < %(now)s - interval '20 days' THEN 'legacy_import'
+                                     WHEN rt < 0.40 THEN 'sync_stock' WHEN rt < 0.70 THEN 'resize_image'
+                                     WHEN rt < 0.90 THEN 'charge_payment' ELSE 'rebuild_search_index' END
+            WHEN 'emails' THEN CASE WHEN rt < 0.75 THEN 'send_receipt' ELSE 'send_newsletter' END
+            WHEN 'urgent' THEN CASE WHEN rt < 0.8 THEN 'fraud_check' ELSE 'refund' END
+            ELSE 'nightly_report' END AS task,
+        enq + (0.05 + rd * 2) * interval '1 second' AS started,
+        LEAST(enq + (0.1 + rd * 2 + rt * 3) * interval '1 second', %(now)s) AS finished
+    FROM shaped s
+)
+SELECT
+    (lpad(to_hex((extract(epoch FROM enq) * 1000)::bigint), 12, '0') || '7' || substr(md5(i::text), 1, 3)
+        || '8' || substr(md5(i::text), 4, 15))::uuid,
+    %(prefix)s || task, 'default', queue,
+    CASE WHEN queue = 'urgent' THEN 50 WHEN rt > 0.98 THEN -10 WHEN rt > 0.9 THEN 10 ELSE 0 END,
+    CASE state WHEN 'LATER' THEN 'READY' ELSE state END,
+    jsonb_build_array(i), CASE WHEN task = 'send_receipt' THEN jsonb_build_object('order_id', i) ELSE '{}'::jsonb END,
+    task = 'resize_image',
+    CASE WHEN state = 'LATER' THEN %(now)s + rd * interval '7 days' ELSE enq END,
+    enq,
+    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN NULL ELSE started END,
+    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN NULL ELSE started END,
+    CASE WHEN state IN ('SUCCESSFUL', 'FAILED', 'CANCELLED') THEN finished END,
+    CASE WHEN state = 'FAILED' THEN 3 WHEN state IN ('READY', 'LATER', 'WAITING') THEN 0
+         WHEN state = 'SUCCESSFUL' AND rd < 0.08 THEN 2 ELSE 1 END,
+    3, 1.0, NULL,
+    CASE WHEN task = 'send_receipt' THEN 'receipt-' || i END,
+    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN '' ELSE 'bench-worker-' || (i %% 4) END,
+    CASE WHEN state = 'RUNNING' THEN gen_random_uuid() END,
+    CASE WHEN state = 'RUNNING' THEN %(now)s + interval '30 seconds' END,
+    NULL,
+    CASE WHEN state = 'SUCCESSFUL' THEN jsonb_build_object('ok', true, 'items', (i %% 97)) END,
+    CASE WHEN state = 'FAILED' THEN (
+            SELECT jsonb_agg(jsonb_build_object(
+                'attempt', a, 'exception_class_path', err.cls, 'message', err.msg || ' (attempt ' || a || ')',
+                'traceback', 'Traceback (most recent call last):' || E'\\n' ||
+                    '  File "/srv/shop/djjobs/worker/executor.py", line 47, in execute' || E'\\n' ||
+                    '    value = task.call(*job.args, **job.kwargs)' || E'\\n' ||
+                    '  File "/srv/shop/shop/tasks.py", line ' || (40 + length(task)) || ', in ' || task || E'\\n' ||
+                    '    response = client.post(url, json=payload, timeout=10)' || E'\\n' ||
+                    '  File "/srv/venv/lib/python3.12/site-packages/httpx/_client.py", line 1145, in post' || E'\\n' ||
+                    '    return self.request("POST", url, json=json, timeout=timeout)' || E'\\n' ||
+                    err.cls || ': ' || err.msg,
+                'worker_id', 'bench-worker-' || ((i + a) %% 4),
+                'at', to_char((enq + a * interval '2 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
+            FROM generate_series(1, 3) AS a,
+                 LATERAL (SELECT CASE WHEN task IN ('charge_payment', 'refund') THEN 'shop.payments.GatewayTimeout'
+                                      WHEN task = 'send_receipt' THEN 'smtplib.SMTPServerDisconnected'
+                                      WHEN task = 'legacy_import' THEN 'KeyError'
+                                      ELSE 'httpx.ConnectError' END AS cls,
+                                 CASE WHEN task IN ('charge_payment', 'refund') THEN 'payment gateway did not answer in 10 s'
+                                      WHEN task = 'send_receipt' THEN 'Connection unexpectedly closed'
+                                      WHEN task = 'legacy_import' THEN '''customer_ref'''
+                                      ELSE '[Errno 111] Connection refused' END AS msg) AS err)
+         WHEN state = 'SUCCESSFUL' AND rd < 0.08 THEN jsonb_build_array(jsonb_build_object(
+                'attempt', 1, 'exception_class_path', 'httpx.ConnectError', 'message', '[Errno 111] Connection refused',
+                'traceback', 'Traceback (most recent call last):' || E'\\n' || 'httpx.ConnectError: [Errno 111] Connection refused',
+                'worker_id', 'bench-worker-1',
+                'at', to_char(enq AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
+         ELSE '[]'::jsonb END,
+    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN '[]'::jsonb
+         ELSE jsonb_build_array('bench-worker-' || (i %% 4)) END,
+    CASE WHEN state = 'RUNNING' THEN round((rd * 100)::numeric, 0) WHEN task = 'rebuild_search_index' AND state = 'SUCCESSFUL' THEN 100 END,
+    CASE WHEN state = 'RUNNING' THEN 'batch ' || (i %% 20) || ' of 20' ELSE '' END,
+    NULL, NULL,
+    CASE WHEN task = 'charge_payment' AND rt > 0.85 THEN 'shop.Order:update:paid' END,
+    NULL, NULL
+FROM tasked
+"""
+
+
+def ensure_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    config = environ.Env.db_url_config(url)
+    kwargs = {"host": config.get("HOST") or None, "port": config.get("PORT") or None,
+              "user": config.get("USER") or None, "password": config.get("PASSWORD") or None}
+    with psycopg.connect(dbname="postgres", autocommit=True, **{k: v for k, v in kwargs.items() if v}) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
+            print(f"created database {config['NAME']}")
+
+
+def fill(rows: int) -> None:
+    from django.db import connection
+    from django.utils import timezone
+
+    from djjobs.models import Worker
+
+    hour = min(60_000, max(rows // 16, 1))
+    now = timezone.now()
+    params = {"rows": rows, "hour": hour, "old": rows - hour, "backlog": min(15_000, rows // 60), "now": now,
+              "prefix": TASK}
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE djjobs_job CASCADE")
+        cursor.execute("SELECT setseed(0.42)")
+        cursor.execute(FILL, params)
+    Worker.objects.all().delete()
+    for n in range(4):
+        Worker.objects.create(id=f"bench-worker-{n}", hostname=f"app-{n // 2 + 1}", pid=1000 + n,
+                              queues=[] if n % 2 else ["default", "emails"], concurrency=16,
+                              started_at=now - timezone.timedelta(hours=1), jobs_done=25_000 + n, jobs_failed=900 + n)
+    Worker.objects.create(id="bench-worker-old", hostname="app-9", pid=999, concurrency=16,
+                          started_at=now - timezone.timedelta(hours=2), last_heartbeat_at=now - timezone.timedelta(minutes=30))
+    print(f"filled {rows:,} jobs in {time.perf_counter() - started:.0f} s")
+
+
+def vacuum_analyze() -> None:
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE djjobs_job")
+        cursor.execute("VACUUM ANALYZE djjobs_worker")
+    print(f"VACUUM ANALYZE in {time.perf_counter() - started:.0f} s")
+
+
+def job_count() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM djjobs_job")
+        return cursor.fetchone()[0]
+
+
+# -- the measurements --------------------------------------------------------------------
+
+
+def pages() -> list[tuple[str, str]]:
+    from djjobs.models import Job
+
+    failed = Job.objects.filter(status="FAILED").order_by("-enqueued_at").values_list("pk", flat=True).first()
+    succeeded = Job.objects.filter(status="SUCCESSFUL").order_by("enqueued_at").values_list("pk", flat=True).first()
+    receipt = Job.objects.filter(unique_key__isnull=False).order_by("enqueued_at").values_list("unique_key", flat=True).first()
+    jobs = "/admin/djjobs/job/"
+    found = [
+        ("job list, first page", jobs),
+        ("job list, page 2", f"{jobs}?p=2"),
+        ("job list, page 200 (last listed)", f"{jobs}?p=200"),
+        ("job list, oldest first", f"{jobs}?o=7"),
+    ]
+    found += [(f"filter status={s}", f"{jobs}?status={s}")
+              for s in ("READY", "RUNNING", "WAITING", "FAILED", "CANCELLED", "SUCCESSFUL")]
+    found += [(f"filter queue={q}", f"{jobs}?queue={q}") for q in QUEUES]
+    found += [(f"filter task={t}", f"{jobs}?task={TASK}{t}") for t in ("send_receipt", "nightly_report", "legacy_import")]
+    found += [(f"filter enqueued={r}", f"{jobs}?enqueued={r}") for r in ("hour", "day", "week")]
+    found += [(f"filter finished={r}", f"{jobs}?finished={r}") for r in ("hour", "day", "week")]
+    found += [(f"filter due={d}", f"{jobs}?due={d}") for d in ("now", "later")]
+    found += [
+        ("filter status=FAILED&queue=emails", f"{jobs}?status=FAILED&queue=emails"),
+        ("filter status=FAILED&task=legacy_import", f"{jobs}?status=FAILED&task={TASK}legacy_import"),
+        ("filter status=FAILED&finished=day", f"{jobs}?status=FAILED&finished=day"),
+        ("search by id", f"{jobs}?q={failed}"),
+        ("search by unique key", f"{jobs}?q={receipt}"),
+        ("search by task name", f"{jobs}?q=refund"),
+        ("job detail (FAILED, 3 tracebacks)", f"{jobs}{failed}/change/"),
+        ("job detail (SUCCESSFUL)", f"{jobs}{succeeded}/change/"),
+        ("dashboard", f"{jobs}dashboard/"),
+        ("worker list", "/admin/djjobs/worker/"),
+    ]
+    return found
+
+
+def measure(client, url: str, runs: int) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(url)  # warm-up: templates, caches, the plan of each statement
+    times, captured = [], None
+    for _ in range(runs):
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"{url} answered {response.status_code}")
+        captured = queries.captured_queries
+    slowest = max(captured, key=lambda q: float(q["time"]))
+    return {"ms": statistics.median(times), "queries": len(captured), "slowest_ms": float(slowest["time"]) * 1000,
+            "slowest_sql": slowest["sql"], "counts": [len(captured)]}
+
+
+def explain(sql: str) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--refill", action="store_true", help="empty the job table and fill it again")
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE each page's slowest query")
+    parser.add_argument("--only", help="measure only pages whose name contains this text")
+    args = parser.parse_args(argv)
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    ensure_database(os.environ.get("ADMIN_BENCH_DATABASE_URL", DEFAULT_URL))
+    call_command("migrate", verbosity=0)
+    if args.refill or job_count() != args.rows:
+        fill(args.rows)
+        vacuum_analyze()
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser("bench", "b@example.org", "x")
+    client = Client()
+    client.force_login(user)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()")
+        server = cursor.fetchone()[0].split(" on ")[0]
+    print(f"\n{job_count():,} jobs · {server} · Django {django.get_version()} · Python {sys.version.split()[0]}"
+          f" · median of {args.runs} · target < {TARGET_MS} ms\n")
+    print(f"| {'page':<42} | {'median ms':>9} | {'queries':>7} | {'slowest query ms':>16} |")
+    print(f"|{'-' * 44}|{'-' * 11}:|{'-' * 9}:|{'-' * 18}:|")
+    slow, plans = [], []
+    for name, url in pages():
+        if args.only and args.only not in name:
+            continue
+        result = measure(client, url, args.runs)
+        flag = "" if result["ms"] < TARGET_MS else "  <-- over target"
+        print(f"| {name:<42} | {result['ms']:>9.1f} | {result['queries']:>7} | {result['slowest_ms']:>16.1f} |{flag}",
+              flush=True)
+        if result["ms"] >= TARGET_MS:
+            slow.append(name)
+        if args.explain:
+            plans.append((name, result["slowest_sql"], explain(result["slowest_sql"])))
+    for name, sql, plan in plans:
+        print(f"\n--- {name}: {sql[:300]}{'...' if len(sql) > 300 else ''}\n{plan}")
+    print(f"\n{'all pages under ' + str(TARGET_MS) + ' ms' if not slow else 'over target: ' + ', '.join(slow)}")
+    return 1 if slow else 0
