@@ -110,6 +110,16 @@ class Job(models.Model):
             models.Index(fields=["event"], condition=Q(event__isnull=False), name="djjobs_job_event_idx"),
             models.Index(fields=["trigger", "enqueued_at"], condition=Q(trigger__isnull=False),
                          name="djjobs_job_trigger_idx"),
+            # The admin's job list (migration 0005): every filter in the list's order, newest
+            # first, so a first page reads one page of index entries; search by unique key.
+            models.Index(fields=["enqueued_at", "id"], name="djjobs_job_enqueued_idx"),
+            models.Index(fields=["status", "enqueued_at", "id"], name="djjobs_job_status_enq_idx"),
+            models.Index(fields=["queue_name", "enqueued_at", "id"], name="djjobs_job_queue_enq_idx"),
+            models.Index(fields=["task_path", "enqueued_at", "id"], name="djjobs_job_task_enq_idx"),
+            models.Index(fields=["finished_at", "id"], condition=Q(finished_at__isnull=False),
+                         name="djjobs_job_finished_at_idx"),
+            models.Index(fields=["unique_key"], condition=Q(unique_key__isnull=False),
+                         name="djjobs_job_unique_key_idx"),
         ]
         constraints = [
             models.CheckConstraint(
