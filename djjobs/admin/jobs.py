@@ -1,95 +1,243 @@
-"""The Job admin: read-only rows; changes only through the same operations code uses."""
+"""The Job admin: the list (badges, filters, search, actions), the read-only detail page and
+the dashboard's URL.
 
-import json
+Rows never change through a form: only through the actions (``job_actions``), which call the
+same operations as code. Built for tables of millions of rows: no COUNT(*) over the table
+(``paginator``), filter choices that never read it (``job_filters``), an index for every
+filter in the list's order (migration 0005), search by equality (index lookups, no LIKE).
+"""
 
-from django.contrib import admin, messages
-from django.utils.html import format_html, format_html_join
+import uuid
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import operations
-from ..models import Job
-from ..operations import Outcome
+from ..cron_text import relative
+from ..models import Job, Worker
+from ..registry import declared_tasks
+from ..states import JobStatus
+from . import dashboard, job_actions, job_detail
+from .display import STYLESHEET, duration_text, progress_bar, short_time, status_badge
+from .job_filters import LIST_FILTERS
+from .paginator import EstimatedPaginator
+
+# Columns the list never shows: JSON that may be large (tracebacks, payloads).
+HEAVY = ("args", "kwargs", "return_value", "errors", "checkpoint", "worker_ids", "lease_token")
+
+# The detail page's buttons: operation -> (label, statuses it applies to).
+BUTTONS = {
+    "retry": (_("Retry"), {JobStatus.FAILED, JobStatus.CANCELLED}),
+    "cancel": (_("Cancel"), {JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING}),
+    "run_now": (_("Run now"), {JobStatus.READY}),
+}
 
 
-def _apply(modeladmin, request, queryset, operation, verb):
-    results = [operation(job_id) for job_id in queryset.values_list("id", flat=True)]
-    done = sum(r in (Outcome.DONE, Outcome.REQUESTED) for r in results)
-    skipped = len(results) - done
-    modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
-    if skipped:
-        reasons = {r.value for r in results if r not in (Outcome.DONE, Outcome.REQUESTED)}
-        modeladmin.message_user(
-            request, f"{skipped} job(s) unchanged: {', '.join(sorted(reasons))} (their status does not allow it).",
-            messages.WARNING,
-        )
-
-
-@admin.action(description=_("Retry selected jobs"), permissions=["change"])
-def retry_jobs(modeladmin, request, queryset):
-    _apply(modeladmin, request, queryset, operations.retry, "Retried")
-
-
-@admin.action(description=_("Cancel selected jobs"), permissions=["change"])
-def cancel_jobs(modeladmin, request, queryset):
-    _apply(modeladmin, request, queryset, operations.cancel, "Cancelled")
-
-
-@admin.action(description=_("Run selected jobs now"), permissions=["change"])
-def run_jobs_now(modeladmin, request, queryset):
-    _apply(modeladmin, request, queryset, operations.run_now, "Moved to now")
+class JobChangeList(ChangeList):
+    def get_queryset(self, request, *args, **kwargs):
+        return super().get_queryset(request, *args, **kwargs).defer(*HEAVY)
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ("task_name", "status", "queue_name", "priority", "attempts_display", "run_after",
-                    "enqueued_at", "finished_at", "progress_display")
-    list_filter = ("status", "queue_name")
-    search_fields = ("=id", "task_path", "=unique_key")
-    actions = [retry_jobs, cancel_jobs, run_jobs_now]
+    list_display = ("status_badge", "task", "queue_name", "priority", "attempts_display", "run_after_display",
+                    "enqueued", "duration_display", "progress_display")
+    list_display_links = ("task",)
+    list_filter = LIST_FILTERS
+    search_fields = ("=id", "=task_path", "=unique_key")  # shows the box; get_search_results decides
+    search_help_text = _("A job id, a unique key, or a task: its dotted path, or part of a declared task's path.")
+    actions = job_actions.ACTIONS
     list_per_page = 50
     show_full_result_count = False
-    readonly_fields = ("id", "task_path", "status", "queue_name", "priority", "backend", "unique_key",
-                       "args_pretty", "kwargs_pretty", "return_value_pretty", "attempts", "max_attempts",
-                       "retry_backoff", "timeout", "run_after", "enqueued_at", "started_at",
-                       "last_attempted_at", "finished_at", "worker_id", "worker_ids", "lease_expires_at",
-                       "progress", "progress_message", "checkpoint", "cancel_requested_at", "errors_display")
-    exclude = ("args", "kwargs", "return_value", "errors", "lease_token", "takes_context")
+    show_facets = admin.ShowFacets.NEVER  # facets count every filter choice over the table
+    paginator = EstimatedPaginator
+    ordering = ("-enqueued_at",)
+    sortable_by = ("enqueued",)  # only orders an index gives
+    change_list_template = "djjobs/admin/job_change_list.html"
+    change_form_template = "djjobs/admin/job_change_form.html"
+    fieldsets = [
+        (None, {"fields": ("id", "task_path", "status_badge", "queue_name", "priority", "attempts_display",
+                           "progress_detail", "worker_display", "origin")}),
+        (_("Timeline"), {"fields": ("timeline",)}),
+        (_("Arguments and result"), {"fields": ("args_pretty", "kwargs_pretty", "return_value_pretty",
+                                                "checkpoint_pretty")}),
+        (_("Errors"), {"fields": ("errors_display",)}),
+        (_("All fields"), {"classes": ("collapse",), "fields": (
+            "backend", "unique_key", "max_attempts", "retry_backoff", "timeout", "takes_context", "run_after",
+            "enqueued_at", "started_at", "last_attempted_at", "finished_at", "lease_expires_at",
+            "cancel_requested_at", "worker_ids", "scheduled_for")}),
+    ]
+    readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
-    @admin.display(description=_("attempts"))
-    def attempts_display(self, job):
-        return f"{job.attempts}/{job.max_attempts}"
+    class Media:
+        css = {"all": (STYLESHEET,)}
 
-    @admin.display(description=_("progress"))
-    def progress_display(self, job):
-        return "" if job.progress is None else f"{job.progress:.0f}%"
-
-    @admin.display(description=_("args"))
-    def args_pretty(self, job):
-        return format_html("<pre>{}</pre>", json.dumps(job.args, indent=2))
-
-    @admin.display(description=_("kwargs"))
-    def kwargs_pretty(self, job):
-        return format_html("<pre>{}</pre>", json.dumps(job.kwargs, indent=2))
-
-    @admin.display(description=_("return value"))
-    def return_value_pretty(self, job):
-        return format_html("<pre>{}</pre>", json.dumps(job.return_value, indent=2))
-
-    @admin.display(description=_("errors"))
-    def errors_display(self, job):
-        if not job.errors:
-            return "-"
-        return format_html_join(
-            "",
-            "<div><strong>attempt {}: {}</strong>: {}<pre>{}</pre></div>",
-            ((e.get("attempt"), e.get("exception_class_path"), e.get("message", ""), e.get("traceback", ""))
-             for e in job.errors),
-        )
+    # -- permissions ---------------------------------------------------------------------
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
-        # Actions need change permission; the detail page itself never writes the row
-        # (a form save would race the worker that owns it).
+        # Change permission is what the actions need; a job's page never saves the row (a
+        # form save would race the worker that owns it), so it is read-only for everyone.
         return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        # A job a worker may be running, or is about to run, is cancelled first.
+        if obj is not None and obj.status not in (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    # -- the list --------------------------------------------------------------------------
+
+    def get_changelist(self, request, **kwargs):
+        return JobChangeList
+
+    def get_ordering(self, request):
+        # Recently finished jobs are listed newest finished first (the filter's index order).
+        if request.GET.get("finished") and not request.GET.get("o"):
+            return ("-finished_at",)
+        return super().get_ordering(request)
+
+    def get_search_results(self, request, queryset, search_term):
+        """Equality only, each an index lookup: the id, the unique key, the task's dotted path,
+        or any declared task whose path contains the term (matched in memory, not in SQL)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        lowered = term.lower()
+        paths = {term, *(p for p in declared_tasks() if lowered in p.lower())}
+        condition = Q(unique_key=term) | Q(task_path__in=sorted(paths))
+        try:
+            condition |= Q(pk=uuid.UUID(term))
+        except ValueError:
+            pass
+        return queryset.filter(condition), False
+
+    def changelist_view(self, request, extra_context=None):
+        if job_actions.forbidden_action(self, request):
+            raise PermissionDenied
+        return super().changelist_view(request, {"title": _("Jobs"), **(extra_context or {})})
+
+    @admin.display(description=_("status"))
+    def status_badge(self, job):
+        return status_badge(job.status)
+
+    @admin.display(description=_("task"))
+    def task(self, job):
+        return format_html('<span title="{}">{}</span>', job.task_path, job.task_name)
+
+    @admin.display(description=_("attempts"))
+    def attempts_display(self, job):
+        return f"{job.attempts}/{job.max_attempts}"
+
+    @admin.display(description=_("run after"))
+    def run_after_display(self, job):
+        if job.run_after is None:
+            return "-"
+        if job.status in (JobStatus.READY, JobStatus.WAITING):  # when a worker may take it
+            local = timezone.localtime(job.run_after).strftime("%Y-%m-%d %H:%M:%S %Z")
+            return format_html('<span class="djjobs-time" title="{}">{}</span>', local,
+                               relative(job.run_after, timezone.now()))
+        return format_html('<span class="quiet">{}</span>', short_time(job.run_after))
+
+    @admin.display(description=_("enqueued"), ordering="enqueued_at")
+    def enqueued(self, job):
+        return short_time(job.enqueued_at)
+
+    @admin.display(description=_("duration"))
+    def duration_display(self, job):
+        if job.status == JobStatus.RUNNING and job.last_attempted_at is not None:
+            return format_html('<span class="quiet">running {}</span>',
+                               duration_text(timezone.now() - job.last_attempted_at))
+        return duration_text(job.duration)
+
+    @admin.display(description=_("progress"))
+    def progress_display(self, job):
+        return progress_bar(job.progress, job.progress_message)
+
+    # -- the detail page -----------------------------------------------------------------
+
+    def get_object(self, request, object_id, from_field=None):
+        # Its schedule and event come in the same query (the page names them).
+        try:
+            return self.get_queryset(request).select_related("schedule", "event").get(pk=uuid.UUID(str(object_id)))
+        except (Job.DoesNotExist, ValueError, ValidationError):
+            return None
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        buttons = []
+        if obj is not None and self.has_change_permission(request):
+            buttons = [(reverse("admin:djjobs_job_operation", args=[obj.pk, name]), label)
+                       for name, (label, statuses) in BUTTONS.items() if obj.status in statuses]
+        context["djjobs_buttons"] = buttons
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _known_workers(self, job) -> set[str]:
+        """Which of the job's workers still have a Worker row (one query per page)."""
+        if not hasattr(job, "_djjobs_known_workers"):
+            ids = {job.worker_id, *(job.worker_ids or []), *(e.get("worker_id") for e in job.errors or [])}
+            ids = {i for i in ids if i}
+            job._djjobs_known_workers = set(Worker.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+        return job._djjobs_known_workers
+
+    @admin.display(description=_("progress"))
+    def progress_detail(self, job):
+        if job.progress is None:
+            return "-"
+        return format_html("{} {}", progress_bar(job.progress, job.progress_message), job.progress_message)
+
+    @admin.display(description=_("worker"))
+    def worker_display(self, job):
+        return job_detail.worker_link(job.worker_id, self._known_workers(job))
+
+    @admin.display(description=_("came from"))
+    def origin(self, job):
+        return job_detail.origin_html(job)
+
+    @admin.display(description=_("timeline"))
+    def timeline(self, job):
+        return job_detail.timeline_html(job, self._known_workers(job))
+
+    @admin.display(description=_("args"))
+    def args_pretty(self, job):
+        return job_detail.pretty_json(job.args)
+
+    @admin.display(description=_("kwargs"))
+    def kwargs_pretty(self, job):
+        return job_detail.pretty_json(job.kwargs)
+
+    @admin.display(description=_("return value"))
+    def return_value_pretty(self, job):
+        return job_detail.pretty_json(job.return_value) if job.status == JobStatus.SUCCESSFUL else "-"
+
+    @admin.display(description=_("checkpoint"))
+    def checkpoint_pretty(self, job):
+        return "-" if job.checkpoint is None else job_detail.pretty_json(job.checkpoint)
+
+    @admin.display(description=_("errors"))
+    def errors_display(self, job):
+        return job_detail.errors_html(job.errors, self._known_workers(job))
+
+    # -- extra views ---------------------------------------------------------------------
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("dashboard/", wrap(self.dashboard_view), name="djjobs_dashboard"),
+            path("<path:object_id>/operation/<str:name>/", wrap(self.operation_view), name="djjobs_job_operation"),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return dashboard.render(self, request)
+
+    def operation_view(self, request, object_id, name):
+        return job_actions.operation_view(self, request, object_id, name)

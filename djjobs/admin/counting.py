@@ -1,0 +1,115 @@
+"""Counting a job table of millions of rows without COUNT(*) over it.
+
+Three kinds of number, and the admin says which one it shows:
+
+- **exact**: a *bounded* count, ``SELECT COUNT(*) FROM (SELECT ... LIMIT limit + 1)``, that
+  stayed under its limit. It reads at most ``limit + 1`` index entries, whatever the table size.
+- **estimate** (``~``, PostgreSQL): the planner's statistics. The table's size is
+  ``pg_class.reltuples`` scaled by how much the table grew since the last ANALYZE (as the
+  planner itself does); a status's share is its frequency in ``pg_stats``; a filtered list's
+  size is the row estimate of ``EXPLAIN``. Cheap, refreshed by (auto)ANALYZE.
+- **at least** (``+``): a bounded count that reached its limit where no estimate exists
+  (SQLite), shown as ``10,000+``.
+"""
+
+import json
+from dataclasses import dataclass
+
+from django.db import connections, router
+
+from .display import count_text
+
+# Counts stop here: exact below, estimated (or "at least") above.
+COUNT_LIMIT = 10_000
+
+EXACT, ESTIMATE, AT_LEAST = "exact", "estimate", "at_least"
+
+
+@dataclass(frozen=True)
+class Tally:
+    value: int
+    kind: str = EXACT
+
+    @property
+    def exact(self) -> bool:
+        return self.kind == EXACT
+
+    def __str__(self) -> str:
+        return count_text(self.value, self.kind)
+
+
+def limit() -> int:
+    """COUNT_LIMIT, read at call time (tests lower it)."""
+    return COUNT_LIMIT
+
+
+def bounded(queryset) -> int:
+    """How many rows ``queryset`` has, counting no further than ``limit() + 1``."""
+    return queryset.order_by().values("pk")[: limit() + 1].count()
+
+
+def settle(counted: int, estimate: int | None) -> Tally:
+    """A bounded count, or past its limit the estimate (never below what was counted)."""
+    if counted <= limit():
+        return Tally(counted)
+    if estimate is None:
+        return Tally(limit(), AT_LEAST)
+    return Tally(max(estimate, counted), ESTIMATE)
+
+
+def _connection(model):
+    return connections[router.db_for_read(model)]
+
+
+def table_estimate(model) -> int | None:
+    """PostgreSQL's estimate of the table's rows; None elsewhere, or if never analyzed."""
+    connection = _connection(model)
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_TABLE_ESTIMATE, [connection.ops.quote_name(model._meta.db_table)])
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def column_estimates(model, columns) -> dict[str, dict[str, int]]:
+    """PostgreSQL: {column: {value: estimated rows}} for the most common values of each of
+    ``columns`` (their frequency in ``pg_stats`` times the table estimate), in one query; {}
+    elsewhere, or before the table was analyzed."""
+    connection = _connection(model)
+    if connection.vendor != "postgresql":
+        return {}
+    found: dict[str, dict[str, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_COLUMN_ESTIMATES, [connection.ops.quote_name(model._meta.db_table),
+                                           model._meta.db_table, list(columns)])
+        for column, value, rows in cursor.fetchall():
+            if rows is not None:
+                found.setdefault(column, {})[value] = int(rows)
+    return found
+
+
+def plan_rows(queryset) -> int | None:
+    """PostgreSQL: the planner's row estimate for ``queryset`` (EXPLAIN, nothing is run)."""
+    if _connection(queryset.model).vendor != "postgresql":
+        return None
+    plan = json.loads(queryset.order_by().explain(format="json"))
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+# reltuples is -1 before the first ANALYZE (PostgreSQL 14+) and 0 with relpages 0 on an empty
+# table; the density (rows per page) times the table's current pages follows growth since.
+_TABLE_ESTIMATE = """
+SELECT CASE WHEN c.reltuples < 0 THEN NULL
+            WHEN c.relpages = 0 THEN c.reltuples
+            ELSE c.reltuples / c.relpages
+                 * (pg_relation_size(c.oid) / current_setting('block_size')::int) END
+FROM pg_class c WHERE c.oid = to_regclass(%s)
+"""
+
+_COLUMN_ESTIMATES = f"""
+SELECT s.attname, v.value, v.freq * t.n FROM ({_TABLE_ESTIMATE.strip()}) AS t(n)
+CROSS JOIN pg_stats s
+CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS v(value, freq)
+WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = ANY(%s)
+"""

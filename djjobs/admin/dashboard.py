@@ -1,0 +1,266 @@
+"""The dashboard: the state of the job system on one page, in a fixed number of queries
+whatever the size of the job table.
+
+- Counts by status and by queue: one statement of bounded counts, each status read through an
+  index, at most ``COUNT_LIMIT + 1`` entries each; past the limit, PostgreSQL's statistics
+  give an estimate, shown with "~" (see ``counting``).
+- Jobs succeeded and failed per minute over the last hour: one GROUP BY over that hour's range
+  of the (status, finished_at) index, drawn as inline SVG (``chart``).
+- The oldest due READY job: per priority the first entry of the claim index, as
+  ``djjobs.health`` finds it, then those few rows.
+- Workers and what they run; the tasks that failed most in the last day, with their latest error.
+
+Every number links to the job list filtered to the jobs it counts.
+"""
+
+from datetime import timedelta
+
+from django.db import connections, router
+from django.db.models import Count, Max
+from django.db.models.functions import TruncMinute
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.http import urlencode
+
+from ..models import Job, Worker
+from ..states import JobStatus
+from .chart import per_minute_svg
+from . import counting
+from .counting import AT_LEAST, ESTIMATE, Tally, column_estimates, settle
+from .display import STYLESHEET, duration_text, job_url, status_badge, worker_url
+from .job_filters import known_queues
+
+STATUS_ORDER = (JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING, JobStatus.FAILED, JobStatus.CANCELLED,
+                JobStatus.SUCCESSFUL)
+MINUTES = 60
+FAILING_WINDOW = timedelta(hours=24)
+TOP_FAILING = 5
+WORKERS_READ = 200  # worker rows of the last hour (older ones are pruned)
+REFRESH_CHOICES = (10, 30, 60)  # seconds, for the page's auto-refresh links
+
+
+def jobs_url(**params) -> str:
+    """The job list filtered by ``params`` (the filters' parameter names)."""
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{reverse('admin:djjobs_job_changelist')}?{query}" if query else reverse("admin:djjobs_job_changelist")
+
+
+def render(model_admin, request) -> TemplateResponse:
+    now = timezone.now()
+    counts = bounded_counts(now)
+    estimates = column_estimates(Job, ("status", "queue_name"))
+    minutes, succeeded, failed = per_minute(now)
+    statuses = status_rows(counts, estimates.get("status", {}))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Jobs dashboard",
+        "opts": Job._meta,
+        "stylesheet": STYLESHEET,
+        "now": now,
+        "count_limit": number_format(counting.limit(), force_grouping=True),
+        "statuses": statuses,
+        "estimated": any(row["tally"].kind == ESTIMATE for row in statuses),
+        "at_least": any(row["tally"].kind == AT_LEAST for row in statuses),
+        "queues": queue_rows(counts, estimates, sum(succeeded), sum(failed)),
+        "chart": per_minute_svg([timezone.localtime(m).strftime("%H:%M") for m in minutes], succeeded, failed,
+                                "Jobs succeeded and failed per minute over the last hour"),
+        "hour": {"succeeded": sum(succeeded), "failed": sum(failed),
+                 "succeeded_url": jobs_url(status=JobStatus.SUCCESSFUL, finished="hour"),
+                 "failed_url": jobs_url(status=JobStatus.FAILED, finished="hour")},
+        "oldest_due": oldest_due(now),
+        "workers": workers(now),
+        "failing": top_failing(now),
+        "refresh": _refresh(request),
+        "refresh_choices": REFRESH_CHOICES,
+        "jobs_url": jobs_url(),
+    }
+    return TemplateResponse(request, "djjobs/admin/dashboard.html", context)
+
+
+def _refresh(request) -> int | None:
+    try:
+        seconds = int(request.GET.get("refresh", ""))
+    except ValueError:
+        return None
+    return seconds if seconds in REFRESH_CHOICES else None
+
+
+# -- counts ------------------------------------------------------------------------------
+
+# Each part reads at most LIMIT rows of one status through an index (literal statuses let
+# SQLite use the partial claim index too); READY, RUNNING and WAITING per queue, READY split
+# into due and later; SUCCESSFUL and FAILED of the last hour per queue.
+_BOUNDED_COUNTS = """
+SELECT part, queue_name, due, COUNT(*) FROM (
+    SELECT 'READY' AS part, queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END AS due
+      FROM (SELECT queue_name, run_after FROM {t} WHERE status = 'READY' LIMIT %s) AS ready
+    UNION ALL SELECT 'RUNNING', queue_name, 0 FROM (SELECT queue_name FROM {t} WHERE status = 'RUNNING' LIMIT %s) AS running
+    UNION ALL SELECT 'WAITING', queue_name, 0 FROM (SELECT queue_name FROM {t} WHERE status = 'WAITING' LIMIT %s) AS waiting
+    UNION ALL SELECT 'FAILED', NULL, 0 FROM (SELECT 1 AS one FROM {t} WHERE status = 'FAILED' LIMIT %s) AS failed
+    UNION ALL SELECT 'CANCELLED', NULL, 0 FROM (SELECT 1 AS one FROM {t} WHERE status = 'CANCELLED' LIMIT %s) AS cancelled
+    UNION ALL SELECT 'SUCCESSFUL', NULL, 0 FROM (SELECT 1 AS one FROM {t} WHERE status = 'SUCCESSFUL' LIMIT %s) AS succeeded
+    UNION ALL SELECT 'SUCCESSFUL_HOUR', queue_name, 0
+      FROM (SELECT queue_name FROM {t} WHERE status = 'SUCCESSFUL' AND finished_at >= %s LIMIT %s) AS succeeded_hour
+    UNION ALL SELECT 'FAILED_HOUR', queue_name, 0
+      FROM (SELECT queue_name FROM {t} WHERE status = 'FAILED' AND finished_at >= %s LIMIT %s) AS failed_hour
+) AS parts GROUP BY part, queue_name, due
+"""
+
+
+def bounded_counts(now) -> dict[tuple[str, str | None, int], int]:
+    """{(part, queue or None, due 0/1): rows} with every part counted up to COUNT_LIMIT + 1."""
+    connection = connections[router.db_for_read(Job)]
+    adapt = connection.ops.adapt_datetimefield_value
+    limit, hour_ago = counting.limit() + 1, adapt(now - timedelta(hours=1))
+    params = [adapt(now), limit, limit, limit, limit, limit, limit, hour_ago, limit, hour_ago, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(_BOUNDED_COUNTS.format(t=connection.ops.quote_name(Job._meta.db_table)), params)
+        return {(part, queue, int(due)): n for part, queue, due, n in cursor.fetchall()}
+
+
+def _part_total(counts, part) -> int:
+    return sum(n for (name, _queue, _due), n in counts.items() if name == part)
+
+
+def status_rows(counts, estimates: dict[str, int]) -> list[dict]:
+    rows = []
+    for status in STATUS_ORDER:
+        tally = settle(_part_total(counts, status), estimates.get(status))
+        rows.append({"status": status, "badge": status_badge(status), "tally": tally, "url": jobs_url(status=status)})
+    return rows
+
+
+def _share(n: int, sample: int, total: int | None) -> Tally:
+    """A queue's count within one part: exact if the part was counted in full, else its share
+    of the part's sample applied to the part's estimated total."""
+    if sample <= counting.limit():
+        return Tally(n)
+    if total is None:
+        return Tally(n, AT_LEAST)
+    return Tally(round(n * total / sample), ESTIMATE)
+
+
+def queue_rows(counts, estimates: dict, succeeded_hour: int, failed_hour: int) -> list[dict]:
+    """Per queue: READY due now and later, RUNNING, WAITING, succeeded and failed in the last
+    hour, and (PostgreSQL) the estimated number of its jobs in the table."""
+    by_status = estimates.get("status", {})
+    totals = {
+        "READY": by_status.get(JobStatus.READY), "RUNNING": by_status.get(JobStatus.RUNNING),
+        "WAITING": by_status.get(JobStatus.WAITING), "SUCCESSFUL_HOUR": succeeded_hour, "FAILED_HOUR": failed_hour,
+    }
+    samples = {part: _part_total(counts, part) for part in totals}
+    names = sorted(set(known_queues()) | {queue for (_part, queue, _due) in counts if queue is not None})
+    columns = (  # (part, due, filters of the list)
+        ("READY", 1, {"status": JobStatus.READY, "due": "now"}),
+        ("READY", 0, {"status": JobStatus.READY, "due": "later"}),
+        ("RUNNING", 0, {"status": JobStatus.RUNNING}),
+        ("WAITING", 0, {"status": JobStatus.WAITING}),
+        ("SUCCESSFUL_HOUR", 0, {"status": JobStatus.SUCCESSFUL, "finished": "hour"}),
+        ("FAILED_HOUR", 0, {"status": JobStatus.FAILED, "finished": "hour"}),
+    )
+    rows = []
+    for name in names:
+        cells = []
+        for part, due, filters in columns:
+            n = counts.get((part, name, due), 0)
+            cells.append({"tally": _share(n, samples[part], totals[part]), "url": jobs_url(queue=name, **filters)})
+        total = estimates.get("queue_name", {}).get(name)
+        rows.append({"name": name, "cells": cells, "url": jobs_url(queue=name),
+                     "total": None if total is None else Tally(total, ESTIMATE)})
+    return rows
+
+
+# -- the last hour, per minute -----------------------------------------------------------
+
+
+def per_minute(now) -> tuple[list, list[int], list[int]]:
+    """The last MINUTES minutes (the current one last) and the jobs that succeeded and failed in each."""
+    current = now.replace(second=0, microsecond=0)
+    minutes = [current - timedelta(minutes=MINUTES - 1 - i) for i in range(MINUTES)]
+    rows = (Job.objects.filter(status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED], finished_at__gte=minutes[0])
+            .annotate(minute=TruncMinute("finished_at")).order_by().values_list("status", "minute")
+            .annotate(n=Count("*")))
+    found = {(status, minute.astimezone(minutes[0].tzinfo).replace(second=0, microsecond=0)): n
+             for status, minute, n in rows}
+    succeeded = [found.get((JobStatus.SUCCESSFUL, m), 0) for m in minutes]
+    failed = [found.get((JobStatus.FAILED, m), 0) for m in minutes]
+    return minutes, succeeded, failed
+
+
+# -- the oldest due job ------------------------------------------------------------------
+
+# Per priority with READY jobs (a loose index scan: one probe each) the first job in claim order.
+_FIRST_PER_PRIORITY = """
+WITH RECURSIVE p(v) AS (
+    SELECT MAX(priority) FROM {t} WHERE status = 'READY'
+    UNION ALL
+    SELECT (SELECT MAX(priority) FROM {t} WHERE status = 'READY' AND priority < p.v) FROM p WHERE p.v IS NOT NULL
+)
+SELECT (SELECT id FROM {t} WHERE status = 'READY' AND priority = p.v ORDER BY run_after, id LIMIT 1)
+FROM p WHERE v IS NOT NULL
+"""
+
+
+def oldest_due(now) -> dict | None:
+    """The due READY job whose run_after is earliest, and how long it has waited."""
+    connection = connections[router.db_for_read(Job)]
+    with connection.cursor() as cursor:
+        cursor.execute(_FIRST_PER_PRIORITY.format(t=connection.ops.quote_name(Job._meta.db_table)))
+        ids = [row[0] for row in cursor.fetchall() if row[0] is not None]
+    if not ids:
+        return None
+    job = (Job.objects.filter(pk__in=ids, run_after__lte=now).order_by("run_after", "-priority")
+           .only("id", "task_path", "queue_name", "priority", "run_after").first())
+    if job is None:
+        return None
+    return {"job": job, "url": job_url(job.pk), "waited": duration_text(now - job.run_after)}
+
+
+# -- workers -----------------------------------------------------------------------------
+
+
+def workers(now) -> dict:
+    rows = list(Worker.objects.order_by("-last_heartbeat_at")[:WORKERS_READ])
+    running = dict(Job.objects.filter(status=JobStatus.RUNNING).order_by().values_list("worker_id")
+                   .annotate(n=Count("*")))
+    alive = [w for w in rows if w.is_alive]
+    for worker in alive:
+        worker.running_now = running.get(worker.pk, 0)
+        worker.running_url = jobs_url(status=JobStatus.RUNNING, worker_id=worker.pk)
+        worker.url = worker_url(worker.pk)
+    slots = sum(w.concurrency for w in alive)
+    return {"alive": alive, "alive_count": len(alive), "dead_count": len(rows) - len(alive), "slots": slots,
+            "busy": sum(w.running_now for w in alive),
+            "alive_url": f"{reverse('admin:djjobs_worker_changelist')}?state=alive",
+            "dead_url": f"{reverse('admin:djjobs_worker_changelist')}?state=dead"}
+
+
+# -- failing tasks -----------------------------------------------------------------------
+
+
+def top_failing(now) -> dict:
+    """The tasks with most FAILED jobs among the last COUNT_LIMIT failures of the last day,
+    each with its latest failure's error."""
+    since = now - FAILING_WINDOW
+    recent = (Job.objects.filter(status=JobStatus.FAILED, finished_at__gte=since).order_by("-finished_at")
+              .values("pk")[:counting.limit()])
+    top = list(Job.objects.filter(pk__in=recent).order_by().values("task_path")
+               .annotate(n=Count("*"), last=Max("finished_at")).order_by("-n", "-last")[:TOP_FAILING])
+    rows = []
+    if top:
+        latest = {(j.task_path, j.finished_at): j for j in Job.objects.filter(
+            status=JobStatus.FAILED, task_path__in=[r["task_path"] for r in top],
+            finished_at__in=[r["last"] for r in top]).only("id", "task_path", "finished_at", "errors")}
+        for row in top:
+            job = latest.get((row["task_path"], row["last"]))
+            error = (job.errors or [{}])[-1] if job is not None else {}
+            rows.append({
+                "task_path": row["task_path"], "count": row["n"], "last": row["last"],
+                "url": jobs_url(status=JobStatus.FAILED, task=row["task_path"], finished="day"),
+                "job_url": job_url(job.pk) if job is not None else None,
+                "error_class": error.get("exception_class_path", ""),
+                "error_message": (error.get("message") or "")[:300],
+            })
+    return {"rows": rows, "hours": int(FAILING_WINDOW.total_seconds() // 3600)}

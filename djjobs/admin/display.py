@@ -1,0 +1,85 @@
+"""How job values look on every admin screen: status badges, progress bars, durations, times,
+counts that may be estimates. Each returns escaped HTML (``format_html``) or plain text."""
+
+from datetime import datetime, timedelta
+
+from django.contrib.admin.utils import quote
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.html import format_html
+
+from ..cron_text import relative
+
+# The stylesheet of every djjobs admin screen (djjobs/static/djjobs/admin.css).
+STYLESHEET = "djjobs/admin.css"
+
+
+def status_badge(status: str) -> str:
+    """A coloured pill; the colour comes from the class ``djjobs-<status>``."""
+    return format_html('<span class="djjobs-status djjobs-{}">{}</span>', status.lower(), status)
+
+
+def progress_bar(percent: float | None, message: str = "") -> str:
+    if percent is None:
+        return "-"
+    percent = max(0.0, min(100.0, float(percent)))
+    return format_html('<progress class="djjobs-progress" max="100" value="{}" title="{}"></progress> {}%',
+                       f"{percent:.0f}", message or f"{percent:.0f}%", f"{percent:.0f}")
+
+
+def duration_text(delta: timedelta | None) -> str:
+    """12 ms, 3.4 s, 2 min 5 s, 1 h 10 min."""
+    if delta is None:
+        return "-"
+    seconds = delta.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+
+
+def moment(when: datetime | None, now: datetime | None = None) -> str:
+    """A time in the current time zone with its distance from now as a tooltip-free suffix."""
+    if when is None:
+        return "-"
+    now = now or timezone.now()
+    return format_html('<time datetime="{}">{}</time> <span class="quiet">({})</span>', when.isoformat(),
+                       timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S"), relative(when, now))
+
+
+def short_time(when: datetime | None, now: datetime | None = None) -> str:
+    """A compact time for list cells: 14:05:09 today, 2026-11-02 14:05 otherwise; the full
+    time as a tooltip."""
+    if when is None:
+        return "-"
+    local, today = timezone.localtime(when), timezone.localtime(now or timezone.now()).date()
+    text = local.strftime("%H:%M:%S") if local.date() == today else local.strftime("%Y-%m-%d %H:%M")
+    return format_html('<time class="djjobs-time" datetime="{}" title="{}">{}</time>', when.isoformat(),
+                       local.strftime("%Y-%m-%d %H:%M:%S %Z"), text)
+
+
+def job_url(job_id) -> str:
+    return reverse("admin:djjobs_job_change", args=[quote(str(job_id))])
+
+
+def worker_url(worker_id: str) -> str:
+    return reverse("admin:djjobs_worker_change", args=[quote(worker_id)])
+
+
+def job_link(job_id, text) -> str:
+    return format_html('<a href="{}">{}</a>', job_url(job_id), text)
+
+
+def count_text(value: int, kind: str) -> str:
+    """A count as the admin shows it: ``1,234``, ``~1,200,000`` (estimated) or ``10,000+``
+    (a bounded count that reached its limit and has no estimate)."""
+    shown = number_format(value, force_grouping=True)
+    if kind == "estimate":
+        return f"~{shown}"
+    if kind == "at_least":
+        return f"{shown}+"
+    return shown

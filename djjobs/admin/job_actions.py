@@ -1,0 +1,143 @@
+"""What an operator can do to jobs: retry, cancel, run now, delete.
+
+Each action calls the operation code uses (``djjobs.operations``), job by job, and reports how
+many jobs changed and, for the others, why not (the operations' guarded UPDATEs decide, so an
+operator racing a worker gets an honest answer). Delete is guarded too: only finished jobs
+go, in one DELETE whose WHERE re-checks the status.
+"""
+
+from collections import Counter
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils.formats import number_format
+from django.utils.translation import gettext_lazy as _
+
+from .. import operations
+from ..models import Job
+from ..operations import Outcome
+from ..states import FINISHED
+from .display import job_url
+
+# One action changes at most this many jobs: each is its own guarded UPDATE.
+ACTION_LIMIT = 1000
+
+# (verb for the jobs that changed, why a job with each other outcome did not)
+WORDING = {
+    "retry": ("Retried", {Outcome.NOT_ALLOWED: "not FAILED or CANCELLED",
+                          Outcome.CONFLICT: "another active job holds the same unique key"}),
+    "cancel": ("Cancelled", {Outcome.NOT_ALLOWED: "already finished"}),
+    "run_now": ("Moved to now", {Outcome.NOT_ALLOWED: "not READY"}),
+}
+GONE = "no longer exist"
+
+OPERATIONS = {"retry": operations.retry, "cancel": operations.cancel, "run_now": operations.run_now}
+
+
+def selected_ids(modeladmin, request, queryset) -> list | None:
+    """The selected jobs' ids, or None (after telling the user) when there are too many."""
+    ids = list(queryset.order_by().values_list("pk", flat=True)[: ACTION_LIMIT + 1])
+    if len(ids) > ACTION_LIMIT:
+        modeladmin.message_user(
+            request, f"Select at most {number_format(ACTION_LIMIT, force_grouping=True)} jobs at once "
+            "(narrow the list with its filters); nothing was changed.", messages.ERROR)
+        return None
+    return ids
+
+
+def run(name: str, job_ids) -> Counter:
+    """Apply the operation ``name`` to each job; how many jobs had each outcome."""
+    operation = OPERATIONS[name]
+    return Counter(operation(job_id) for job_id in job_ids)
+
+
+def report(modeladmin, request, name: str, outcomes: Counter) -> None:
+    verb, reasons = WORDING[name]
+    done, requested = outcomes[Outcome.DONE], outcomes[Outcome.REQUESTED]
+    if done or not requested:
+        modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
+    if requested:
+        modeladmin.message_user(
+            request, f"Asked {requested} running job(s) to stop: a task stops when it checks "
+            "context.is_cancelled() (process mode kills it after CANCEL_GRACE_SECONDS).", messages.SUCCESS)
+    why = [f"{n} {reasons.get(outcome, GONE)}" for outcome, n in sorted(outcomes.items())
+           if outcome not in (Outcome.DONE, Outcome.REQUESTED)]
+    if why:
+        unchanged = sum(outcomes.values()) - done - requested
+        modeladmin.message_user(request, f"{unchanged} job(s) unchanged: {'; '.join(why)}.", messages.WARNING)
+
+
+def _operation_action(name, action_name, description):
+    @admin.action(description=description, permissions=["change"])
+    def action(modeladmin, request, queryset):
+        ids = selected_ids(modeladmin, request, queryset)
+        if ids is not None:
+            report(modeladmin, request, name, run(name, ids))
+
+    action.__name__ = action.__qualname__ = action_name
+    return action
+
+
+retry_jobs = _operation_action("retry", "retry_jobs", _("Retry selected jobs"))
+cancel_jobs = _operation_action("cancel", "cancel_jobs", _("Cancel selected jobs"))
+run_jobs_now = _operation_action("run_now", "run_jobs_now", _("Run selected jobs now"))
+
+
+def delete_finished(job_ids) -> int:
+    """Delete those of ``job_ids`` that are finished; how many went. One guarded DELETE: a job
+    that a worker or an operator made active meanwhile stays."""
+    deleted, _by_model = Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED).delete()
+    return deleted
+
+
+@admin.action(description=_("Delete selected finished jobs"), permissions=["delete"])
+def delete_selected(modeladmin, request, queryset):
+    """Replaces the site's delete action (same name) for jobs. Asks first (a page listing what goes and what stays), then deletes the finished ones."""
+    ids = selected_ids(modeladmin, request, queryset)
+    if ids is None:
+        return None
+    if request.POST.get("post") != "yes":
+        finished = Job.objects.filter(pk__in=ids, status__in=FINISHED).count()
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": _("Delete jobs?"), "opts": modeladmin.model._meta, "ids": ids,
+            "finished": finished, "active": len(ids) - finished,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "djjobs/admin/job_delete_confirmation.html", context)
+    deleted = delete_finished(ids)
+    modeladmin.message_user(request, f"Deleted {deleted} job(s).", messages.SUCCESS if deleted else messages.WARNING)
+    if len(ids) > deleted:
+        modeladmin.message_user(
+            request, f"{len(ids) - deleted} job(s) kept: not finished (cancel them first) or already gone.",
+            messages.WARNING)
+    return None
+
+
+ACTIONS = [retry_jobs, cancel_jobs, run_jobs_now, delete_selected]
+
+
+def forbidden_action(modeladmin, request) -> bool:
+    """Whether ``request`` posts an action of this admin (or of the site) that this user may not run.
+
+    Django would answer such a POST with the list again (200) and a "No action selected"
+    message; the admin answers 403 instead, so a view-only user learns that it is forbidden."""
+    name = request.POST.get("action") if request.method == "POST" else None
+    if not name:
+        return False
+    declared = {getattr(action, "__name__", action) for action in modeladmin.actions or ()}
+    declared.update(site_name for site_name, _func in modeladmin.admin_site.actions)
+    return name in declared and name not in modeladmin.get_actions(request)
+
+
+def operation_view(modeladmin, request, object_id, name):
+    """POST from a job's detail page: the same operation as the list's action, for one job."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    if name not in OPERATIONS or not modeladmin.has_change_permission(request):
+        raise PermissionDenied
+    report(modeladmin, request, name, run(name, [object_id]))
+    return HttpResponseRedirect(job_url(object_id))
