@@ -1,20 +1,36 @@
-"""The admin screens of this issue: permissions, actions through operations, escaping."""
+"""The job and worker admins: permissions, actions through djjobs.operations, the detail page."""
+
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
+from django.utils import timezone
 
+from djjobs.admin import job_actions
 from djjobs.models import Job, Worker
 from djjobs.testing import run_jobs
+from djjobs.worker.claim import claim
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db
 
+LIST = "admin:djjobs_job_changelist"
 
-def _user(*codenames):
-    user = User.objects.create_user("op", password="pw", is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+
+def _user(*codenames, name="op"):
+    user = User.objects.create_user(name, password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="djjobs", codename__in=codenames))
     return user
+
+
+def _post_action(client, action, *jobs, **extra):
+    data = {"action": action, "index": "0", "_selected_action": [str(job.pk) for job in jobs], **extra}
+    return client.post(reverse(LIST), data, follow=True)
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]] if response.context else []
 
 
 @pytest.fixture
@@ -24,54 +40,270 @@ def failed_job():
     return Job.objects.get(pk=result.id)
 
 
-def test_changelist_and_detail_show_errors_escaped(client, failed_job):
-    Job.objects.filter(pk=failed_job.pk).update(
-        errors=[{"attempt": 1, "exception_class_path": "x.Y", "message": "<script>alert(1)</script>",
-                 "traceback": "<b>tb</b>"}]
-    )
-    client.force_login(_user("view_job"))
-    assert client.get(reverse("admin:djjobs_job_changelist")).status_code == 200
-    page = client.get(reverse("admin:djjobs_job_change", args=[failed_job.pk])).content.decode()
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
-    assert "&lt;b&gt;tb&lt;/b&gt;" in page
+@pytest.fixture
+def succeeded_job():
+    result = tasks.add.enqueue(1, 1)
+    run_jobs()
+    return Job.objects.get(pk=result.id)
 
 
-def test_view_only_user_cannot_run_actions(client, failed_job):
+@pytest.fixture
+def ready_job():
+    return Job.objects.get(pk=tasks.add.using(run_after=timedelta(hours=1)).enqueue(2, 2).id)
+
+
+# -- what each user may see and do -------------------------------------------------------
+
+
+def test_view_only_user_sees_the_screens_without_action_buttons(client, failed_job):
+    client.force_login(_user("view_job", "view_worker"))
+    page = client.get(reverse(LIST)).content.decode()
+    assert 'name="action"' not in page and "retry_jobs" not in page
+    detail = client.get(reverse("admin:djjobs_job_change", args=[failed_job.pk])).content.decode()
+    assert "/operation/retry/" not in detail and ">Delete<" not in detail
+    assert client.get(reverse("admin:djjobs_dashboard")).status_code == 200
+    assert client.get(reverse("admin:djjobs_worker_changelist")).status_code == 200
+
+
+@pytest.mark.parametrize("action", ["retry_jobs", "cancel_jobs", "run_jobs_now", "delete_selected"])
+def test_view_only_user_gets_403_posting_an_action(client, failed_job, action):
     client.force_login(_user("view_job"))
-    url = reverse("admin:djjobs_job_changelist")
-    assert "retry_jobs" not in client.get(url).content.decode()
-    response = client.post(url, {"action": "retry_jobs", "_selected_action": [str(failed_job.pk)]})
-    assert response.status_code in (200, 302, 403)
+    response = client.post(reverse(LIST), {"action": action, "index": "0", "_selected_action": [str(failed_job.pk)]})
+    assert response.status_code == 403
+    assert Job.objects.filter(pk=failed_job.pk, status="FAILED").exists()
+
+
+def test_view_only_user_gets_403_from_the_detail_buttons(client, failed_job):
+    client.force_login(_user("view_job"))
+    url = reverse("admin:djjobs_job_operation", args=[failed_job.pk, "retry"])
+    assert client.post(url).status_code == 403
     assert Job.objects.get(pk=failed_job.pk).status == "FAILED"
 
 
-def test_retry_action_reports_what_changed(client, failed_job):
-    ok = tasks.add.enqueue(1, 1)
-    run_jobs()
+def test_delete_needs_the_delete_permission(client, failed_job):
     client.force_login(_user("view_job", "change_job"))
-    url = reverse("admin:djjobs_job_changelist")
-    response = client.post(url, {"action": "retry_jobs", "_selected_action": [str(failed_job.pk), ok.id]},
-                           follow=True)
-    text = response.content.decode()
-    assert "Retried 1 job(s)." in text and "1 job(s) unchanged: not_allowed" in text
+    page = client.get(reverse(LIST)).content.decode()
+    assert "retry_jobs" in page and "delete_selected" not in page
+    response = client.post(reverse(LIST), {"action": "delete_selected", "_selected_action": [str(failed_job.pk)]})
+    assert response.status_code == 403
+    assert Job.objects.filter(pk=failed_job.pk).exists()
+
+
+def test_an_unknown_action_is_not_a_403(client, failed_job):
+    client.force_login(_user("view_job", "change_job"))
+    response = _post_action(client, "no_such_action", failed_job)
+    assert response.status_code == 200
+    assert Job.objects.get(pk=failed_job.pk).status == "FAILED"
+
+
+def test_no_permission_no_screens(client):
+    client.force_login(_user())
+    assert client.get(reverse(LIST)).status_code == 403
+    assert client.get(reverse("admin:djjobs_dashboard")).status_code == 403
+
+
+def test_jobs_cannot_be_added_or_saved_by_hand(client, failed_job):
+    client.force_login(_user("view_job", "change_job", "add_job"))
+    assert client.get(reverse("admin:djjobs_job_add")).status_code == 403
+    url = reverse("admin:djjobs_job_change", args=[failed_job.pk])
+    assert client.post(url, {"status": "SUCCESSFUL"}).status_code == 403
+    assert Job.objects.get(pk=failed_job.pk).status == "FAILED"
+
+
+# -- actions -----------------------------------------------------------------------------
+
+
+def test_retry_reports_what_changed_and_why_not(client, failed_job, succeeded_job):
+    client.force_login(_user("view_job", "change_job"))
+    response = _post_action(client, "retry_jobs", failed_job, succeeded_job)
+    assert _messages(response) == ["Retried 1 job(s).", "1 job(s) unchanged: 1 not FAILED or CANCELLED."]
     assert Job.objects.get(pk=failed_job.pk).status == "READY"
 
 
-def test_detail_page_never_saves_the_row(client, failed_job):
+def test_retry_conflict_on_unique_key_is_explained(client, failed_job):
+    Job.objects.filter(pk=failed_job.pk).update(unique_key="k-1")
+    tasks.add.using(unique_key="k-1").enqueue(1, 2)  # an active job holds the key now
     client.force_login(_user("view_job", "change_job"))
-    url = reverse("admin:djjobs_job_change", args=[failed_job.pk])
-    client.post(url, {"status": "SUCCESSFUL"})
-    assert Job.objects.get(pk=failed_job.pk).status == "FAILED"
+    response = _post_action(client, "retry_jobs", failed_job)
+    assert _messages(response) == [
+        "Retried 0 job(s).", "1 job(s) unchanged: 1 another active job holds the same unique key."]
 
 
-def test_worker_list_shows_running_counts(client):
-    Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=2)
-    tasks.add.enqueue(1, 1)
-    from djjobs.worker.claim import claim
-
+def test_cancel_ready_running_and_finished(client, ready_job, succeeded_job):
+    running = Job.objects.get(pk=tasks.add.enqueue(3, 3).id)
     claim("w-1", None, 1, 30)
-    user = _user("view_worker")
-    client.force_login(user)
+    client.force_login(_user("view_job", "change_job"))
+    response = _post_action(client, "cancel_jobs", ready_job, running, succeeded_job)
+    messages = _messages(response)
+    assert messages[0] == "Cancelled 1 job(s)."
+    assert messages[1].startswith("Asked 1 running job(s) to stop")
+    assert messages[2] == "1 job(s) unchanged: 1 already finished."
+    assert Job.objects.get(pk=ready_job.pk).status == "CANCELLED"
+    assert Job.objects.get(pk=running.pk).cancel_requested_at is not None
+
+
+def test_run_now_moves_run_after(client, ready_job, failed_job):
+    client.force_login(_user("view_job", "change_job"))
+    response = _post_action(client, "run_jobs_now", ready_job, failed_job)
+    assert _messages(response) == ["Moved to now 1 job(s).", "1 job(s) unchanged: 1 not READY."]
+    assert Job.objects.get(pk=ready_job.pk).run_after <= timezone.now()
+
+
+def test_actions_refuse_too_big_a_selection(client, ready_job, monkeypatch):
+    monkeypatch.setattr(job_actions, "ACTION_LIMIT", 2)
+    others = [Job.objects.get(pk=tasks.add.using(run_after=timedelta(hours=1)).enqueue(i, i).id) for i in range(2)]
+    client.force_login(_user("view_job", "change_job"))
+    response = _post_action(client, "cancel_jobs", ready_job, *others)
+    assert _messages(response) == ["Select at most 2 jobs at once (narrow the list with its filters); nothing was changed."]
+    assert not Job.objects.filter(status="CANCELLED").exists()
+
+
+def test_delete_asks_first_then_deletes_finished_jobs_only(client, failed_job, succeeded_job, ready_job):
+    client.force_login(_user("view_job", "change_job", "delete_job"))
+    selected = [str(j.pk) for j in (failed_job, succeeded_job, ready_job)]
+    confirm = client.post(reverse(LIST), {"action": "delete_selected", "index": "0", "_selected_action": selected})
+    page = confirm.content.decode()
+    assert confirm.status_code == 200 and "2 finished jobs will be deleted." in page
+    assert "1 selected job is not finished and will be kept" in page
+    assert Job.objects.count() == 3
+    done = client.post(reverse(LIST), {"action": "delete_selected", "post": "yes", "_selected_action": selected},
+                       follow=True)
+    assert _messages(done) == ["Deleted 2 job(s).", "1 job(s) kept: not finished (cancel them first) or already gone."]
+    assert list(Job.objects.values_list("pk", flat=True)) == [ready_job.pk]
+
+
+def test_the_delete_view_refuses_active_jobs(client, ready_job, failed_job):
+    client.force_login(_user("view_job", "delete_job"))
+    assert client.get(reverse("admin:djjobs_job_delete", args=[ready_job.pk])).status_code == 403
+    assert client.get(reverse("admin:djjobs_job_delete", args=[failed_job.pk])).status_code == 200
+
+
+# -- the detail page ---------------------------------------------------------------------
+
+
+def test_detail_shows_args_errors_and_timeline_escaped(client, failed_job):
+    Job.objects.filter(pk=failed_job.pk).update(
+        args=["<i>arg</i>"], kwargs={"k": "<b>kw</b>"},
+        errors=[{"attempt": 1, "exception_class_path": "x.<Y>", "message": "<script>alert(1)</script>",
+                 "traceback": "<b>tb</b>", "worker_id": "<w>", "at": timezone.now().isoformat()}])
+    client.force_login(_user("view_job"))
+    page = client.get(reverse("admin:djjobs_job_change", args=[failed_job.pk])).content.decode()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;tb&lt;/b&gt;" in page and "x.&lt;Y&gt;" in page and "&lt;w&gt;" in page
+    assert "&quot;&lt;i&gt;arg&lt;/i&gt;&quot;" in page and "&quot;&lt;b&gt;kw&lt;/b&gt;&quot;" in page
+    assert "Attempt 1 failed" in page and "Enqueued on queue" in page
+
+
+def test_detail_timeline_of_a_retried_job(client):
+    result = tasks.flaky.enqueue(succeed_on=2)
+    run_jobs()
+    client.force_login(_user("view_job"))
+    page = client.get(reverse("admin:djjobs_job_change", args=[result.id])).content.decode()
+    order = [page.index(text) for text in ("Enqueued on queue", "Attempt 1 started", "Attempt 1 failed",
+                                            "Attempt 2 started", "Finished")]
+    assert order == sorted(order)
+    assert "flaky failure on attempt 1" in page and "&quot;succeed_on&quot;: 2" in page
+
+
+def test_detail_links_worker_schedule_event_and_trigger(client):
+    import djjobs
+    from djjobs.models import Schedule
+
+    Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=1)
+    schedule = Schedule.objects.create(name="nightly", task_path="tests.testapp.tasks.add", cron="0 3 * * *")
+    event = djjobs.publish("order.validated", {"order_id": 1}).event
+    job = Job.objects.filter(event=event).first()
+    Job.objects.filter(pk=job.pk).update(worker_id="w-1", worker_ids=["w-1"], schedule=schedule,
+                                         scheduled_for=timezone.now(), trigger="shop.Order:update")
+    client.force_login(_user("view_job"))
+    page = client.get(reverse("admin:djjobs_job_change", args=[job.pk])).content.decode()
+    assert reverse("admin:djjobs_worker_change", args=["w-1"]) in page
+    assert reverse("admin:djjobs_schedule_change", args=[schedule.pk]) in page and "nightly" in page
+    assert reverse("admin:djjobs_event_change", args=[event.pk]) in page and "order.validated" in page
+    assert "?trigger=shop.Order%3Aupdate" in page
+
+
+def test_detail_buttons_follow_status_and_run_operations(client, failed_job, ready_job):
+    client.force_login(_user("view_job", "change_job"))
+    failed_page = client.get(reverse("admin:djjobs_job_change", args=[failed_job.pk])).content.decode()
+    assert "/operation/retry/" in failed_page and "/operation/cancel/" not in failed_page
+    ready_page = client.get(reverse("admin:djjobs_job_change", args=[ready_job.pk])).content.decode()
+    assert "/operation/cancel/" in ready_page and "/operation/run_now/" in ready_page
+    url = reverse("admin:djjobs_job_operation", args=[failed_job.pk, "retry"])
+    assert client.get(url).status_code == 405
+    response = client.post(url, follow=True)
+    assert _messages(response) == ["Retried 1 job(s)."]
+    assert response.redirect_chain[-1][0] == reverse("admin:djjobs_job_change", args=[failed_job.pk])
+    assert Job.objects.get(pk=failed_job.pk).status == "READY"
+    assert client.post(reverse("admin:djjobs_job_operation", args=[failed_job.pk, "explode"])).status_code == 403
+
+
+def test_detail_page_queries_do_not_grow_with_attempts(client, django_assert_num_queries):
+    result = tasks.always_fails.enqueue()
+    run_jobs()
+    Worker.objects.create(id="djjobs-testing", hostname="h", pid=1, concurrency=1)
+    client.force_login(_user("view_job"))
+    url = reverse("admin:djjobs_job_change", args=[result.id])
+    client.get(url)  # warms the content types' cache
+    # session, user, the user's and its groups' permissions, the job with its schedule and
+    # event (one JOIN), the rows of its workers
+    with django_assert_num_queries(6):
+        assert client.get(url).status_code == 200
+    Job.objects.filter(pk=result.id).update(errors=Job.objects.get(pk=result.id).errors * 10)
+    with django_assert_num_queries(6):
+        assert client.get(url).status_code == 200
+
+
+def test_unknown_job_redirects(client):
+    client.force_login(_user("view_job"))
+    response = client.get(reverse("admin:djjobs_job_change", args=["not-a-uuid"]))
+    assert response.status_code == 302
+
+
+# -- workers -----------------------------------------------------------------------------
+
+
+def test_worker_list_shows_state_and_running_jobs(client):
+    Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=2)
+    Worker.objects.create(id="w-2", hostname="h", pid=2, concurrency=2, stopped_at=timezone.now())
+    Worker.objects.create(id="w-3", hostname="h", pid=3, concurrency=2,
+                          last_heartbeat_at=timezone.now() - timedelta(minutes=10))
+    result = tasks.add.enqueue(1, 1)
+    claim("w-1", None, 1, 30)
+    client.force_login(_user("view_worker"))
     page = client.get(reverse("admin:djjobs_worker_changelist")).content.decode()
-    assert "w-1" in page
-    assert '<td class="field-running">1</td>' in page
+    assert reverse("admin:djjobs_job_change", args=[result.id]) in page
+    for state in ("alive", "stopped", "lost"):
+        assert f"djjobs-{state}" in page
+    alive = client.get(reverse("admin:djjobs_worker_changelist"), {"state": "alive"}).content.decode()
+    assert "w-1" in alive and "w-2" not in alive and "w-3" not in alive
+    detail = client.get(reverse("admin:djjobs_worker_change", args=["w-1"])).content.decode()
+    assert reverse("admin:djjobs_job_change", args=[result.id]) in detail
+
+
+def test_worker_list_queries_do_not_grow_with_workers(client, django_assert_num_queries):
+    client.force_login(_user("view_worker"))
+    url = reverse("admin:djjobs_worker_changelist")
+
+    def add_workers(start, count):
+        for n in range(start, start + count):
+            Worker.objects.create(id=f"w-{n}", hostname=f"h{n}", pid=n, concurrency=2)
+            tasks.add.enqueue(n, n)
+            claim(f"w-{n}", None, 1, 30)
+
+    add_workers(0, 2)
+    # session, user, permissions (user, groups), counts (filtered, all), workers, their
+    # running jobs (one query for all), the hostname filter's choices
+    with django_assert_num_queries(9):
+        client.get(url)
+    add_workers(2, 8)
+    with django_assert_num_queries(9):
+        client.get(url)
+
+
+def test_workers_are_read_only(client):
+    Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=1)
+    client.force_login(_user("view_worker", "change_worker", "add_worker"))
+    assert client.get(reverse("admin:djjobs_worker_add")).status_code == 403
+    client.post(reverse("admin:djjobs_worker_change", args=["w-1"]), {"hostname": "x"})
+    assert Worker.objects.get(pk="w-1").hostname == "h"
