@@ -16,7 +16,7 @@ Every number links to the job list filtered to the jobs it counts.
 from datetime import timedelta
 
 from django.db import connections, router
-from django.db.models import Count, Max
+from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -89,23 +89,29 @@ def _refresh(request) -> int | None:
 
 # -- counts ------------------------------------------------------------------------------
 
-# Each part reads at most LIMIT rows of one status through an index (literal statuses let
-# SQLite use the partial claim index too); READY, RUNNING and WAITING per queue, READY split
-# into due and later; SUCCESSFUL and FAILED of the last hour per queue.
+# Each part reads at most LIMIT rows of one status through an index and is aggregated on its
+# own (literal statuses let SQLite use the partial claim index too): READY, RUNNING and WAITING
+# per queue, READY split into due and later; SUCCESSFUL and FAILED of the last hour per queue;
+# the other statuses' totals from index entries alone.
 _BOUNDED_COUNTS = """
-SELECT part, queue_name, due, COUNT(*) FROM (
-    SELECT 'READY' AS part, queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END AS due
-      FROM (SELECT queue_name, run_after FROM {t} WHERE status = 'READY' LIMIT %s) AS ready
-    UNION ALL SELECT 'RUNNING', queue_name, 0 FROM (SELECT queue_name FROM {t} WHERE status = 'RUNNING' LIMIT %s) AS running
-    UNION ALL SELECT 'WAITING', queue_name, 0 FROM (SELECT queue_name FROM {t} WHERE status = 'WAITING' LIMIT %s) AS waiting
-    UNION ALL SELECT 'FAILED', NULL, 0 FROM (SELECT 1 AS one FROM {t} WHERE status = 'FAILED' LIMIT %s) AS failed
-    UNION ALL SELECT 'CANCELLED', NULL, 0 FROM (SELECT 1 AS one FROM {t} WHERE status = 'CANCELLED' LIMIT %s) AS cancelled
-    UNION ALL SELECT 'SUCCESSFUL', NULL, 0 FROM (SELECT 1 AS one FROM {t} WHERE status = 'SUCCESSFUL' LIMIT %s) AS succeeded
-    UNION ALL SELECT 'SUCCESSFUL_HOUR', queue_name, 0
-      FROM (SELECT queue_name FROM {t} WHERE status = 'SUCCESSFUL' AND finished_at >= %s LIMIT %s) AS succeeded_hour
-    UNION ALL SELECT 'FAILED_HOUR', queue_name, 0
-      FROM (SELECT queue_name FROM {t} WHERE status = 'FAILED' AND finished_at >= %s LIMIT %s) AS failed_hour
-) AS parts GROUP BY part, queue_name, due
+SELECT 'READY', queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END, COUNT(*)
+  FROM (SELECT queue_name, run_after FROM {t} WHERE status = 'READY' LIMIT %s) AS ready
+  GROUP BY queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END
+UNION ALL SELECT 'RUNNING', queue_name, 0, COUNT(*)
+  FROM (SELECT queue_name FROM {t} WHERE status = 'RUNNING' LIMIT %s) AS running GROUP BY queue_name
+UNION ALL SELECT 'WAITING', queue_name, 0, COUNT(*)
+  FROM (SELECT queue_name FROM {t} WHERE status = 'WAITING' LIMIT %s) AS waiting GROUP BY queue_name
+UNION ALL SELECT 'FAILED', NULL, 0, COUNT(*) FROM (SELECT 1 AS one FROM {t} WHERE status = 'FAILED' LIMIT %s) AS failed
+UNION ALL SELECT 'CANCELLED', NULL, 0, COUNT(*)
+  FROM (SELECT 1 AS one FROM {t} WHERE status = 'CANCELLED' LIMIT %s) AS cancelled
+UNION ALL SELECT 'SUCCESSFUL', NULL, 0, COUNT(*)
+  FROM (SELECT 1 AS one FROM {t} WHERE status = 'SUCCESSFUL' LIMIT %s) AS succeeded
+UNION ALL SELECT 'SUCCESSFUL_HOUR', queue_name, 0, COUNT(*)
+  FROM (SELECT queue_name FROM {t} WHERE status = 'SUCCESSFUL' AND finished_at >= %s LIMIT %s) AS succeeded_hour
+  GROUP BY queue_name
+UNION ALL SELECT 'FAILED_HOUR', queue_name, 0, COUNT(*)
+  FROM (SELECT queue_name FROM {t} WHERE status = 'FAILED' AND finished_at >= %s LIMIT %s) AS failed_hour
+  GROUP BY queue_name
 """
 
 
@@ -114,10 +120,10 @@ def bounded_counts(now) -> dict[tuple[str, str | None, int], int]:
     connection = connections[router.db_for_read(Job)]
     adapt = connection.ops.adapt_datetimefield_value
     limit, hour_ago = counting.limit() + 1, adapt(now - timedelta(hours=1))
-    params = [adapt(now), limit, limit, limit, limit, limit, limit, hour_ago, limit, hour_ago, limit]
+    params = [adapt(now), limit, adapt(now), limit, limit, limit, limit, limit, hour_ago, limit, hour_ago, limit]
     with connection.cursor() as cursor:
         cursor.execute(_BOUNDED_COUNTS.format(t=connection.ops.quote_name(Job._meta.db_table)), params)
-        return {(part, queue, int(due)): n for part, queue, due, n in cursor.fetchall()}
+        return {(part, queue, int(due)): n for part, queue, due, n in cursor.fetchall() if n}
 
 
 def _part_total(counts, part) -> int:
@@ -240,27 +246,44 @@ def workers(now) -> dict:
 # -- failing tasks -----------------------------------------------------------------------
 
 
+# The latest failures of the window (newest first on the (status, finished_at) index), by task.
+_FAILING = """
+SELECT task_path, COUNT(*), MAX(finished_at) FROM (
+    SELECT task_path, finished_at FROM {t} WHERE status = 'FAILED' AND finished_at >= %s
+    ORDER BY finished_at DESC LIMIT %s
+) AS recent GROUP BY task_path ORDER BY COUNT(*) DESC, MAX(finished_at) DESC LIMIT %s
+"""
+
+
 def top_failing(now) -> dict:
     """The tasks with most FAILED jobs among the last COUNT_LIMIT failures of the last day,
     each with its latest failure's error."""
-    since = now - FAILING_WINDOW
-    recent = (Job.objects.filter(status=JobStatus.FAILED, finished_at__gte=since).order_by("-finished_at")
-              .values("pk")[:counting.limit()])
-    top = list(Job.objects.filter(pk__in=recent).order_by().values("task_path")
-               .annotate(n=Count("*"), last=Max("finished_at")).order_by("-n", "-last")[:TOP_FAILING])
+    connection = connections[router.db_for_read(Job)]
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(_FAILING.format(t=ops.quote_name(Job._meta.db_table)),
+                       [ops.adapt_datetimefield_value(now - FAILING_WINDOW), counting.limit(), TOP_FAILING])
+        top = [(path, n, _datetime(connection, last)) for path, n, last in cursor.fetchall()]
     rows = []
     if top:
         latest = {(j.task_path, j.finished_at): j for j in Job.objects.filter(
-            status=JobStatus.FAILED, task_path__in=[r["task_path"] for r in top],
-            finished_at__in=[r["last"] for r in top]).only("id", "task_path", "finished_at", "errors")}
-        for row in top:
-            job = latest.get((row["task_path"], row["last"]))
+            status=JobStatus.FAILED, task_path__in=[path for path, _n, _last in top],
+            finished_at__in=[last for _path, _n, last in top]).only("id", "task_path", "finished_at", "errors")}
+        for path, n, last in top:
+            job = latest.get((path, last))
             error = (job.errors or [{}])[-1] if job is not None else {}
             rows.append({
-                "task_path": row["task_path"], "count": row["n"], "last": row["last"],
-                "url": jobs_url(status=JobStatus.FAILED, task=row["task_path"], finished="day"),
+                "task_path": path, "count": n, "last": last,
+                "url": jobs_url(status=JobStatus.FAILED, task=path, finished="day"),
                 "job_url": job_url(job.pk) if job is not None else None,
                 "error_class": error.get("exception_class_path", ""),
                 "error_message": (error.get("message") or "")[:300],
             })
     return {"rows": rows, "hours": int(FAILING_WINDOW.total_seconds() // 3600)}
+
+
+def _datetime(connection, value):
+    """A datetime read by raw SQL (SQLite returns text)."""
+    if value is None or hasattr(value, "tzinfo"):
+        return value
+    return connection.ops.convert_datetimefield_value(value, None, connection)
