@@ -53,6 +53,7 @@ class Sizes:
     finished_rows: int = 1_000_000
     claim_jobs: int = 5_000
     profile_jobs: int = 5_000
+    repeat: int = 1  # runs of each processing case; the fastest is reported
 
     @classmethod
     def make(cls, args) -> "Sizes":
@@ -65,6 +66,7 @@ class Sizes:
             sizes = cls()
         if args.jobs is not None:
             sizes.enqueue_bulk = sizes.process = args.jobs
+        sizes.repeat = max(1, args.repeat)
         return sizes
 
 
@@ -645,40 +647,65 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
     truncate()
 
 
+@dataclass
+class BurstResult:
+    wall: float
+    window: float | None
+    problem: str
+    others: "OthersCpu"
+    procs: list
+
+
+def measure_bursts(n: int, workers: int, extra: tuple, label: str, repeat: int, prepare) -> tuple[BurstResult, str]:
+    """Run ``repeat`` times (``prepare()`` puts n READY jobs in place); the fastest run, and the spread."""
+    results = []
+    for _ in range(repeat):
+        prepare()
+        with others_cpu() as others:
+            wall, procs = run_burst(workers, *extra)
+        results.append(BurstResult(wall, db_window(), check_done(n, label), others, procs))
+    best = min(results, key=lambda r: r.wall)
+    spread = ""
+    if repeat > 1:
+        rates = sorted(n / r.wall for r in results)
+        spread = f"best of {repeat} ({rates[0]:,.0f}..{rates[-1]:,.0f} jobs/s)"
+    return best, spread
+
+
 def phase_process(report: Report, sizes: Sizes) -> None:
     n = sizes.process
     concurrency = djjobs_setting("CONCURRENCY")
     print(f"\n[2] processing throughput: {n:,} pre-enqueued noop jobs, N x `run_workers --burst` "
           f"(concurrency {concurrency} threads each, default verbosity), wall clock from spawn to last exit, "
           f"start-up included; 'steady' = jobs / (last finished_at - first started_at) from the rows; "
-          f"the claim() probe runs djjobs' claim with {n:,} READY jobs in a rolled-back transaction", flush=True)
+          f"the claim() probe runs djjobs' claim with {n:,} READY jobs in a rolled-back transaction"
+          f"{f'; each case run {sizes.repeat} times, the fastest kept' if sizes.repeat > 1 else ''}", flush=True)
     truncate()
     with others_cpu() as others:
         wall_empty, procs = run_burst(1)
     report.add("2 process", "start-up: 1 --burst worker, empty queue", 0, wall_empty,
                f"{wall_empty:.2f} s", "python start, django.setup(), checks, first claim, exit", others.percent)
-    cases = [(1, (), "1 x run_workers --burst"), (2, (), "2 x run_workers --burst")]
-    for workers, extra, label in cases:
+
+    def prepare():
         truncate()
         enqueue_noops(n)
         analyze()
-        if workers == 1 and not extra:
-            summary, plan = probe_claim()
-            print("    " + summary + ("\n      " + plan.replace("\n", "\n      ") if plan else ""), flush=True)
-            report.add("2 process", f"claim() probe, {n:,} READY", None, None, summary.split(";")[0],
-                       summary.partition("; ")[2])
-        with others_cpu() as others:
-            wall, procs = run_burst(workers, *extra)
-        problem = check_done(n, label)
-        window = db_window()
-        steady = f"steady {rate(n, window)}" if window else "steady n/a"
-        note = "no INFO log lines per job" if extra else ""
-        report.add("2 process", label, n, wall, rate(n, wall), "; ".join(x for x in (problem, steady, note) if x),
-                   others.percent, others.per_job(n))
-        if not extra:
-            peak = max(procs, key=lambda p: p.vm_hwm_kib or 0)
-            report.add("4 memory", f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
-                       mib(peak.vm_hwm_kib), "VmHWM of the largest")
+
+    prepare()
+    summary, plan = probe_claim()
+    print("    " + summary + ("\n      " + plan.replace("\n", "\n      ") if plan else ""), flush=True)
+    report.add("2 process", f"claim() probe, {n:,} READY", None, None, summary.split(";")[0],
+               summary.partition("; ")[2])
+    for workers in (1, 2):
+        label = f"{workers} x run_workers --burst"
+        best, spread = measure_bursts(n, workers, (), label, sizes.repeat, prepare)
+        steady = f"steady {rate(n, best.window)}" if best.window else "steady n/a"
+        report.add("2 process", label, n, best.wall, rate(n, best.wall),
+                   "; ".join(x for x in (best.problem, steady, spread) if x), best.others.percent,
+                   best.others.per_job(n))
+        peak = max(best.procs, key=lambda p: p.vm_hwm_kib or 0)
+        report.add("4 memory", f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
+                   mib(peak.vm_hwm_kib), "VmHWM of the largest")
     truncate()
 
 
@@ -759,7 +786,10 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
     n = sizes.claim_jobs
     print(f"\n[5] claim with a big table: {n:,} noop jobs, 1 x `run_workers --burst`, on an empty table vs "
           f"one holding {sizes.finished_rows:,} SUCCESSFUL jobs (one INSERT ... SELECT, then VACUUM ANALYZE); "
-          f"claim() probed with {n:,} READY jobs; the empty table also with `-v 0` (logging's cost)", flush=True)
+          f"claim() probed with {n:,} READY jobs; the empty table also with `-v 0` (logging's cost)"
+          f"{f'; each case run {sizes.repeat} times, the fastest kept' if sizes.repeat > 1 else ''}", flush=True)
+    from djjobs.models import Job
+
     results = {}
     cases = [("empty table", 0, ()), ("empty table, -v 0", 0, ("-v", "0")),
              (f"+{sizes.finished_rows:,} finished", sizes.finished_rows, ())]
@@ -769,23 +799,25 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
         if filler:
             seconds = fill_finished(filler)
             note = f"fill {seconds:.1f} s; "
-        analyze(vacuum=True)
-        enqueue_noops(n)
-        analyze()
+
+        def prepare():
+            Job.objects.exclude(worker_id=FILLER).delete()  # the previous repetition's jobs
+            analyze(vacuum=True)
+            enqueue_noops(n)
+            analyze()
+
+        prepare()
         summary, plan = probe_claim()
         print(f"    {label}: {summary}" + ("\n      " + plan.replace("\n", "\n      ") if plan else ""),
               flush=True)
-        with others_cpu() as others:
-            wall, procs = run_burst(1, *extra)
-        problem = check_done(n, label)
-        problem = f"{problem}; " if problem else ""
-        window = db_window()
-        results[label] = n / wall
+        best, spread = measure_bursts(n, 1, extra, label, sizes.repeat, prepare)
+        results[label] = n / best.wall
         if extra:
             note += "no per-job INFO log lines; "
-        report.add("5 big table", f"1 worker, {label}", n, wall, rate(n, wall),
-                   f"{problem}{note}steady {rate(n, window) if window else 'n/a'}; {summary}", others.percent,
-                   others.per_job(n))
+        problem = f"{best.problem}; " if best.problem else ""
+        report.add("5 big table", f"1 worker, {label}", n, best.wall, rate(n, best.wall),
+                   f"{problem}{note}steady {rate(n, best.window) if best.window else 'n/a'}; {summary}"
+                   f"{'; ' + spread if spread else ''}", best.others.percent, best.others.per_job(n))
     empty, _, full = results.values()
     report.add("5 big table", "finished rows / empty table", None, None, f"{full / empty:.2f}x",
                "throughput ratio; 1.00x = no effect")
@@ -953,6 +985,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, help="jobs for bulk enqueue and processing throughput (default 20,000)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of under a minute")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each processing case (phases 2 and 5) this many times and keep the fastest: "
+                             "on a shared machine the slower runs measure the neighbours")
     parser.add_argument("--only", help=f"comma-separated phases among {', '.join(PHASES)} "
                                        "(default: all but profile)")
     parser.add_argument("--profile", action="store_true",
