@@ -270,18 +270,22 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("resume", [
+    "after",  # SIGCONT once the new owner completed the job: the status guard rejects A
+    "during",  # SIGCONT while the new owner still runs it: only the lease token tells them apart
+])
 @pytest.mark.parametrize("atomic", [
     # A SIGSTOPped atomic task holds SQLite's write lock (its transaction is open): on SQLite
     # every other process would wait for it, so this one runs on PostgreSQL only.
     pytest.param(True, marks=pytest.mark.postgresql, id="atomic"),
     pytest.param(False, id="plain"),
 ])
-def test_sigstopped_worker_loses_its_job_and_cannot_complete_it(workers, tmp_path, atomic):
+def test_sigstopped_worker_loses_its_job_and_cannot_complete_it(workers, tmp_path, atomic, resume):
     task, label = (atomic_load, "atomic") if atomic else (plain_load, "plain")
     marker = tmp_path / "runs.txt"
     marker.touch()
     a = workers("--concurrency", "1", "--worker-id", "stopped", settings=FAST)
-    result = task.enqueue(ms=2000, marker=str(marker))
+    result = task.enqueue(ms=2000 if resume == "after" else 3000, marker=str(marker))
     wait_until(lambda: marker.read_text().count("start") == 1, timeout=60,
                message="the job to start on worker A", workers=[a])
     sigstop(a)
@@ -289,9 +293,24 @@ def test_sigstopped_worker_loses_its_job_and_cannot_complete_it(workers, tmp_pat
     assert (job.status, job.attempts, job.worker_ids) == (JobStatus.RUNNING, 1, ["stopped"])
 
     b = workers("--concurrency", "1", "--worker-id", "rescuer", settings=FAST)
+    if resume == "during":
+        wait_until(lambda: marker.read_text().count("start") == 2, timeout=60,
+                   message="worker B to rescue the job and start it", workers=[b])
+        assert process_state(a.pid) == "T"  # A stayed stopped all along
+        os.kill(a.pid, signal.SIGCONT)
+        wait_until(lambda: "job result dropped" in a.text(), timeout=30,
+                   message="worker A to drop its late result", workers=[a])
+        job = Job.objects.get(id=result.id)
+        # A's completion changed nothing: the job is still B's, running.
+        assert (job.status, job.attempts, job.worker_id) == (JobStatus.RUNNING, 2, "rescuer")
+        assert job.lease_token is not None and job.return_value is None and job.finished_at is None
+        # Atomic: A's row rolled back and B's is not committed yet.
+        assert executions(result.id) == ([] if atomic else [(label, 1, a.pid), (label, 2, b.pid)])
+
     done = wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).first(),
-                      timeout=60, message="worker B to rescue and complete the job", workers=[b])
-    assert process_state(a.pid) == "T"  # A stayed stopped all along
+                      timeout=60, message="worker B to complete the job", workers=[b])
+    if resume == "after":
+        assert process_state(a.pid) == "T"  # A stayed stopped all along
     assert done.attempts == 2
     assert done.worker_ids == ["stopped", "rescuer"]
     assert done.return_value == {"pid": b.pid}
@@ -301,11 +320,12 @@ def test_sigstopped_worker_loses_its_job_and_cannot_complete_it(workers, tmp_pat
     expected_rows = [(label, 2, b.pid)] if atomic else [(label, 1, a.pid), (label, 2, b.pid)]
     assert executions(result.id) == expected_rows
 
-    os.kill(a.pid, signal.SIGCONT)
-    wait_until(lambda: "job result dropped" in a.text(), timeout=30,
-               message="worker A to drop its late result", workers=[a])
-    assert marker.read_text().split("\n") == [
-        f"start {a.pid} 1", f"start {b.pid} 2", f"end {b.pid} 2", f"end {a.pid} 1", ""]
+    if resume == "after":
+        os.kill(a.pid, signal.SIGCONT)
+        wait_until(lambda: "job result dropped" in a.text(), timeout=30,
+                   message="worker A to drop its late result", workers=[a])
+    ends = [f"end {b.pid} 2", f"end {a.pid} 1"] if resume == "after" else [f"end {a.pid} 1", f"end {b.pid} 2"]
+    assert marker.read_text().split("\n") == [f"start {a.pid} 1", f"start {b.pid} 2", *ends, ""]
 
     after = Job.objects.get(id=result.id)
     fields = ("status", "attempts", "worker_ids", "worker_id", "return_value", "finished_at", "errors", "lease_token")
