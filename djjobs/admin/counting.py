@@ -19,7 +19,8 @@ from django.db import connections, router
 
 from .display import count_text
 
-# Counts stop here: exact below, estimated (or "at least") above.
+# The dashboard's counts stop here: exact below, estimated (or "at least") above. (The job
+# list has its own, lower limit: see djjobs.admin.paginator.)
 COUNT_LIMIT = 10_000
 
 EXACT, ESTIMATE, AT_LEAST = "exact", "estimate", "at_least"
@@ -43,18 +44,19 @@ def limit() -> int:
     return COUNT_LIMIT
 
 
-def bounded(queryset) -> int:
-    """How many rows ``queryset`` has, counting no further than ``limit() + 1``."""
-    return queryset.order_by().values("pk")[: limit() + 1].count()
+def bounded(queryset, limit: int) -> int:
+    """How many rows ``queryset`` has, counting no further than ``limit + 1``."""
+    return queryset.order_by().values("pk")[: limit + 1].count()
 
 
-def settle(counted: int, estimate: int | None) -> Tally:
-    """A bounded count, or past its limit the estimate (never below what was counted)."""
-    if counted <= limit():
+def settle(counted: int, estimate: int | None, limit: int) -> Tally:
+    """A bounded count; past its limit the estimate, unless there is none or it is below what
+    was counted (then the planner is wrong, and "at least the limit" is what is known)."""
+    if counted <= limit:
         return Tally(counted)
-    if estimate is None:
-        return Tally(limit(), AT_LEAST)
-    return Tally(max(estimate, counted), ESTIMATE)
+    if estimate is None or estimate <= limit:
+        return Tally(limit, AT_LEAST)
+    return Tally(estimate, ESTIMATE)
 
 
 def _connection(model):

@@ -133,7 +133,7 @@ def _part_total(counts, part) -> int:
 def status_rows(counts, estimates: dict[str, int]) -> list[dict]:
     rows = []
     for status in STATUS_ORDER:
-        tally = settle(_part_total(counts, status), estimates.get(status))
+        tally = settle(_part_total(counts, status), estimates.get(status), counting.limit())
         rows.append({"status": status, "badge": status_badge(status), "tally": tally, "url": jobs_url(status=status)})
     return rows
 
