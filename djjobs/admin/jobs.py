@@ -10,6 +10,7 @@ filter in the list's order (migration 0005), search by equality (index lookups, 
 import uuid
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
@@ -123,6 +124,12 @@ class JobAdmin(admin.ModelAdmin):
         if job_actions.forbidden_action(self, request):
             raise PermissionDenied
         return super().changelist_view(request, {"title": _("Jobs"), **(extra_context or {})})
+
+    def action_checkbox(self, job):
+        # Django renders a form widget's template for each row's checkbox; the same markup
+        # written directly costs a fraction of that, on the page every operator opens.
+        return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+                           helpers.ACTION_CHECKBOX_NAME, job.pk, f"Select this job for an action - {job}")
 
     @admin.display(description=_("status"))
     def status_badge(self, job):
