@@ -13,11 +13,12 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import Event, Job
 from . import triggers as triggers_view
+from .display import STYLESHEET, status_badge
 
 
 def _job_link(job) -> str:
     url = reverse("admin:djjobs_job_change", args=[job.pk])
-    return format_html('<a href="{}">{}</a> <span class="quiet">[{}]</span>', url, job.task_name, job.status)
+    return format_html('<a href="{}">{}</a> {}', url, job.task_name, status_badge(job.status))
 
 
 def _event_link(event) -> str:
@@ -35,6 +36,9 @@ class EventAdmin(admin.ModelAdmin):
     fields = ("id", "name", "occurred_at", "idempotency_key", "payload_pretty", "subscribers_display",
               "subscriber_jobs", "cause_chain_display", "reactions")
     readonly_fields = fields
+
+    class Media:
+        css = {"all": (STYLESHEET,)}  # the jobs' status badges, as on the job screens
 
     def get_queryset(self, request):
         # A correlated subquery (not a JOIN + GROUP BY): the changelist's COUNT(*) drops it.
@@ -56,7 +60,7 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("payload"))
     def payload_pretty(self, event):
-        return format_html("<pre>{}</pre>", json.dumps(event.payload, indent=2))
+        return format_html('<pre class="djjobs-json">{}</pre>', json.dumps(event.payload, indent=2))
 
     @admin.display(description=_("subscribed tasks"))
     def subscribers_display(self, event):

@@ -19,6 +19,7 @@ from ..cron import Timing, TimingError
 from ..cron_text import describe, relative
 from ..models import Job, Schedule
 from ..operations import Outcome
+from .display import STYLESHEET, status_badge
 from .schedule_form import ScheduleForm
 
 PREVIEW_COUNT = 5
@@ -86,7 +87,7 @@ class RecentJobsInline(admin.TabularInline):
     formset = RecentJobsFormSet
     limit = 10
     verbose_name_plural = _("recent jobs (latest 10)")
-    fields = ("job", "status", "scheduled_for", "enqueued_at", "finished_at", "attempts")
+    fields = ("job", "status_badge", "scheduled_for", "enqueued_at", "finished_at", "attempts")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -94,6 +95,10 @@ class RecentJobsInline(admin.TabularInline):
     @admin.display(description=_("job"))
     def job(self, job):
         return format_html('<a href="{}">{}</a>', reverse("admin:djjobs_job_change", args=[job.pk]), job.pk)
+
+    @admin.display(description=_("status"))
+    def status_badge(self, job):
+        return status_badge(job.status)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -128,6 +133,9 @@ class ScheduleAdmin(admin.ModelAdmin):
         (_("Policies"), {"fields": ("overlap", "misfire")}),
     ]
     state_fieldset = (_("State"), {"fields": ("next_run_display", "last_run_display", "skips_display", "code_display")})
+
+    class Media:
+        css = {"all": (STYLESHEET,)}  # the jobs' status badges, as on the job screens
 
     def get_fieldsets(self, request, obj=None):
         return [*self.fieldsets, self.state_fieldset] if obj is not None else self.fieldsets
@@ -203,7 +211,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         if job is None:
             return f"{fired} (its job was pruned)"
         url = reverse("admin:djjobs_job_change", args=[job.pk])
-        return format_html('{}: <a href="{}">{}</a> ({})', fired, url, job.status, job.pk)
+        return format_html('{}: <a href="{}">{}</a> {}', fired, url, job.pk, status_badge(job.status))
 
     @admin.display(description=_("skipped runs"))
     def skips_display(self, schedule):
