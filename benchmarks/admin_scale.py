@@ -7,6 +7,7 @@ Run from the repository root:
     python benchmarks/admin_scale.py --refill        # empty the job table and fill it again
     python benchmarks/admin_scale.py --explain       # also EXPLAIN ANALYZE each page's job-table queries
     python benchmarks/admin_scale.py --rows 200000 --runs 9
+    python benchmarks/admin_scale.py --screenshots docs/screenshots   # and PNGs of three screens
 
 The database is ADMIN_BENCH_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/djjobs_admin_bench), created when missing and migrated; its
@@ -47,6 +48,7 @@ from django.conf import settings  # noqa: E402
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/djjobs_admin_bench"
 QUEUES = ["default", "emails", "urgent", "reports", "bulk"]  # reports: old jobs only; bulk: none at all
 TARGET_MS = 300
+PASSWORD = "bench"  # of the superuser "bench", for --screenshots
 
 if not settings.configured:
     settings.configure(
@@ -147,9 +149,17 @@ WITH base AS (
             WHEN 'emails' THEN CASE WHEN rt < 0.75 THEN 'send_receipt' ELSE 'send_newsletter' END
             WHEN 'urgent' THEN CASE WHEN rt < 0.8 THEN 'fraud_check' ELSE 'refund' END
             ELSE 'nightly_report' END AS task,
-        enq + (0.05 + rd * 2) * interval '1 second' AS started,
-        LEAST(enq + (0.1 + rd * 2 + rt * 3) * interval '1 second', %(now)s) AS finished
+        CASE WHEN state = 'FAILED' THEN 3 WHEN state IN ('READY', 'LATER', 'WAITING') THEN 0
+             WHEN state = 'SUCCESSFUL' AND rd < 0.08 THEN 2 ELSE 1 END AS tries,
+        enq + (0.05 + rd * 2) * interval '1 second' AS started
     FROM shaped s
+), timed AS (
+    -- attempt k starts 2 s after attempt k - 1 and fails 0.5 s into it, on worker (i + k) mod 4
+    SELECT t.*,
+        started + GREATEST(tries - 1, 0) * interval '2 seconds' AS last_start,
+        LEAST(started + GREATEST(tries - 1, 0) * interval '2 seconds'
+              + CASE WHEN state = 'FAILED' THEN 0.5 ELSE 0.01 + rt * 3 END * interval '1 second', %(now)s) AS finished
+    FROM tasked t
 )
 SELECT
     (lpad(to_hex((extract(epoch FROM enq) * 1000)::bigint), 12, '0') || '7' || substr(md5(i::text), 1, 3)
@@ -161,14 +171,12 @@ SELECT
     task = 'resize_image',
     CASE WHEN state = 'LATER' THEN %(now)s + rd * interval '7 days' ELSE enq END,
     enq,
-    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN NULL ELSE started END,
-    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN NULL ELSE started END,
+    CASE WHEN tries = 0 THEN NULL ELSE started END,
+    CASE WHEN tries = 0 THEN NULL ELSE last_start END,
     CASE WHEN state IN ('SUCCESSFUL', 'FAILED', 'CANCELLED') THEN finished END,
-    CASE WHEN state = 'FAILED' THEN 3 WHEN state IN ('READY', 'LATER', 'WAITING') THEN 0
-         WHEN state = 'SUCCESSFUL' AND rd < 0.08 THEN 2 ELSE 1 END,
-    3, 1.0, NULL,
+    tries, 3, 1.0, NULL,
     CASE WHEN task = 'send_receipt' THEN 'receipt-' || i END,
-    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN '' ELSE 'bench-worker-' || (i %% 4) END,
+    CASE WHEN tries = 0 THEN '' ELSE 'bench-worker-' || ((i + tries) %% 4) END,
     CASE WHEN state = 'RUNNING' THEN gen_random_uuid() END,
     CASE WHEN state = 'RUNNING' THEN %(now)s + interval '30 seconds' END,
     NULL,
@@ -185,7 +193,8 @@ SELECT
                     '    return self.request("POST", url, json=json, timeout=timeout)' || E'\\n' ||
                     err.cls || ': ' || err.msg,
                 'worker_id', 'bench-worker-' || ((i + a) %% 4),
-                'at', to_char((enq + a * interval '2 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
+                'at', to_char((started + ((a - 1) * 2 + 0.5) * interval '1 second') AT TIME ZONE 'UTC',
+                              'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
             FROM generate_series(1, 3) AS a,
                  LATERAL (SELECT CASE WHEN task IN ('charge_payment', 'refund') THEN 'shop.payments.GatewayTimeout'
                                       WHEN task = 'send_receipt' THEN 'smtplib.SMTPServerDisconnected'
@@ -198,17 +207,17 @@ SELECT
          WHEN state = 'SUCCESSFUL' AND rd < 0.08 THEN jsonb_build_array(jsonb_build_object(
                 'attempt', 1, 'exception_class_path', 'httpx.ConnectError', 'message', '[Errno 111] Connection refused',
                 'traceback', 'Traceback (most recent call last):' || E'\\n' || 'httpx.ConnectError: [Errno 111] Connection refused',
-                'worker_id', 'bench-worker-1',
-                'at', to_char(enq AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
+                'worker_id', 'bench-worker-' || ((i + 1) %% 4),
+                'at', to_char((started + interval '0.5 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
          ELSE '[]'::jsonb END,
-    CASE WHEN state IN ('READY', 'LATER', 'WAITING') THEN '[]'::jsonb
-         ELSE jsonb_build_array('bench-worker-' || (i %% 4)) END,
+    (SELECT COALESCE(jsonb_agg('bench-worker-' || ((i + a) %% 4) ORDER BY a), '[]'::jsonb)
+     FROM generate_series(1, tries) AS a),
     CASE WHEN state = 'RUNNING' THEN round((rd * 100)::numeric, 0) WHEN task = 'rebuild_search_index' AND state = 'SUCCESSFUL' THEN 100 END,
     CASE WHEN state = 'RUNNING' THEN 'batch ' || (i %% 20) || ' of 20' ELSE '' END,
     NULL, NULL,
     CASE WHEN task = 'charge_payment' AND rt > 0.85 THEN 'shop.Order:update:paid' END,
     NULL, NULL
-FROM tasked
+FROM timed
 """
 
 
@@ -359,6 +368,58 @@ def job_queries(captured) -> list[str]:
             if "djjobs_job" in q["sql"] and q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))]
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def screenshots(directory: Path, password: str) -> None:
+    """PNGs of the dashboard, the job list and a failed job's page on the filled table, taken
+    with Playwright and Debian's Chromium against a live server on the benchmark database."""
+    import tempfile
+
+    import djjobs
+    from django.test.testcases import LiveServerThread, _StaticFilesHandler
+    from django.test.utils import override_settings
+    from playwright.sync_api import sync_playwright
+
+    from django.utils import timezone
+
+    from djjobs.models import Job, Worker
+
+    static = Path(tempfile.mkdtemp(prefix="djjobs-static-"))
+    (static / "admin").symlink_to(Path(django.__file__).parent / "contrib" / "admin" / "static" / "admin")
+    (static / "djjobs").symlink_to(Path(djjobs.__file__).parent / "static" / "djjobs")
+    failed = Job.objects.filter(status="FAILED").order_by("-enqueued_at").values_list("pk", flat=True).first()
+    Worker.objects.filter(stopped_at__isnull=True).exclude(pk="bench-worker-old").update(last_heartbeat_at=timezone.now())
+    directory.mkdir(parents=True, exist_ok=True)
+    with override_settings(STATIC_URL="/static/", STATIC_ROOT=str(static)):
+        server = LiveServerThread("127.0.0.1", _StaticFilesHandler)
+        server.daemon = True
+        server.start()
+        server.is_ready.wait()
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.add_init_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+                page.goto(f"{base}/admin/login/?next=/admin/")
+                page.fill("#id_username", "bench")
+                page.fill("#id_password", password)
+                page.click("input[type=submit]")
+                page.wait_for_url("**/admin/")
+                for name, path, full in (("dashboard", "/admin/djjobs/job/dashboard/", True),
+                                         ("job-list", "/admin/djjobs/job/", False),
+                                         ("job-detail-failed", f"/admin/djjobs/job/{failed}/change/", True)):
+                    page.goto(base + path)
+                    page.screenshot(path=str(directory / f"{name}.png"), full_page=full)
+                    print(f"screenshot {directory / f'{name}.png'}")
+                browser.close()
+        finally:
+            server.terminate()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -366,6 +427,9 @@ def main(argv=None) -> int:
     parser.add_argument("--refill", action="store_true", help="empty the job table and fill it again")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE each page's queries on the job table")
     parser.add_argument("--only", help="measure only pages whose name contains this text")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="after measuring, save PNGs of the dashboard, job list and a failed job here "
+                             "(needs playwright and /usr/bin/chromium)")
     args = parser.parse_args(argv)
 
     from django.contrib.auth.models import User
@@ -378,7 +442,14 @@ def main(argv=None) -> int:
     if args.refill or job_count() != args.rows:
         fill(args.rows)
         vacuum_analyze()
-    user = User.objects.filter(username="bench").first() or User.objects.create_superuser("bench", "b@example.org", "x")
+    user, _created = User.objects.get_or_create(username="bench")
+    user.is_staff = user.is_superuser = True
+    user.set_password(PASSWORD)
+    user.save()
+    if args.screenshots:  # first: the chart's last hour is freshest right after a fill
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # ORM reads while Playwright's event loop runs
+        screenshots(args.screenshots, PASSWORD)
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
     client = Client()
     client.force_login(user)
 
@@ -412,4 +483,5 @@ def main(argv=None) -> int:
             print(f"    {line}")
     print(f"\n{'all pages under ' + str(TARGET_MS) + ' ms' if not slow else 'over target: ' + ', '.join(slow)}"
           f" (load average {os.getloadavg()[0]:.1f} at the end)")
+
     return 1 if slow else 0
