@@ -120,19 +120,6 @@ def delete_selected(modeladmin, request, queryset):
 ACTIONS = [retry_jobs, cancel_jobs, run_jobs_now, delete_selected]
 
 
-def forbidden_action(modeladmin, request) -> bool:
-    """Whether ``request`` posts an action of this admin (or of the site) that this user may not run.
-
-    Django would answer such a POST with the list again (200) and a "No action selected"
-    message; the admin answers 403 instead, so a view-only user learns that it is forbidden."""
-    name = request.POST.get("action") if request.method == "POST" else None
-    if not name:
-        return False
-    declared = {getattr(action, "__name__", action) for action in modeladmin.actions or ()}
-    declared.update(site_name for site_name, _func in modeladmin.admin_site.actions)
-    return name in declared and name not in modeladmin.get_actions(request)
-
-
 def operation_view(modeladmin, request, object_id, name):
     """POST from a job's detail page: the same operation as the list's action, for one job."""
     if request.method != "POST":

@@ -24,6 +24,7 @@ from ..models import Job, Worker
 from ..registry import declared_tasks
 from ..states import JobStatus
 from . import dashboard, job_actions, job_detail
+from .action_guard import ActionGuard
 from .display import STYLESHEET, duration_text, progress_bar, short_time, status_badge
 from .job_filters import LIST_FILTERS
 from .paginator import EstimatedPaginator
@@ -45,7 +46,7 @@ class JobChangeList(ChangeList):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ActionGuard, admin.ModelAdmin):
     list_display = ("status_badge", "task", "queue_name", "priority", "attempts_display", "run_after_display",
                     "enqueued", "duration_display", "progress_display")
     list_display_links = ("task",)
@@ -121,8 +122,6 @@ class JobAdmin(admin.ModelAdmin):
         return queryset.filter(condition), False
 
     def changelist_view(self, request, extra_context=None):
-        if job_actions.forbidden_action(self, request):
-            raise PermissionDenied
         return super().changelist_view(request, {"title": _("Jobs"), **(extra_context or {})})
 
     def action_checkbox(self, job):

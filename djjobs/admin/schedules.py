@@ -19,6 +19,7 @@ from ..cron import Timing, TimingError
 from ..cron_text import describe, relative
 from ..models import Job, Schedule
 from ..operations import Outcome
+from .action_guard import ActionGuard
 from .display import STYLESHEET, status_badge
 from .schedule_form import ScheduleForm
 
@@ -111,7 +112,7 @@ class RecentJobsInline(admin.TabularInline):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(ActionGuard, admin.ModelAdmin):
     form = ScheduleForm
     change_form_template = "djjobs/admin/schedule_change_form.html"
     list_display = ("name", "task", "when", "time_zone", "next_run", "last_run", "enabled", "source")

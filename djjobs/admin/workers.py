@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from ..cron_text import relative
 from ..models import Job, Worker
 from ..states import JobStatus
+from .action_guard import ActionGuard
 from .display import STYLESHEET, job_url, moment, short_time, status_badge
 
 # Running jobs named per worker in the list; the rest are a link to the job list.
@@ -69,7 +70,7 @@ class WorkerChangeList(ChangeList):
 
 
 @admin.register(Worker)
-class WorkerAdmin(admin.ModelAdmin):
+class WorkerAdmin(ActionGuard, admin.ModelAdmin):
     list_display = ("id", "state_badge", "hostname", "pid", "queues_display", "concurrency", "running_now",
                     "jobs_done", "jobs_failed", "started", "last_heartbeat")
     list_filter = (StateFilter, "hostname")

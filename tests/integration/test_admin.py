@@ -7,8 +7,9 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
+import djjobs
 from djjobs.admin import job_actions
-from djjobs.models import Job, Worker
+from djjobs.models import Job, Schedule, Worker
 from djjobs.testing import run_jobs
 from djjobs.worker.claim import claim
 from tests.testapp import tasks
@@ -206,9 +207,6 @@ def test_detail_timeline_of_a_retried_job(client):
 
 
 def test_detail_links_worker_schedule_event_and_trigger(client):
-    import djjobs
-    from djjobs.models import Schedule
-
     Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=1)
     schedule = Schedule.objects.create(name="nightly", task_path="tests.testapp.tasks.add", cron="0 3 * * *")
     event = djjobs.publish("order.validated", {"order_id": 1}).event
@@ -307,3 +305,19 @@ def test_workers_are_read_only(client):
     assert client.get(reverse("admin:djjobs_worker_add")).status_code == 403
     client.post(reverse("admin:djjobs_worker_change", args=["w-1"]), {"hostname": "x"})
     assert Worker.objects.get(pk="w-1").hostname == "h"
+
+
+@pytest.mark.parametrize(("model", "codename", "action", "make"), [
+    ("schedule", "view_schedule", "enable_schedules",
+     lambda: Schedule.objects.create(name="s", task_path="tests.testapp.tasks.add", cron="0 3 * * *", enabled=False)),
+    ("worker", "view_worker", "delete_selected",
+     lambda: Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=1)),
+    ("event", "view_event", "delete_selected", lambda: djjobs.publish("nobody.listens").event),
+])
+def test_every_djjobs_admin_answers_403_to_a_forbidden_action(client, model, codename, action, make):
+    obj = make()
+    client.force_login(_user(codename))
+    url = reverse(f"admin:djjobs_{model}_changelist")
+    response = client.post(url, {"action": action, "index": "0", "_selected_action": [str(obj.pk)]})
+    assert response.status_code == 403
+    assert type(obj).objects.filter(pk=obj.pk).exists()
