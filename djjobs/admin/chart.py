@@ -52,7 +52,8 @@ def per_minute_svg(labels: list[str], succeeded: list[int], failed: list[int], t
         '<text x="{}" y="{}" text-anchor="end" class="djjobs-axis">{}</text>'
     ), ((LEFT, WIDTH - RIGHT, n(y(v)), n(y(v)), LEFT - 4, n(y(v) + 4), v) for v in sorted({0, top // 2, top})))
     ticks = format_html_join("", '<text x="{}" y="{}" text-anchor="middle" class="djjobs-axis">{}</text>', (
-        (n(LEFT + i * slot + slot / 2), HEIGHT - 6, label) for i, label in enumerate(labels) if i % 10 == 0 or i == count - 1
+        (n(LEFT + i * slot + slot / 2), HEIGHT - 6, label)
+        for i, label in enumerate(labels) if i % 10 == 0 or i == count - 1
     ))
     return format_html(
         '<svg class="djjobs-chart" viewBox="0 0 {} {}" width="100%" role="img" aria-label="{}" '

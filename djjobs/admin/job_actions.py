@@ -95,7 +95,8 @@ def delete_finished(job_ids) -> int:
 
 @admin.action(description=_("Delete selected finished jobs"), permissions=["delete"])
 def delete_selected(modeladmin, request, queryset):
-    """Replaces the site's delete action (same name) for jobs. Asks first (a page listing what goes and what stays), then deletes the finished ones."""
+    """The site's delete action (same name), for jobs: asks first, on a page saying what goes
+    and what stays, then deletes the finished ones."""
     ids = selected_ids(modeladmin, request, queryset)
     if ids is None:
         return None

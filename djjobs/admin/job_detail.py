@@ -96,7 +96,8 @@ def timeline_html(job, known_workers: set[str]) -> str:
     rows = [(moment(when), _offset(when, job.enqueued_at), text) for when, text in timeline(job, known_workers)]
     total = duration_text(job.duration)
     return format_html(
-        '<table class="djjobs-timeline"><tbody>{}</tbody></table><p class="quiet">Ran for {} (first start to finish).</p>',
+        '<table class="djjobs-timeline"><tbody>{}</tbody></table>'
+        '<p class="quiet">Ran for {} (first start to finish).</p>',
         format_html_join("", "<tr><td>{}</td><td class=\"quiet\">{}</td><td>{}</td></tr>", rows), total,
     )
 

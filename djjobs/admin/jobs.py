@@ -189,7 +189,8 @@ class JobAdmin(ActionGuard, admin.ModelAdmin):
         if not hasattr(job, "_djjobs_known_workers"):
             ids = {job.worker_id, *(job.worker_ids or []), *(e.get("worker_id") for e in job.errors or [])}
             ids = {i for i in ids if i}
-            job._djjobs_known_workers = set(Worker.objects.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+            found = Worker.objects.filter(pk__in=ids).values_list("pk", flat=True) if ids else []
+            job._djjobs_known_workers = set(found)
         return job._djjobs_known_workers
 
     @admin.display(description=_("progress"))
