@@ -14,8 +14,8 @@ postgres://postgres@127.0.0.1:5432/djjobs_admin_bench), created when missing and
 job table is this script's own (TRUNCATEd on --refill or when its size differs from --rows).
 
 The fill is one ``INSERT ... SELECT generate_series``: 30 days of jobs, the last hour busy
-(about 1,000 a minute), a backlog of due READY jobs, some scheduled for later, RUNNING jobs on
-four live workers, WAITING workflow steps, about 4% FAILED with three attempts' tracebacks each,
+(about 1,000 a minute), a backlog of due READY jobs among the newest, some scheduled for later,
+RUNNING jobs on four live workers, WAITING workflow steps, about 4% FAILED with three attempts' tracebacks each,
 1.5% CANCELLED, the rest SUCCESSFUL; five queues (one used only by old jobs, one empty) and ten
 tasks of very different frequency. Then VACUUM ANALYZE (the server may run no autovacuum).
 
@@ -130,8 +130,9 @@ WITH base AS (
     FROM generate_series(1, %(rows)s) AS i
 ), shaped AS (
     SELECT b.*,
-        CASE WHEN i > %(rows)s - %(backlog)s THEN 'READY'
-             WHEN i > %(rows)s - %(backlog)s - 40 THEN 'RUNNING'
+        -- the newest jobs: a backlog, the higher priorities and luckier ones already run
+        CASE WHEN i > %(rows)s - %(backlog)s AND rs >= 0.4 THEN 'READY'
+             WHEN i > %(rows)s - %(backlog)s AND rs >= 0.3984 THEN 'RUNNING'
              WHEN rs < 0.004 AND enq > %(now)s - interval '7 days' THEN 'LATER'
              WHEN rs < 0.006 AND enq > %(now)s - interval '1 day' THEN 'WAITING'
              WHEN rs < 0.046 THEN 'FAILED'
@@ -242,7 +243,7 @@ def fill(rows: int) -> None:
 
     hour = min(60_000, max(rows // 16, 1))
     now = timezone.now()
-    params = {"rows": rows, "hour": hour, "old": rows - hour, "backlog": min(15_000, rows // 60), "now": now,
+    params = {"rows": rows, "hour": hour, "old": rows - hour, "backlog": min(25_000, rows // 40), "now": now,
               "prefix": TASK}
     started = time.perf_counter()
     with connection.cursor() as cursor:

@@ -869,6 +869,9 @@ def phase_profile(report: Report, sizes: Sizes) -> None:
                 print(summarize_py_spy(out, 15), flush=True)
             elif kind == "cpu":
                 print(summarize_py_spy(out, 15, by_thread=False), flush=True)
+                print("  (py-spy counts a thread as active when the OS says it is runnable: on an oversubscribed "
+                      "machine, threads waiting for a core or for the GIL count too, which inflates blocking "
+                      "frames such as Worker._job_thread or Connection.wait)", flush=True)
             else:
                 print(summarize_cprofile(out, 15), flush=True)
     truncate()
