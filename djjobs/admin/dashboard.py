@@ -59,14 +59,14 @@ def render(model_admin, request) -> TemplateResponse:
         "opts": Job._meta,
         "stylesheet": STYLESHEET,
         "now": now,
-        "count_limit": number_format(counting.limit(), force_grouping=True),
+        "count_limit": _number(counting.limit()),
         "statuses": statuses,
         "estimated": any(row["tally"].kind == ESTIMATE for row in statuses),
         "at_least": any(row["tally"].kind == AT_LEAST for row in statuses),
         "queues": queue_rows(counts, estimates, sum(succeeded), sum(failed)),
         "chart": per_minute_svg([timezone.localtime(m).strftime("%H:%M") for m in minutes], succeeded, failed,
                                 "Jobs succeeded and failed per minute over the last hour"),
-        "hour": {"succeeded": sum(succeeded), "failed": sum(failed),
+        "hour": {"succeeded": _number(sum(succeeded)), "failed": _number(sum(failed)),
                  "succeeded_url": jobs_url(status=JobStatus.SUCCESSFUL, finished="hour"),
                  "failed_url": jobs_url(status=JobStatus.FAILED, finished="hour")},
         "oldest_due": oldest_due(now),
@@ -77,6 +77,10 @@ def render(model_admin, request) -> TemplateResponse:
         "jobs_url": jobs_url(),
     }
     return TemplateResponse(request, "djjobs/admin/dashboard.html", context)
+
+
+def _number(value: int) -> str:
+    return number_format(value, force_grouping=True)
 
 
 def _refresh(request) -> int | None:
