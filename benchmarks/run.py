@@ -374,7 +374,7 @@ class OthersCpu:
     PostgreSQL backends connected to the benchmark database ("db"); PostgreSQL's auxiliary
     processes (WAL writer, checkpointer...) are shared and left out; everything else is
     "others". A process that starts and ends between two reads (0.5 s apart) is missed, so "others" is a
-    lower bound. Python CPU is getrusage (this process, and the workers once reaped).
+    lower bound; so is "db" for backends that end before the next read (only short runs suffer). Python CPU is getrusage (this process, and the workers once reaped).
     Linux only (None elsewhere).
     """
 
