@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
                 'ordering': ['-enqueued_at'],
                 'permissions': [('enqueue_job', 'Can enqueue jobs through endpoints')],
                 'indexes': [models.Index(condition=models.Q(('status', 'READY')), fields=['-priority', 'run_after', 'id'], name='djjobs_job_claim_idx'), models.Index(condition=models.Q(('status', 'RUNNING')), fields=['lease_expires_at'], name='djjobs_job_lease_idx'), models.Index(fields=['status', 'finished_at'], name='djjobs_job_finished_idx'), models.Index(fields=['task_path', 'status'], name='djjobs_job_task_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('priority__gte', -100), ('priority__lte', 100)), name='djjobs_job_priority_range'), models.CheckConstraint(condition=models.Q(('status__in', ['READY', 'RUNNING', 'SUCCESSFUL', 'FAILED', 'CANCELLED', 'WAITING'])), name='djjobs_job_status_valid'), models.UniqueConstraint(condition=models.Q(('status__in', ['READY', 'RUNNING', 'WAITING'])), fields=('unique_key',), name='djjobs_job_unique_active_key')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('priority__gte', -100), ('priority__lte', 100)), name='djjobs_job_priority_range'), models.CheckConstraint(condition=models.Q(('status__in', ['READY', 'RUNNING', 'SUCCESSFUL', 'FAILED', 'CANCELLED', 'WAITING'])), name='djjobs_job_status_valid'), models.UniqueConstraint(condition=models.Q(('status__in', ['READY', 'RUNNING', 'WAITING']), ('unique_key__isnull', False)), fields=('unique_key',), name='djjobs_job_unique_active_key')],
             },
         ),
     ]

@@ -127,10 +127,11 @@ class Job(models.Model):
                 name="djjobs_job_priority_range",
             ),
             models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="djjobs_job_status_valid"),
-            # At most one active job per unique key: concurrent enqueuers meet here.
+            # At most one active job per unique key: concurrent enqueuers meet here. Only rows
+            # with a key are in it, so claims and completions of other jobs never touch it.
             models.UniqueConstraint(
                 fields=["unique_key"],
-                condition=Q(status__in=["READY", "RUNNING", "WAITING"]),
+                condition=Q(status__in=["READY", "RUNNING", "WAITING"], unique_key__isnull=False),
                 name="djjobs_job_unique_active_key",
             ),
             # A schedule fires each of its fire times once: concurrent ticks meet here.
