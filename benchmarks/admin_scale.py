@@ -158,8 +158,8 @@ WITH base AS (
     -- attempt k starts 2 s after attempt k - 1 and fails 0.5 s into it, on worker (i + k) mod 4
     SELECT t.*,
         started + GREATEST(tries - 1, 0) * interval '2 seconds' AS last_start,
-        LEAST(started + GREATEST(tries - 1, 0) * interval '2 seconds'
-              + CASE WHEN state = 'FAILED' THEN 0.5 ELSE 0.01 + rt * 3 END * interval '1 second', %(now)s) AS finished
+        started + GREATEST(tries - 1, 0) * interval '2 seconds'
+            + CASE WHEN state = 'FAILED' THEN 0.5 ELSE 0.01 + rt * 3 END * interval '1 second' AS finished
     FROM tasked t
 )
 SELECT
