@@ -29,7 +29,7 @@ from ..states import JobStatus
 from .chart import per_minute_svg
 from . import counting
 from .counting import AT_LEAST, ESTIMATE, Tally, column_estimates, settle
-from .display import STYLESHEET, duration_text, job_url, status_badge, worker_url
+from .display import STYLESHEET, duration_text, job_url, local, status_badge, worker_url
 from .job_filters import known_queues
 
 STATUS_ORDER = (JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING, JobStatus.FAILED, JobStatus.CANCELLED,
@@ -64,7 +64,7 @@ def render(model_admin, request) -> TemplateResponse:
         "estimated": any(row["tally"].kind == ESTIMATE for row in statuses),
         "at_least": any(row["tally"].kind == AT_LEAST for row in statuses),
         "queues": queue_rows(counts, estimates, sum(succeeded), sum(failed)),
-        "chart": per_minute_svg([timezone.localtime(m).strftime("%H:%M") for m in minutes], succeeded, failed,
+        "chart": per_minute_svg([local(m).strftime("%H:%M") for m in minutes], succeeded, failed,
                                 "Jobs succeeded and failed per minute over the last hour"),
         "hour": {"succeeded": _number(sum(succeeded)), "failed": _number(sum(failed)),
                  "succeeded_url": jobs_url(status=JobStatus.SUCCESSFUL, finished="hour"),
@@ -192,7 +192,8 @@ def per_minute(now) -> tuple[list, list[int], list[int]]:
     rows = (Job.objects.filter(status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED], finished_at__gte=minutes[0])
             .annotate(minute=TruncMinute("finished_at")).order_by().values_list("status", "minute")
             .annotate(n=Count("*")))
-    found = {(status, minute.astimezone(minutes[0].tzinfo).replace(second=0, microsecond=0)): n
+    zone = minutes[0].tzinfo
+    found = {(status, (minute.astimezone(zone) if zone else minute).replace(second=0, microsecond=0)): n
              for status, minute, n in rows}
     succeeded = [found.get((JobStatus.SUCCESSFUL, m), 0) for m in minutes]
     failed = [found.get((JobStatus.FAILED, m), 0) for m in minutes]

@@ -42,13 +42,18 @@ def duration_text(delta: timedelta | None) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
+def local(when: datetime) -> datetime:
+    """``when`` in the current time zone (as is with USE_TZ = False)."""
+    return timezone.localtime(when) if timezone.is_aware(when) else when
+
+
 def moment(when: datetime | None, now: datetime | None = None) -> str:
     """A time in the current time zone with its distance from now as a tooltip-free suffix."""
     if when is None:
         return "-"
     now = now or timezone.now()
     return format_html('<time datetime="{}">{}</time> <span class="quiet">({})</span>', when.isoformat(),
-                       timezone.localtime(when).strftime("%Y-%m-%d %H:%M:%S"), relative(when, now))
+                       local(when).strftime("%Y-%m-%d %H:%M:%S"), relative(when, now))
 
 
 def short_time(when: datetime | None, now: datetime | None = None) -> str:
@@ -56,10 +61,10 @@ def short_time(when: datetime | None, now: datetime | None = None) -> str:
     time as a tooltip."""
     if when is None:
         return "-"
-    local, today = timezone.localtime(when), timezone.localtime(now or timezone.now()).date()
-    text = local.strftime("%H:%M:%S") if local.date() == today else local.strftime("%Y-%m-%d %H:%M")
+    shown, today = local(when), local(now or timezone.now()).date()
+    text = shown.strftime("%H:%M:%S") if shown.date() == today else shown.strftime("%Y-%m-%d %H:%M")
     return format_html('<time class="djjobs-time" datetime="{}" title="{}">{}</time>', when.isoformat(),
-                       local.strftime("%Y-%m-%d %H:%M:%S %Z"), text)
+                       shown.strftime("%Y-%m-%d %H:%M:%S %Z").strip(), text)
 
 
 def job_url(job_id) -> str:

@@ -25,7 +25,7 @@ from ..registry import declared_tasks
 from ..states import JobStatus
 from . import dashboard, job_actions, job_detail
 from .action_guard import ActionGuard
-from .display import STYLESHEET, duration_text, progress_bar, short_time, status_badge
+from .display import STYLESHEET, duration_text, local, progress_bar, short_time, status_badge
 from .job_filters import LIST_FILTERS
 from .paginator import EstimatedPaginator
 
@@ -147,8 +147,8 @@ class JobAdmin(ActionGuard, admin.ModelAdmin):
         if job.run_after is None:
             return "-"
         if job.status in (JobStatus.READY, JobStatus.WAITING):  # when a worker may take it
-            local = timezone.localtime(job.run_after).strftime("%Y-%m-%d %H:%M:%S %Z")
-            return format_html('<span class="djjobs-time" title="{}">{}</span>', local,
+            shown = local(job.run_after).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+            return format_html('<span class="djjobs-time" title="{}">{}</span>', shown,
                                relative(job.run_after, timezone.now()))
         return format_html('<span class="quiet">{}</span>', short_time(job.run_after))
 
