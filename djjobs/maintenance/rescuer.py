@@ -55,7 +55,10 @@ def release(jobs, why: str, batch: int = 100) -> int:
                 "lease_token": None,
                 "lease_expires_at": None,
             }
-            changes["finished_at" if spent else "run_after"] = now
+            if spent:
+                changes["finished_at"] = now
+            # A released job keeps its run_after: it goes back to its place near the front
+            # of the queue, not behind the backlog that built up meanwhile.
             released += Job.objects.filter(
                 id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token
             ).update(**changes)

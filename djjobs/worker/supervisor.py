@@ -135,7 +135,12 @@ class Supervisor:
         from ..models import Job, Worker as WorkerRow
 
         WorkerRow.objects.filter(id=child.worker_id, stopped_at__isnull=True).update(stopped_at=timezone.now())
-        return release(Job.objects.filter(worker_id=child.worker_id), why)
+        released = total = 0
+        while True:  # in batches, until none of the child's jobs is left RUNNING
+            released = release(Job.objects.filter(worker_id=child.worker_id), why, batch=500)
+            total += released
+            if not released:
+                return total
 
     # -- timeouts and cancellation -------------------------------------------------------
 

@@ -79,12 +79,14 @@ class TestRescue:
 
     def test_expired_lease_returns_job_to_ready_with_worker_lost(self):
         tasks.add.enqueue(1, 2)
+        run_after = Job.objects.get().run_after
         claim("dead-worker", None, 1, 30)
         assert rescue_expired() == 0  # lease still valid
         self._expire()
         assert rescue_expired() == 1
         job = Job.objects.get()
         assert (job.status, job.attempts, job.lease_token) == ("READY", 1, None)
+        assert job.run_after == run_after  # back at its place in the queue, not behind the backlog
         assert job.errors[0]["exception_class_path"] == "djjobs.exceptions.WorkerLost"
         assert "dead-worker" in job.errors[0]["message"]
         assert run_jobs() == 1
