@@ -176,13 +176,52 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token):
     return rows
 
 
+def unclaim(jobs) -> int:
+    """Give claimed jobs that never started back to the queue, as if never claimed.
+
+    A worker stopping gracefully does this with the jobs it prefetched: their attempt is
+    not counted and they keep their place (run_after). Guarded by status and lease token,
+    like a completion. Returns how many were given back.
+    """
+    from ..models import Job
+
+    jobs = list(jobs)
+    if not jobs:
+        return 0
+    connection = connections[router.db_for_write(Job)]
+    if connection.vendor == "postgresql":
+        rows = ", ".join(["(%s::uuid, %s::uuid)"] * len(jobs))
+        params = [value for job in jobs for value in (job.id, job.lease_token)]
+        sql = f"""UPDATE djjobs_job AS j SET status = 'READY', attempts = j.attempts - 1,
+                      started_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.started_at END,
+                      last_attempted_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.last_attempted_at END,
+                      worker_id = CASE WHEN j.attempts <= 1 THEN '' ELSE j.worker_id END,
+                      worker_ids = j.worker_ids - (jsonb_array_length(j.worker_ids) - 1),
+                      lease_token = NULL, lease_expires_at = NULL
+                  FROM (VALUES {rows}) AS v(id, token)
+                  WHERE j.id = v.id AND j.status = 'RUNNING' AND j.lease_token = v.token"""
+    else:
+        params = [value for job in jobs for value in (job.id.hex, job.lease_token.hex)]
+        sql = f"""UPDATE djjobs_job SET status = 'READY', attempts = attempts - 1,
+                      started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
+                      last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END,
+                      worker_id = CASE WHEN attempts <= 1 THEN '' ELSE worker_id END,
+                      worker_ids = json_remove(worker_ids, '$[#-1]'),
+                      lease_token = NULL, lease_expires_at = NULL
+                  WHERE status = 'RUNNING' AND (id, lease_token) IN (VALUES {", ".join(["(%s, %s)"] * len(jobs))})"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
 def _json(value):
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def _dt(value, connection):
-    if isinstance(value, datetime) or value is None:
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
         return value
+    # SQLite: text, or a naive datetime when the connection parses declared types.
     return connection.ops.convert_datetimefield_value(value, None, connection)
 
 

@@ -23,7 +23,7 @@ from ..maintenance.rescuer import rescue_expired
 from ..notify import Listener, listen_supported
 from ..scheduler import tick
 from ..states import JobStatus
-from .claim import claim
+from .claim import claim, unclaim
 from .complete import complete
 from .executor import Outcome
 from .completer import Completer
@@ -32,8 +32,11 @@ from .process import attempt, complete_with_retry, finish
 logger = logging.getLogger("djjobs")
 
 
-# Jobs shorter than this on average are prefetched (claimed ahead of free threads).
+# Jobs shorter than this on average are prefetched (claimed ahead of free threads), as many
+# as the threads get through in about PREFETCH_SECONDS, at most PREFETCH_MAX per worker.
 PREFETCH_BELOW_SECONDS = 0.05
+PREFETCH_SECONDS = 0.05
+PREFETCH_MAX = 200
 
 
 def default_worker_id() -> str:
@@ -109,6 +112,8 @@ class Worker:
         try:
             self._loop(inbox)
         finally:
+            if self.stopping.is_set():
+                self._give_back(inbox)
             for _ in threads:
                 inbox.put(None)
             self._drain(threads)
@@ -147,12 +152,13 @@ class Worker:
                 self._guarded(tick)
                 next_tick = now + conf.get("SCHEDULER_INTERVAL")
             self._enforce_timeouts()
-            free = self.concurrency + self._prefetch() - self._busy
+            capacity = self.concurrency + self._prefetch()
+            free = capacity - self._busy
             if self.max_jobs is not None:
                 free = min(free, self.max_jobs - self.claimed_total)
-            # Claim in batches: wait until half the threads are free (or all, when idle), so
+            # Claim in batches: wait until half the capacity is free (or all, when idle), so
             # a busy worker does not pay one claim round trip and commit per finished job.
-            if free < self._claim_batch and self._busy:
+            if free < max(self._claim_batch, capacity // 2) and self._busy:
                 free = 0
             jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True) or []
             for job in jobs:
@@ -190,6 +196,24 @@ class Worker:
             self._wakeup.wait(min(self._sleep_time(), 0.5) or 0.05)
             self._wakeup.clear()
 
+    def _give_back(self, inbox) -> None:
+        """Stopping: prefetched jobs no thread has started go back to the queue at once."""
+        waiting = []
+        while True:
+            try:
+                waiting.append(inbox.get_nowait())
+            except queue.Empty:
+                break
+        if not waiting:
+            return
+        given = self._guarded(unclaim, waiting)
+        with self._lock:
+            for job in waiting:
+                self._running.pop(job.id, None)
+            self._busy -= len(waiting)
+        self.claimed_total -= len(waiting)
+        logger.info("worker %s: %d prefetched job(s) given back to the queue", self.worker_id, given or 0)
+
     def _job_thread(self, inbox) -> None:
         """One of ``concurrency`` threads: runs jobs from the inbox until told to stop."""
         try:
@@ -197,15 +221,22 @@ class Worker:
                 self._run_one(job)
         finally:
             connections.close_all()  # this thread's connections
+            self._wakeup.set()  # a draining worker sees this thread end at once
 
     def _prefetch(self) -> int:
         """Jobs claimed beyond the free threads, waiting in the inbox.
 
         Only while jobs are short (recent average under PREFETCH_BELOW_SECONDS): then claims
-        come in batches and cost less per job. Long jobs are not hoarded: other workers may
-        run them sooner, and their timeouts are measured from the claim in process mode.
+        come in batches and cost less per job; the shorter the jobs, the bigger the batch
+        (about PREFETCH_SECONDS of work, at most PREFETCH_MAX jobs). Long jobs are not
+        hoarded: other workers may run them sooner, and their timeouts are measured from the
+        claim in process mode.
         """
-        return self.concurrency if self._avg_duration < PREFETCH_BELOW_SECONDS else 0
+        average = self._avg_duration
+        if average >= PREFETCH_BELOW_SECONDS:
+            return 0
+        ahead = int(self.concurrency * PREFETCH_SECONDS / max(average, 1e-4))
+        return max(self.concurrency, min(PREFETCH_MAX, ahead))
 
     def _run_one(self, job) -> None:
         status = None

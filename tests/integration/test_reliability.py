@@ -158,3 +158,47 @@ class TestPrune:
         Worker.objects.create(id="new", hostname="h", pid=2, concurrency=1)
         assert prune()["workers"] == 1
         assert list(Worker.objects.values_list("id", flat=True)) == ["new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unclaim_gives_jobs_back_as_if_never_claimed():
+    import uuid
+
+    from djjobs.worker.claim import claim, unclaim
+
+    tasks.add.enqueue_many([(1, 1), (2, 2), (3, 3)])
+    jobs = claim("w-give", None, 3, 30)
+    Job.objects.filter(pk=jobs[2].id).update(lease_token=uuid.uuid4())  # no longer ours: left alone
+    assert unclaim(jobs) == 2
+    for job in jobs[:2]:
+        row = Job.objects.get(pk=job.id)
+        assert (row.status, row.attempts, row.started_at, row.last_attempted_at, row.worker_id, row.worker_ids,
+                row.lease_token) == ("READY", 0, None, None, "", [], None)
+        assert row.run_after == job.run_after  # its place in the queue is kept
+    assert Job.objects.get(pk=jobs[2].id).status == "RUNNING"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stopping_worker_gives_its_prefetched_jobs_back():
+    import threading
+
+    tasks.GATE_STARTED.clear()
+    tasks.GATE_RELEASE.clear()
+    gate = tasks.gate.using(priority=10).enqueue()
+    tasks.add.enqueue_many([(i, i) for i in range(30)])
+    worker = JobWorker(concurrency=1, worker_id="w-prefetch")
+    worker._avg_duration = 0.001  # short jobs seen: the worker prefetches
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert tasks.GATE_STARTED.wait(10)
+        assert Job.objects.filter(status="RUNNING").count() > 1  # the gate and prefetched jobs
+        worker.stop()
+    finally:
+        tasks.GATE_RELEASE.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert Job.objects.get(pk=gate.id).status == "SUCCESSFUL"
+    others = Job.objects.exclude(pk=gate.id)
+    assert others.filter(status="READY", attempts=0, worker_ids=[]).count() == 30
+    assert worker.claimed_total == 1

@@ -331,3 +331,17 @@ def new_year_report():
     """Declared with a schedule: migrate creates the code-managed schedule
     "tests.testapp.tasks.new_year_report" (03:00 on 1 January, so it never fires during tests)."""
     return "happy new year"
+
+
+# An in-process gate: the test sees the task start, then lets it finish.
+import threading  # noqa: E402
+
+GATE_STARTED = threading.Event()
+GATE_RELEASE = threading.Event()
+
+
+@task()
+def gate():
+    GATE_STARTED.set()
+    GATE_RELEASE.wait(10)
+    return "through"
