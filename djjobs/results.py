@@ -21,7 +21,7 @@ def make_result(job, task: Task | None = None, return_value=None) -> TaskResult:
     """A TaskResult for anything with the Job's attributes (a Job or a ClaimedJob)."""
     result = TaskResult(
         task=_task_for(task, job),
-        id=str(job.id),
+        id=getattr(job, "key", None) or str(job.id),
         status=TO_TASK_STATUS[job.status],
         enqueued_at=job.enqueued_at,
         started_at=job.started_at,

@@ -26,6 +26,18 @@ _COLUMNS = (
 )
 
 
+# PostgreSQL returns less than _COLUMNS where the claim itself knows the value: NULL for
+# last_attempted_at (it is the claim's now), for started_at and worker_ids on a first attempt
+# (now, [worker]) and for errors while there are none. Fewer timestamps and JSON documents to
+# decode per job; _to_claimed fills them in.
+_RETURNING_PG = (
+    "j.id, j.task_path, j.backend, j.queue_name, j.priority, j.args::text, j.kwargs::text, j.takes_context, "
+    "j.run_after, j.enqueued_at, CASE WHEN j.attempts > 1 THEN j.started_at END, NULL, j.attempts, "
+    "j.max_attempts, j.retry_backoff, j.timeout, NULLIF(j.errors, '[]'::jsonb), "
+    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint"
+)
+
+
 @dataclass(slots=True)
 class ClaimedJob:
     """What a worker needs of a job it owns; attribute names match Job's."""
@@ -50,6 +62,7 @@ class ClaimedJob:
     worker_ids: list
     checkpoint: Any
     lease_token: uuid.UUID
+    key: str = ""  # str(id), made once: logs and TaskResults use it
     status: str = JobStatus.RUNNING
     finished_at: datetime | None = None
     return_value: Any = None
@@ -68,13 +81,16 @@ def claim(
 
     connection = connections[router.db_for_write(Job)]
     token = uuid.uuid4()
+    # Times come from the worker's clock, like enqueue's run_after, so one clock decides
+    # what is due (and PostgreSQL's now() would be frozen inside a caller's transaction).
+    now = timezone.now()
     if connection.vendor == "postgresql":
         if relaxed:
             relax_commits(connection)
-        rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token)
+        rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now)
     else:
-        rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token)
-    return [_to_claimed(row, token, connection) for row in rows]
+        rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now)
+    return [_to_claimed(row, token, connection, now, worker_id) for row in rows]
 
 
 def relax_commits(connection) -> None:
@@ -96,10 +112,7 @@ def relax_commits(connection) -> None:
         connection._djjobs_relaxed = raw
 
 
-def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token):
-    # Times come from the worker's clock, like enqueue's run_after, so one clock decides
-    # what is due (and PostgreSQL's now() would be frozen inside a caller's transaction).
-    now = timezone.now()
+def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now):
     queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
     sql = f"""
         WITH picked AS (
@@ -119,7 +132,7 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
             lease_token = %(token)s,
             lease_expires_at = %(expires)s
         FROM picked WHERE j.id = picked.id
-        RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}
+        RETURNING {_RETURNING_PG}
     """
     params = {
         "queues": list(queues or []),
@@ -135,9 +148,8 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
         return cursor.fetchall()
 
 
-def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token):
+def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now):
     ops = connection.ops
-    now = timezone.now()
     adapt = ops.adapt_datetimefield_value
     queue_filter = f"AND queue_name IN ({', '.join(['%s'] * len(queues))})" if queues else ""
     own_transaction = connection.get_autocommit()
@@ -214,8 +226,14 @@ def unclaim(jobs) -> int:
         return cursor.rowcount
 
 
+_EMPTY_JSON = {"[]": list, "{}": dict, None: lambda: None}
+
+
 def _json(value):
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
+    if value is None or value.__class__ is not str:
+        return value if value is None or not isinstance(value, bytes) else json.loads(value)
+    empty = _EMPTY_JSON.get(value)
+    return empty() if empty is not None else json.loads(value)
 
 
 def _dt(value, connection):
@@ -225,12 +243,13 @@ def _dt(value, connection):
     return connection.ops.convert_datetimefield_value(value, None, connection)
 
 
-def _to_claimed(row, token, connection) -> ClaimedJob:
+def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
     (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
      started_at, last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
      checkpoint) = row
+    id_ = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_)
     return ClaimedJob(
-        id=id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_),
+        id=id_,
         task_path=task_path,
         backend=backend,
         queue_name=queue,
@@ -240,14 +259,15 @@ def _to_claimed(row, token, connection) -> ClaimedJob:
         takes_context=bool(takes_context),
         run_after=_dt(run_after, connection),
         enqueued_at=_dt(enqueued_at, connection),
-        started_at=_dt(started_at, connection),
-        last_attempted_at=_dt(last_attempted_at, connection),
+        started_at=_dt(started_at, connection) or now,
+        last_attempted_at=_dt(last_attempted_at, connection) or now,
         attempts=attempts,
         max_attempts=max_attempts,
         retry_backoff=backoff,
         timeout=timeout,
         errors=_json(errors) or [],
-        worker_ids=_json(worker_ids) or [],
+        worker_ids=_json(worker_ids) or [worker_id],
         checkpoint=_json(checkpoint),
         lease_token=token,
+        key=str(id_),
     )

@@ -94,18 +94,21 @@ def complete_successes(items: list, worker_id: str) -> set:
         from .claim import relax_commits
 
         relax_commits(connection)  # the completer's own connection
-        rows = ", ".join(["(%s::uuid, %s::uuid, %s::jsonb)"] * len(items))
-        params = []
+        # Three arrays, not a VALUES row per job: the statement's text is the same for every
+        # batch, so the driver parses it once, and there are 3 parameters, not 3 per job.
+        ids, tokens, values = [], [], []
         for job, outcome in items:
-            params += [job.id, job.lease_token, None if outcome.return_value is None else outcome.return_json]
+            ids.append(job.id)
+            tokens.append(job.lease_token)
+            values.append(None if outcome.return_value is None else outcome.return_json)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"""UPDATE djjobs_job AS j SET status = 'SUCCESSFUL', return_value = v.rv, finished_at = %s,
+                """UPDATE djjobs_job AS j SET status = 'SUCCESSFUL', return_value = v.rv, finished_at = %s,
                         lease_token = NULL, lease_expires_at = NULL
-                    FROM (VALUES {rows}) AS v(id, token, rv)
+                    FROM unnest(%s::uuid[], %s::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
                     WHERE j.id = v.id AND j.status = 'RUNNING' AND j.lease_token = v.token
                     RETURNING j.id""",
-                [now, *params],
+                [now, ids, tokens, values],
             )
             done = {row[0] for row in cursor.fetchall()}
     else:  # SQLite: one transaction, so one write lock and one sync for the batch

@@ -36,7 +36,8 @@ def attempt(job, worker_id: str, sender=None):
     if task is not None and task_started.has_listeners(sender):
         task_started.send(sender, task_result=make_result(job, task))
     if logger.isEnabledFor(logging.INFO):
-        logger.info("job started task=%s id=%s attempt=%d/%d", job.task_path, job.id, job.attempts, job.max_attempts)
+        logger.info("job started task=%s id=%s attempt=%d/%d", job.task_path, getattr(job, "key", None) or job.id,
+                    job.attempts, job.max_attempts)
     in_atomic = _atomic_state()
     if getattr(task, "atomic", False):
         outcome, completed = _execute_atomic(job, task, worker_id)
@@ -138,7 +139,7 @@ def _log_finish(job, outcome) -> None:
     if outcome.succeeded:
         if logger.isEnabledFor(logging.INFO):
             logger.info("job succeeded task=%s id=%s attempt=%d duration=%.3fs",
-                        job.task_path, job.id, job.attempts, outcome.duration)
+                        job.task_path, getattr(job, "key", None) or job.id, job.attempts, outcome.duration)
         return
     error = f"{type(outcome.error).__name__}: {outcome.error}"
     if job.status == JobStatus.READY:

@@ -81,6 +81,8 @@ class Worker:
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
         self._running: dict = {}  # job id -> _Running, for heartbeats and timeouts
+        self._timed: dict = {}  # job id -> _Running, the started ones with a deadline still running
+        self._wake_at_busy = 0  # a finished job wakes the loop when _busy is down to this (a claim is due)
         self._busy = 0  # jobs claimed and not yet returned by their thread (queued or running)
         self._signals = 0
         self._last_db_error = 0.0
@@ -158,7 +160,9 @@ class Worker:
                 free = min(free, self.max_jobs - self.claimed_total)
             # Claim in batches: wait until half the capacity is free (or all, when idle), so
             # a busy worker does not pay one claim round trip and commit per finished job.
-            if free < max(self._claim_batch, capacity // 2) and self._busy:
+            batch = max(self._claim_batch, capacity // 2)
+            self._wake_at_busy = capacity - batch
+            if free < batch and self._busy:
                 free = 0
             jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True) or []
             for job in jobs:
@@ -178,10 +182,10 @@ class Worker:
 
     def _sleep_time(self) -> float:
         delay = conf.get("POLL_INTERVAL") * random.uniform(0.9, 1.1)
+        if not self.thread_timeouts or not self._timed:
+            return delay
         with self._lock:
-            deadlines = [r.deadline for r in self._running.values() if r.deadline is not None and not r.finished]
-        if not self.thread_timeouts:
-            deadlines = []
+            deadlines = [r.deadline for r in self._timed.values()]
         if deadlines:
             delay = max(0.0, min(delay, min(deadlines) - time.monotonic()))
         return delay
@@ -244,8 +248,9 @@ class Worker:
         started = time.monotonic()
         if job.timeout:
             with self._lock:
-                if job.id in self._running:
-                    self._running[job.id].deadline = started + job.timeout
+                if (running := self._running.get(job.id)) is not None:
+                    running.deadline = started + job.timeout
+                    self._timed[job.id] = running
         try:
             outcome, completed = attempt(job, self.worker_id)
             self._avg_duration = 0.9 * self._avg_duration + 0.1 * (time.monotonic() - started)
@@ -253,6 +258,7 @@ class Worker:
                 with self._lock:
                     if job.id in self._running:
                         self._running[job.id].finished = True
+                    self._timed.pop(job.id, None)
                 self._completer.submit(job, outcome)  # the slot is free now; the lease is still renewed
                 deferred = True
                 return
@@ -267,18 +273,20 @@ class Worker:
                 self._busy -= 1
                 if not deferred:
                     self._count(job, status)
-            self._wakeup.set()
+                wake = self._busy <= self._wake_at_busy
+            if wake:  # not on every job: the loop would only find too few free slots to claim
+                self._wakeup.set()
 
     def _completed(self, job, outcome, completed: bool) -> None:
         """The completer wrote (or could not write) a batched success."""
         status = finish(job, outcome, completed, self.worker_id)
         with self._lock:
             self._count(job, status)
-        self._wakeup.set()
 
     def _count(self, job, status) -> None:
         # Called with the lock held.
         self._running.pop(job.id, None)
+        self._timed.pop(job.id, None)
         if status == JobStatus.SUCCESSFUL:
             self.done += 1
         elif status in (JobStatus.FAILED, JobStatus.READY):
@@ -291,10 +299,11 @@ class Worker:
         code runs on, its slot stays busy, and its late result is dropped by the lease guard."""
         if not self.thread_timeouts:
             return
+        if not self._timed:
+            return
         now = time.monotonic()
         with self._lock:
-            expired = [r for r in self._running.values()
-                       if r.deadline is not None and r.deadline <= now and not r.finished]
+            expired = [r for r in self._timed.values() if r.deadline <= now and not r.finished]
         for running in expired:
             job = copy.copy(running.job)
             error = JobTimeout(f"attempt {job.attempts} ran past its timeout of {job.timeout:g}s")
@@ -305,6 +314,7 @@ class Worker:
                 continue  # database unreachable: try again on the next turn
             with self._lock:  # timed out, or no longer ours (cancelled, rescued): stop watching
                 self._running.pop(job.id, None)
+                self._timed.pop(job.id, None)
             if completed:
                 logger.error("job timed out task=%s id=%s attempt=%d/%d timeout=%gs, now %s",
                              job.task_path, job.id, job.attempts, job.max_attempts, job.timeout, job.status)

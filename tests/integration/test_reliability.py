@@ -179,9 +179,21 @@ def test_unclaim_gives_jobs_back_as_if_never_claimed():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stopping_worker_gives_its_prefetched_jobs_back():
+def test_a_stopping_worker_gives_its_prefetched_jobs_back(monkeypatch):
     import threading
 
+    from djjobs.worker import runner
+
+    given_back = threading.Event()
+    real_unclaim = runner.unclaim
+
+    def unclaim(jobs):
+        try:
+            return real_unclaim(jobs)
+        finally:
+            given_back.set()
+
+    monkeypatch.setattr(runner, "unclaim", unclaim)
     tasks.GATE_STARTED.clear()
     tasks.GATE_RELEASE.clear()
     gate = tasks.gate.using(priority=10).enqueue()
@@ -194,6 +206,7 @@ def test_a_stopping_worker_gives_its_prefetched_jobs_back():
         assert tasks.GATE_STARTED.wait(10)
         assert Job.objects.filter(status="RUNNING").count() > 1  # the gate and prefetched jobs
         worker.stop()
+        assert given_back.wait(10)  # while the gate still holds the only thread
     finally:
         tasks.GATE_RELEASE.set()
         thread.join(10)
