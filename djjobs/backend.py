@@ -1,5 +1,6 @@
 """JobsBackend: Django's Tasks backend that stores every job as a row in the project's database."""
 
+import dataclasses
 import json
 import uuid
 from datetime import datetime
@@ -20,7 +21,7 @@ from .exceptions import TaskNotFound
 from .payload import byte_size, encode
 from .registry import resolve_task
 from .results import make_result
-from .ids import uuid7
+from .ids import uuid7, uuid7_many
 from .states import ACTIVE, JobStatus
 from .tasks import JobTask
 
@@ -76,9 +77,17 @@ class JobsBackend(BaseTaskBackend):
         if getattr(task, "unique_key", None):
             raise InvalidTask("unique_key applies to a single job: use enqueue() for unique jobs.")
         common = self._common_values(task, timezone.now())
-        rows = [(uuid7(), *self._encoded_payload(*_split_call(call))) for call in calls]
+        limit = conf.get("MAX_PAYLOAD_BYTES")
+        payloads = [self._encoded_payload(*_split_call(call), limit=limit) for call in calls]
+        rows = [(id_, *payload) for id_, payload in zip(uuid7_many(len(payloads)), payloads)]
         insert_jobs(common, rows)
-        results = [make_result(_Row(common, *row[:3]), task) for row in rows]
+        if not rows:
+            return []
+        # One TaskResult made the usual way, the others as copies of it with their own id and
+        # arguments: every other field is the same for the whole batch.
+        first = make_result(_Row(common, *rows[0][:3]), task)
+        results = [first, *(_result_like(first, id_, args, kwargs, args_text, kwargs_text)
+                             for id_, args, kwargs, args_text, kwargs_text in rows[1:])]
         if task_enqueued.has_listeners(type(self)):
             for result in results:
                 task_enqueued.send(type(self), task_result=result)
@@ -88,15 +97,16 @@ class JobsBackend(BaseTaskBackend):
         args, kwargs, args_text, kwargs_text = self._encoded_payload(args, kwargs)
         return json.loads(args_text), json.loads(kwargs_text)
 
-    def _encoded_payload(self, args, kwargs) -> tuple[list, dict, str, str]:
+    def _encoded_payload(self, args, kwargs, limit=None) -> tuple[list, dict, str, str]:
         """(args, kwargs, their JSON texts), after checking they are plain JSON and not too big."""
         args, kwargs = list(args), dict(kwargs)
         try:
-            args_text, kwargs_text = encode(args, "Task arguments"), encode(kwargs, "Task arguments")
+            args_text = encode(args, "Task arguments") if args else "[]"
+            kwargs_text = encode(kwargs, "Task arguments") if kwargs else "{}"
         except ValueError as exc:
             raise InvalidTask(str(exc)) from None
         size = byte_size(args_text) + byte_size(kwargs_text) + 2
-        limit = conf.get("MAX_PAYLOAD_BYTES")
+        limit = conf.get("MAX_PAYLOAD_BYTES") if limit is None else limit
         if size > limit:
             raise InvalidTask(f"Task arguments are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES']).")
         return args, kwargs, args_text, kwargs_text
@@ -168,6 +178,26 @@ def _check_findable(task: Task) -> None:
             f"Unknown task: {task.module_path!r} names another object; define the task at module "
             "level under the function's own name."
         )
+
+
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TaskResult))
+
+
+def _result_like(template: TaskResult, id_, args, kwargs, args_text, kwargs_text) -> TaskResult:
+    """A copy of ``template`` (a READY job's result) for another job of the same batch.
+
+    The arguments are what a worker will read back (TaskResult.__post_init__ would make
+    tuples lists too)."""
+    result = object.__new__(TaskResult)
+    put = object.__setattr__
+    for name in _RESULT_FIELDS:
+        put(result, name, getattr(template, name))
+    put(result, "id", str(id_))
+    put(result, "args", json.loads(args_text) if args_text != "[]" else [])
+    put(result, "kwargs", json.loads(kwargs_text) if kwargs_text != "{}" else {})
+    put(result, "errors", [])
+    put(result, "worker_ids", [])
+    return result
 
 
 class _Row:

@@ -1,0 +1,245 @@
+#!/usr/bin/env python
+"""Does the hot path stay flat as finished jobs pile up? EXPLAIN ANALYZE at 0 and 10,000,000 rows.
+
+    python benchmarks/big_table.py                    # 10,000,000 finished rows (~10 minutes, ~9 GB)
+    python benchmarks/big_table.py --rows 1000000     # a smaller table
+    python benchmarks/big_table.py --keep             # reuse the filled table of an earlier run
+
+Uses its own database (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/djjobs_bench_big),
+created and migrated when missing; its job table is truncated. PostgreSQL only.
+
+For each table size it puts 20,000 READY jobs in place and measures, in rolled-back
+transactions (nothing changes), the statements a worker runs for every batch of jobs: the
+claim, the batched completion, the rescue sweep's lookup, and the health endpoint's queries;
+then a real `run_workers --burst` drains the 20,000 jobs. It prints each statement's median
+time, the plan's access paths and the buffers it touched, side by side for both sizes.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/djjobs_bench_big")
+
+READY_JOBS = 20_000
+BATCH = 100  # jobs per claim and per completion, as a busy worker does with short jobs
+SAMPLES = 9
+FILLER = "bench-filler"
+
+
+def setup_django() -> None:
+    import django
+    import psycopg
+    from django.conf import settings
+
+    settings_dict = None
+    try:
+        django.setup()
+        from django.db import connection
+
+        settings_dict = connection.settings_dict
+        connection.ensure_connection()
+    except Exception as exc:  # the database is missing: create it
+        if settings_dict is None or "does not exist" not in str(exc):
+            raise
+        name = settings_dict["NAME"]
+        with psycopg.connect(host=settings_dict["HOST"] or "127.0.0.1", port=settings_dict["PORT"] or 5432,
+                             user=settings_dict["USER"], password=settings_dict["PASSWORD"] or None,
+                             dbname="postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        sys.exit("big_table.py measures PostgreSQL plans: point DATABASE_URL at a PostgreSQL database.")
+    call_command("migrate", verbosity=0)
+    assert settings.DATABASES
+
+
+def sql(statement: str, params=()):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+def fill(rows: int) -> float:
+    """Insert ``rows`` finished jobs (95% SUCCESSFUL, 5% FAILED) in chunks of 1,000,000."""
+    from django.db import connection
+
+    from djjobs.models import Job
+
+    started = time.perf_counter()
+    done = 0
+    while done < rows:
+        n = min(1_000_000, rows - done)
+        fixed = {"task_path": "benchmarks.bench_tasks.noop", "backend": "default", "queue_name": "default",
+                 "priority": 0, "attempts": 1, "worker_id": FILLER, "worker_ids": [FILLER]}
+        special = {
+            # Time-ordered ids like djjobs' UUIDv7, spread over the last 14 days.
+            "id": ("(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' "
+                   "|| substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid"),
+            "status": "CASE WHEN g %% 20 = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END",
+            "finished_at": "t + interval '2 milliseconds'",
+        }
+        columns, exprs, params = [], [], []
+        for f in Job._meta.concrete_fields:
+            columns.append(connection.ops.quote_name(f.column))
+            if f.name in special:
+                exprs.append(special[f.name])
+            elif f.name in ("run_after", "enqueued_at", "started_at", "last_attempted_at"):
+                exprs.append("t")
+            elif f.name in fixed or f.has_default():
+                exprs.append("%s")
+                params.append(f.get_db_prep_save(fixed[f.name] if f.name in fixed else f.get_default(), connection))
+            else:
+                exprs.append("NULL")
+        source = ("SELECT g, now() - interval '14 days' + (g + %s) * (interval '14 days' / %s) AS t, "
+                  "md5(g::text || random()::text) AS h FROM generate_series(1, %s) AS g")
+        sql(f"INSERT INTO djjobs_job ({', '.join(columns)}) SELECT {', '.join(exprs)} FROM ({source}) AS s",
+            [*params, done, rows, n])
+        done += n
+        print(f"    {done:,} / {rows:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    return time.perf_counter() - started
+
+
+def enqueue_ready() -> None:
+    from benchmarks.bench_tasks import noop
+
+    noop.enqueue_many([()] * READY_JOBS)
+
+
+def captured(func, *args):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        result = func(*args)
+    return result, [q["sql"] for q in ctx.captured_queries]
+
+
+def explain(statement: str) -> tuple[float, str, str]:
+    """(execution ms, access paths, shared buffers hit+read) of one EXPLAIN ANALYZE run."""
+    rows = sql("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+    plan = "\n".join(r[0] for r in rows)
+    ms = next((float(line.split(":")[1].split()[0]) for line in plan.splitlines() if "Execution Time" in line), 0.0)
+    paths = []
+    for line in plan.splitlines():
+        for node in ("Seq Scan", "Index Only Scan", "Bitmap Heap Scan", "Index Scan", "Sort", "Hash Join",
+                     "Nested Loop"):
+            if node in line:
+                index = line.split(" using ")[1].split()[0] if " using " in line else ""
+                paths.append(f"{node}{' ' + index if index else ''}")
+                break
+    buffers = next((line.strip().replace("Buffers: ", "") for line in plan.splitlines() if "Buffers:" in line), "")
+    return ms, " > ".join(dict.fromkeys(paths)), buffers
+
+
+def measure() -> list[tuple[str, float, str, str]]:
+    """Median execution time, access paths and buffers of each hot statement (all rolled back)."""
+    from django.db import transaction
+
+    from djjobs.health import report as health_report
+    from djjobs.maintenance.rescuer import rescue_expired
+    from djjobs.worker.claim import claim
+    from djjobs.worker.complete import complete_successes
+    from djjobs.worker.executor import Outcome
+
+    statements = {}
+    with transaction.atomic():
+        jobs, queries = captured(claim, "bench-big", None, BATCH, 30.0)
+        statements["claim 100 (CTE, FOR UPDATE SKIP LOCKED)"] = (queries[-1], None)
+        items = [(job, Outcome(return_value=None, return_json="null")) for job in jobs]
+        _, queries = captured(complete_successes, items, "bench-big")
+        statements["complete 100 (one guarded UPDATE)"] = (queries[-1], "claim 100 (CTE, FOR UPDATE SKIP LOCKED)")
+        _, queries = captured(rescue_expired)
+        statements["rescue sweep lookup"] = (next(q for q in queries if "SELECT" in q.upper()), None)
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        _, queries = captured(health_report)
+        for i, query in enumerate(q for q in queries if q.lstrip().upper().startswith("SELECT")):
+            statements[f"health query {i + 1}"] = (query, None)
+        transaction.set_rollback(True)
+
+    results = []
+    for name, (statement, before) in statements.items():
+        runs = []
+        for _ in range(SAMPLES):
+            with transaction.atomic():
+                if before:  # the completion needs the rows claimed with the same lease token
+                    sql(statements[before][0])
+                runs.append(explain(statement))
+                transaction.set_rollback(True)
+        ms = statistics.median(r[0] for r in runs)
+        results.append((name, ms, runs[-1][1], runs[-1][2]))
+    return results
+
+
+def burst() -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "django", "run_workers", "--burst", "-v", "0",
+                    "--settings=benchmarks.settings"], cwd=ROOT, env=env, check=True)
+    wall = time.perf_counter() - started
+    left = sql("SELECT count(*) FROM djjobs_job WHERE worker_id <> %s AND status <> 'SUCCESSFUL'", [FILLER])[0][0]
+    if left:
+        print(f"  !! {left} jobs not SUCCESSFUL after the burst", flush=True)
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help="finished rows of the big table")
+    parser.add_argument("--keep", action="store_true", help="reuse the big table of an earlier run if it has the rows")
+    args = parser.parse_args()
+    setup_django()
+    from django.db import connection
+
+    version = sql("SHOW server_version")[0][0]
+    print(f"big table benchmark: PostgreSQL {version} ({connection.settings_dict['NAME']}), {os.cpu_count()} CPUs",
+          flush=True)
+
+    table = {}
+    for label, rows in (("empty", 0), (f"{args.rows:,} finished", args.rows)):
+        have = sql("SELECT count(*) FROM djjobs_job WHERE worker_id = %s", [FILLER])[0][0] if rows else 0
+        sql("DELETE FROM djjobs_job WHERE worker_id <> %s", [FILLER])
+        if not (args.keep and rows and have == rows):
+            sql("TRUNCATE djjobs_job CASCADE")
+            if rows:
+                print(f"\n[fill] {rows:,} finished jobs", flush=True)
+                seconds = fill(rows)
+                print(f"    filled in {seconds:.0f} s", flush=True)
+        enqueue_ready()
+        sql("VACUUM ANALYZE djjobs_job")
+        size = sql("SELECT pg_size_pretty(pg_total_relation_size('djjobs_job'))")[0][0]
+        print(f"\n[{label}] table with indexes: {size}; {READY_JOBS:,} READY jobs", flush=True)
+        results = measure()
+        for name, ms, paths, buffers in results:
+            print(f"    {name}: {ms:.2f} ms  [{paths}]  buffers {buffers}", flush=True)
+        wall = burst()
+        print(f"    run_workers --burst drained {READY_JOBS:,} jobs in {wall:.2f} s "
+              f"({READY_JOBS / wall:,.0f} jobs/s, start-up included)", flush=True)
+        table[label] = (results, wall, size)
+
+    (small_label, (small, small_wall, small_size)), (big_label, (big, big_wall, big_size)) = table.items()
+    print(f"\nstatement medians of {SAMPLES} EXPLAIN ANALYZE runs (rolled back), ms; table sizes "
+          f"{small_size} vs {big_size}\n")
+    width = max(len(name) for name, *_ in small)
+    print(f"{'statement':<{width}}  {small_label:>10}  {big_label:>20}  ratio  access path ({big_label})")
+    for (name, a, _, _), (_, b, paths, _) in zip(small, big):
+        print(f"{name:<{width}}  {a:>10.2f}  {b:>20.2f}  {b / a if a else float('nan'):>5.2f}  {paths}")
+    print(f"{'burst worker, jobs/s':<{width}}  {READY_JOBS / small_wall:>10,.0f}  {READY_JOBS / big_wall:>20,.0f}  "
+          f"{small_wall / big_wall:>5.2f}")
+
+
+if __name__ == "__main__":
+    main()
