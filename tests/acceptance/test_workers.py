@@ -40,9 +40,11 @@ def running_ids() -> set:
 
 
 @pytest.mark.timeout(180)
-def test_two_workers_drain_2000_jobs_exactly_once(workers, capsys):
-    a = workers("--concurrency", "4", "--worker-id", "acc-a")
-    b = workers("--concurrency", "4", "--worker-id", "acc-b")
+@pytest.mark.parametrize("threads", ["4", "8"])
+def test_two_workers_drain_2000_jobs_exactly_once(workers, capsys, threads):
+    """Batched claims with prefetch (the jobs are short) never hand a job to two workers."""
+    a = workers("--concurrency", threads, "--worker-id", "acc-a")
+    b = workers("--concurrency", threads, "--worker-id", "acc-b")
     a.wait_started()
     b.wait_started()
 
@@ -75,7 +77,8 @@ def test_two_workers_drain_2000_jobs_exactly_once(workers, capsys):
     assert set(per_pid) == {a.pid, b.pid}, per_pid
     assert per_pid[a.pid] == per_worker["acc-a"] and per_pid[b.pid] == per_worker["acc-b"]
     with capsys.disabled():
-        print(f"\n[drain] 2,000 jobs in {elapsed:.1f}s by two workers {dict(per_worker)} ({connection.vendor})")
+        print(f"\n[drain] 2,000 jobs in {elapsed:.1f}s by two workers x {threads} threads {dict(per_worker)} "
+              f"({connection.vendor})")
 
 
 # -- 2. --burst ------------------------------------------------------------------------------
