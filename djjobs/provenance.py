@@ -1,8 +1,9 @@
 """Provenance: stamp a job with what caused it (an event, a trigger) in the INSERT that creates it.
 
 ``task.enqueue()`` stays the one way a job is inserted (validation, unique keys, signals); while
-``stamping(task_path, **fields)`` is active, the Job row that enqueue inserts for that task gets
-``fields`` set by a pre_save receiver, so no extra query is needed.
+``stamping(task_path, **fields)`` is active, the Job rows that enqueue (and enqueue_many) insert
+for that task get ``fields``: the backend adds ``stamped_fields()`` to the columns it writes, and
+a pre_save receiver does the same for rows saved through the ORM, so no extra query is needed.
 """
 
 from collections.abc import Iterator
@@ -21,6 +22,12 @@ def stamping(task_path: str, **fields: Any) -> Iterator[None]:
         yield
     finally:
         _stamp.reset(token)
+
+
+def stamped_fields(task_path: str) -> dict[str, Any]:
+    """The fields the active stamp gives to a new job of ``task_path`` (usually none)."""
+    stamp = _stamp.get()
+    return stamp[1] if stamp is not None and stamp[0] == task_path else {}
 
 
 def stamp_job(sender, instance, raw=False, **kwargs) -> None:

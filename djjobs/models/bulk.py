@@ -1,7 +1,8 @@
-"""Insert many jobs fast: COPY on PostgreSQL, one executemany INSERT on SQLite.
+"""Insert jobs fast: one INSERT for a single job, COPY for many on PostgreSQL (executemany on SQLite).
 
-The ORM's bulk_create instantiates and adapts every field of every row; here the columns
-that are the same for the whole batch are adapted once and only id/args/kwargs per row.
+The ORM instantiates a model and compiles SQL for each row; here the columns that are the
+same for the whole batch are adapted once and only id/args/kwargs per row. On PostgreSQL the
+COPY text is written directly, with the constant columns spelled once.
 """
 
 import json
@@ -11,6 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connections, router
+
+
+# From this many rows on, PostgreSQL gets COPY; fewer go as INSERT (COPY's extra round trips
+# cost more than it saves on a handful of rows).
+COPY_FROM_ROWS = 20
 
 
 def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, str, str]]) -> None:
@@ -40,7 +46,7 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
         row["kwargs"] = kwargs_text
         values.append([row[name] for name in order])
     table = connection.ops.quote_name(Job._meta.db_table)
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
         tail = _copy_tail(constant, [name for name in order if name not in varying])
         if tail is not None:
             rest = [f.column for f in fields if f.attname not in varying]
@@ -59,11 +65,14 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
         row["kwargs"] = kwargs_text
         values.append([row[name] for name in order])
     names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
         _copy(connection, f"COPY {table} ({names}) FROM STDIN", values)
-    else:
-        placeholders = ", ".join(["%s"] * len(columns))
-        with connection.cursor() as cursor:
+        return
+    placeholders = ", ".join(["%s"] * len(columns))
+    with connection.cursor() as cursor:
+        if len(values) == 1:
+            cursor.execute(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", values[0])
+        else:
             cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", values)
 
 
