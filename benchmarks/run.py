@@ -87,6 +87,7 @@ class Row:
 @dataclass
 class Report:
     rows: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)  # djjobs' numbers the peer ratios (phase 6) divide
 
     def add(self, *args, **kwargs) -> Row:
         row = Row(*args, **kwargs)
@@ -436,6 +437,7 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
         for _ in range(sizes.enqueue_single):
             noop.enqueue()
         wall = time.perf_counter() - started
+    report.metrics["enqueue_single"] = sizes.enqueue_single / wall
     report.add("1 enqueue", "enqueue(), 1 job/transaction", sizes.enqueue_single, wall,
                rate(sizes.enqueue_single, wall), f"{wall / sizes.enqueue_single * 1000:.2f} ms/job",
                others.percent, others.per_job(sizes.enqueue_single, "self"))
@@ -445,6 +447,7 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
         started = time.perf_counter()
         noop.enqueue_many([()] * sizes.enqueue_bulk)
         wall = time.perf_counter() - started
+    report.metrics["enqueue_bulk"] = sizes.enqueue_bulk / wall
     report.add("1 enqueue", "enqueue_many(), 1 call", sizes.enqueue_bulk, wall, rate(sizes.enqueue_bulk, wall),
                f"{sizes.enqueue_bulk / 1000:g} INSERTs of 1,000 rows", others.percent,
                others.per_job(sizes.enqueue_bulk, "self"))
@@ -507,7 +510,11 @@ def phase_process(report: Report, sizes: Sizes) -> None:
         report.add("2 process", label, n, best.wall, rate(n, best.wall),
                    "; ".join(x for x in (best.problem, steady, spread) if x), best.others.percent,
                    best.others.per_job(n))
+        if not best.problem:
+            report.metrics[f"process_{workers}"] = n / best.wall
         peak = max(best.procs, key=lambda p: p.vm_hwm_kib or 0)
+        if workers == 1 and peak.vm_hwm_kib:
+            report.metrics["rss_drain_1"] = peak.vm_hwm_kib
         report.add("4 memory", f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
                    mib(peak.vm_hwm_kib), "VmHWM of the largest")
     truncate()
@@ -565,6 +572,8 @@ def phase_latency(report: Report, sizes: Sizes) -> None:
     task_ms = sorted((ret - committed[str(id_)]) * 1000 for id_, ret, _, _ in rows)
     call_ms = sorted((ret - called[str(id_)]) * 1000 for id_, ret, _, _ in rows)
     db_ms = sorted((s - e).total_seconds() * 1000 for _, _, s, e in rows)
+    report.metrics["latency_median"] = statistics.median(task_ms)
+    report.metrics["latency_p99"] = percentile(task_ms, 99)
     report.add("3 latency", "enqueue -> task start (task clock)", len(task_ms), None,
                f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
                f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; from the enqueue() call: median "
@@ -618,6 +627,76 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
     report.add("5 big table", "finished rows / empty table", None, None, f"{full / empty:.2f}x",
                "throughput ratio; 1.00x = no effect")
     truncate()
+
+
+# -- peers -------------------------------------------------------------------------------
+
+# (metric, table case, unit, higher is better): djjobs' Report.metrics vs each peer's run_peer.py metrics.
+RATIOS = (
+    ("enqueue_single", "enqueue, 1 job/transaction", "jobs/s", True),
+    ("enqueue_bulk", "enqueue, bulk", "jobs/s", True),
+    ("process_1", "process, 1 worker process", "jobs/s", True),
+    ("process_2", "process, 2 worker processes", "jobs/s", True),
+    ("latency_median", "pick-up latency, median", "ms", False),
+    ("latency_p99", "pick-up latency, p99", "ms", False),
+    ("rss_drain_1", "peak RSS, 1 worker draining", "MiB", False),
+)
+
+
+def phase_peers(report: Report, sizes: Sizes, peers: list[str]) -> list[dict]:
+    """Phases 1-4 for each peer, in its own virtualenv and database (benchmarks/peers/)."""
+    from benchmarks.peers import REQUIREMENTS, VENV, peer_db_url, run_peers
+
+    db_url = os.environ["DATABASE_URL"]
+    print(f"\n[peers] {', '.join(peers)}: from PyPI in {VENV.relative_to(ROOT)} ({', '.join(REQUIREMENTS)}), "
+          f"each on its own database on the same server ({', '.join(peer_db_url(db_url, p).rsplit('/', 1)[1] for p in peers)}), "
+          f"measured as djjobs is in phases 1-4 by benchmarks/peers/run_peer.py, with the same sizes; "
+          f"their tables are truncated between phases", flush=True)
+    payload = {"enqueue_single": sizes.enqueue_single, "enqueue_bulk": sizes.enqueue_bulk, "process": sizes.process,
+               "latency": sizes.latency, "latency_gap_ms": list(sizes.latency_gap_ms), "repeat": sizes.repeat}
+    results = run_peers(payload, db_url, peers)
+    for result in results:
+        name = result["peer"]
+        if result.get("error"):
+            report.add("0 peers", name, None, None, f"NOT MEASURED: {result['error']}")
+        else:
+            report.add("0 peers", f"{name} {result.get('version')}", None, None, "measured",
+                       f"Python {result.get('python')}; settings: {result.get('settings')}")
+        for row in result.get("rows", []):  # the driver printed them as they came
+            report.rows.append(Row(**row))
+    return results
+
+
+def phase_ratios(report: Report, results: list[dict]) -> None:
+    measured = [r for r in results if not r.get("error")]
+    if not measured:
+        return
+    print("\n[6] ratios of djjobs to each peer, every one oriented so that >1 means djjobs is better: "
+          "throughput djjobs / peer, latency and peak RSS peer / djjobs", flush=True)
+
+    def show(value, unit):
+        if value is None:
+            return "n/a"
+        if unit == "jobs/s":
+            return f"{value:,.0f} jobs/s"
+        if unit == "MiB":
+            return mib(value)
+        return f"{value:.1f} ms"
+
+    for key, label, unit, higher_is_better in RATIOS:
+        mine = report.metrics.get(key)
+        parts, values = [], []
+        for result in measured:
+            theirs = result.get("metrics", {}).get(key)
+            values.append(f"{result['peer']} {show(theirs, unit)}")
+            if not mine or not theirs or mine <= 0 or theirs <= 0:
+                parts.append(f"{result['peer']} n/a")
+            else:
+                parts.append(f"{result['peer']} {(mine / theirs if higher_is_better else theirs / mine):.2f}x")
+        direction = "djjobs / peer" if higher_is_better else "peer / djjobs"
+        notes = f"djjobs {show(mine, unit)}" + ("" if mine else " (not measured in this run)")
+        report.add("6 ratios", f"{label} ({direction})", None, None, ", ".join(parts),
+                   f"{notes}; {', '.join(values)}")
 
 
 # -- profile -----------------------------------------------------------------------------
@@ -787,8 +866,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each processing case (phases 2 and 5) this many times and keep the fastest: "
                              "on a shared machine the slower runs measure the neighbours")
-    parser.add_argument("--only", help=f"comma-separated phases among {', '.join(PHASES)} "
+    parser.add_argument("--only", help=f"comma-separated phases among {', '.join(PHASES)}, peers "
                                        "(default: all but profile)")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="skip the peers (django-tasks-db, Procrastinate, PgQueuer), which a full run measures too")
+    parser.add_argument("--peers", help="comma-separated peers to measure among django-tasks-db, procrastinate, "
+                                        "pgqueuer (default: all)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one burst worker (py-spy when installed, else cProfile)")
     parser.add_argument("--what-if-claim-index", action="store_true",
@@ -806,12 +889,20 @@ def main() -> int:
         profile_child(args.profile_child)
         return 0
 
-    names = [p.strip() for p in args.only.split(",")] if args.only else [p for p in PHASES if p != "profile"]
+    names = [p.strip() for p in args.only.split(",")] if args.only else [*(p for p in PHASES if p != "profile"), "peers"]
     if args.profile and "profile" not in names:
         names.append("profile")
-    unknown = set(names) - set(PHASES)
+    if args.no_peers and "peers" in names:
+        names.remove("peers")
+    unknown = set(names) - set(PHASES) - {"peers"}
     if unknown:
         parser.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    from benchmarks.peers import peer_names
+
+    try:
+        peers = peer_names(args.peers)
+    except ValueError as exc:
+        parser.error(str(exc))
     sizes = Sizes.make(args)
 
     ensure_database(recreate=args.recreate_db)
@@ -826,10 +917,15 @@ def main() -> int:
         else:
             cursor.execute("SELECT sqlite_version()")
             db = f"SQLite {cursor.fetchone()[0]}"
+    try:
+        async_commit = djjobs_setting("ASYNC_COMMIT")
+    except KeyError:  # a djjobs without it
+        async_commit = "n/a"
     header = (f"djjobs benchmark: {db} ({connection.settings_dict['NAME']}), Django {django.get_version()}, "
               f"Python {platform.python_version()}, {os.cpu_count()} CPUs; DJJOBS CONCURRENCY="
-              f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL={djjobs_setting('POLL_INTERVAL')}s"
-              f"{'; --quick' if args.quick else ''}{server_notes()}")
+              f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL={djjobs_setting('POLL_INTERVAL')}s, "
+              f"ASYNC_COMMIT={async_commit}{'; --quick' if args.quick else ''}{server_notes()}"
+              f"{'; peers: ' + ', '.join(peers) if 'peers' in names else ''}")
 
     if args.what_if_async_commit:
         if connection.vendor != "postgresql":
@@ -848,8 +944,14 @@ def main() -> int:
     report = Report()
     started = time.perf_counter()
     try:
+        peer_results = None
         for name in names:
-            PHASES[name](report, sizes)
+            if name == "peers":
+                peer_results = phase_peers(report, sizes, peers)
+            else:
+                PHASES[name](report, sizes)
+        if peer_results is not None:
+            phase_ratios(report, peer_results)
     finally:
         truncate()
         if args.what_if_claim_index:

@@ -153,3 +153,17 @@ def test_enqueue_many_round_trips_awkward_text():
     job = Job.objects.get(pk=results[0].id)
     assert job.args == [awkward, {"k": [awkward, None, 1.5, True]}]
     assert results[0].args == job.args
+
+
+@pytest.mark.django_db
+def test_jobs_inserted_inside_a_stamp_record_their_cause():
+    """enqueue() and enqueue_many() write the stamp's fields in their INSERT; other tasks are untouched."""
+    from djjobs.provenance import stamping
+
+    with stamping(tasks.add.module_path, trigger="order.created"):
+        many = tasks.add.enqueue_many([(i, i) for i in range(25)])  # COPY on PostgreSQL
+        one = tasks.add.enqueue(5, 6)
+        other = tasks.record.enqueue()
+    stamped = Job.objects.filter(pk__in=[r.id for r in [*many, one]])
+    assert list(stamped.values_list("trigger", flat=True)) == ["order.created"] * 26
+    assert Job.objects.get(pk=other.id).trigger is None
