@@ -50,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "CANCEL_GRACE_SECONDS": 10.0,
     # Days finished jobs are kept before workers and prune_jobs delete them; None keeps for ever.
     "RETENTION_DAYS": {"SUCCESSFUL": 14, "FAILED": 90, "CANCELLED": 90},
+    # Days events (djjobs.publish) are kept; None keeps for ever. An idempotency key can be
+    # used again once its event is pruned. Jobs outliving their event keep running; their
+    # link to it is cleared.
+    "EVENT_RETENTION_DAYS": 90,
     # Seconds between a worker's pruning sweeps.
     "PRUNE_INTERVAL": 3600.0,
     # Threads per worker process when --concurrency is not given.

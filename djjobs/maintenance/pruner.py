@@ -30,6 +30,9 @@ def prune(batch_size: int = 1000, max_batches: int | None = None, dry_run: bool 
             raise ValueError(f"DJJOBS['RETENTION_DAYS'] has {status!r}; only finished statuses can be pruned.")
         cutoff = now - timedelta(days=days)
         counts[status] = _prune_status(status, cutoff, batch_size, max_batches, dry_run)
+    event_days = conf.get("EVENT_RETENTION_DAYS")
+    if event_days is not None:
+        counts["events"] = _prune_events(now - timedelta(days=event_days), batch_size, max_batches, dry_run)
     counts["workers"] = 0 if dry_run else _prune_workers(now)
     if any(counts.values()):
         logger.info("pruned %s", ", ".join(f"{n} {s}" for s, n in counts.items() if n))
@@ -52,6 +55,32 @@ def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
         if len(ids) < batch_size:
             break
     return deleted
+
+
+def _prune_events(cutoff, batch_size, max_batches, dry_run) -> int:
+    """Events older than the cutoff; jobs still pointing at one lose the link (SET_NULL)."""
+    from ..models import Event
+
+    old = Event.objects.filter(occurred_at__lt=cutoff)
+    if dry_run:
+        return old.count()
+    deleted = batches = 0
+    while max_batches is None or batches < max_batches:
+        with transaction.atomic():
+            ids = list(old.select_for_update(skip_locked=True).order_by().values_list("id", flat=True)[:batch_size])
+            if ids:
+                deleted += _delete_events(ids)
+        batches += 1
+        if len(ids) < batch_size:
+            break
+    return deleted
+
+
+def _delete_events(ids) -> int:
+    from ..models import Event, Job
+
+    Job.objects.filter(event_id__in=ids).update(event_id=None)
+    return Event.objects.filter(id__in=ids).delete()[0]
 
 
 def _prune_workers(now) -> int:

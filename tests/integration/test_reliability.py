@@ -134,12 +134,12 @@ class TestPrune:
         self._finished("CANCELLED", 91)
         active = Job.objects.create(task_path="x.y", status="READY")
         counts = prune(batch_size=1)
-        assert counts == {"SUCCESSFUL": 1, "FAILED": 1, "CANCELLED": 1, "workers": 0}
+        assert counts == {"SUCCESSFUL": 1, "FAILED": 1, "CANCELLED": 1, "events": 0, "workers": 0}
         assert set(Job.objects.values_list("pk", flat=True)) == {keep_recent.pk, keep_failed.pk, active.pk}
 
     def test_none_keeps_for_ever_and_dry_run_deletes_nothing(self):
         self._finished("SUCCESSFUL", 400)
-        with override_settings(DJJOBS={"RETENTION_DAYS": {"SUCCESSFUL": None}}):
+        with override_settings(DJJOBS={"RETENTION_DAYS": {"SUCCESSFUL": None}, "EVENT_RETENTION_DAYS": None}):
             assert prune() == {"workers": 0}
         assert prune(dry_run=True)["SUCCESSFUL"] == 1
         assert Job.objects.count() == 1
@@ -151,6 +151,21 @@ class TestPrune:
         call_command("prune_jobs")
         assert "Deleted 1 successful" in capsys.readouterr().out
         assert Job.objects.count() == 0
+
+    def test_old_events_are_deleted_and_their_jobs_keep_running(self):
+        from djjobs.models import Event
+
+        old = Event.objects.create(name="order.paid", occurred_at=timezone.now() - timedelta(days=91),
+                                   idempotency_key="pay-1")
+        recent = Event.objects.create(name="order.paid", occurred_at=timezone.now() - timedelta(days=89))
+        job = Job.objects.create(task_path="x.y", status="READY", event=old)
+        assert prune(dry_run=True)["events"] == 1
+        assert prune(batch_size=1)["events"] == 1
+        assert list(Event.objects.values_list("pk", flat=True)) == [recent.pk]
+        job.refresh_from_db()
+        assert (job.status, job.event_id) == ("READY", None)
+        with override_settings(DJJOBS={"EVENT_RETENTION_DAYS": 30}):
+            assert prune()["events"] == 1
 
     def test_dead_worker_rows_are_deleted(self):
         Worker.objects.create(id="old", hostname="h", pid=1, concurrency=1,
