@@ -1,14 +1,20 @@
 #!/usr/bin/env python
-"""djjobs benchmarks: enqueue and processing throughput, pick-up latency, worker memory, big tables.
+"""djjobs benchmarks: enqueue and processing throughput, pick-up latency, worker memory, big tables, peers.
 
 Run from the repository root:
 
-    python benchmarks/run.py [--jobs 20000] [--quick] [--only enqueue,process,latency,claim] [--profile]
+    python benchmarks/run.py [--jobs 20000] [--quick] [--only enqueue,process,latency,claim,peers] [--profile]
+                             [--no-peers | --peers procrastinate,pgqueuer]
 
 The database is DATABASE_URL (default postgres://postgres@127.0.0.1:5432/djjobs_bench). It is
 created when missing and migrated; the job table is TRUNCATED between phases, so never point
 this at a database whose jobs you want to keep. Workers are real ``run_workers`` processes
 started with the interpreter running this script.
+
+A full run also measures the peers django-tasks-db, Procrastinate and PgQueuer the same way
+(phases 1-4), installed from PyPI into benchmarks/.venv-peers, each on its own database
+``<DATABASE_URL's name>_<peer>`` on the same server, and ends with the ratios of djjobs to each
+(benchmarks/peers/, benchmarks/README.md).
 
 Not a test: pytest never collects it (testpaths = ["tests"]).
 """
@@ -648,8 +654,9 @@ def phase_peers(report: Report, sizes: Sizes, peers: list[str]) -> list[dict]:
     from benchmarks.peers import REQUIREMENTS, VENV, peer_db_url, run_peers
 
     db_url = os.environ["DATABASE_URL"]
+    databases = ", ".join(peer_db_url(db_url, p).rsplit("/", 1)[1] for p in peers)
     print(f"\n[peers] {', '.join(peers)}: from PyPI in {VENV.relative_to(ROOT)} ({', '.join(REQUIREMENTS)}), "
-          f"each on its own database on the same server ({', '.join(peer_db_url(db_url, p).rsplit('/', 1)[1] for p in peers)}), "
+          f"each on its own database on the same server ({databases}), "
           f"measured as djjobs is in phases 1-4 by benchmarks/peers/run_peer.py, with the same sizes; "
           f"their tables are truncated between phases", flush=True)
     payload = {"enqueue_single": sizes.enqueue_single, "enqueue_bulk": sizes.enqueue_bulk, "process": sizes.process,
@@ -658,7 +665,8 @@ def phase_peers(report: Report, sizes: Sizes, peers: list[str]) -> list[dict]:
     for result in results:
         name = result["peer"]
         if result.get("error"):
-            report.add("0 peers", name, None, None, f"NOT MEASURED: {result['error']}")
+            reason = " ".join(str(result["error"]).split())  # one line
+            report.add("0 peers", name, None, None, f"NOT MEASURED: {reason[:400]}")
         else:
             report.add("0 peers", f"{name} {result.get('version')}", None, None, "measured",
                        f"Python {result.get('python')}; settings: {result.get('settings')}")
@@ -889,7 +897,8 @@ def main() -> int:
         profile_child(args.profile_child)
         return 0
 
-    names = [p.strip() for p in args.only.split(",")] if args.only else [*(p for p in PHASES if p != "profile"), "peers"]
+    default = [*(p for p in PHASES if p != "profile"), "peers"]
+    names = [p.strip() for p in args.only.split(",")] if args.only else default
     if args.profile and "profile" not in names:
         names.append("profile")
     if args.no_peers and "peers" in names:
