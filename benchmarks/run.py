@@ -914,6 +914,13 @@ def main() -> int:
         parser.error(str(exc))
     sizes = Sizes.make(args)
 
+    # An editable install has no bytecode until something writes it (and PYTHONDONTWRITEBYTECODE,
+    # often set in CI shells, stops the workers from doing so): compile djjobs once, as pip does
+    # for installed packages such as the peers, so every worker start does not compile it again.
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "djjobs"), quiet=1)
+    compileall.compile_dir(str(ROOT / "benchmarks"), quiet=1, maxlevels=1)
     ensure_database(recreate=args.recreate_db)
     setup_django()
     import django

@@ -1,6 +1,7 @@
 """One job's turn on a worker: started signal, execute, complete, finished signal, log lines."""
 
 import logging
+import sys
 import time
 
 from django.db import DatabaseError, InterfaceError, connections, transaction
@@ -36,8 +37,8 @@ def attempt(job, worker_id: str, sender=None):
     if task is not None and task_started.has_listeners(sender):
         task_started.send(sender, task_result=make_result(job, task))
     if logger.isEnabledFor(logging.INFO):
-        logger.info("job started task=%s id=%s attempt=%d/%d", job.task_path, getattr(job, "key", None) or job.id,
-                    job.attempts, job.max_attempts)
+        _info("job started task=%s id=%s attempt=%d/%d", job.task_path, getattr(job, "key", None) or job.id,
+              job.attempts, job.max_attempts)
     in_atomic = _atomic_state()
     if getattr(task, "atomic", False):
         outcome, completed = _execute_atomic(job, task, worker_id)
@@ -135,11 +136,24 @@ def _backend_class():
     return JobsBackend
 
 
+def _info(msg: str, *args) -> None:
+    """logger.info() for the two per-job lines, once the caller checked the level.
+
+    The record is made and handled as logger.info() would (the logger's own makeRecord,
+    filters and handlers), naming the caller's file, line and function, but without
+    findCaller()'s walk up the stack: these lines are the worker's hottest log calls.
+    """
+    frame = sys._getframe(1)
+    code = frame.f_code
+    logger.handle(logger.makeRecord(logger.name, logging.INFO, code.co_filename, frame.f_lineno, msg, args,
+                                    None, code.co_name))
+
+
 def _log_finish(job, outcome) -> None:
     if outcome.succeeded:
         if logger.isEnabledFor(logging.INFO):
-            logger.info("job succeeded task=%s id=%s attempt=%d duration=%.3fs",
-                        job.task_path, getattr(job, "key", None) or job.id, job.attempts, outcome.duration)
+            _info("job succeeded task=%s id=%s attempt=%d duration=%.3fs",
+                  job.task_path, getattr(job, "key", None) or job.id, job.attempts, outcome.duration)
         return
     error = f"{type(outcome.error).__name__}: {outcome.error}"
     if job.status == JobStatus.READY:
