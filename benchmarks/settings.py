@@ -39,9 +39,5 @@ if os.environ.get("BENCH_POLL_INTERVAL"):
 if os.environ.get("BENCH_CONCURRENCY"):
     DJJOBS["CONCURRENCY"] = int(os.environ["BENCH_CONCURRENCY"])
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"djjobs": {"handlers": ["console"], "level": "WARNING"}},
-}
+# No LOGGING for djjobs: run_workers then logs as it does out of the box (its own batching
+# stderr handler at the -v level), which is what the benchmark measures.

@@ -18,6 +18,7 @@ from django.utils.crypto import get_random_string
 
 from .. import conf
 from ..exceptions import JobTimeout
+from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
 from ..notify import Listener, listen_supported
@@ -126,6 +127,7 @@ class Worker:
             self._guarded(self._unregister)
             connections.close_all()
         logger.info("worker %s stopped after %d job(s)", self.worker_id, self.claimed_total)
+        flush_logs()
         return 0
 
     def stop(self) -> None:
@@ -175,6 +177,7 @@ class Worker:
                 break
             if self.burst and not jobs and self._busy == 0:
                 break
+            flush_logs()  # an idle worker's log lines appear now, a busy one's once per claim
             # Sleep until a job finishes (a slot is free; in burst mode a retry may be due),
             # the poll interval passes (new jobs, rescue), the next timeout or the next tick.
             self._wakeup.wait(max(0.0, min(self._sleep_time(), next_tick - time.monotonic())))
@@ -197,6 +200,7 @@ class Worker:
             with self._lock:
                 if self._busy and not self._running:
                     break  # only timed-out jobs are left: their results would be dropped anyway
+            flush_logs()
             self._wakeup.wait(min(self._sleep_time(), 0.5) or 0.05)
             self._wakeup.clear()
 

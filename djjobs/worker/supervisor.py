@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..exceptions import JobTimeout
+from ..logs import flush_all as flush_logs
 from ..maintenance.rescuer import release
 from ..states import JobStatus
 from .complete import complete
@@ -73,9 +74,11 @@ class Supervisor:
             # timeout (or ignores its cancellation) instead of waiting for it.
             self._guarded(self._enforce_limits)
             if self.children:
+                flush_logs()
                 time.sleep(CHECK_INTERVAL)
         connections.close_all()
         logger.info("supervisor %s stopped", self.base_id)
+        flush_logs()
         return 0
 
     # -- children ------------------------------------------------------------------------
@@ -84,6 +87,7 @@ class Supervisor:
         self._generation += 1
         worker_id = f"{self.base_id}-{slot}.{self._generation}"
         connections.close_all()  # a child must never share the parent's connections
+        flush_logs()  # or the child would inherit, and write again, the lines waiting to be written
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child
@@ -100,6 +104,7 @@ class Supervisor:
             except BaseException:
                 logger.exception("worker process %s crashed", worker_id)
             finally:
+                flush_logs()  # os._exit skips logging's own flush at exit
                 os._exit(code)
         self.children[pid] = _Child(slot, worker_id, pid)
         logger.info("supervisor %s: started worker %s (pid %d)", self.base_id, worker_id, pid)

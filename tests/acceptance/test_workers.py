@@ -81,6 +81,24 @@ def test_two_workers_drain_2000_jobs_exactly_once(workers, capsys, threads):
               f"({connection.vendor})")
 
 
+@pytest.mark.timeout(120)
+def test_out_of_the_box_logging_writes_each_job_line_exactly_once(workers):
+    """run_workers' own batching handler: every start and success line appears, once, though
+    lines are written in batches and the worker processes are forked from a supervisor."""
+    worker = workers("--processes", "2", "--concurrency", "2",
+                     settings="tests.acceptance.default_logging_settings")
+    worker.wait_started()
+    results = record_job.enqueue_many([{"label": str(i)} for i in range(300)])
+    wait_until(lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 300,
+               timeout=60, message="300 jobs SUCCESSFUL", workers=[worker])
+    assert worker.stop() == 0, worker.log()
+    text = worker.text()
+    for result in results:
+        assert text.count(f"job started task=tests.testapp.tasks.record_job id={result.id} attempt=1/") == 1
+        assert text.count(f"job succeeded task=tests.testapp.tasks.record_job id={result.id} attempt=1 ") == 1
+    assert text.count("supervisor") >= 2 and "INFO djjobs" in text, text[-2000:]
+
+
 # -- 2. --burst ------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from djjobs.compat import task_backends
+from djjobs.logs import BatchingStreamHandler
 from djjobs.worker.runner import Worker
 from djjobs.worker.supervisor import Supervisor
 
@@ -80,6 +81,6 @@ class Command(BaseCommand):
         logger = logging.getLogger("djjobs")
         logger.setLevel(LEVELS.get(verbosity, logging.INFO))
         if not logger.handlers and not logging.getLogger().handlers:
-            handler = logging.StreamHandler(sys.stderr)
+            handler = BatchingStreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
             logger.addHandler(handler)
