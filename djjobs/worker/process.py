@@ -14,6 +14,7 @@ from ..results import make_result
 from ..states import JobStatus
 from .complete import complete
 from .executor import execute
+from .signal_gate import wanted
 
 logger = logging.getLogger("djjobs")
 
@@ -34,7 +35,7 @@ def attempt(job, worker_id: str, sender=None):
     """
     sender = sender or _backend_class()
     task = _task_or_none(job.task_path)
-    if task is not None and task_started.has_listeners(sender):
+    if task is not None and wanted(task_started, sender, logging.INFO):
         task_started.send(sender, task_result=make_result(job, task))
     if logger.isEnabledFor(logging.INFO):
         _info("job started task=%s id=%s attempt=%d/%d", job.task_path, getattr(job, "key", None) or job.id,
@@ -58,7 +59,8 @@ def finish(job, outcome, completed: bool, worker_id: str, sender=None) -> str | 
     if job.status != JobStatus.READY:
         sender = sender or _backend_class()
         task = _task_or_none(job.task_path)
-        if task is not None and task_finished.has_listeners(sender):
+        level = logging.INFO if job.status == JobStatus.SUCCESSFUL else logging.ERROR  # as Django logs it
+        if task is not None and wanted(task_finished, sender, level):
             _send_finished(sender, make_result(job, task), outcome.error)
     return job.status
 

@@ -1,0 +1,103 @@
+"""Send task_started / task_finished only when a receiver would do something with them.
+
+Django connects its own receivers to both signals: each logs one line on the ``django.tasks``
+logger (``django_tasks`` with the backport). Out of the box those lines go nowhere (Django's
+console handler only prints with DEBUG=True), yet sending costs a TaskResult and a log record
+per job and signal: a third of a no-op job's time. So a signal is sent when it has a receiver
+of the project's own, or when Django's line would reach a handler; with only Django's
+receivers and nowhere for their lines to go, nothing observable is lost by not sending.
+
+Whether a line would reach a handler is worked out as ``logging`` would (levels, propagation,
+each handler's level and filters), once per level and cached; the cache is dropped when a
+setting changes (DEBUG decides Django's filters). A LOGGING change at run time through
+``logging.config`` without a setting change is not seen: restart the worker.
+"""
+
+import importlib
+import logging
+
+from django.core.signals import setting_changed
+
+_MODULES = ("django.tasks.signals", "django_tasks.signals")
+
+_log_receivers: dict[object, logging.Logger] | None = None
+_visible: dict[tuple[str, int], bool] = {}
+
+
+def wanted(signal, sender, level: int) -> bool:
+    """Is sending ``signal`` for ``sender`` (a line at ``level`` for Django's logger) any use?"""
+    try:
+        sync, async_ = signal._live_receivers(sender)
+    except Exception:  # another Django's private API: be safe, send when anyone listens
+        return signal.has_listeners(sender)
+    if async_:
+        return True
+    if not sync:
+        return False
+    known = _django_log_receivers()
+    loggers = []
+    for receiver in sync:
+        logger = known.get(receiver)
+        if logger is None:
+            return True  # the project's own receiver
+        loggers.append(logger)
+    return any(_would_emit(logger, level) for logger in loggers)
+
+
+def _django_log_receivers() -> dict[object, logging.Logger]:
+    global _log_receivers
+    if _log_receivers is None:
+        found = {}
+        for name in _MODULES:
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            logger = getattr(module, "logger", None)
+            if not isinstance(logger, logging.Logger):
+                continue
+            for attr in ("log_task_started", "log_task_finished"):
+                func = getattr(module, attr, None)
+                if func is not None:
+                    found[func] = logger
+        _log_receivers = found
+    return _log_receivers
+
+
+def _would_emit(logger: logging.Logger, level: int) -> bool:
+    key = (logger.name, level)
+    visible = _visible.get(key)
+    if visible is None:
+        visible = _visible[key] = _reaches_a_handler(logger, level)
+    return visible
+
+
+def _reaches_a_handler(logger: logging.Logger, level: int) -> bool:
+    """Would a record of ``level`` logged on ``logger`` be emitted by some handler?"""
+    if logger.disabled or not logger.isEnabledFor(level):
+        return False
+    record = logger.makeRecord(logger.name, level, __file__, 0, "Task id=%s path=%s state=%s",
+                               ("?", "?", "?"), None)
+    if not logger.filter(record):
+        return False
+    found_handlers = False
+    current = logger
+    while current is not None:
+        for handler in current.handlers:
+            found_handlers = True
+            if level >= handler.level and handler.filter(record):
+                return True
+        if not current.propagate:
+            break
+        current = current.parent
+    if not found_handlers:  # logging's last resort prints warnings and worse to stderr
+        last = logging.lastResort
+        return last is not None and level >= last.level
+    return False
+
+
+def _forget(**kwargs) -> None:
+    _visible.clear()
+
+
+setting_changed.connect(_forget, dispatch_uid="djjobs.worker.signal_gate")

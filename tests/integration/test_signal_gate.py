@@ -1,0 +1,88 @@
+"""task_started / task_finished are sent when a receiver would do something with them."""
+
+import logging
+
+import pytest
+from django.test import override_settings
+
+from djjobs.backend import JobsBackend
+from djjobs.compat import task_finished, task_started
+from djjobs.testing import run_jobs
+from djjobs.worker import signal_gate
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    signal_gate._visible.clear()
+    yield
+    signal_gate._visible.clear()
+
+
+@pytest.fixture
+def django_tasks_logger(monkeypatch):
+    """Django's own receivers, logging to a logger configured as Django configures its own by
+    default: INFO lines go to a console handler that only prints with DEBUG=True. (A private
+    logger, whose handlers the test sets in its body: pytest adds capture handlers, which
+    would take the lines, to the loggers it finds when a test starts.)"""
+    logger = logging.getLogger("djjobs.tests.django_tasks_stand_in")
+    receivers = dict.fromkeys(signal_gate._django_log_receivers(), logger)
+    assert len(receivers) == 2  # log_task_started and log_task_finished were found
+    monkeypatch.setattr(signal_gate, "_log_receivers", receivers)
+    saved = logger.handlers
+    yield logger
+    logger.handlers = saved
+
+
+def djangos_default_handler(logger):
+    from django.utils.log import RequireDebugTrue
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RequireDebugTrue())
+    logger.handlers, logger.propagate, logger.level = [handler], False, logging.INFO
+    return handler
+
+
+def test_djangos_receivers_alone_with_nowhere_to_log_are_not_worth_a_send(django_tasks_logger):
+    djangos_default_handler(django_tasks_logger)
+    with override_settings(DEBUG=False):
+        assert not signal_gate.wanted(task_started, JobsBackend, logging.INFO)
+        assert not signal_gate.wanted(task_finished, JobsBackend, logging.INFO)
+    with override_settings(DEBUG=True):  # now Django's console handler prints them
+        assert signal_gate.wanted(task_started, JobsBackend, logging.INFO)
+
+
+def test_a_handler_that_takes_the_line_makes_it_worth_sending(django_tasks_logger):
+    logger = django_tasks_logger
+    djangos_default_handler(logger)
+    with override_settings(DEBUG=False):
+        errors = logging.StreamHandler()
+        errors.setLevel(logging.ERROR)
+        logger.addHandler(errors)
+        assert not signal_gate.wanted(task_finished, JobsBackend, logging.INFO)
+        assert signal_gate.wanted(task_finished, JobsBackend, logging.ERROR)  # a failure's line
+
+
+def test_the_projects_own_receivers_always_get_both_signals(django_tasks_logger):
+    djangos_default_handler(django_tasks_logger)
+    seen = []
+
+    def started(sender, task_result, **kwargs):
+        seen.append(("started", task_result.id, task_result.status))
+
+    def finished(sender, task_result, **kwargs):
+        seen.append(("finished", task_result.id, task_result.status))
+
+    task_started.connect(started)
+    task_finished.connect(finished)
+    try:
+        with override_settings(DEBUG=False):
+            result = tasks.add.enqueue(1, 2)
+            run_jobs()
+    finally:
+        task_started.disconnect(started)
+        task_finished.disconnect(finished)
+    assert [(kind, status) for kind, job_id, status in seen if job_id == result.id] == [
+        ("started", "RUNNING"), ("finished", "SUCCESSFUL")]
