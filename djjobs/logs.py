@@ -63,6 +63,22 @@ class BatchingStreamHandler(logging.StreamHandler):
         super().flush()
 
 
+class Formatter(logging.Formatter):
+    """logging.Formatter whose default time stamp is formatted once a second, not per line."""
+
+    _second = None
+    _stamp = ""
+
+    def formatTime(self, record, datefmt=None):
+        if datefmt is not None or self.converter is not time.localtime:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:  # under the handler's lock, like the rest of format()
+            self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = second
+        return self.default_msec_format % (self._stamp, record.msecs)
+
+
 def flush_all() -> None:
     """Write the waiting lines of every BatchingStreamHandler (the worker loop calls this)."""
     for handler in list(_handlers):

@@ -61,3 +61,13 @@ def test_logging_shutdown_flushes(log):
     logger.info("last words")
     handler.flush()  # what logging.shutdown() calls at exit
     assert stream.getvalue() == "INFO last words\n"
+
+
+def test_the_formatter_stamps_lines_as_logging_does():
+    from djjobs.logs import Formatter
+
+    ours, theirs = Formatter("%(asctime)s %(message)s"), logging.Formatter("%(asctime)s %(message)s")
+    for created in (1_700_000_000.25, 1_700_000_000.75, 1_700_000_001.5):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == theirs.format(record)
