@@ -28,52 +28,100 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
     if not rows:
         return
     connection = connections[router.db_for_write(Job)]
-    fields = Job._meta.concrete_fields
-    varying = ("id", "args", "kwargs")
-    constant = {}
-    for f in fields:
-        if f.attname not in varying:
-            value = common[f.attname] if f.attname in common else f.get_default()
-            constant[f.attname] = f.get_db_prep_save(value, connection)
-    prep_id = Job._meta.get_field("id").get_db_prep_save
-    columns = [f.column for f in fields]
-    order = [f.attname for f in fields]
-    values = []
-    for id_, _args, _kwargs, args_text, kwargs_text in rows:
-        row = dict(constant)
-        row["id"] = prep_id(id_, connection)
-        row["args"] = args_text
-        row["kwargs"] = kwargs_text
-        values.append([row[name] for name in order])
+    plan = _plan(connection, frozenset(common))
+    constant = {name: field.get_db_prep_save(common[name], connection) for name, field in plan.given}
+    constant.update(plan.defaults)
+    for name, field in plan.computed:
+        constant[name] = field.get_db_prep_save(field.get_default(), connection)
     table = connection.ops.quote_name(Job._meta.db_table)
     if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
-        tail = _copy_tail(constant, [name for name in order if name not in varying])
+        tail = _copy_tail(constant, plan.constant_names)
         if tail is not None:
-            rest = [f.column for f in fields if f.attname not in varying]
-            names = ", ".join(connection.ops.quote_name(c) for c in ("id", "args", "kwargs", *rest))
             lines = (
                 f"{id_}\t{_copy_escape(args_text)}\t{_copy_escape(kwargs_text)}\t{tail}\n"
                 for id_, _args, _kwargs, args_text, kwargs_text in rows
             )
-            _copy_text(connection, f"COPY {table} ({names}) FROM STDIN", lines, len(rows))
+            _copy_text(connection, f"COPY {table} ({plan.copy_columns}) FROM STDIN", lines, len(rows))
             return
-    values = []
-    for id_, _args, _kwargs, args_text, kwargs_text in rows:
-        row = dict(constant)
-        row["id"] = prep_id(id_, connection)
-        row["args"] = args_text
-        row["kwargs"] = kwargs_text
-        values.append([row[name] for name in order])
-    names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
-        _copy(connection, f"COPY {table} ({names}) FROM STDIN", values)
-        return
-    placeholders = ", ".join(["%s"] * len(columns))
+    fixed = [constant[name] for name in plan.param_names]
+    values = [[plan.prep_id(id_, connection), args_text, kwargs_text, *fixed]
+              for id_, _args, _kwargs, args_text, kwargs_text in rows]
     with connection.cursor() as cursor:
         if len(values) == 1:
-            cursor.execute(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", values[0])
+            cursor.execute(plan.insert_sql, values[0])
         else:
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", values)
+            cursor.executemany(plan.insert_sql, values)
+
+
+class _Plan:
+    """How jobs with a given set of ``common`` columns are inserted on one connection: the
+    column lists and the INSERT text (defaults that are plain constants written in it as
+    literals, so they are neither adapted nor sent per row), made once and cached."""
+
+    def __init__(self, connection, given_names: frozenset):
+        from .job import Job
+
+        quote = connection.ops.quote_name
+        varying = ("id", "args", "kwargs")
+        fields = [f for f in Job._meta.concrete_fields if f.attname not in varying]
+        self.prep_id = Job._meta.get_field("id").get_db_prep_save
+        self.given = [(f.attname, f) for f in fields if f.attname in given_names]
+        self.computed = []
+        self.defaults = {}
+        literals = {}
+        for f in fields:
+            if f.attname in given_names:
+                continue
+            if f.has_default() and callable(f.default) and f.default not in (list, dict):
+                self.computed.append((f.attname, f))  # a default made per insert (none today)
+                continue
+            value = f.get_db_prep_save(f.get_default(), connection)
+            self.defaults[f.attname] = value
+            literal = _sql_literal(value, connection)
+            if literal is not None:
+                literals[f.attname] = literal
+        self.constant_names = [f.attname for f in fields]
+        self.param_names = [f.attname for f in fields if f.attname not in literals]
+        self.copy_columns = ", ".join(quote(c) for c in (*varying, *(f.column for f in fields)))
+        names = ", ".join(quote(c) for c in (*varying, *(f.column for f in fields if f.attname not in literals),
+                                               *(f.column for f in fields if f.attname in literals)))
+        cells = ["%s"] * (3 + len(self.param_names)) + [literals[f.attname] for f in fields if f.attname in literals]
+        self.insert_sql = f"INSERT INTO {quote(Job._meta.db_table)} ({names}) VALUES ({', '.join(cells)})"
+
+
+_plans: dict = {}
+
+
+def _plan(connection, given_names: frozenset) -> _Plan:
+    key = (connection.alias, connection.vendor, given_names)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _plans[key] = _Plan(connection, given_names)
+    return plan
+
+
+def _sql_literal(value, connection) -> str | None:
+    """``value`` as an SQL literal when it is a plain constant; None otherwise (sent as a parameter)."""
+    from psycopg.types.json import Json, Jsonb
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return ("TRUE" if value else "FALSE") if connection.vendor == "postgresql" else str(int(value))
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, (Json, Jsonb)):
+        text = (value.dumps or json.dumps)(value.obj)
+        value = text.decode() if isinstance(text, (bytes, bytearray)) else str(text)
+        cast = "::jsonb" if isinstance(value, str) and connection.vendor == "postgresql" else ""
+        return _quote(value) + cast if len(value) < 100 and "%" not in value else None
+    if isinstance(value, str) and len(value) < 100 and "%" not in value:
+        return _quote(value)
+    return None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 # COPY's text format: columns separated by tabs, rows by newlines, NULL as \N, and these
@@ -133,13 +181,3 @@ def _copy_text(connection, sql: str, lines, count: int) -> None:
                 copy.write("".join(chunk))
     if connection.queries_logged:  # visible to assertNumQueries like any other statement
         connection.queries_log.append({"sql": f"{sql} -- {count} rows", "time": f"{time.monotonic() - started:.3f}"})
-
-
-def _copy(connection, sql: str, values: list[list]) -> None:
-    started = time.monotonic()
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(sql) as copy:
-            for row in values:
-                copy.write_row(row)
-    if connection.queries_logged:  # visible to assertNumQueries like any other statement
-        connection.queries_log.append({"sql": f"{sql} -- {len(values)} rows", "time": f"{time.monotonic() - started:.3f}"})
