@@ -432,7 +432,7 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
 
     print(f"\n[1] enqueue throughput: noop.enqueue() x {sizes.enqueue_single:,} in autocommit "
           f"(one INSERT + COMMIT each); noop.enqueue_many() of {sizes.enqueue_bulk:,} calls "
-          f"(djjobs batches 1,000 rows per INSERT), one call", flush=True)
+          f"(one COPY on PostgreSQL), one call", flush=True)
     assert connection.get_autocommit()
     truncate()
     noop.enqueue()  # warm-up: connection, imports, prepared statement caches
@@ -455,7 +455,7 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
         wall = time.perf_counter() - started
     report.metrics["enqueue_bulk"] = sizes.enqueue_bulk / wall
     report.add("1 enqueue", "enqueue_many(), 1 call", sizes.enqueue_bulk, wall, rate(sizes.enqueue_bulk, wall),
-               f"{sizes.enqueue_bulk / 1000:g} INSERTs of 1,000 rows", others.percent,
+               "one COPY" if connection.vendor == "postgresql" else "one executemany INSERT", others.percent,
                others.per_job(sizes.enqueue_bulk, "self"))
     truncate()
 

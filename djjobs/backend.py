@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import uuid
 from datetime import datetime
 
@@ -21,6 +22,7 @@ from .exceptions import TaskNotFound
 from .payload import byte_size, encode
 from .provenance import stamped_fields
 from .registry import resolve_task
+from .signal_gate import wanted
 from .results import make_result
 from .ids import uuid7, uuid7_many
 from .states import ACTIVE, JobStatus
@@ -72,7 +74,8 @@ class JobsBackend(BaseTaskBackend):
             row = (uuid7(), *self._encoded_payload(*_split_call_args(args, kwargs)))
             insert_jobs(common, [row])
             result = make_result(_Row(common, *row[:3]), task)
-        task_enqueued.send(type(self), task_result=result)
+        if wanted(task_enqueued, type(self), logging.DEBUG):
+            task_enqueued.send(type(self), task_result=result)
         return result
 
     def enqueue_many(self, task: Task, calls) -> list[TaskResult]:
@@ -95,7 +98,7 @@ class JobsBackend(BaseTaskBackend):
         first = make_result(_Row(common, *rows[0][:3]), task)
         results = [first, *(_result_like(first, id_, args, kwargs, args_text, kwargs_text)
                              for id_, args, kwargs, args_text, kwargs_text in rows[1:])]
-        if task_enqueued.has_listeners(type(self)):
+        if wanted(task_enqueued, type(self), logging.DEBUG):  # Django's own receiver logs at DEBUG
             for result in results:
                 task_enqueued.send(type(self), task_result=result)
         return results

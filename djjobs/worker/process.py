@@ -14,7 +14,7 @@ from ..results import make_result
 from ..states import JobStatus
 from .complete import complete
 from .executor import execute
-from .signal_gate import wanted
+from ..signal_gate import wanted
 
 logger = logging.getLogger("djjobs")
 

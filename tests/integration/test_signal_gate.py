@@ -6,9 +6,9 @@ import pytest
 from django.test import override_settings
 
 from djjobs.backend import JobsBackend
-from djjobs.compat import task_finished, task_started
+from djjobs.compat import task_enqueued, task_finished, task_started
 from djjobs.testing import run_jobs
-from djjobs.worker import signal_gate
+from djjobs import signal_gate
 from tests.testapp import tasks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,7 +29,7 @@ def django_tasks_logger(monkeypatch):
     would take the lines, to the loggers it finds when a test starts.)"""
     logger = logging.getLogger("djjobs.tests.django_tasks_stand_in")
     receivers = dict.fromkeys(signal_gate._django_log_receivers(), logger)
-    assert len(receivers) == 2  # log_task_started and log_task_finished were found
+    assert len(receivers) == 3  # log_task_enqueued, log_task_started and log_task_finished were found
     monkeypatch.setattr(signal_gate, "_log_receivers", receivers)
     saved = logger.handlers
     yield logger
@@ -50,6 +50,7 @@ def test_djangos_receivers_alone_with_nowhere_to_log_are_not_worth_a_send(django
     with override_settings(DEBUG=False):
         assert not signal_gate.wanted(task_started, JobsBackend, logging.INFO)
         assert not signal_gate.wanted(task_finished, JobsBackend, logging.INFO)
+        assert not signal_gate.wanted(task_enqueued, JobsBackend, logging.DEBUG)
     with override_settings(DEBUG=True):  # now Django's console handler prints them
         assert signal_gate.wanted(task_started, JobsBackend, logging.INFO)
 

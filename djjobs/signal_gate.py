@@ -1,11 +1,13 @@
-"""Send task_started / task_finished only when a receiver would do something with them.
+"""Send Django's task signals only when a receiver would do something with them.
 
-Django connects its own receivers to both signals: each logs one line on the ``django.tasks``
-logger (``django_tasks`` with the backport). Out of the box those lines go nowhere (Django's
-console handler only prints with DEBUG=True), yet sending costs a TaskResult and a log record
-per job and signal: a third of a no-op job's time. So a signal is sent when it has a receiver
-of the project's own, or when Django's line would reach a handler; with only Django's
-receivers and nowhere for their lines to go, nothing observable is lost by not sending.
+Django connects its own receivers to task_enqueued, task_started and task_finished: each logs
+one line (DEBUG when enqueued; INFO, or ERROR for a failure, when started and finished) on the
+``django.tasks`` logger (``django_tasks`` with the backport). Out of the box those lines go
+nowhere (Django's console handler only prints with DEBUG=True), yet sending costs a TaskResult
+and a log record per job and signal: a third of a no-op job's time, a tenth of a bulk
+enqueue's. So a signal is sent when it has a receiver of the project's own, or when Django's
+line would reach a handler; with only Django's receivers and nowhere for their lines to go,
+nothing observable is lost by not sending.
 
 Whether a line would reach a handler is worked out as ``logging`` would (levels, propagation,
 each handler's level and filters), once per level and cached; the cache is dropped when a
@@ -56,7 +58,7 @@ def _django_log_receivers() -> dict[object, logging.Logger]:
             logger = getattr(module, "logger", None)
             if not isinstance(logger, logging.Logger):
                 continue
-            for attr in ("log_task_started", "log_task_finished"):
+            for attr in ("log_task_enqueued", "log_task_started", "log_task_finished"):
                 func = getattr(module, attr, None)
                 if func is not None:
                     found[func] = logger
@@ -100,4 +102,4 @@ def _forget(**kwargs) -> None:
     _visible.clear()
 
 
-setting_changed.connect(_forget, dispatch_uid="djjobs.worker.signal_gate")
+setting_changed.connect(_forget, dispatch_uid="djjobs.signal_gate")
