@@ -43,25 +43,25 @@ def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
     from ..models import Job
 
     old = Job.objects.filter(status=status, finished_at__lt=cutoff)
-    if dry_run:
-        return old.count()
-    deleted = batches = 0
-    while max_batches is None or batches < max_batches:
-        with transaction.atomic():
-            ids = list(old.select_for_update(skip_locked=True).order_by().values_list("id", flat=True)[:batch_size])
-            if ids:
-                deleted += Job.objects.filter(id__in=ids).delete()[0]
-        batches += 1
-        if len(ids) < batch_size:
-            break
-    return deleted
+    return _delete_in_batches(old, lambda ids: Job.objects.filter(id__in=ids).delete()[0],
+                              batch_size, max_batches, dry_run)
 
 
 def _prune_events(cutoff, batch_size, max_batches, dry_run) -> int:
     """Events older than the cutoff; jobs still pointing at one lose the link (SET_NULL)."""
-    from ..models import Event
+    from ..models import Event, Job
+
+    def delete(ids) -> int:
+        Job.objects.filter(event_id__in=ids).update(event_id=None)
+        return Event.objects.filter(id__in=ids).delete()[0]
 
     old = Event.objects.filter(occurred_at__lt=cutoff)
+    return _delete_in_batches(old, delete, batch_size, max_batches, dry_run)
+
+
+def _delete_in_batches(old, delete, batch_size, max_batches, dry_run) -> int:
+    """Delete the rows of ``old`` (a queryset) ``batch_size`` at a time, each batch its own
+    transaction with its rows picked FOR UPDATE SKIP LOCKED; returns how many went."""
     if dry_run:
         return old.count()
     deleted = batches = 0
@@ -69,18 +69,11 @@ def _prune_events(cutoff, batch_size, max_batches, dry_run) -> int:
         with transaction.atomic():
             ids = list(old.select_for_update(skip_locked=True).order_by().values_list("id", flat=True)[:batch_size])
             if ids:
-                deleted += _delete_events(ids)
+                deleted += delete(ids)
         batches += 1
         if len(ids) < batch_size:
             break
     return deleted
-
-
-def _delete_events(ids) -> int:
-    from ..models import Event, Job
-
-    Job.objects.filter(event_id__in=ids).update(event_id=None)
-    return Event.objects.filter(id__in=ids).delete()[0]
 
 
 def _prune_workers(now) -> int:
