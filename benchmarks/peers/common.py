@@ -156,6 +156,7 @@ class Peer:
         self.install_schema()
         record_version(self.url, self.package, self.version)
         self.admin = connect(self.url)
+        self.admin.execute("VACUUM")  # as run.py does for djjobs: no dead catalog rows from earlier runs
         return done
 
     def install_schema(self) -> None:
