@@ -29,10 +29,12 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/djjobs_bench_big")
 
+# After DATABASE_URL is set: run.py only defaults it. FILLER marks the filled rows.
+from benchmarks.run import FILLER, fill_finished  # noqa: E402
+
 READY_JOBS = 20_000
 BATCH = 100  # jobs per claim and per completion, as a busy worker does with short jobs
 SAMPLES = 9
-FILLER = "bench-filler"
 
 
 def setup_django() -> None:
@@ -73,40 +75,12 @@ def sql(statement: str, params=()):
 
 
 def fill(rows: int) -> float:
-    """Insert ``rows`` finished jobs (95% SUCCESSFUL, 5% FAILED) in chunks of 1,000,000."""
-    from django.db import connection
-
-    from djjobs.models import Job
-
+    """Insert ``rows`` finished jobs (95% SUCCESSFUL, 5% FAILED, over 14 days) in chunks of 1,000,000."""
     started = time.perf_counter()
     done = 0
     while done < rows:
         n = min(1_000_000, rows - done)
-        fixed = {"task_path": "benchmarks.bench_tasks.noop", "backend": "default", "queue_name": "default",
-                 "priority": 0, "attempts": 1, "worker_id": FILLER, "worker_ids": [FILLER]}
-        special = {
-            # Time-ordered ids like djjobs' UUIDv7, spread over the last 14 days.
-            "id": ("(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' "
-                   "|| substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid"),
-            "status": "CASE WHEN g %% 20 = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END",
-            "finished_at": "t + interval '2 milliseconds'",
-        }
-        columns, exprs, params = [], [], []
-        for f in Job._meta.concrete_fields:
-            columns.append(connection.ops.quote_name(f.column))
-            if f.name in special:
-                exprs.append(special[f.name])
-            elif f.name in ("run_after", "enqueued_at", "started_at", "last_attempted_at"):
-                exprs.append("t")
-            elif f.name in fixed or f.has_default():
-                exprs.append("%s")
-                params.append(f.get_db_prep_save(fixed[f.name] if f.name in fixed else f.get_default(), connection))
-            else:
-                exprs.append("NULL")
-        source = ("SELECT g, now() - interval '14 days' + (g + %s) * (interval '14 days' / %s) AS t, "
-                  "md5(g::text || random()::text) AS h FROM generate_series(1, %s) AS g")
-        sql(f"INSERT INTO djjobs_job ({', '.join(columns)}) SELECT {', '.join(exprs)} FROM ({source}) AS s",
-            [*params, done, rows, n])
+        fill_finished(n, days=14, failed_every=20, first=done, total=rows)
         done += n
         print(f"    {done:,} / {rows:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
     return time.perf_counter() - started

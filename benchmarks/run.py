@@ -276,10 +276,13 @@ def db_window():
     return (agg["last"] - agg["first"]).total_seconds()
 
 
-def fill_finished(n: int) -> float:
+def fill_finished(n: int, *, days: int = 1, failed_every: int = 0, first: int = 0, total: int | None = None) -> float:
     """Insert ``n`` SUCCESSFUL jobs with one INSERT ... SELECT; returns seconds taken.
 
     The column list comes from the Job model, so new columns get their model default.
+    PostgreSQL only: the rows' times are spread over the last ``days`` days, every
+    ``failed_every``-th row is FAILED instead, and a big fill made of several calls passes
+    each chunk's ``first`` row and the ``total`` so the chunks' times follow one another.
     """
     from django.db import connection
 
@@ -287,19 +290,21 @@ def fill_finished(n: int) -> float:
 
     pg = connection.vendor == "postgresql"
     if pg:
-        # Time-ordered ids like djjobs' own UUIDv7 (48 bits of ms, version 7, variant 8), spread
-        # over the last 24 hours.
+        # Time-ordered ids like djjobs' own UUIDv7 (48 bits of ms, version 7, variant 8).
+        span = f"interval '{int(days)} days'"
         row_source = (
-            "SELECT now() - interval '1 day' + g * (interval '1 day' / %s) AS t, "
+            f"SELECT g, now() - {span} + (g + %s) * ({span} / %s) AS t, "
             "md5(g::text || random()::text) AS h FROM generate_series(1, %s) AS g"
         )
-        source_params = [n, n]
+        source_params = [first, total or n, n]
         ts = "t"
         special = {
             "id": ("(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' "
                    "|| substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid"),
             "finished_at": "t + interval '2 milliseconds'",
         }
+        if failed_every:
+            special["status"] = f"CASE WHEN g %% {int(failed_every)} = 0 THEN 'FAILED' ELSE 'SUCCESSFUL' END"
         prefix = ""
     else:
         row_source = "SELECT strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-1 day') AS t, x FROM g"

@@ -71,7 +71,7 @@ class JobsBackend(BaseTaskBackend):
             from .models.bulk import insert_jobs
 
             common = self._common_values(task, timezone.now())
-            row = (uuid7(), *self._encoded_payload(*_split_call_args(args, kwargs)))
+            row = (uuid7(), *self._encoded_payload(args, kwargs))
             insert_jobs(common, [row])
             result = make_result(_Row(common, *row[:3]), task)
         if wanted(task_enqueued, type(self), logging.DEBUG):
@@ -226,10 +226,6 @@ class _Row:
 def _option(task: Task, name: str, setting: str):
     value = getattr(task, name, None)
     return conf.get(setting) if value is None else value
-
-
-def _split_call_args(args, kwargs) -> tuple[list, dict]:
-    return list(args), dict(kwargs)
 
 
 def _split_call(call) -> tuple[list, dict]:

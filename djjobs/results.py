@@ -17,11 +17,16 @@ def _task_for(task: Task | None, job) -> Task:
         return task
 
 
+def job_key(job) -> str:
+    """The job id as text: a claimed job carries it made once (``key``), a Job row does not."""
+    return getattr(job, "key", None) or str(job.id)
+
+
 def make_result(job, task: Task | None = None, return_value=None) -> TaskResult:
     """A TaskResult for anything with the Job's attributes (a Job or a ClaimedJob)."""
     result = TaskResult(
         task=_task_for(task, job),
-        id=getattr(job, "key", None) or str(job.id),
+        id=job_key(job),
         status=TO_TASK_STATUS[job.status],
         enqueued_at=job.enqueued_at,
         started_at=job.started_at,

@@ -111,13 +111,19 @@ def _sql_literal(value, connection) -> str | None:
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, (Json, Jsonb)):
-        text = (value.dumps or json.dumps)(value.obj)
-        value = text.decode() if isinstance(text, (bytes, bytearray)) else str(text)
-        cast = "::jsonb" if isinstance(value, str) and connection.vendor == "postgresql" else ""
-        return _quote(value) + cast if len(value) < 100 and "%" not in value else None
-    if isinstance(value, str) and len(value) < 100 and "%" not in value:
-        return _quote(value)
-    return None
+        text, cast = _json_text(value), "::jsonb"
+    elif isinstance(value, str):
+        text, cast = value, ""
+    else:
+        return None
+    # Short and free of "%" (the driver's placeholder sign), or it stays a parameter.
+    return _quote(text) + cast if len(text) < 100 and "%" not in text else None
+
+
+def _json_text(value) -> str:
+    """The JSON text of psycopg's Json/Jsonb wrapper (what Django's JSONField hands the driver)."""
+    text = (value.dumps or json.dumps)(value.obj)
+    return bytes(text).decode() if isinstance(text, (bytes, bytearray, memoryview)) else text
 
 
 def _quote(text: str) -> str:
@@ -159,9 +165,7 @@ def _copy_tail(constant: dict, names: list) -> str | None:
         elif isinstance(value, uuid.UUID):
             cells.append(str(value))
         elif isinstance(value, (Json, Jsonb)):
-            text = (value.dumps or json.dumps)(value.obj)
-            text = text.decode() if isinstance(text, (bytes, bytearray, memoryview)) and not isinstance(text, str) else text
-            cells.append(str(text).translate(_COPY_ESCAPES))
+            cells.append(_json_text(value).translate(_COPY_ESCAPES))
         else:
             return None
     return "\t".join(cells)

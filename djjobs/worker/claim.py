@@ -226,12 +226,13 @@ def unclaim(jobs) -> int:
         return cursor.rowcount
 
 
-_EMPTY_JSON = {"[]": list, "{}": dict, None: lambda: None}
+_EMPTY_JSON = {"[]": list, "{}": dict}
 
 
 def _json(value):
-    if value is None or value.__class__ is not str:
-        return value if value is None or not isinstance(value, bytes) else json.loads(value)
+    """A JSON column as the driver returned it (text, or already decoded) -> Python."""
+    if not isinstance(value, (str, bytes)):
+        return value
     empty = _EMPTY_JSON.get(value)
     return empty() if empty is not None else json.loads(value)
 

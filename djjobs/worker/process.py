@@ -10,7 +10,7 @@ from .. import conf
 from ..compat import task_finished, task_started
 from ..exceptions import LeaseLost
 from ..registry import resolve_task
-from ..results import make_result
+from ..results import job_key, make_result
 from ..states import JobStatus
 from .complete import complete
 from .executor import execute
@@ -38,7 +38,7 @@ def attempt(job, worker_id: str, sender=None):
     if task is not None and wanted(task_started, sender, logging.INFO):
         task_started.send(sender, task_result=make_result(job, task))
     if logger.isEnabledFor(logging.INFO):
-        _info("job started task=%s id=%s attempt=%d/%d", job.task_path, getattr(job, "key", None) or job.id,
+        _info("job started task=%s id=%s attempt=%d/%d", job.task_path, job_key(job),
               job.attempts, job.max_attempts)
     in_atomic = _atomic_state()
     if getattr(task, "atomic", False):
@@ -155,7 +155,7 @@ def _log_finish(job, outcome) -> None:
     if outcome.succeeded:
         if logger.isEnabledFor(logging.INFO):
             _info("job succeeded task=%s id=%s attempt=%d duration=%.3fs",
-                  job.task_path, getattr(job, "key", None) or job.id, job.attempts, outcome.duration)
+                  job.task_path, job_key(job), job.attempts, outcome.duration)
         return
     error = f"{type(outcome.error).__name__}: {outcome.error}"
     if job.status == JobStatus.READY:

@@ -87,7 +87,6 @@ class Worker:
         self._busy = 0  # jobs claimed and not yet returned by their thread (queued or running)
         self._signals = 0
         self._last_db_error = 0.0
-        self._claim_batch = max(1, self.concurrency // 2)
         self._avg_duration = 1.0  # seconds, moving average of recent jobs; no prefetch until known
         self._completer = None
 
@@ -162,7 +161,7 @@ class Worker:
                 free = min(free, self.max_jobs - self.claimed_total)
             # Claim in batches: wait until half the capacity is free (or all, when idle), so
             # a busy worker does not pay one claim round trip and commit per finished job.
-            batch = max(self._claim_batch, capacity // 2)
+            batch = max(1, capacity // 2)
             self._wake_at_busy = capacity - batch
             if free < batch and self._busy:
                 free = 0
