@@ -20,6 +20,9 @@ import sys
 import time
 import weakref
 
+# The format run_workers gives its default handler (and the one the direct path below spells).
+DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
 _handlers: "weakref.WeakSet[BatchingStreamHandler]" = weakref.WeakSet()
 
 
@@ -45,6 +48,22 @@ class BatchingStreamHandler(logging.StreamHandler):
         if (record.levelno >= logging.WARNING or len(self._lines) >= self.max_lines
                 or time.monotonic() - self._first_at >= self.delay):
             self._write()
+
+    def write_line(self, level: int, name: str, message: str) -> None:
+        """Append one line as format() would spell it with DEFAULT_FORMAT, without a LogRecord.
+
+        For direct_handler()'s callers: the caller checked the level, and that this handler
+        is the only place the line would go."""
+        created = time.time()
+        line = f" {logging.getLevelName(level)} {name} {message}{self.terminator}"
+        with self.lock:
+            lines = self._lines
+            now = time.monotonic()
+            if not lines:
+                self._first_at = now
+            lines.append(self.formatter.stamp(created) + line)
+            if len(lines) >= self.max_lines or now - self._first_at >= self.delay:
+                self._write()
 
     def flush(self) -> None:
         self.acquire()
@@ -72,11 +91,45 @@ class Formatter(logging.Formatter):
     def formatTime(self, record, datefmt=None):
         if datefmt is not None or self.converter is not time.localtime:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.stamp(record.created, record.msecs)
+
+    def stamp(self, created: float, msecs: float | None = None) -> str:
+        """The default time stamp of a record created at ``created`` (time.time())."""
+        second = int(created)
         if second != self._second:  # under the handler's lock, like the rest of format()
-            self._stamp = time.strftime(self.default_time_format, self.converter(record.created))
+            self._stamp = time.strftime(self.default_time_format, self.converter(created))
             self._second = second
-        return self.default_msec_format % (self._stamp, record.msecs)
+        if msecs is None:
+            msecs = int((created - second) * 1000)  # as LogRecord computes it
+        return self.default_msec_format % (self._stamp, msecs)
+
+
+def direct_handler(logger: logging.Logger, level: int) -> "BatchingStreamHandler | None":
+    """The handler a line at ``level`` on ``logger`` can be written to directly, or None.
+
+    The worker's per-job lines are its hottest log calls, and a LogRecord costs more than a
+    no-op job. When the record would go to exactly one BatchingStreamHandler formatting with
+    DEFAULT_FORMAT (run_workers' default set-up), with no filter, record factory or logger
+    class that could see or change it, the caller writes the line with ``write_line()``:
+    the same text, a fraction of the work. Any other set-up gets None, and the caller logs
+    as usual. Checked on every call, so a logging change at run time applies at once.
+    """
+    if logger.filters or type(logger) is not logging.Logger or logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    handlers = logger.handlers
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if (type(handler) is not BatchingStreamHandler or handler.filters or level < handler.level
+            or type(handler.formatter) is not Formatter or handler.formatter._fmt != DEFAULT_FORMAT
+            or handler.formatter.datefmt is not None or handler.formatter.converter is not time.localtime):
+        return None
+    parent = logger.parent if logger.propagate else None
+    while parent is not None:  # an ancestor's handler would get the record too
+        if parent.handlers:
+            return None
+        parent = parent.parent if parent.propagate else None
+    return handler
 
 
 def flush_all() -> None:

@@ -24,10 +24,27 @@ _MODULES = ("django.tasks.signals", "django_tasks.signals")
 
 _log_receivers: dict[object, logging.Logger] | None = None
 _visible: dict[tuple[str, int], bool] = {}
+# (signal, sender, level) -> (the signal's receivers list as it was, the answer then)
+_answers: dict[tuple, tuple[list, bool]] = {}
 
 
 def wanted(signal, sender, level: int) -> bool:
-    """Is sending ``signal`` for ``sender`` (a line at ``level`` for Django's logger) any use?"""
+    """Is sending ``signal`` for ``sender`` (a line at ``level`` for Django's logger) any use?
+
+    Asked twice per job: the answer is kept until the signal's receivers change (connect
+    and disconnect change the list compared here) or a setting does.
+    """
+    key = (signal, sender, level)
+    answer = _answers.get(key)
+    receivers = signal.receivers
+    if answer is not None and answer[0] == receivers:
+        return answer[1]
+    result = _wanted(signal, sender, level)
+    _answers[key] = (list(receivers), result)
+    return result
+
+
+def _wanted(signal, sender, level: int) -> bool:
     try:
         sync, async_ = signal._live_receivers(sender)
     except Exception:  # another Django's private API: be safe, send when anyone listens
@@ -100,6 +117,7 @@ def _reaches_a_handler(logger: logging.Logger, level: int) -> bool:
 
 def _forget(**kwargs) -> None:
     _visible.clear()
+    _answers.clear()
 
 
 setting_changed.connect(_forget, dispatch_uid="djjobs.signal_gate")

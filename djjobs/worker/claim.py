@@ -62,7 +62,7 @@ class ClaimedJob:
     worker_ids: list
     checkpoint: Any
     lease_token: uuid.UUID
-    key: str = ""  # str(id), made once: logs and TaskResults use it
+    key: str = ""  # str(id), made once: logs, TaskResults and the worker's dicts use it
     status: str = JobStatus.RUNNING
     finished_at: datetime | None = None
     return_value: Any = None
@@ -90,6 +90,8 @@ def claim(
         rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now)
     else:
         rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now)
+    if connection.vendor == "postgresql":
+        return _to_claimed_postgresql(rows, token, now, worker_id)
     return [_to_claimed(row, token, connection, now, worker_id) for row in rows]
 
 
@@ -272,3 +274,26 @@ def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
         lease_token=token,
         key=str(id_),
     )
+
+
+def _to_claimed_postgresql(rows, token, now, worker_id) -> list[ClaimedJob]:
+    """_to_claimed() for _RETURNING_PG's rows, whose types are known: uuid, aware datetimes,
+    JSON as text (args, kwargs, errors), the rest as the driver decodes it. The claim's hot loop."""
+    loads = json.loads
+    empty = _EMPTY_JSON
+    jobs = []
+    for (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
+         started_at, _last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
+         checkpoint) in rows:
+        maker = empty.get(args)
+        args = maker() if maker is not None else loads(args)
+        maker = empty.get(kwargs)
+        kwargs = maker() if maker is not None else loads(kwargs)
+        jobs.append(ClaimedJob(
+            id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after,
+            enqueued_at, started_at or now, now, attempts, max_attempts, backoff, timeout,
+            [] if errors is None else _json(errors),
+            [worker_id] if worker_ids is None else _json(worker_ids),
+            _json(checkpoint), token, str(id_),
+        ))
+    return jobs

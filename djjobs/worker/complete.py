@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..exceptions import Discard, InvalidReturnValue
+from ..results import job_key
 from ..retry_policy import next_delay
 from ..states import JobStatus
 from .executor import Outcome
@@ -76,8 +77,8 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
 
 
 
-def complete_successes(items: list, worker_id: str) -> set:
-    """Write many successful outcomes with one guarded UPDATE; returns the ids written.
+def complete_successes(items: list, worker_id: str) -> set[str]:
+    """Write many successful outcomes with one guarded UPDATE; returns the keys (id text) written.
 
     ``items`` are (job, outcome) pairs. Each row is still guarded by its own lease token, so
     a job rescued meanwhile is left alone (and reported by its absence from the result).
@@ -96,18 +97,24 @@ def complete_successes(items: list, worker_id: str) -> set:
         relax_commits(connection)  # the completer's own connection
         # Three arrays, not a VALUES row per job: the statement's text is the same for every
         # batch, so the driver parses it once, and there are 3 parameters, not 3 per job.
+        # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
         ids, tokens, values = [], [], []
+        token_texts = {}
         for job, outcome in items:
-            ids.append(job.id)
-            tokens.append(job.lease_token)
+            ids.append(job_key(job))
+            token = job.lease_token
+            text = token_texts.get(id(token))
+            if text is None:
+                text = token_texts[id(token)] = str(token)
+            tokens.append(text)
             values.append(None if outcome.return_value is None else outcome.return_json)
         with connection.cursor() as cursor:
             cursor.execute(
                 """UPDATE djjobs_job AS j SET status = 'SUCCESSFUL', return_value = v.rv, finished_at = %s,
                         lease_token = NULL, lease_expires_at = NULL
-                    FROM unnest(%s::uuid[], %s::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
+                    FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
                     WHERE j.id = v.id AND j.status = 'RUNNING' AND j.lease_token = v.token
-                    RETURNING j.id""",
+                    RETURNING j.id::text""",
                 [now, ids, tokens, values],
             )
             done = {row[0] for row in cursor.fetchall()}
@@ -119,9 +126,9 @@ def complete_successes(items: list, worker_id: str) -> set:
                     status=JobStatus.SUCCESSFUL, return_value=outcome.return_value, finished_at=now,
                     lease_token=None, lease_expires_at=None,
                 ):
-                    done.add(job.id)
+                    done.add(job_key(job))
     for job, _outcome in items:
-        if job.id in done:
+        if job_key(job) in done:
             job.status, job.finished_at = JobStatus.SUCCESSFUL, now
             job.return_value = _outcome.return_value
     return done

@@ -61,7 +61,7 @@ class Completer(threading.Thread):
         done = self._write(batch)
         for job, outcome in batch:
             try:
-                self.on_done(job, outcome, job.id in done)
+                self.on_done(job, outcome, job.key in done)
             except Exception:  # a receiver of task_finished failed: not the queue's business
                 logger.exception("after completing job %s", job.id)
 

@@ -1,5 +1,6 @@
 """Execute: run the task's code for a claimed job, outside any transaction. Writes no rows."""
 
+import inspect
 import json
 import time
 import traceback
@@ -29,6 +30,25 @@ class Outcome:
         return self.error is None
 
 
+_callers: dict[int, tuple[Task, Any]] = {}
+
+
+def _caller(task: Task):
+    """What runs the task: ``task.call``, or for a plain function the function itself.
+
+    Task.call() asks inspect whether the function is a coroutine function on every call;
+    the answer does not change, so it is asked once per task object here.
+    """
+    entry = _callers.get(id(task))
+    if entry is not None and entry[0] is task:
+        return entry[1]
+    call = task.call
+    if type(task).call is Task.call and not inspect.iscoroutinefunction(task.func):
+        call = task.func
+    _callers[id(task)] = (task, call)
+    return call
+
+
 def execute(job, task: Task | None = None) -> Outcome:
     """Run ``job``; any exception (including a task that cannot be found) becomes the outcome."""
     started = time.monotonic()
@@ -42,9 +62,11 @@ def execute(job, task: Task | None = None) -> Outcome:
                 lease_token=job.lease_token,
                 checkpoint=job.checkpoint,
             )
-            value = task.call(context, *job.args, **job.kwargs)
+            value = _caller(task)(context, *job.args, **job.kwargs)
         else:
-            value = task.call(*job.args, **job.kwargs)
+            value = _caller(task)(*job.args, **job.kwargs)
+        if value is None:  # most tasks return nothing
+            return Outcome(duration=time.monotonic() - started)
         try:
             text = encode(value, "The return value")
         except ValueError as exc:

@@ -9,6 +9,7 @@ from django.db import DatabaseError, InterfaceError, connections, transaction
 from .. import conf
 from ..compat import task_finished, task_started
 from ..exceptions import LeaseLost
+from ..logs import direct_handler
 from ..registry import resolve_task
 from ..results import job_key, make_result
 from ..states import JobStatus
@@ -27,11 +28,13 @@ def process(job, worker_id: str, sender=None) -> str | None:
     return finish(job, outcome, completed, worker_id, sender)
 
 
-def attempt(job, worker_id: str, sender=None):
+def attempt(job, worker_id: str, sender=None, in_atomic: dict[str, bool] | None = None):
     """Started signal and log line, then run the task: (outcome, completed).
 
     ``completed`` is None when the outcome still has to be written (always, except for
-    atomic tasks, which complete inside their own transaction).
+    atomic tasks, which complete inside their own transaction). ``in_atomic``: which of the
+    thread's connections are inside a transaction block now (a worker's job thread knows:
+    none); looked up when not given.
     """
     sender = sender or _backend_class()
     task = _task_or_none(job.task_path)
@@ -40,7 +43,8 @@ def attempt(job, worker_id: str, sender=None):
     if logger.isEnabledFor(logging.INFO):
         _info("job started task=%s id=%s attempt=%d/%d", job.task_path, job_key(job),
               job.attempts, job.max_attempts)
-    in_atomic = _atomic_state()
+    if in_atomic is None:
+        in_atomic = _atomic_state()
     if getattr(task, "atomic", False):
         outcome, completed = _execute_atomic(job, task, worker_id)
     else:
@@ -132,19 +136,30 @@ def _task_or_none(path):
         return None
 
 
-def _backend_class():
-    from ..backend import JobsBackend
+_backend = None
 
-    return JobsBackend
+
+def _backend_class():
+    global _backend
+    if _backend is None:
+        from ..backend import JobsBackend
+
+        _backend = JobsBackend
+    return _backend
 
 
 def _info(msg: str, *args) -> None:
     """logger.info() for the two per-job lines, once the caller checked the level.
 
-    The record is made and handled as logger.info() would (the logger's own makeRecord,
-    filters and handlers), naming the caller's file, line and function, but without
-    findCaller()'s walk up the stack: these lines are the worker's hottest log calls.
+    These lines are the worker's hottest log calls. With run_workers' default handler the
+    line is written directly (logs.direct_handler()); otherwise the record is made and
+    handled as logger.info() would (the logger's own makeRecord, filters and handlers),
+    naming the caller's file, line and function, but without findCaller()'s walk up the stack.
     """
+    handler = direct_handler(logger, logging.INFO)
+    if handler is not None:  # run_workers' default set-up: the same line, without a LogRecord
+        handler.write_line(logging.INFO, logger.name, msg % args)
+        return
     frame = sys._getframe(1)
     code = frame.f_code
     logger.handle(logger.makeRecord(logger.name, logging.INFO, code.co_filename, frame.f_lineno, msg, args,

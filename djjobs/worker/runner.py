@@ -39,6 +39,8 @@ PREFETCH_BELOW_SECONDS = 0.05
 PREFETCH_SECONDS = 0.05
 PREFETCH_MAX = 200
 
+_NOT_IN_ATOMIC: dict[str, bool] = {}
+
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{get_random_string(6)}"
@@ -81,8 +83,9 @@ class Worker:
         self.stopping = threading.Event()
         self._wakeup = threading.Event()
         self._lock = threading.Lock()
-        self._running: dict = {}  # job id -> _Running, for heartbeats and timeouts
-        self._timed: dict = {}  # job id -> _Running, the started ones with a deadline still running
+        # Keyed by the job id's text (ClaimedJob.key): a str hashes once, a UUID on every lookup.
+        self._running: dict = {}  # job key -> _Running, for heartbeats and timeouts
+        self._timed: dict = {}  # job key -> _Running, the started ones with a deadline still running
         self._wake_at_busy = 0  # a finished job wakes the loop when _busy is down to this (a claim is due)
         self._busy = 0  # jobs claimed and not yet returned by their thread (queued or running)
         self._signals = 0
@@ -169,7 +172,7 @@ class Worker:
             for job in jobs:
                 with self._lock:
                     self._busy += 1
-                    self._running[job.id] = _Running(job, None)  # the timeout runs from the start
+                    self._running[job.key] = _Running(job, None)  # the timeout runs from the start
                 self.claimed_total += 1
                 inbox.put(job)
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
@@ -216,7 +219,7 @@ class Worker:
         given = self._guarded(unclaim, waiting)
         with self._lock:
             for job in waiting:
-                self._running.pop(job.id, None)
+                self._running.pop(job.key, None)
             self._busy -= len(waiting)
         self.claimed_total -= len(waiting)
         logger.info("worker %s: %d prefetched job(s) given back to the queue", self.worker_id, given or 0)
@@ -251,17 +254,19 @@ class Worker:
         started = time.monotonic()
         if job.timeout:
             with self._lock:
-                if (running := self._running.get(job.id)) is not None:
+                if (running := self._running.get(job.key)) is not None:
                     running.deadline = started + job.timeout
-                    self._timed[job.id] = running
+                    self._timed[job.key] = running
         try:
-            outcome, completed = attempt(job, self.worker_id)
+            # A job thread runs nothing but jobs, and each attempt closes a transaction its
+            # task left open: no connection of this thread is inside one now.
+            outcome, completed = attempt(job, self.worker_id, None, _NOT_IN_ATOMIC)
             self._avg_duration = 0.9 * self._avg_duration + 0.1 * (time.monotonic() - started)
             if completed is None and outcome.succeeded and self._completer is not None:
                 with self._lock:
-                    if job.id in self._running:
-                        self._running[job.id].finished = True
-                    self._timed.pop(job.id, None)
+                    if (running := self._running.get(job.key)) is not None:
+                        running.finished = True
+                    self._timed.pop(job.key, None)
                 self._completer.submit(job, outcome)  # the slot is free now; the lease is still renewed
                 deferred = True
                 return
@@ -277,7 +282,8 @@ class Worker:
                 if not deferred:
                     self._count(job, status)
                 wake = self._busy <= self._wake_at_busy
-            if wake:  # not on every job: the loop would only find too few free slots to claim
+            # Not on every job: the loop would only find too few free slots to claim.
+            if wake and not self._wakeup.is_set():
                 self._wakeup.set()
 
     def _completed(self, job, outcome, completed: bool) -> None:
@@ -288,8 +294,8 @@ class Worker:
 
     def _count(self, job, status) -> None:
         # Called with the lock held.
-        self._running.pop(job.id, None)
-        self._timed.pop(job.id, None)
+        self._running.pop(job.key, None)
+        self._timed.pop(job.key, None)
         if status == JobStatus.SUCCESSFUL:
             self.done += 1
         elif status in (JobStatus.FAILED, JobStatus.READY):
@@ -316,8 +322,8 @@ class Worker:
             if completed is None:
                 continue  # database unreachable: try again on the next turn
             with self._lock:  # timed out, or no longer ours (cancelled, rescued): stop watching
-                self._running.pop(job.id, None)
-                self._timed.pop(job.id, None)
+                self._running.pop(job.key, None)
+                self._timed.pop(job.key, None)
             if completed:
                 logger.error("job timed out task=%s id=%s attempt=%d/%d timeout=%gs, now %s",
                              job.task_path, job.id, job.attempts, job.max_attempts, job.timeout, job.status)

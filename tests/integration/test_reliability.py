@@ -114,7 +114,7 @@ def test_batched_completion_honours_leases():
     jobs = claim("w", None, 3, 30)
     Job.objects.filter(pk=jobs[1].id).update(lease_token=uuid.uuid4())  # rescued and re-claimed
     done = complete_successes([(j, Outcome(return_value=i, return_json=str(i))) for i, j in enumerate(jobs)], "w")
-    assert done == {jobs[0].id, jobs[2].id}
+    assert done == {jobs[0].key, jobs[2].key}
     assert dict(Job.objects.values_list("id", "status")) == {
         jobs[0].id: "SUCCESSFUL", jobs[1].id: "RUNNING", jobs[2].id: "SUCCESSFUL"}
     assert Job.objects.get(pk=jobs[2].id).return_value == 2

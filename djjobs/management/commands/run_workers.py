@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from djjobs.compat import task_backends
-from djjobs.logs import BatchingStreamHandler, Formatter
+from djjobs.logs import DEFAULT_FORMAT, BatchingStreamHandler, Formatter
 from djjobs.worker.runner import Worker
 from djjobs.worker.supervisor import Supervisor
 
@@ -82,5 +82,5 @@ class Command(BaseCommand):
         logger.setLevel(LEVELS.get(verbosity, logging.INFO))
         if not logger.handlers and not logging.getLogger().handlers:
             handler = BatchingStreamHandler(sys.stderr)
-            handler.setFormatter(Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            handler.setFormatter(Formatter(DEFAULT_FORMAT))
             logger.addHandler(handler)
