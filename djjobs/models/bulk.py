@@ -8,12 +8,12 @@ COPY text is written directly, with the constant columns spelled once.
 import json
 import time
 import uuid
-import weakref
 from datetime import datetime
 from typing import Any
 
 from django.db import connections, router
-from django.utils.asyncio import async_unsafe
+
+from .. import bound
 
 
 # From this many rows on, PostgreSQL gets COPY; fewer go as INSERT (COPY's extra round trips
@@ -48,8 +48,8 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
     fixed = [constant[name] for name in plan.param_names]
     values = [[plan.prep_id(id_, connection), args_text, kwargs_text, *fixed]
               for id_, _args, _kwargs, args_text, kwargs_text in rows]
-    if len(values) == 1 and connection.vendor == "postgresql" and _plain(connection):
-        _execute_bound(connection, plan.insert_sql, values[0])
+    if len(values) == 1 and bound.usable(connection):
+        bound.execute(connection, plan.insert_sql, values[0])
         return
     with connection.cursor() as cursor:
         if len(values) == 1:
@@ -57,38 +57,6 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
         else:
             cursor.executemany(plan.insert_sql, values)
 
-
-def _plain(connection) -> bool:
-    """Nobody watches this connection's statements (no execute_wrapper, no query log)."""
-    return not connection.execute_wrappers and not connection.queries_logged
-
-
-# One server-side-binding cursor per PostgreSQL connection, for single-job INSERTs.
-_bound_cursors: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-@async_unsafe
-def _execute_bound(connection, sql: str, params: list) -> None:
-    """Execute one statement with server-side parameters on a cursor kept for the connection.
-
-    What ``connection.cursor().execute()`` does (the same checks and error translation), minus
-    a new cursor per statement and the quoting of every parameter into the SQL text: about a
-    quarter of a single enqueue's client time. Not a named prepared statement, so it works
-    behind PgBouncer in transaction mode. Only when _plain(): instrumentation that wraps
-    Django's cursors (execute_wrapper, DEBUG's query log) sees the statement the usual way.
-    """
-    import psycopg
-
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    connection.validate_no_broken_transaction()
-    raw = connection.connection
-    cursor = _bound_cursors.get(raw)
-    if cursor is None or cursor.closed:
-        cursor = _bound_cursors[raw] = psycopg.Cursor(raw)
-    with connection.wrap_database_errors:
-        cursor.execute(sql, params, prepare=False)
 
 
 class _Plan:

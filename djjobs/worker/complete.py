@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from .. import conf
+from .. import bound, conf
 from ..exceptions import Discard, InvalidReturnValue
 from ..results import job_key
 from ..retry_policy import next_delay
@@ -108,16 +108,18 @@ def complete_successes(items: list, worker_id: str) -> set[str]:
                 text = token_texts[id(token)] = str(token)
             tokens.append(text)
             values.append(None if outcome.return_value is None else outcome.return_json)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """UPDATE djjobs_job AS j SET status = 'SUCCESSFUL', return_value = v.rv, finished_at = %s,
+        sql = """UPDATE djjobs_job AS j SET status = 'SUCCESSFUL', return_value = v.rv, finished_at = %s,
                         lease_token = NULL, lease_expires_at = NULL
                     FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
                     WHERE j.id = v.id AND j.status = 'RUNNING' AND j.lease_token = v.token
-                    RETURNING j.id::text""",
-                [now, ids, tokens, values],
-            )
-            done = {row[0] for row in cursor.fetchall()}
+                    RETURNING j.id::text"""
+        params = [now, ids, tokens, values]
+        if bound.usable(connection):
+            done = {row[0] for row in bound.execute(connection, sql, params).fetchall()}
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                done = {row[0] for row in cursor.fetchall()}
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
         done = set()
         with transaction.atomic(using=connection.alias):
