@@ -167,3 +167,51 @@ def test_jobs_inserted_inside_a_stamp_record_their_cause():
     stamped = Job.objects.filter(pk__in=[r.id for r in [*many, one]])
     assert list(stamped.values_list("trigger", flat=True)) == ["order.created"] * 26
     assert Job.objects.get(pk=other.id).trigger is None
+
+
+@pytest.mark.postgresql
+def test_hot_statements_use_the_kept_cursor_unless_someone_watches():
+    """djjobs.bound: a single enqueue and a batched completion go through one kept cursor per
+    connection; an execute_wrapper (an APM, the debug toolbar) sees them through Django's."""
+    from django.db import connection
+
+    from djjobs import bound
+    from djjobs.worker.claim import claim
+    from djjobs.worker.complete import complete_successes
+    from djjobs.worker.executor import Outcome
+
+    tasks.add.enqueue(1, 2)
+    kept = bound._cursors.get(connection.connection)
+    assert kept is not None and not kept.closed
+    tasks.add.enqueue(3, 4)
+    assert bound._cursors.get(connection.connection) is kept  # the same cursor, not a new one
+
+    seen = []
+
+    def watcher(execute, sql, params, many, context):
+        seen.append(sql.split()[0])
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watcher):
+        tasks.add.enqueue(5, 6)
+        jobs = claim("w", None, 3, 30)
+        done = complete_successes([(job, Outcome(return_value=7, return_json="7")) for job in jobs], "w")
+    assert seen.count("INSERT") == 1 and seen.count("UPDATE") == 1  # the enqueue and the completion
+    assert done == {job.key for job in jobs}
+    assert sorted(Job.objects.values_list("args", flat=True)) == [[1, 2], [3, 4], [5, 6]]
+    assert set(Job.objects.values_list("status", "return_value")) == {("SUCCESSFUL", 7)}
+
+
+@pytest.mark.postgresql
+def test_a_database_error_on_the_kept_cursor_is_djangos_and_the_transaction_recovers():
+    from django.db import IntegrityError, connection
+
+    from djjobs import bound
+
+    tasks.add.enqueue(1, 2)
+    job_id = Job.objects.get().id
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            bound.execute(connection, "INSERT INTO djjobs_job (id) SELECT id FROM djjobs_job WHERE id = %s", [job_id])
+    tasks.add.enqueue(3, 4)  # the connection is usable again
+    assert Job.objects.count() == 2

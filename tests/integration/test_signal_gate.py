@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    signal_gate._visible.clear()
+    signal_gate._forget()
     yield
-    signal_gate._visible.clear()
+    signal_gate._forget()
 
 
 @pytest.fixture
@@ -87,3 +87,21 @@ def test_the_projects_own_receivers_always_get_both_signals(django_tasks_logger)
         task_finished.disconnect(finished)
     assert [(kind, status) for kind, job_id, status in seen if job_id == result.id] == [
         ("started", "RUNNING"), ("finished", "SUCCESSFUL")]
+
+
+def test_the_answer_is_kept_until_a_receiver_connects_or_disconnects(django_tasks_logger):
+    djangos_default_handler(django_tasks_logger)
+
+    def mine(sender, **kwargs):
+        pass
+
+    with override_settings(DEBUG=False):
+        assert not signal_gate.wanted(task_started, JobsBackend, logging.INFO)
+        assert not signal_gate.wanted(task_started, JobsBackend, logging.INFO)  # the kept answer
+        task_started.connect(mine)
+        try:
+            assert signal_gate.wanted(task_started, JobsBackend, logging.INFO)
+            assert not signal_gate.wanted(task_finished, JobsBackend, logging.INFO)  # another signal
+        finally:
+            task_started.disconnect(mine)
+        assert not signal_gate.wanted(task_started, JobsBackend, logging.INFO)
