@@ -192,5 +192,12 @@ def _reset_broken_connections(in_atomic_before: dict[str, bool]) -> None:
         if connection.connection is None:
             continue
         leaked = connection.in_atomic_block and not in_atomic_before.get(connection.alias, False)
-        if leaked or (connection.errors_occurred and not connection.is_usable()):
+        if leaked:
+            # The task entered transaction.atomic() and never left it. Closing the connection
+            # rolls its writes back; Django's bookkeeping is left as if the block had ended,
+            # so the thread's next query reconnects (connect() resets the atomic state) instead
+            # of failing on a connection closed inside a transaction.
+            connection.in_atomic_block = False
+            connection.close()
+        elif connection.errors_occurred and not connection.is_usable():
             connection.close()

@@ -230,3 +230,16 @@ def test_a_stopping_worker_gives_its_prefetched_jobs_back(monkeypatch):
     others = Job.objects.exclude(pk=gate.id)
     assert others.filter(status="READY", attempts=0, worker_ids=[]).count() == 30
     assert worker.claimed_total == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_leaves_a_transaction_open_does_not_poison_the_next_job_on_its_thread():
+    """The job thread's connection is closed after such a task (its writes roll back, as they
+    were never committed), and the next jobs on the same thread run and commit normally."""
+    leaky = tasks.leaves_a_transaction_open.enqueue("leaked")
+    tasks.record.using(priority=-1).enqueue("after")  # claimed after the leaky one
+    tasks.record.using(priority=-2).enqueue("after again")
+    JobWorker(burst=True, concurrency=1).run()
+    assert Job.objects.get(pk=leaky.id).status == "SUCCESSFUL"  # the task returned; its rows did not commit
+    assert sorted(Execution.objects.values_list("label", flat=True)) == ["after", "after again"]
+    assert set(Job.objects.values_list("status", flat=True)) == {"SUCCESSFUL"}

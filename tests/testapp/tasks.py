@@ -345,3 +345,13 @@ def gate():
     GATE_STARTED.set()
     GATE_RELEASE.wait(10)
     return "through"
+
+
+@task(max_attempts=1)
+def leaves_a_transaction_open(label=""):
+    """Writes inside transaction.atomic() and never leaves it: a buggy task."""
+    from django.db import transaction
+
+    transaction.atomic().__enter__()
+    Execution.objects.create(job_id=_current_job_id(), attempt=0, pid=os.getpid(), label=str(label))
+    return label
