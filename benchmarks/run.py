@@ -692,12 +692,16 @@ def phase_peers(report: Report, sizes: Sizes, peers: list[str]) -> list[dict]:
     return results
 
 
-def phase_ratios(report: Report, results: list[dict]) -> None:
-    measured = [r for r in results if not r.get("error")]
-    if not measured:
+def phase_ratios(report: Report, rounds: list[tuple[dict, list[dict] | None]]) -> None:
+    """djjobs against each peer, per metric: with one round, that round's ratio; with several,
+    each round's ratio (djjobs and the peer measured minutes apart), their median, and the
+    ratio of the two best values."""
+    if not any(not r.get("error") for _mine, results in rounds for r in results or []):
         return
     print("\n[6] ratios of djjobs to each peer, every one oriented so that >1 means djjobs is better: "
-          "throughput djjobs / peer, latency and peak RSS peer / djjobs", flush=True)
+          "throughput djjobs / peer, latency and peak RSS peer / djjobs"
+          + (f"; {len(rounds)} rounds: each round's ratio, the median, and best vs best" if len(rounds) > 1 else ""),
+          flush=True)
 
     def show(value, unit):
         if value is None:
@@ -708,18 +712,40 @@ def phase_ratios(report: Report, results: list[dict]) -> None:
             return mib(value)
         return f"{value:.1f} ms"
 
+    def ratio(mine, theirs, higher_is_better):
+        if not mine or not theirs or mine <= 0 or theirs <= 0:
+            return None
+        return mine / theirs if higher_is_better else theirs / mine
+
+    peers = [r["peer"] for r in rounds[-1][1] or []]
     for key, label, unit, higher_is_better in RATIOS:
-        mine = report.metrics.get(key)
+        best = max if higher_is_better else min
         parts, values = [], []
-        for result in measured:
-            theirs = result.get("metrics", {}).get(key)
-            values.append(f"{result['peer']} {show(theirs, unit)}")
-            if not mine or not theirs or mine <= 0 or theirs <= 0:
-                parts.append(f"{result['peer']} n/a")
+        mine_all = [m.get(key) for m, _results in rounds if m.get(key)]
+        mine_best = best(mine_all) if mine_all else None
+        for peer in peers:
+            per_round, theirs_all = [], []
+            for mine, results in rounds:
+                result = next((r for r in results or [] if r["peer"] == peer and not r.get("error")), None)
+                theirs = result.get("metrics", {}).get(key) if result else None
+                if theirs:
+                    theirs_all.append(theirs)
+                per_round.append(ratio(mine.get(key), theirs, higher_is_better))
+            theirs_best = best(theirs_all) if theirs_all else None
+            values.append(f"{peer} {show(theirs_best, unit)}")
+            known = [r for r in per_round if r is not None]
+            if not known:
+                parts.append(f"{peer} n/a")
+            elif len(rounds) == 1:
+                parts.append(f"{peer} {known[0]:.2f}x")
             else:
-                parts.append(f"{result['peer']} {(mine / theirs if higher_is_better else theirs / mine):.2f}x")
+                each = ", ".join("n/a" if r is None else f"{r:.2f}" for r in per_round)
+                parts.append(f"{peer} {statistics.median(known):.2f}x median ({each}; best vs best "
+                             f"{ratio(mine_best, theirs_best, higher_is_better) or 0:.2f}x)")
         direction = "djjobs / peer" if higher_is_better else "peer / djjobs"
-        notes = f"djjobs {show(mine, unit)}" + ("" if mine else " (not measured in this run)")
+        notes = f"djjobs {show(mine_best, unit)}" + ("" if mine_best else " (not measured in this run)")
+        if len(rounds) > 1:
+            notes += " (best of the rounds)"
         report.add("6 ratios", f"{label} ({direction})", None, None, ", ".join(parts),
                    f"{notes}; {', '.join(values)}")
 
@@ -891,6 +917,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each processing case (phases 2 and 5) this many times and keep the fastest: "
                              "on a shared machine the slower runs measure the neighbours")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the chosen phases this many times in turn, djjobs then each peer each time, "
+                             "and report the ratios of every round: on a machine whose speed drifts, "
+                             "alternating is what makes djjobs' and a peer's numbers comparable")
     parser.add_argument("--only", help=f"comma-separated phases among {', '.join(PHASES)}, peers "
                                        "(default: all but profile)")
     parser.add_argument("--no-peers", action="store_true",
@@ -974,17 +1004,29 @@ def main() -> int:
             cursor.execute(f"CREATE INDEX IF NOT EXISTS {WHAT_IF_INDEX} ON {job_table()} {WHAT_IF_INDEX_SQL}")
     print(header, flush=True)
 
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     report = Report()
     started = time.perf_counter()
     try:
-        peer_results = None
-        for name in names:
-            if name == "peers":
-                peer_results = phase_peers(report, sizes, peers)
-            else:
-                PHASES[name](report, sizes)
-        if peer_results is not None:
-            phase_ratios(report, peer_results)
+        rounds = []  # per round: (djjobs' metrics, the peers' results or None)
+        for number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"\n=== round {number} of {args.rounds} ===", flush=True)
+            first_row = len(report.rows)
+            report.metrics = {}
+            peer_results = None
+            for name in names:
+                if name == "peers":
+                    peer_results = phase_peers(report, sizes, peers)
+                else:
+                    PHASES[name](report, sizes)
+            if args.rounds > 1:
+                for row in report.rows[first_row:]:
+                    row.case = f"{row.case} [round {number}]"
+            rounds.append((dict(report.metrics), peer_results))
+        if rounds[-1][1] is not None:
+            phase_ratios(report, rounds)
     finally:
         truncate()
         if args.what_if_claim_index:
