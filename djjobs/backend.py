@@ -24,7 +24,7 @@ from .provenance import stamped_fields
 from .registry import resolve_task
 from .signal_gate import wanted
 from .results import make_result
-from .ids import uuid7, uuid7_many
+from .ids import uuid7, uuid7_texts
 from .states import ACTIVE, JobStatus
 from .tasks import JobTask
 
@@ -89,15 +89,16 @@ class JobsBackend(BaseTaskBackend):
         common = self._common_values(task, timezone.now())
         limit = conf.get("MAX_PAYLOAD_BYTES")
         payloads = [self._encoded_payload(*_split_call(call), limit=limit) for call in calls]
-        rows = [(id_, *payload) for id_, payload in zip(uuid7_many(len(payloads)), payloads)]
+        rows = [(id_, *payload) for id_, payload in zip(uuid7_texts(len(payloads)), payloads)]
         insert_jobs(common, rows)
         if not rows:
             return []
         # One TaskResult made the usual way, the others as copies of it with their own id and
         # arguments: every other field is the same for the whole batch.
         first = make_result(_Row(common, *rows[0][:3]), task)
-        results = [first, *(_result_like(first, id_, args, kwargs, args_text, kwargs_text)
-                             for id_, args, kwargs, args_text, kwargs_text in rows[1:])]
+        shared = _shared_fields(first)
+        results = [first, *(_result_like(shared, id_, args_text, kwargs_text)
+                             for id_, _args, _kwargs, args_text, kwargs_text in rows[1:])]
         if wanted(task_enqueued, type(self), logging.DEBUG):  # Django's own receiver logs at DEBUG
             for result in results:
                 task_enqueued.send(type(self), task_result=result)
@@ -195,21 +196,41 @@ def _check_findable(task: Task) -> None:
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TaskResult))
 
 
-def _result_like(template: TaskResult, id_, args, kwargs, args_text, kwargs_text) -> TaskResult:
-    """A copy of ``template`` (a READY job's result) for another job of the same batch.
-
-    The arguments are what a worker will read back (TaskResult.__post_init__ would make
-    tuples lists too)."""
+def _result_like(shared, id_, args_text, kwargs_text) -> TaskResult:
+    """A TaskResult for another job of an enqueue_many batch: the fields every job of the
+    batch shares (``shared``, from _shared_fields()) and its own id and arguments, as a worker
+    will read them back (TaskResult.__post_init__ would make tuples lists too)."""
     result = object.__new__(TaskResult)
+    for set_field, value in shared:
+        set_field(result, value)
     put = object.__setattr__
-    for name in _RESULT_FIELDS:
-        put(result, name, getattr(template, name))
     put(result, "id", str(id_))
     put(result, "args", json.loads(args_text) if args_text != "[]" else [])
     put(result, "kwargs", json.loads(kwargs_text) if kwargs_text != "{}" else {})
     put(result, "errors", [])
     put(result, "worker_ids", [])
     return result
+
+
+_OWN_FIELDS = frozenset({"id", "args", "kwargs", "errors", "worker_ids"})
+
+
+def _shared_fields(template: TaskResult) -> list:
+    """(setter, value) for each TaskResult field the jobs of a batch share, read from
+    ``template`` once. The setter is the field's slot descriptor (TaskResult has __slots__ in
+    Django 6 and the backport: a C call, and it bypasses the frozen dataclass's __setattr__),
+    else a plain object.__setattr__."""
+    pairs = []
+    for name in _RESULT_FIELDS:
+        if name in _OWN_FIELDS:
+            continue
+        descriptor = vars(TaskResult).get(name)
+        setter = getattr(descriptor, "__set__", None)
+        if setter is None:
+            def setter(obj, value, _name=name):
+                object.__setattr__(obj, _name, value)
+        pairs.append((setter, getattr(template, name)))
+    return pairs
 
 
 class _Row:

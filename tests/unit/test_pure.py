@@ -104,3 +104,16 @@ class TestIds:
             ids.append(uuid7())
         assert ids == sorted(ids)
         assert len(set(ids)) == 4
+
+    def test_uuid7_texts_are_canonical_increasing_version_7_uuids_of_now(self, monkeypatch):
+        from djjobs.ids import uuid7_texts
+
+        monkeypatch.setattr("djjobs.ids.time.time_ns", lambda: 1_700_000_000_123 * 1_000_000)
+        texts = uuid7_texts(1000)
+        parsed = [uuid.UUID(text) for text in texts]
+        assert [str(value) for value in parsed] == texts  # canonical 8-4-4-4-12 lowercase text
+        assert all(value.version == 7 and value.variant == uuid.RFC_4122 for value in parsed)
+        assert all(value.int >> 80 == 1_700_000_000_123 for value in parsed)  # the millisecond
+        assert parsed == sorted(parsed) and len(set(parsed)) == 1000
+        monkeypatch.setattr("djjobs.ids.time.time_ns", lambda: 1_700_000_000_124 * 1_000_000)
+        assert uuid.UUID(uuid7_texts(1)[0]) > parsed[-1]  # the next millisecond sorts after
