@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, models, router
 
 from .. import bound
 
@@ -31,7 +31,7 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
         return
     connection = connections[router.db_for_write(Job)]
     plan = _plan(connection, frozenset(common))
-    constant = {name: field.get_db_prep_save(common[name], connection) for name, field in plan.given}
+    constant = plan.prepare(common, connection)
     constant.update(plan.defaults)
     for name, field in plan.computed:
         constant[name] = field.get_db_prep_save(field.get_default(), connection)
@@ -72,6 +72,11 @@ class _Plan:
         fields = [f for f in Job._meta.concrete_fields if f.attname not in varying]
         self.prep_id = Job._meta.get_field("id").get_db_prep_save
         self.given = [(f.attname, f) for f in fields if f.attname in given_names]
+        # The given values that are the same from one enqueue to the next (the task's path,
+        # queue, options...) are adapted once per distinct set of values; times every time.
+        self.given_times = [(n, f) for n, f in self.given if isinstance(f, models.DateTimeField)]
+        self.given_static = [(n, f) for n, f in self.given if not isinstance(f, models.DateTimeField)]
+        self._prepared: dict = {}
         self.computed = []
         self.defaults = {}
         literals = {}
@@ -93,6 +98,25 @@ class _Plan:
                                                *(f.column for f in fields if f.attname in literals)))
         cells = ["%s"] * (3 + len(self.param_names)) + [literals[f.attname] for f in fields if f.attname in literals]
         self.insert_sql = f"INSERT INTO {quote(Job._meta.db_table)} ({names}) VALUES ({', '.join(cells)})"
+
+
+    def prepare(self, common: dict, connection) -> dict:
+        """``common``'s values as the driver takes them (Field.get_db_prep_save)."""
+        try:
+            key = tuple((type(value), value) for value in (common[name] for name, _field in self.given_static))
+            static = self._prepared.get(key)
+        except TypeError:  # an unhashable value (a dict for a JSON column): adapt it each time
+            key, static = None, None
+        if static is None:
+            static = {name: field.get_db_prep_save(common[name], connection) for name, field in self.given_static}
+            if key is not None:
+                if len(self._prepared) >= 256:
+                    self._prepared.clear()
+                self._prepared[key] = static
+        prepared = dict(static)
+        for name, field in self.given_times:
+            prepared[name] = field.get_db_prep_save(common[name], connection)
+        return prepared
 
 
 _plans: dict = {}

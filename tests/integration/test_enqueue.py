@@ -215,3 +215,22 @@ def test_a_database_error_on_the_kept_cursor_is_djangos_and_the_transaction_reco
             bound.execute(connection, "INSERT INTO djjobs_job (id) SELECT id FROM djjobs_job WHERE id = %s", [job_id])
     tasks.add.enqueue(3, 4)  # the connection is usable again
     assert Job.objects.count() == 2
+
+
+def test_jobs_of_different_options_in_turn_each_store_their_own():
+    """The INSERT adapts a task's constant values once per distinct set (models/bulk.py): jobs
+    enqueued in turn with different options must not share them."""
+    variants = [
+        tasks.add.using(priority=5, queue_name="default"),
+        tasks.add.using(priority=6),
+        tasks.add.using(priority=5, queue_name="emails"),
+        tasks.send_receipt,
+        tasks.add.using(max_attempts=2, timeout=1.5),
+        tasks.add.using(max_attempts=2, timeout=2),
+    ]
+    ids = [variant.enqueue(1, 2).id for _round in range(2) for variant in variants]
+    stored = {str(j.id): (j.task_path.rsplit(".", 1)[1], j.priority, j.queue_name, j.max_attempts, j.timeout)
+              for j in Job.objects.all()}
+    expected = [("add", 5, "default", 3, None), ("add", 6, "default", 3, None), ("add", 5, "emails", 3, None),
+                ("send_receipt", 10, "emails", 5, 30.0), ("add", 0, "default", 2, 1.5), ("add", 0, "default", 2, 2.0)]
+    assert [stored[i] for i in ids] == expected * 2
