@@ -5,7 +5,9 @@ client-side binding, quotes every parameter into the SQL text (arrays element by
 For a single enqueue that is about a quarter of the client's time; for a batched completion,
 most of it. ``execute()`` does the same checks and error translation as Django's cursor, on a
 cursor kept for the connection, with the parameters sent apart from the SQL (psycopg's binary
-dumpers). Not a named prepared statement, so it works behind PgBouncer in transaction mode.
+dumpers). Prepared statements follow the connection's setting: Django turns psycopg's off
+(``prepare_threshold`` None, so this works behind PgBouncer in transaction mode); a project that
+sets ``OPTIONS["prepare_threshold"]`` gets these statements prepared like its own.
 
 Only when ``usable()``: PostgreSQL, and nobody watches the connection's statements; with an
 ``execute_wrapper`` (APM, debug toolbar) or the query log (DEBUG, assertNumQueries) the
@@ -37,5 +39,5 @@ def execute(connection, sql: str, params):
     if cursor is None or cursor.closed:
         cursor = _cursors[raw] = psycopg.Cursor(raw)
     with connection.wrap_database_errors:
-        cursor.execute(sql, params, prepare=False)
+        cursor.execute(sql, params)
     return cursor
