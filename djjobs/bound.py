@@ -9,9 +9,9 @@ dumpers). Prepared statements follow the connection's setting: Django turns psyc
 (``prepare_threshold`` None, so this works behind PgBouncer in transaction mode); a project that
 sets ``OPTIONS["prepare_threshold"]`` gets these statements prepared like its own.
 
-Only when ``usable()``: PostgreSQL, and nobody watches the connection's statements; with an
-``execute_wrapper`` (APM, debug toolbar) or the query log (DEBUG, assertNumQueries) the
-caller goes through Django's cursor, so they see the statement as usual.
+``run()`` uses it only when ``usable()``: PostgreSQL, and nobody watches the connection's
+statements; with an ``execute_wrapper`` (APM, debug toolbar) or the query log (DEBUG,
+assertNumQueries) it goes through Django's cursor, so they see the statement as usual.
 """
 
 import weakref
@@ -23,6 +23,17 @@ _cursors: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # psycopg c
 
 def usable(connection) -> bool:
     return connection.vendor == "postgresql" and not connection.execute_wrappers and not connection.queries_logged
+
+
+def run(connection, sql: str, params, fetch: bool = False) -> list | None:
+    """Execute ``sql`` on the kept cursor when usable(), else through Django's cursor;
+    with ``fetch``, return the rows."""
+    if usable(connection):
+        cursor = execute(connection, sql, params)
+        return cursor.fetchall() if fetch else None
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else None
 
 
 @async_unsafe

@@ -42,12 +42,7 @@ class BatchingStreamHandler(logging.StreamHandler):
             self.handleError(record)
             return
         # emit() runs under the handler's lock (Handler.handle), like flush() below.
-        if not self._lines:
-            self._first_at = time.monotonic()
-        self._lines.append(line)
-        if (record.levelno >= logging.WARNING or len(self._lines) >= self.max_lines
-                or time.monotonic() - self._first_at >= self.delay):
-            self._write()
+        self._add(line, urgent=record.levelno >= logging.WARNING)
 
     def write_line(self, level: int, name: str, message: str) -> None:
         """Append one line as format() would spell it with DEFAULT_FORMAT, without a LogRecord.
@@ -57,13 +52,16 @@ class BatchingStreamHandler(logging.StreamHandler):
         created = time.time()
         line = f" {logging.getLevelName(level)} {name} {message}{self.terminator}"
         with self.lock:
-            lines = self._lines
-            now = time.monotonic()
-            if not lines:
-                self._first_at = now
-            lines.append(self.formatter.stamp(created) + line)
-            if len(lines) >= self.max_lines or now - self._first_at >= self.delay:
-                self._write()
+            self._add(self.formatter.stamp(created) + line)
+
+    def _add(self, line: str, urgent: bool = False) -> None:
+        """Queue a formatted line (the lock held); write the batch if it is urgent, full or old."""
+        now = time.monotonic()
+        if not self._lines:
+            self._first_at = now
+        self._lines.append(line)
+        if urgent or len(self._lines) >= self.max_lines or now - self._first_at >= self.delay:
+            self._write()
 
     def flush(self) -> None:
         self.acquire()

@@ -48,14 +48,11 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
     fixed = [constant[name] for name in plan.param_names]
     values = [[plan.prep_id(id_, connection), args_text, kwargs_text, *fixed]
               for id_, _args, _kwargs, args_text, kwargs_text in rows]
-    if len(values) == 1 and bound.usable(connection):
-        bound.execute(connection, plan.insert_sql, values[0])
+    if len(values) == 1:
+        bound.run(connection, plan.insert_sql, values[0])
         return
     with connection.cursor() as cursor:
-        if len(values) == 1:
-            cursor.execute(plan.insert_sql, values[0])
-        else:
-            cursor.executemany(plan.insert_sql, values)
+        cursor.executemany(plan.insert_sql, values)
 
 
 

@@ -113,13 +113,7 @@ def complete_successes(items: list, worker_id: str) -> set[str]:
                     FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
                     WHERE j.id = v.id AND j.status = 'RUNNING' AND j.lease_token = v.token
                     RETURNING j.id::text"""
-        params = [now, ids, tokens, values]
-        if bound.usable(connection):
-            done = {row[0] for row in bound.execute(connection, sql, params).fetchall()}
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                done = {row[0] for row in cursor.fetchall()}
+        done = {row[0] for row in bound.run(connection, sql, [now, ids, tokens, values], fetch=True)}
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
         done = set()
         with transaction.atomic(using=connection.alias):
