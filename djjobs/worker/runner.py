@@ -168,6 +168,10 @@ class Worker:
             self._wake_at_busy = capacity - batch
             if free < batch and self._busy:
                 free = 0
+            # Read before the claim: a job that fails while the claim runs may be due again
+            # (a retry) once its thread is done, so "nothing claimed and nothing busy" must
+            # mean nothing was busy when the claim looked.
+            idle = self._busy == 0
             jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True) or []
             for job in jobs:
                 with self._lock:
@@ -177,7 +181,7 @@ class Worker:
                 inbox.put(job)
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
                 break
-            if self.burst and not jobs and self._busy == 0:
+            if self.burst and not jobs and idle:
                 break
             flush_logs()  # an idle worker's log lines appear now, a busy one's once per claim
             # Sleep until a job finishes (a slot is free; in burst mode a retry may be due),

@@ -36,6 +36,44 @@ def test_burst_runs_every_due_job_on_threads_and_returns():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_burst_waits_for_a_retry_that_fails_while_a_claim_finds_nothing(monkeypatch):
+    """The claim that finds nothing may run while the only busy job fails and becomes due
+    again; burst must not take "nothing claimed, nothing busy now" for "all done"."""
+    import threading
+
+    from djjobs.worker import runner
+
+    looked, counted = threading.Event(), threading.Event()
+    real_claim, real_attempt, real_count = runner.claim, runner.attempt, Worker._count
+    worker = Worker(concurrency=4, burst=True)
+
+    def attempt_once_the_loop_is_claiming(job, *args):
+        if job.attempts == 1:  # the first attempt: let the loop claim (and find nothing) first
+            worker._wakeup.set()
+            assert looked.wait(10), "the loop never claimed while the job ran"
+        return real_attempt(job, *args)
+
+    def claim_then_let_the_failure_land(*args, **kwargs):
+        jobs = real_claim(*args, **kwargs)
+        if not jobs and not looked.is_set():
+            looked.set()
+            assert counted.wait(10), "the first attempt never ended"
+        return jobs
+
+    def count(self, job, status):
+        real_count(self, job, status)
+        counted.set()
+
+    monkeypatch.setattr(runner, "attempt", attempt_once_the_loop_is_claiming)
+    monkeypatch.setattr(runner, "claim", claim_then_let_the_failure_land)
+    monkeypatch.setattr(Worker, "_count", count)
+    result = tasks.flaky.enqueue(succeed_on=2)
+    assert worker.run() == 0
+    job = Job.objects.get(pk=result.id)
+    assert (job.status, job.attempts) == ("SUCCESSFUL", 2)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_queues_option_limits_what_is_claimed():
     tasks.add.enqueue(1, 1)
     email = tasks.send_receipt.enqueue(7)
