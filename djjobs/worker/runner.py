@@ -33,6 +33,10 @@ from .process import attempt, complete_with_retry, finish
 logger = logging.getLogger("djjobs")
 
 
+# A burst run whose claims fail this many times in a row (database unreachable) exits 1
+# instead of reporting "nothing due" with 0.
+BURST_CLAIM_TRIES = 3
+
 # Jobs shorter than this on average are prefetched (claimed ahead of free threads), as many
 # as the threads get through in about PREFETCH_SECONDS, at most PREFETCH_MAX per worker.
 PREFETCH_BELOW_SECONDS = 0.05
@@ -90,6 +94,7 @@ class Worker:
         self._busy = 0  # jobs claimed and not yet returned by their thread (queued or running)
         self._signals = 0
         self._last_db_error = 0.0
+        self._exit_code = 0
         self._avg_duration = 1.0  # seconds, moving average of recent jobs; no prefetch until known
         self._completer = None
 
@@ -130,7 +135,7 @@ class Worker:
             connections.close_all()
         logger.info("worker %s stopped after %d job(s)", self.worker_id, self.claimed_total)
         flush_logs()
-        return 0
+        return self._exit_code
 
     def stop(self) -> None:
         self.stopping.set()
@@ -143,6 +148,7 @@ class Worker:
         next_rescue = now
         next_prune = now + random.uniform(0, conf.get("PRUNE_INTERVAL"))  # spread workers out
         next_tick = now
+        claim_failures = 0
         while not self.stopping.is_set():
             if self.parent_pid is not None and os.getppid() != self.parent_pid:
                 logger.warning("worker %s: supervisor is gone, stopping", self.worker_id)
@@ -172,7 +178,9 @@ class Worker:
             # (a retry) once its thread is done, so "nothing claimed and nothing busy" must
             # mean nothing was busy when the claim looked.
             idle = self._busy == 0
-            jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True) or []
+            jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True)
+            claim_failures = claim_failures + 1 if jobs is None else 0
+            jobs = jobs or []
             for job in jobs:
                 with self._lock:
                     self._busy += 1
@@ -182,6 +190,12 @@ class Worker:
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
                 break
             if self.burst and not jobs and idle:
+                if claim_failures and claim_failures < BURST_CLAIM_TRIES:
+                    continue  # _guarded waited a moment: ask again
+                if claim_failures:
+                    logger.error("worker %s: burst ends, the database could not be asked what is due "
+                                 "(%d tries)", self.worker_id, claim_failures)
+                    self._exit_code = 1
                 break
             flush_logs()  # an idle worker's log lines appear now, a busy one's once per claim
             # Sleep until a job finishes (a slot is free; in burst mode a retry may be due),

@@ -62,6 +62,7 @@ class Supervisor:
         self._signals = 0
         self._generation = 0
         self._last_db_error = 0.0
+        self._exit_code = 0
 
     def run(self) -> int:
         self._install_signal_handlers()
@@ -79,7 +80,7 @@ class Supervisor:
         connections.close_all()
         logger.info("supervisor %s stopped", self.base_id)
         flush_logs()
-        return 0
+        return self._exit_code
 
     # -- children ------------------------------------------------------------------------
 
@@ -129,6 +130,11 @@ class Supervisor:
             logger.warning("supervisor %s: worker %s (pid %d) exited with code %d; %d job(s) released",
                            self.base_id, child.worker_id, child.pid, code, released or 0)
         if self.stopping.is_set() or (self.burst and code == 0):
+            return
+        if self.burst and code > 0:
+            # It ended by itself (the database unreachable, or it crashed): another would do the
+            # same. Only a child killed by a signal is replaced, to finish the work.
+            self._exit_code = code
             return
         if time.monotonic() - child.started < FAST_CRASH and code != 0:
             self.stopping.wait(FAST_CRASH)  # do not spin on a child that cannot start

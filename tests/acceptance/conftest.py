@@ -59,12 +59,12 @@ def live_children(pid: int) -> set[int]:
 class WorkerProcess:
     """One ``python manage.py run_workers`` process; its stdout and stderr go to a file."""
 
-    def __init__(self, args, settings, log_path):
+    def __init__(self, args, settings, log_path, db_name=None):
         self.args = list(args)
         self.log_path = log_path
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = settings
-        env["DJJOBS_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+        env["DJJOBS_TEST_DB_NAME"] = db_name or str(connection.settings_dict["NAME"])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         self._log_file = open(log_path, "wb")
@@ -143,7 +143,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def workers(request, transactional_db, tmp_path):
-    """``workers(*args, settings=...)`` starts a run_workers process; all are killed at teardown.
+    """``workers(*args, settings=..., db_name=...)`` starts a run_workers process (on the test
+    database unless ``db_name`` names another); all are killed at teardown.
 
     The fixture depends on ``transactional_db`` so the processes are gone before the tables
     are flushed (and before the PostgreSQL test database is dropped). When the test failed,
@@ -151,8 +152,8 @@ def workers(request, transactional_db, tmp_path):
     """
     started: list[WorkerProcess] = []
 
-    def start(*args, settings="tests.settings") -> WorkerProcess:
-        worker = WorkerProcess(args, settings, tmp_path / f"worker-{len(started) + 1}.log")
+    def start(*args, settings="tests.settings", db_name=None) -> WorkerProcess:
+        worker = WorkerProcess(args, settings, tmp_path / f"worker-{len(started) + 1}.log", db_name)
         started.append(worker)
         return worker
 

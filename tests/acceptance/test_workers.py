@@ -125,6 +125,22 @@ def test_burst_with_an_empty_queue_exits_0(workers):
     assert Job.objects.count() == 0
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["threads", "processes"])
+def test_burst_exits_1_when_the_database_cannot_be_reached(workers, tmp_path, processes):
+    """Not 0 as if nothing were due: a cron'd --burst must show that it could not look."""
+    skip = []
+    if connection.vendor == "postgresql":
+        unreachable = "djjobs_no_such_database"
+    else:  # a file that is not a database: each connection fails
+        unreachable = tmp_path / "not-a-database.sqlite3"
+        unreachable.write_bytes(b"this is not an SQLite database file" * 100)
+        skip = ["--skip-checks"]  # Django's model checks connect to SQLite (and would fail first)
+    worker = workers("--burst", *processes, *skip, db_name=str(unreachable))
+    assert worker.wait(timeout=60) == 1, worker.log()
+    assert "burst ends, the database could not be asked what is due (3 tries)" in worker.text(), worker.log()
+
+
 # -- 3. SIGTERM: finish the running jobs, claim nothing more, exit 0 --------------------------
 
 
