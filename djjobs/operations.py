@@ -36,10 +36,12 @@ def cancel(job_id) -> Outcome:
     """Cancel a READY/WAITING job now; ask a RUNNING job to stop (``context.is_cancelled()``)."""
     jobs = _jobs(job_id)
     now = timezone.now()
-    if jobs.filter(status__in=[JobStatus.READY, JobStatus.WAITING]).update(
-        status=JobStatus.CANCELLED, finished_at=now
-    ):
-        return Outcome.DONE
+    with transaction.atomic():
+        if jobs.filter(status__in=[JobStatus.READY, JobStatus.WAITING]).update(
+            status=JobStatus.CANCELLED, finished_at=now
+        ):
+            _advance_run(jobs)  # a workflow's step: its run compensates
+            return Outcome.DONE
     if jobs.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(cancel_requested_at=now):
         return Outcome.REQUESTED
     if jobs.filter(status=JobStatus.RUNNING).exists():
@@ -48,22 +50,36 @@ def cancel(job_id) -> Outcome:
 
 
 def retry(job_id) -> Outcome:
-    """Send a FAILED or CANCELLED job back to READY, due now, with at least one attempt left."""
+    """Send a FAILED or CANCELLED job back to READY, due now, with at least one attempt left.
+
+    Not a workflow's step: its failure made the run compensate, which a retry cannot undo
+    (a compensation can be retried: the run's compensations go on from there)."""
     jobs = _jobs(job_id)
     try:
         with transaction.atomic():
-            changed = jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).update(
+            changed = jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).exclude(
+                workflow_role="step").update(
                 status=JobStatus.READY,
                 run_after=timezone.now(),
                 finished_at=None,
                 cancel_requested_at=None,
                 max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
             )
+            if changed:
+                _advance_run(jobs)
     except IntegrityError:
         return Outcome.CONFLICT
     if changed:
         return Outcome.DONE
     return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
+
+
+def _advance_run(jobs) -> None:
+    run_id = jobs.values_list("workflow_run_id", flat=True).first()
+    if run_id is not None:
+        from .workflows import advance
+
+        advance(run_id)
 
 
 def run_now(job_id) -> Outcome:

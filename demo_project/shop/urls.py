@@ -12,4 +12,5 @@ urlpatterns = [
     path("jobs/report/", views.enqueue_report, name="enqueue_report"),
     path("jobs/flaky/", views.enqueue_flaky, name="enqueue_flaky"),
     path("jobs/poison/", views.enqueue_poison, name="enqueue_poison"),
+    path("jobs/fulfilment/", views.start_fulfilment, name="start_fulfilment"),
 ]

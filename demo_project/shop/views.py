@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from djjobs import triggers
@@ -72,6 +73,17 @@ def enqueue_flaky(request):
 def enqueue_poison(request):
     result = poison.enqueue()
     messages.warning(request, f"Poison job enqueued as job {result.id}: it ends FAILED after 3 attempts.")
+    return redirect("shop:jobs")
+
+
+@require_POST
+def start_fulfilment(request):
+    from .workflows import fulfilment
+
+    quantity = 9 if request.POST.get("decline") else 2
+    run = fulfilment.start(order_ref=f"WEB-{timezone.now():%H%M%S}", quantity=quantity)
+    messages.success(request, f"Workflow run {run.pk} started ({quantity} items: "
+                              f"{'the card will be declined, watch it compensate' if quantity > 5 else 'it should ship'}).")
     return redirect("shop:jobs")
 
 

@@ -27,7 +27,7 @@ ACTION_LIMIT = 1000
 
 # (verb for the jobs that changed, why a job with each other outcome did not)
 WORDING = {
-    "retry": ("Retried", {Outcome.NOT_ALLOWED: "not FAILED or CANCELLED",
+    "retry": ("Retried", {Outcome.NOT_ALLOWED: "not FAILED or CANCELLED, or a workflow's step",
                           Outcome.CONFLICT: "another active job holds the same unique key"}),
     "cancel": ("Cancelled", {Outcome.NOT_ALLOWED: "already finished"}),
     "run_now": ("Moved to now", {Outcome.NOT_ALLOWED: "not READY"}),
@@ -89,7 +89,11 @@ run_jobs_now = _operation_action("run_now", "run_jobs_now", _("Run selected jobs
 def delete_finished(job_ids) -> int:
     """Delete those of ``job_ids`` that are finished; how many went. One guarded DELETE: a job
     that a worker or an operator made active meanwhile stays."""
-    deleted, _by_model = Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED).delete()
+    from ..models.workflow import ACTIVE_RUN
+
+    # A step of a workflow still under way stays: its result is part of the run's context.
+    deleted, _by_model = (Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED)
+                          .exclude(workflow_run__status__in=ACTIVE_RUN).delete())
     return deleted
 
 
@@ -113,7 +117,8 @@ def delete_selected(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Deleted {deleted} job(s).", messages.SUCCESS if deleted else messages.WARNING)
     if len(ids) > deleted:
         modeladmin.message_user(
-            request, f"{len(ids) - deleted} job(s) kept: not finished (cancel them first) or already gone.",
+            request, f"{len(ids) - deleted} job(s) kept: not finished (cancel them first), a step of a "
+                     "workflow still under way, or already gone.",
             messages.WARNING)
     return None
 

@@ -128,6 +128,13 @@ def origin_html(job) -> str:
         jobs = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'trigger': job.trigger})}"
         parts.append(format_html('Trigger <a href="{}">{}</a> (<a href="{}">its jobs</a>)',
                                  reverse("admin:djjobs_triggers"), job.trigger, jobs))
+    if job.workflow_run_id is not None:
+        run = job.workflow_run
+        url = reverse("admin:djjobs_workflowrun_change", args=[quote(str(job.workflow_run_id))])
+        role = "compensation of step" if job.workflow_role == "compensate" else "step"
+        parts.append(format_html('Workflow <a href="{}">{}</a> ({}), {} {}', url,
+                                 run.name if run is not None else job.workflow_run_id,
+                                 run.status if run is not None else "-", role, job.workflow_step))
     if not parts:
         return "Enqueued by code (task.enqueue())"
     return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts))

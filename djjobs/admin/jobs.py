@@ -93,6 +93,8 @@ class JobAdmin(ActionGuard, admin.ModelAdmin):
         # A job a worker may be running, or is about to run, is cancelled first.
         if obj is not None and obj.status not in (JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED):
             return False
+        if obj is not None and obj.workflow_run_id is not None and not obj.workflow_run.is_finished:
+            return False  # its result is part of a run still under way
         return super().has_delete_permission(request, obj)
 
     # -- the list --------------------------------------------------------------------------
@@ -172,7 +174,7 @@ class JobAdmin(ActionGuard, admin.ModelAdmin):
     def get_object(self, request, object_id, from_field=None):
         # Its schedule and event come in the same query (the page names them).
         try:
-            return self.get_queryset(request).select_related("schedule", "event").get(pk=uuid.UUID(str(object_id)))
+            return self.get_queryset(request).select_related("schedule", "event", "workflow_run").get(pk=uuid.UUID(str(object_id)))
         except (Job.DoesNotExist, ValueError, ValidationError):
             return None
 

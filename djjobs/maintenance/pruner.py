@@ -30,6 +30,8 @@ def prune(batch_size: int = 1000, max_batches: int | None = None, dry_run: bool 
             raise ValueError(f"DJJOBS['RETENTION_DAYS'] has {status!r}; only finished statuses can be pruned.")
         cutoff = now - timedelta(days=days)
         counts[status] = _prune_status(status, cutoff, batch_size, max_batches, dry_run)
+    if any(conf.get("RETENTION_DAYS").get(s) is not None for s in (JobStatus.SUCCESSFUL, JobStatus.FAILED)):
+        counts["workflow runs"] = _prune_runs(now, batch_size, max_batches, dry_run)
     event_days = conf.get("EVENT_RETENTION_DAYS")
     if event_days is not None:
         counts["events"] = _prune_events(now - timedelta(days=event_days), batch_size, max_batches, dry_run)
@@ -42,9 +44,31 @@ def prune(batch_size: int = 1000, max_batches: int | None = None, dry_run: bool 
 def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
     from ..models import Job
 
-    old = Job.objects.filter(status=status, finished_at__lt=cutoff)
+    # A workflow's jobs go with their run (_prune_runs): its steps' results are its context.
+    old = Job.objects.filter(status=status, finished_at__lt=cutoff, workflow_run__isnull=True)
     return _delete_in_batches(old, lambda ids: Job.objects.filter(id__in=ids).delete()[0],
                               batch_size, max_batches, dry_run)
+
+
+def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
+    """Finished workflow runs, with their jobs, once past the retention of the status they map
+    to (SUCCESSFUL: SUCCESSFUL's; COMPENSATED and FAILED: FAILED's)."""
+    from ..models import Job, RunStatus, WorkflowRun
+
+    days = conf.get("RETENTION_DAYS")
+    deleted = 0
+    for statuses, job_status in (([RunStatus.SUCCESSFUL], JobStatus.SUCCESSFUL),
+                                 ([RunStatus.COMPENSATED, RunStatus.FAILED], JobStatus.FAILED)):
+        if days.get(job_status) is None:
+            continue
+        old = WorkflowRun.objects.filter(status__in=statuses, finished_at__lt=now - timedelta(days=days[job_status]))
+
+        def delete(ids) -> int:
+            Job.objects.filter(workflow_run_id__in=ids).delete()
+            return WorkflowRun.objects.filter(id__in=ids).delete()[0]
+
+        deleted += _delete_in_batches(old, delete, batch_size, max_batches, dry_run)
+    return deleted
 
 
 def _prune_events(cutoff, batch_size, max_batches, dry_run) -> int:

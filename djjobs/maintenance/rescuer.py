@@ -37,8 +37,9 @@ def release(jobs, why: str, batch: int = 100) -> int:
         rows = list(
             jobs.select_for_update(skip_locked=True)
             .filter(status=JobStatus.RUNNING)
-            .only("id", "attempts", "max_attempts", "errors", "lease_token", "worker_id")[:batch]
+            .only("id", "attempts", "max_attempts", "errors", "lease_token", "worker_id", "workflow_run_id")[:batch]
         )
+        runs = set()
         for job in rows:
             error = {
                 "attempt": job.attempts,
@@ -59,7 +60,15 @@ def release(jobs, why: str, batch: int = 100) -> int:
                 changes["finished_at"] = now
             # A released job keeps its run_after: it goes back to its place near the front
             # of the queue, not behind the backlog that built up meanwhile.
-            released += Job.objects.filter(
+            changed = Job.objects.filter(
                 id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token
             ).update(**changes)
+            released += changed
+            if changed and spent and job.workflow_run_id is not None:
+                runs.add(job.workflow_run_id)
+        if runs:  # a workflow step out of attempts: its run moves on in this transaction
+            from ..workflows import advance
+
+            for run_id in sorted(runs):
+                advance(run_id)
     return released

@@ -82,6 +82,13 @@ class Job(models.Model):
     schedule = models.ForeignKey("djjobs.Schedule", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="jobs", db_index=False, editable=False)  # indexed by the constraint
     scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True, editable=False)
+    # A workflow's step or compensation (djjobs.workflows): the run, the step's name, and which
+    # of the two this job is. Deleting a run deletes its jobs.
+    workflow_run = models.ForeignKey("djjobs.WorkflowRun", null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="jobs", db_index=False, editable=False)
+    workflow_step = models.CharField(max_length=100, null=True, blank=True, editable=False)
+    workflow_role = models.CharField(max_length=10, null=True, blank=True, editable=False,
+                                     choices=[("step", _("step")), ("compensate", _("compensation"))])
 
     objects = JobQuerySet.as_manager()
 
@@ -120,6 +127,9 @@ class Job(models.Model):
                          name="djjobs_job_finished_at_idx"),
             models.Index(fields=["unique_key"], condition=Q(unique_key__isnull=False),
                          name="djjobs_job_unique_key_idx"),
+            # A run's jobs. Partial: most jobs belong to no workflow.
+            models.Index(fields=["workflow_run"], condition=Q(workflow_run__isnull=False),
+                         name="djjobs_job_workflow_idx"),
         ]
         constraints = [
             models.CheckConstraint(

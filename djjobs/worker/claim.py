@@ -22,7 +22,7 @@ from ..states import JobStatus
 _COLUMNS = (
     "id, task_path, backend, queue_name, priority, args, kwargs, takes_context, run_after, "
     "enqueued_at, started_at, last_attempted_at, attempts, max_attempts, retry_backoff, "
-    "timeout, errors, worker_ids, checkpoint"
+    "timeout, errors, worker_ids, checkpoint, workflow_run_id"
 )
 
 
@@ -34,7 +34,7 @@ _RETURNING_PG = (
     "j.id, j.task_path, j.backend, j.queue_name, j.priority, j.args::text, j.kwargs::text, j.takes_context, "
     "j.run_after, j.enqueued_at, CASE WHEN j.attempts > 1 THEN j.started_at END, NULL, j.attempts, "
     "j.max_attempts, j.retry_backoff, j.timeout, NULLIF(j.errors, '[]'::jsonb), "
-    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint"
+    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint, j.workflow_run_id"
 )
 
 
@@ -67,6 +67,7 @@ class ClaimedJob:
     finished_at: datetime | None = None
     return_value: Any = None
     extra: dict = field(default_factory=dict)
+    workflow_run_id: uuid.UUID | None = None  # a workflow's step or compensation (djjobs.workflows)
 
 
 def claim(
@@ -249,8 +250,10 @@ def _dt(value, connection):
 def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
     (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
      started_at, last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
-     checkpoint) = row
+     checkpoint, run_id) = row
     id_ = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_)
+    if run_id is not None and not isinstance(run_id, uuid.UUID):
+        run_id = uuid.UUID(run_id)
     return ClaimedJob(
         id=id_,
         task_path=task_path,
@@ -273,6 +276,7 @@ def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
         checkpoint=_json(checkpoint),
         lease_token=token,
         key=str(id_),
+        workflow_run_id=run_id,
     )
 
 
@@ -284,16 +288,19 @@ def _to_claimed_postgresql(rows, token, now, worker_id) -> list[ClaimedJob]:
     jobs = []
     for (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
          started_at, _last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
-         checkpoint) in rows:
+         checkpoint, run_id) in rows:
         maker = empty.get(args)
         args = maker() if maker is not None else loads(args)
         maker = empty.get(kwargs)
         kwargs = maker() if maker is not None else loads(kwargs)
-        jobs.append(ClaimedJob(
+        job = ClaimedJob(
             id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after,
             enqueued_at, started_at or now, now, attempts, max_attempts, backoff, timeout,
             [] if errors is None else _json(errors),
             [worker_id] if worker_ids is None else _json(worker_ids),
             _json(checkpoint), token, str(id_),
-        ))
+        )
+        if run_id is not None:
+            job.workflow_run_id = run_id
+        jobs.append(job)
     return jobs

@@ -6,6 +6,7 @@ cancelled): the late result is dropped, never written over the new owner's state
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from .. import bound, conf
@@ -68,7 +69,16 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
             changes["run_after"] = now + timedelta(seconds=delay)
         else:
             changes["finished_at"] = now
-    if not owned.update(**changes):
+    run_id = getattr(job, "workflow_run_id", None)
+    if run_id is not None and status != JobStatus.READY:
+        # A workflow's step: the run moves on in the same transaction (djjobs.workflows).
+        from ..workflows import advance
+
+        with transaction.atomic(using=owned.db):
+            if not owned.update(**changes):
+                return False
+            advance(run_id)
+    elif not owned.update(**changes):
         return False
     for name, value in changes.items():
         if hasattr(job, name):

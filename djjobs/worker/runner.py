@@ -280,7 +280,9 @@ class Worker:
             # task left open: no connection of this thread is inside one now.
             outcome, completed = attempt(job, self.worker_id, None, _NOT_IN_ATOMIC)
             self._avg_duration = 0.9 * self._avg_duration + 0.1 * (time.monotonic() - started)
-            if completed is None and outcome.succeeded and self._completer is not None:
+            # Batched unless a workflow's run must move on in the completion's transaction.
+            if (completed is None and outcome.succeeded and self._completer is not None
+                    and job.workflow_run_id is None):
                 with self._lock:
                     if (running := self._running.get(job.key)) is not None:
                         running.finished = True

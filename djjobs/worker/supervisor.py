@@ -185,9 +185,16 @@ class Supervisor:
         else:
             from ..models import Job
 
-            Job.objects.filter(id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token).update(
-                status=JobStatus.CANCELLED, finished_at=timezone.now(), lease_token=None, lease_expires_at=None
-            )
+            from django.db import transaction
+
+            from ..workflows import advance
+
+            with transaction.atomic():
+                cancelled = Job.objects.filter(id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token).update(
+                    status=JobStatus.CANCELLED, finished_at=timezone.now(), lease_token=None, lease_expires_at=None
+                )
+                if cancelled and job.workflow_run_id is not None:
+                    advance(job.workflow_run_id)
         logger.error("supervisor %s: killed worker %s (pid %d): job %s %s", self.base_id, child.worker_id,
                      child.pid, job.id, "timed out" if reason == "timeout" else "ignored its cancellation")
         self._on_exit(child, -signal.SIGKILL)

@@ -32,6 +32,7 @@ assert client.post("/orders/", {"product": product.pk, "quantity": 0, "email": "
 assert client.post("/jobs/report/", {"days": 1}).status_code == 302
 assert client.post("/jobs/flaky/").status_code == 302
 assert client.post("/jobs/poison/").status_code == 302
+assert client.post("/jobs/fulfilment/").status_code == 302
 page = client.get("/jobs/").content.decode()
 assert 'http-equiv="refresh"' in page and "send_receipt" in page
 order = Order.objects.latest("pk")
@@ -44,7 +45,18 @@ import django
 django.setup()
 from djjobs.models import Job
 # The jobs the client caused; the demo's schedules (an every-minute clean-up) may fire meanwhile.
-print(",".join(sorted(f"{j.task_name}={j.status}:{j.attempts}" for j in Job.objects.filter(schedule=None))))
+print(",".join(sorted(f"{j.task_name}={j.status}:{j.attempts}"
+                      for j in Job.objects.filter(schedule=None, workflow_run=None))))
+"""
+
+RUNS_SCRIPT = r"""
+import django
+django.setup()
+from djjobs.models import Job, WorkflowRun
+runs = WorkflowRun.objects.order_by("created_at")
+print(";".join(f"{r.name}={r.status}" for r in runs))
+declined = WorkflowRun.objects.get(input__order_ref="DEMO-2")
+print(",".join(sorted(f"{j.workflow_step}/{j.workflow_role}={j.status}" for j in Job.objects.filter(workflow_run=declined))))
 """
 
 
@@ -66,6 +78,7 @@ def test_demo_end_to_end(tmp_path):
     _run([*manage, "demo_setup"], env)  # idempotent
     listed = _run([*manage, "schedules"], env)  # the nightly report, the clean-up and the one-off reminder
     assert "At 02:00, every day (Europe/London)" in listed and "Every minute (UTC)" in listed and "Once, at" in listed
+    assert "Started two 'fulfilment' workflow runs" in first
     assert "client ok" in _run([sys.executable, "-c", CLIENT_SCRIPT], env)
 
     # Retries of the flaky and poison jobs come due after their backoff: burst until settled.
@@ -75,7 +88,14 @@ def test_demo_end_to_end(tmp_path):
     while True:
         _run([*manage, "run_workers", "--burst", "-v", "0"], env)
         statuses = set(_run([sys.executable, "-c", STATUS_SCRIPT], env).strip().split(","))
-        if statuses == expected or time.monotonic() > deadline:
+        runs = _run([sys.executable, "-c", RUNS_SCRIPT], env).strip().splitlines()
+        if (statuses == expected and runs[0] == "fulfilment=SUCCESSFUL;fulfilment=COMPENSATED;fulfilment=SUCCESSFUL") \
+                or time.monotonic() > deadline:
             break
         time.sleep(0.5)  # a retry's backoff (0.5-2 s) must pass before the next burst
     assert statuses == expected
+    # The demo's workflow runs: DEMO-1 shipped; DEMO-2's card was declined (twice: two
+    # attempts) and its reservation released; the one started from the page shipped.
+    assert runs[0] == "fulfilment=SUCCESSFUL;fulfilment=COMPENSATED;fulfilment=SUCCESSFUL"
+    assert set(runs[1].split(",")) == {"charge/step=FAILED", "packing_slip/step=SUCCESSFUL", "ship/step=CANCELLED",
+                                       "reserve/step=SUCCESSFUL", "reserve/compensate=SUCCESSFUL"}

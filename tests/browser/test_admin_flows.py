@@ -163,3 +163,36 @@ def test_workers(logged_in, shoot):
     assert "web-1-4242-a1b2" in rows and "alive" in rows and "lost" in rows
     assert page.locator("#result_list td.field-running_now a").count() == 1
     shoot(page, "workers")
+
+
+def test_follow_a_compensated_workflow_run_and_cancel_a_running_one(logged_in, shoot):
+    from djjobs.models import RunStatus, WorkflowRun
+    from tests.testapp.workflows import checkout
+
+    failed = checkout.start(order_id=11, fail=True)
+    run_jobs()
+    running = checkout.start(order_id=12)
+    page = logged_in
+    page.goto("/admin/djjobs/")
+    page.click("a:has-text('Workflow runs')")
+    page.wait_for_selector("#result_list")
+    rows = page.inner_text("#result_list")
+    assert "COMPENSATED" in rows and "RUNNING" in rows and "card declined" in rows
+    shoot(page, "workflow-runs")
+    page.click(f"#result_list a[href*='{failed.pk}']")
+    steps = page.locator("table.djjobs-steps")
+    expect(steps).to_contain_text("reserve")
+    expect(steps).to_contain_text("tests.testapp.workflows.wf_release")
+    shoot(page, "workflow-run")
+    page.click(f"table.djjobs-steps tr:has-text('charge') a[href*='/job/']")
+    expect(page.locator("body")).to_contain_text("card declined")
+    expect(page.locator("body")).to_contain_text("step charge")
+    page.click(f"a[href*='{failed.pk}']")  # back to the run from the job's provenance
+    expect(page.locator("table.djjobs-steps")).to_be_visible()
+
+    page.goto("/admin/djjobs/workflowrun/?status=RUNNING")
+    page.check(f"input[name=_selected_action][value='{running.pk}']")
+    page.select_option("select[name=action]", "cancel_runs")
+    page.click("button[name=index]")
+    expect(page.locator("ul.messagelist")).to_contain_text("Cancelled 1 run(s)")
+    assert WorkflowRun.objects.get(pk=running.pk).status == RunStatus.COMPENSATED

@@ -117,7 +117,7 @@ def test_jobs_cannot_be_added_or_saved_by_hand(client, failed_job):
 def test_retry_reports_what_changed_and_why_not(client, failed_job, succeeded_job):
     client.force_login(_user("view_job", "change_job"))
     response = _post_action(client, "retry_jobs", failed_job, succeeded_job)
-    assert _messages(response) == ["Retried 1 job(s).", "1 job(s) unchanged: 1 not FAILED or CANCELLED."]
+    assert _messages(response) == ["Retried 1 job(s).", "1 job(s) unchanged: 1 not FAILED or CANCELLED, or a workflow's step."]
     assert Job.objects.get(pk=failed_job.pk).status == "READY"
 
 
@@ -169,7 +169,8 @@ def test_delete_asks_first_then_deletes_finished_jobs_only(client, failed_job, s
     assert Job.objects.count() == 3
     done = client.post(reverse(LIST), {"action": "delete_selected", "post": "yes", "_selected_action": selected},
                        follow=True)
-    assert _messages(done) == ["Deleted 2 job(s).", "1 job(s) kept: not finished (cancel them first) or already gone."]
+    assert _messages(done) == ["Deleted 2 job(s).", "1 job(s) kept: not finished (cancel them first), a step of a workflow still under way, "
+                                     "or already gone."]
     assert list(Job.objects.values_list("pk", flat=True)) == [ready_job.pk]
 
 

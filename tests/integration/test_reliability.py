@@ -134,7 +134,8 @@ class TestPrune:
         self._finished("CANCELLED", 91)
         active = Job.objects.create(task_path="x.y", status="READY")
         counts = prune(batch_size=1)
-        assert counts == {"SUCCESSFUL": 1, "FAILED": 1, "CANCELLED": 1, "events": 0, "workers": 0}
+        assert counts == {"SUCCESSFUL": 1, "FAILED": 1, "CANCELLED": 1, "workflow runs": 0, "events": 0,
+                          "workers": 0}
         assert set(Job.objects.values_list("pk", flat=True)) == {keep_recent.pk, keep_failed.pk, active.pk}
 
     def test_none_keeps_for_ever_and_dry_run_deletes_nothing(self):

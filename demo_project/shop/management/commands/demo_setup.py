@@ -43,6 +43,16 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"{Product.objects.count()} products already exist.")
 
+        from djjobs.models import WorkflowRun
+
+        from ...workflows import fulfilment
+
+        if not WorkflowRun.objects.filter(name=fulfilment.name).exists():
+            fulfilment.start(order_ref="DEMO-1", quantity=2)
+            fulfilment.start(order_ref="DEMO-2", quantity=9)
+            self.stdout.write("Started two 'fulfilment' workflow runs: DEMO-1 ships, DEMO-2's card is declined "
+                              "and it compensates (admin: Workflow runs).")
+
         reminder = self._arm_reminder()
         self.stdout.write(f"One-off schedule 'welcome-reminder' fires at {reminder:%H:%M:%S %Z}, then disables itself.")
 

@@ -1,0 +1,347 @@
+"""Workflows: steps that run group after group, and compensations that undo them when one fails.
+
+    from djjobs.workflows import Step, Workflow
+
+    checkout = Workflow("checkout", [
+        Step("reserve", reserve_stock, compensate=release_stock),
+        [Step("charge", charge_card, compensate=refund_card), Step("notify", notify_warehouse)],
+        Step("ship", ship_order),
+    ])
+    run = checkout.start(order_id=42)  # in the caller's transaction, like enqueue()
+
+A run is a WorkflowRun row; each step is a Job pointing at it. ``start()`` inserts every step:
+the first group READY, the others WAITING. When a step's job finishes, ``advance()`` runs in
+the same transaction as the completion (one commit: a step is never done with its successors
+left unreleased): it merges what the step returned into the run's context and, once every
+step of the group succeeded, releases the next group (WAITING -> READY).
+
+The context starts as ``start()``'s keyword arguments; a step that returns a dict adds its
+keys, any other non-None return value is stored under the step's name. Each step's job gets
+the context's keys its function accepts (every key if it takes ``**kwargs``).
+
+A step that ends FAILED (its retries spent) or CANCELLED stops the run: the steps not started
+are cancelled, running ones are asked to stop (``context.is_cancelled()``), and once none
+runs, the compensations of the steps that succeeded run one at a time in reverse order, each
+as a job of the run, with the context as it is then. All done: COMPENSATED. A compensation
+that fails leaves the run FAILED; retrying that job resumes the compensations.
+
+Locks: the job row first (its completion), then the run row (``advance``), never the other
+way round; ``advance`` skips rows it would have to wait for.
+"""
+
+import inspect
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import conf
+from .compat import InvalidTask, Task, task_backends
+from .exceptions import TaskNotFound
+from .ids import uuid7
+from .payload import byte_size, encode
+from .registry import resolve_task
+from .states import JobStatus
+
+logger = logging.getLogger("djjobs")
+
+STEP, COMPENSATE = "step", "compensate"
+_STOPPED = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+_workflows: dict[str, "Workflow"] = {}
+
+
+class Step:
+    """One step: a task, the name it has in the run (default: the task's function name),
+    keyword arguments of its own (JSON; they win over the context's, and its compensation gets
+    them too), and optionally the task that undoes it."""
+
+    def __init__(self, name_or_task, task: Task | None = None, *, kwargs: dict | None = None,
+                 compensate: Task | None = None):
+        if task is None:
+            name_or_task, task = getattr(name_or_task, "name", None), name_or_task
+        if not isinstance(task, Task):
+            raise InvalidTask(f"A workflow step runs a task (decorate it with @djjobs.task), got {task!r}.")
+        if compensate is not None and not isinstance(compensate, Task):
+            raise InvalidTask(f"compensate= takes a task (decorate it with @djjobs.task), got {compensate!r}.")
+        name = name_or_task
+        if not isinstance(name, str) or not name or len(name) > 100 or not name.replace("_", "").replace("-", "").isalnum():
+            raise InvalidTask(f"A step name is 1 to 100 letters, digits, '_' or '-', got {name!r}.")
+        kwargs = dict(kwargs or {})
+        try:
+            encode(kwargs, f"Step {name!r}'s kwargs")
+        except ValueError as exc:
+            raise InvalidTask(str(exc)) from None
+        self.name, self.task, self.compensate, self.kwargs = name, task, compensate, kwargs
+
+    def __repr__(self) -> str:
+        return f"Step({self.name!r}, {self.task.module_path})"
+
+
+class Workflow:
+    """A named list of groups; a group is a Step or a list of Steps that run in parallel."""
+
+    def __init__(self, name: str, steps):
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise InvalidTask(f"A workflow name is a non-empty string of at most 200 characters, got {name!r}.")
+        groups = []
+        for group in steps:
+            group = list(group) if isinstance(group, (list, tuple)) else [group]
+            if not group:
+                raise InvalidTask(f"Workflow {name!r} has an empty group of steps.")
+            for step in group:
+                if not isinstance(step, Step):
+                    raise InvalidTask(f"Workflow {name!r}: a group holds Steps, got {step!r}.")
+            groups.append(group)
+        if not groups:
+            raise InvalidTask(f"Workflow {name!r} has no steps.")
+        names = [step.name for group in groups for step in group]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InvalidTask(f"Workflow {name!r} names more than one step {', '.join(map(repr, duplicates))}.")
+        self.name, self.groups = name, groups
+        _workflows[name] = self
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, {len(self.groups)} group(s))"
+
+    def plan(self) -> list[list[dict]]:
+        return [[{"name": s.name, "task": s.task.module_path, "kwargs": s.kwargs,
+                  "compensate": s.compensate.module_path if s.compensate else None} for s in group]
+                for group in self.groups]
+
+    def start(self, **input):
+        """Start a run: its row and a job per step, in the caller's transaction; the WorkflowRun."""
+        from .backend import _check_findable
+        from .models import WorkflowRun
+
+        try:
+            text = encode(input, "Workflow input")
+        except ValueError as exc:
+            raise InvalidTask(str(exc)) from None
+        limit = conf.get("MAX_PAYLOAD_BYTES")
+        if byte_size(text) > limit:
+            raise InvalidTask(f"Workflow input is {byte_size(text)} bytes encoded; the limit is {limit} "
+                              "(DJJOBS['MAX_PAYLOAD_BYTES']).")
+        for group in self.groups:
+            for step in group:
+                for task in filter(None, (step.task, step.compensate)):
+                    backend = _backend(task)
+                    if not hasattr(backend, "_common_values"):
+                        raise InvalidTask(f"Step {step.name!r}: {task.module_path} uses the TASKS backend "
+                                          f"{task.backend!r}, which is not djjobs; a workflow's jobs live in djjobs.")
+                    backend.validate_task(task)
+                    _check_findable(task)
+        now = timezone.now()
+        with transaction.atomic():
+            run = WorkflowRun.objects.create(name=self.name, plan=self.plan(), input=input, context=input,
+                                             created_at=now)
+            for index, group in enumerate(self.groups):
+                for step in group:
+                    if index == 0:
+                        kwargs = _accepted(step.task, {**input, **step.kwargs})
+                        _insert(run, step.task, step.name, STEP, JobStatus.READY, kwargs, now)
+                    else:
+                        _insert(run, step.task, step.name, STEP, JobStatus.WAITING, {}, now)
+        return run
+
+
+def workflows() -> dict[str, Workflow]:
+    """Workflows declared so far (their modules imported), by name."""
+    return dict(_workflows)
+
+
+# -- moving a run on ------------------------------------------------------------------------
+
+
+def advance(run_id) -> None:
+    """Bring the run up to date with its jobs' statuses; idempotent. Called inside the
+    transaction that finished one of its jobs (or cancelled, or retried one)."""
+    from .models import Job, RunStatus, WorkflowRun
+
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:
+            return
+        jobs = list(Job.objects.filter(workflow_run_id=run.pk).only(
+            "id", "status", "task_path", "takes_context", "return_value", "errors", "workflow_step",
+            "workflow_role", "cancel_requested_at"))
+        steps = {j.workflow_step: j for j in jobs if j.workflow_role == STEP}
+        undos = {j.workflow_step: j for j in jobs if j.workflow_role == COMPENSATE}
+        now = timezone.now()
+        if run.status == RunStatus.RUNNING:
+            stopped = next((steps[s["name"]] for s in _flat(run.plan)
+                            if s["name"] in steps and steps[s["name"]].status in _STOPPED), None)
+            if stopped is None:
+                _run_forward(run, steps, now)
+                return
+            _stop(run, steps, f"step {stopped.workflow_step!r} {_ended(stopped)}", now)
+        if run.status in (RunStatus.COMPENSATING, RunStatus.FAILED):
+            _compensate(run, steps, undos, now)
+
+
+def cancel_run(run_id, reason: str = "cancelled") -> bool:
+    """Stop a running run and compensate what it did; False if it was not running."""
+    from .models import Job, RunStatus, WorkflowRun
+
+    with transaction.atomic():
+        run = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != RunStatus.RUNNING:
+            return False
+        steps = {j.workflow_step: j for j in Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP)}
+        _stop(run, steps, reason, timezone.now())
+    advance(run_id)
+    return True
+
+
+def _run_forward(run, steps, now) -> None:
+    from .models import Job, RunStatus
+
+    context = _context(run, steps)
+    for group in run.plan:
+        jobs = [steps.get(s["name"]) for s in group]
+        if all(j is not None and j.status == JobStatus.SUCCESSFUL for j in jobs):
+            continue
+        for spec, job in zip(group, jobs):
+            if job is not None and job.status == JobStatus.WAITING:
+                Job.objects.filter(pk=job.pk, status=JobStatus.WAITING).update(
+                    status=JobStatus.READY, run_after=now, kwargs=_kwargs_for(spec["task"], spec, context))
+        _save(run, context=context)
+        return
+    _save(run, context=context, status=RunStatus.SUCCESSFUL, finished_at=now)
+
+
+def _stop(run, steps, reason: str, now) -> None:
+    """RUNNING -> COMPENSATING: cancel the steps not started, ask the running ones to stop."""
+    from .models import Job, RunStatus
+
+    logger.warning("workflow %s %s: %s; compensating", run.name, run.pk, reason)
+    mine = Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP)
+    mine.filter(status__in=[JobStatus.WAITING, JobStatus.READY]).update(status=JobStatus.CANCELLED, finished_at=now)
+    # A running step's row may be locked by its own completion, which will advance the run
+    # itself: skip it rather than wait (the lock order is job, then run).
+    running = list(mine.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True)
+                   .select_for_update(skip_locked=True).values_list("id", flat=True))
+    if running:
+        Job.objects.filter(id__in=running, status=JobStatus.RUNNING).update(cancel_requested_at=now)
+    for job in Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP).only("id", "status", "workflow_step"):
+        if job.workflow_step in steps:
+            steps[job.workflow_step].status = job.status
+    _save(run, status=RunStatus.COMPENSATING, reason=reason)
+
+
+def _compensate(run, steps, undos, now) -> None:
+    """Once no step runs: the next compensation in reverse order, or the run's end."""
+    from .models import RunStatus
+
+    if any(j.status in (JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING) for j in steps.values()):
+        return  # a step asked to stop has not finished yet: its completion advances the run
+    context = _context(run, steps)
+    for spec in reversed(_flat(run.plan)):
+        step = steps.get(spec["name"])
+        if not spec["compensate"] or step is None or step.status != JobStatus.SUCCESSFUL:
+            continue
+        undo = undos.get(spec["name"])
+        if undo is None:
+            _insert_by_path(run, spec, context, now)
+            _save(run, context=context, status=RunStatus.COMPENSATING, finished_at=None)
+            return
+        if undo.status == JobStatus.SUCCESSFUL:
+            continue
+        if undo.status in _STOPPED:
+            if run.status != RunStatus.FAILED:
+                _save(run, status=RunStatus.FAILED, finished_at=now,
+                      reason=f"{run.reason}; compensation of {spec['name']!r} {_ended(undo)}")
+            return
+        _save(run, status=RunStatus.COMPENSATING, finished_at=None)  # under way (perhaps retried)
+        return
+    _save(run, context=context, status=RunStatus.COMPENSATED, finished_at=now)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _flat(plan) -> list[dict]:
+    return [spec for group in plan for spec in group]
+
+
+def _context(run, steps) -> dict:
+    """The input, then what each succeeded step returned, in the plan's order (not the order
+    they finished in, so parallel steps merge the same way every time)."""
+    context = dict(run.input)
+    for spec in _flat(run.plan):
+        job = steps.get(spec["name"])
+        if job is None or job.status != JobStatus.SUCCESSFUL or job.return_value is None:
+            continue
+        if isinstance(job.return_value, dict):
+            context.update(job.return_value)
+        else:
+            context[spec["name"]] = job.return_value
+    return context
+
+
+def _ended(job) -> str:
+    if job.status == JobStatus.FAILED and job.errors:
+        last = job.errors[-1]
+        return f"failed ({last.get('exception_class_path', '').rsplit('.', 1)[-1]}: {last.get('message', '')})"[:500]
+    return job.status.lower()
+
+
+def _save(run, **changes) -> None:
+    for name, value in changes.items():
+        setattr(run, name, value)
+    run.save(update_fields=list(changes))
+
+
+def _accepted(task: Task, context: dict) -> dict:
+    """The context's keys the task's function takes as keyword arguments."""
+    try:
+        parameters = list(inspect.signature(task.func).parameters.values())
+    except (TypeError, ValueError):
+        return dict(context)
+    if getattr(task, "takes_context", False) and parameters:
+        parameters = parameters[1:]  # the TaskContext
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return dict(context)
+    names = {p.name for p in parameters
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return {k: v for k, v in context.items() if k in names}
+
+
+def _kwargs_for(path: str, spec: dict, context: dict) -> dict:
+    values = {**context, **spec.get("kwargs", {})}
+    try:
+        return _accepted(resolve_task(path), values)
+    except TaskNotFound:
+        return values  # the job fails with TaskNotFound, which says why
+
+
+def _backend(task: Task):
+    return task_backends[task.backend]
+
+
+def _insert(run, task: Task, name: str, role: str, status: str, kwargs: dict, now) -> None:
+    from .models.bulk import insert_jobs
+
+    backend = _backend(task)
+    common = backend._common_values(task, now)
+    common.update(status=status, unique_key=None, run_after=now,
+                  workflow_run_id=run.pk, workflow_step=name, workflow_role=role)
+    text = encode(kwargs, "Workflow context") if kwargs else "{}"
+    insert_jobs(common, [(uuid7(), [], kwargs, "[]", text)])
+
+
+def _insert_by_path(run, spec: dict, context: dict, now) -> None:
+    """A step's compensation job; when its task no longer imports, a job that fails saying so."""
+    path, name = spec["compensate"], spec["name"]
+    kwargs = _kwargs_for(path, spec, context)
+    try:
+        task = resolve_task(path)
+    except TaskNotFound:
+        from .models import Job
+
+        Job.objects.create(task_path=path, status=JobStatus.READY, run_after=now, enqueued_at=now,
+                           kwargs=kwargs, workflow_run_id=run.pk, workflow_step=name,
+                           workflow_role=COMPENSATE, max_attempts=1)
+        return
+    _insert(run, task, name, COMPENSATE, JobStatus.READY, kwargs, now)
