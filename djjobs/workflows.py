@@ -159,7 +159,8 @@ def advance(run_id) -> None:
     transaction that finished one of its jobs (or cancelled, or retried one)."""
     from .models import Job, RunStatus, WorkflowRun
 
-    with transaction.atomic():
+    # No savepoint: inside a completion, a failure here must undo the completion too.
+    with transaction.atomic(savepoint=False):
         run = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
             return
@@ -202,11 +203,17 @@ def _run_forward(run, steps, now) -> None:
         jobs = [steps.get(s["name"]) for s in group]
         if all(j is not None and j.status == JobStatus.SUCCESSFUL for j in jobs):
             continue
+        # Release the group's waiting steps: one UPDATE per distinct set of arguments.
+        by_kwargs: dict[str, tuple[dict, list]] = {}
         for spec, job in zip(group, jobs):
             if job is not None and job.status == JobStatus.WAITING:
-                Job.objects.filter(pk=job.pk, status=JobStatus.WAITING).update(
-                    status=JobStatus.READY, run_after=now, kwargs=_kwargs_for(spec["task"], spec, context))
-        _save(run, context=context)
+                kwargs = _kwargs_for(spec["task"], spec, context)
+                by_kwargs.setdefault(encode(kwargs, "Workflow context"), (kwargs, []))[1].append(job.pk)
+        for kwargs, ids in by_kwargs.values():
+            Job.objects.filter(pk__in=ids, status=JobStatus.WAITING).update(
+                status=JobStatus.READY, run_after=now, kwargs=kwargs)
+        if context != run.context:
+            _save(run, context=context)
         return
     _save(run, context=context, status=RunStatus.SUCCESSFUL, finished_at=now)
 

@@ -282,3 +282,30 @@ def test_steps_must_use_a_djjobs_backend(monkeypatch):
     with pytest.raises(InvalidTask, match="not djjobs"):
         checkout.start(order_id=1)
     assert WorkflowRun.objects.count() == 0
+
+
+@pytest.mark.postgresql
+def test_a_steps_completion_commits_asynchronously_and_only_itself(monkeypatch):
+    """ASYNC_COMMIT: the completion's transaction is relaxed with SET LOCAL; the connection (on
+    which the next task's code runs) keeps synchronous commits."""
+    from django.db import connection
+
+    from djjobs.worker import complete as complete_module
+
+    seen = []
+    relax = complete_module._relax_this_transaction
+
+    def spy(conn):
+        relax(conn)
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            seen.append(cursor.fetchone()[0])
+
+    monkeypatch.setattr(complete_module, "_relax_this_transaction", spy)
+    run = checkout.start(order_id=1)
+    run_jobs(max_jobs=1)
+    assert seen == ["off"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    assert steps(run)["step", "charge"].status == JobStatus.READY
