@@ -9,6 +9,8 @@ whatever the size of the job table.
 - The oldest due READY job: per priority the first entry of the claim index, as
   ``djjobs.health`` finds it, then those few rows.
 - Workers and what they run; the tasks that failed most in the last day, with their latest error.
+- Workflow runs under way and those whose compensation failed: one bounded read of the
+  (status, created_at) index.
 
 Every number links to the job list filtered to the jobs it counts.
 """
@@ -71,6 +73,7 @@ def render(model_admin, request) -> TemplateResponse:
                  "failed_url": jobs_url(status=JobStatus.FAILED, finished="hour")},
         "oldest_due": oldest_due(now),
         "workers": workers(now),
+        "runs": workflow_runs() if request.user.has_perm("djjobs.view_workflowrun") else None,
         "failing": top_failing(now),
         "refresh": _refresh(request),
         "refresh_choices": REFRESH_CHOICES,
@@ -246,6 +249,25 @@ def workers(now) -> dict:
             "busy": sum(w.running_now for w in alive),
             "alive_url": f"{reverse('admin:djjobs_worker_changelist')}?state=alive",
             "dead_url": f"{reverse('admin:djjobs_worker_changelist')}?state=dead"}
+
+
+def workflow_runs() -> dict:
+    """Runs RUNNING, COMPENSATING and FAILED (a compensation failed: someone must look), each
+    counted up to the count limit."""
+    from ..models import RunStatus, WorkflowRun
+
+    limit = counting.limit()
+    wanted = (RunStatus.RUNNING, RunStatus.COMPENSATING, RunStatus.FAILED)
+    statuses = WorkflowRun.objects.filter(status__in=wanted).order_by()
+    rows = list(statuses.values_list("status", flat=True)[: (limit + 1) * len(wanted)])
+    runs_url = reverse("admin:djjobs_workflowrun_changelist")
+    return {
+        "rows": [{"status": s, "badge": status_badge(s),
+                  "count": f"{_number(min(rows.count(s), limit))}{'+' if rows.count(s) > limit else ''}",
+                  "url": f"{runs_url}?{urlencode({'status__exact': s})}"} for s in wanted],
+        "failed": rows.count(RunStatus.FAILED),
+        "url": runs_url,
+    }
 
 
 # -- failing tasks -----------------------------------------------------------------------

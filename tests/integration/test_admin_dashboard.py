@@ -122,8 +122,9 @@ def test_failing_tasks_with_their_latest_error_escaped(admin, busy):
 
 def _expected_queries() -> int:
     # session, user, bounded counts, per minute, oldest due (priorities, the job), workers,
-    # their running jobs, failing tasks, their latest errors; PostgreSQL adds the estimates
-    return 10 + (1 if connection.vendor == "postgresql" else 0)
+    # their running jobs, failing tasks, their latest errors, workflow runs; PostgreSQL adds
+    # the estimates
+    return 11 + (1 if connection.vendor == "postgresql" else 0)
 
 
 def test_queries_do_not_grow_with_jobs_tasks_or_workers(admin, busy, django_assert_num_queries):

@@ -309,3 +309,18 @@ def test_a_steps_completion_commits_asynchronously_and_only_itself(monkeypatch):
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
     assert steps(run)["step", "charge"].status == JobStatus.READY
+
+
+def test_a_step_is_retried_while_its_run_waits():
+    from tests.testapp.tasks import flaky
+
+    from tests.testapp.workflows import wf_step
+
+    retried = Workflow("test-retried", [Step("flaky", flaky, kwargs={"succeed_on": 3}),
+                                        Step("after", wf_step, kwargs={"name": "after"})])
+    run = retried.start()
+    run_jobs()
+    jobs = steps(run)
+    assert jobs["step", "flaky"].status == JobStatus.SUCCESSFUL and jobs["step", "flaky"].attempts == 3
+    assert jobs["step", "after"].status == JobStatus.SUCCESSFUL
+    assert refreshed(run).status == RunStatus.SUCCESSFUL

@@ -91,3 +91,24 @@ def test_a_run_under_way_is_not_deleted(client):
     assert WorkflowRun.objects.filter(pk=running.pk).exists()
     assert not WorkflowRun.objects.filter(pk=done.pk).exists()
     assert not Job.objects.filter(workflow_run_id=done.pk).exists()
+
+
+def test_the_dashboard_counts_runs_under_way_and_failed(client):
+    from tests.testapp.workflows import three
+
+    three.start(fail_at="c")  # b's compensation fails once: the run ends FAILED
+    run_jobs()
+    checkout.start(order_id=1)
+    _login(client, "view_job", "view_workflowrun")
+    page = client.get(reverse("admin:djjobs_dashboard")).content.decode()
+    runs = page[page.index('id="djjobs-runs"'):]
+    runs = runs[:runs.index("</div>")]
+    assert "?status__exact=RUNNING\">1</a>" in runs and "?status__exact=FAILED\">1</a>" in runs
+    assert "?status__exact=COMPENSATING\">0</a>" in runs
+    assert "A compensation failed" in runs
+
+
+def test_the_dashboard_leaves_runs_out_without_their_permission(client):
+    _login(client, "view_job")
+    page = client.get(reverse("admin:djjobs_dashboard")).content.decode()
+    assert 'id="djjobs-runs"' not in page and 'id="djjobs-workers"' in page
