@@ -191,7 +191,7 @@ def cancel_run(run_id, reason: str = "cancelled") -> bool:
             return False
         steps = {j.workflow_step: j for j in Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP)}
         _stop(run, steps, reason, timezone.now())
-    advance(run_id)
+        advance(run_id)  # the compensations begin in the same transaction: no run is left stalled
     return True
 
 

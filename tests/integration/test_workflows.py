@@ -324,3 +324,20 @@ def test_a_step_is_retried_while_its_run_waits():
     assert jobs["step", "flaky"].status == JobStatus.SUCCESSFUL and jobs["step", "flaky"].attempts == 3
     assert jobs["step", "after"].status == JobStatus.SUCCESSFUL
     assert refreshed(run).status == RunStatus.SUCCESSFUL
+
+
+def test_cancel_run_stops_and_begins_compensating_in_one_transaction(monkeypatch):
+    run = checkout.start(order_id=3)
+    run_jobs(max_jobs=1)
+
+    def broken(run_id):
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(workflows, "advance", broken)
+    with pytest.raises(RuntimeError):
+        cancel_run(run.pk)
+    assert refreshed(run).status == RunStatus.RUNNING  # nothing half done
+    assert steps(run)["step", "charge"].status == JobStatus.READY
+    monkeypatch.undo()
+    assert cancel_run(run.pk)
+    assert steps(run)["compensate", "reserve"].status == JobStatus.READY
