@@ -57,7 +57,7 @@ class Step:
     them too), and optionally the task that undoes it."""
 
     def __init__(self, name_or_task, task: Task | None = None, *, kwargs: dict | None = None,
-                 compensate: Task | None = None):
+                 compensate: Task | None = None, when: str | None = None):
         if task is None:
             name_or_task, task = getattr(name_or_task, "name", None), name_or_task
         if not isinstance(task, Task):
@@ -72,7 +72,9 @@ class Step:
             encode(kwargs, f"Step {name!r}'s kwargs")
         except ValueError as exc:
             raise InvalidTask(str(exc)) from None
-        self.name, self.task, self.compensate, self.kwargs = name, task, compensate, kwargs
+        if when is not None and (not isinstance(when, str) or not when):
+            raise InvalidTask(f"when= names a key of the run's context, got {when!r}.")
+        self.name, self.task, self.compensate, self.kwargs, self.when = name, task, compensate, kwargs, when
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, {self.task.module_path})"
@@ -107,7 +109,8 @@ class Workflow:
 
     def plan(self) -> list[list[dict]]:
         return [[{"name": s.name, "task": s.task.module_path, "kwargs": s.kwargs,
-                  "compensate": s.compensate.module_path if s.compensate else None} for s in group]
+                  "compensate": s.compensate.module_path if s.compensate else None, "when": s.when}
+                 for s in group]
                 for group in self.groups]
 
     def start(self, **input):
@@ -136,13 +139,19 @@ class Workflow:
         with transaction.atomic():
             run = WorkflowRun.objects.create(name=self.name, plan=self.plan(), input=input, context=input,
                                              created_at=now)
+            # The first group is READY at once, unless a step of it has a when= condition: then
+            # advance() decides, as for any later group (and may skip to the next one).
+            conditional = any(step.when for step in self.groups[0])
             for index, group in enumerate(self.groups):
                 for step in group:
-                    if index == 0:
+                    if index == 0 and not conditional:
                         kwargs = _accepted(step.task, {**input, **step.kwargs})
                         _insert(run, step.task, step.name, STEP, JobStatus.READY, kwargs, now)
                     else:
                         _insert(run, step.task, step.name, STEP, JobStatus.WAITING, {}, now)
+            if conditional:
+                advance(run.pk)
+                run.refresh_from_db()
         return run
 
 
@@ -199,23 +208,35 @@ def _run_forward(run, steps, now) -> None:
     from .models import Job, RunStatus
 
     context = _context(run, steps)
+    skipped = list(run.skipped)
     for group in run.plan:
-        jobs = [steps.get(s["name"]) for s in group]
-        if all(j is not None and j.status == JobStatus.SUCCESSFUL for j in jobs):
+        # A step whose when= key is false in the context as its group comes up is skipped:
+        # its job is deleted (it never ran) and its name recorded on the run.
+        dropped = [steps.pop(spec["name"]) for spec in group
+                   if spec.get("when") and not context.get(spec["when"]) and spec["name"] not in skipped
+                   and spec["name"] in steps and steps[spec["name"]].status == JobStatus.WAITING]
+        if dropped:
+            Job.objects.filter(pk__in=[j.pk for j in dropped], status=JobStatus.WAITING).delete()
+            skipped += [j.workflow_step for j in dropped]
+        pending = [(spec, steps.get(spec["name"])) for spec in group if spec["name"] not in skipped]
+        if all(j is not None and j.status == JobStatus.SUCCESSFUL for _spec, j in pending):
             continue
         # Release the group's waiting steps: one UPDATE per distinct set of arguments.
         by_kwargs: dict[str, tuple[dict, list]] = {}
-        for spec, job in zip(group, jobs):
+        for spec, job in pending:
             if job is not None and job.status == JobStatus.WAITING:
                 kwargs = _kwargs_for(spec["task"], spec, context)
                 by_kwargs.setdefault(encode(kwargs, "Workflow context"), (kwargs, []))[1].append(job.pk)
         for kwargs, ids in by_kwargs.values():
             Job.objects.filter(pk__in=ids, status=JobStatus.WAITING).update(
                 status=JobStatus.READY, run_after=now, kwargs=kwargs)
-        if context != run.context:
-            _save(run, context=context)
+        changes = {"context": context} if context != run.context else {}
+        if skipped != run.skipped:
+            changes["skipped"] = skipped
+        if changes:
+            _save(run, **changes)
         return
-    _save(run, context=context, status=RunStatus.SUCCESSFUL, finished_at=now)
+    _save(run, context=context, skipped=skipped, status=RunStatus.SUCCESSFUL, finished_at=now)
 
 
 def _stop(run, steps, reason: str, now) -> None:

@@ -111,9 +111,10 @@ class WorkflowRunAdmin(ActionGuard, admin.ModelAdmin):
         for number, group in enumerate(run.plan, start=1):
             for spec in group:
                 step, undo = jobs.get((STEP, spec["name"])), jobs.get((COMPENSATE, spec["name"]))
+                skipped = spec["name"] in run.skipped
                 rows.append((
                     number, spec["name"], spec["task"],
-                    _job_cell(step) if step else "-",
+                    _job_cell(step) if step else (_skipped(spec) if skipped else "-"),
                     f"{step.attempts}/{step.max_attempts}" if step else "-",
                     spec["compensate"] or "-",
                     _job_cell(undo) if undo else "-",
@@ -133,6 +134,10 @@ class WorkflowRunAdmin(ActionGuard, admin.ModelAdmin):
     @admin.display(description=_("context (input + what the steps returned)"))
     def context_pretty(self, run):
         return format_html('<pre class="djjobs-json">{}</pre>', json.dumps(run.context, indent=2))
+
+
+def _skipped(spec) -> str:
+    return format_html('<span class="quiet">skipped: {} was false</span>', spec.get("when"))
 
 
 def _job_cell(job) -> str:

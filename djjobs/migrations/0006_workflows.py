@@ -34,6 +34,7 @@ class Migration(migrations.Migration):
                 ('plan', models.JSONField(default=list, editable=False)),
                 ('input', models.JSONField(blank=True, default=dict)),
                 ('context', models.JSONField(blank=True, default=dict)),
+                ('skipped', models.JSONField(blank=True, default=list)),
                 ('reason', models.TextField(blank=True, default='')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('finished_at', models.DateTimeField(blank=True, null=True)),

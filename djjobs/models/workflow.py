@@ -36,6 +36,8 @@ class WorkflowRun(models.Model):
     # The keyword arguments given to start(), then what the steps returned (see djjobs.workflows).
     input = models.JSONField(default=dict, blank=True)
     context = models.JSONField(default=dict, blank=True)
+    # Steps not run because their when= key was false when their group came up.
+    skipped = models.JSONField(default=list, blank=True)
     # Why the run is compensating or failed: the step (or the operator) that stopped it.
     reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)

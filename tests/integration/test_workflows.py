@@ -51,7 +51,7 @@ def test_start_writes_the_run_and_every_step_first_group_ready():
     for name in ("charge", "notify", "ship"):
         assert jobs["step", name].status == JobStatus.WAITING
     assert refreshed(run).plan[1][0] == {"name": "charge", "task": wf_charge.module_path, "kwargs": {},
-                                         "compensate": "tests.testapp.workflows.wf_refund"}
+                                         "compensate": "tests.testapp.workflows.wf_refund", "when": None}
 
 
 def test_start_is_part_of_the_callers_transaction():
@@ -78,6 +78,7 @@ def test_bad_input_writes_nothing():
     (lambda: Step("a b", add), "step name"),
     (lambda: Step("a", add, compensate="x"), "compensate= takes a task"),
     (lambda: Step("a", add, kwargs={"when": timezone.now()}), "JSON"),
+    (lambda: Step("a", add, when=""), "when= names a key"),
 ])
 def test_bad_definitions_are_refused(build, message):
     with pytest.raises(InvalidTask, match=message):
@@ -341,3 +342,45 @@ def test_cancel_run_stops_and_begins_compensating_in_one_transaction(monkeypatch
     monkeypatch.undo()
     assert cancel_run(run.pk)
     assert steps(run)["compensate", "reserve"].status == JobStatus.READY
+
+
+# -- branches (when=) ---------------------------------------------------------------------------
+
+
+def test_a_step_runs_only_when_its_key_is_true():
+    from tests.testapp.workflows import branchy
+
+    wrapped = branchy.start(gift_wrap=True)
+    run_jobs()
+    wrapped = refreshed(wrapped)
+    assert wrapped.status == RunStatus.SUCCESSFUL and wrapped.skipped == ["express"]
+    assert ("step", "express") not in steps(wrapped)  # its job is gone: it never ran
+    assert sorted(labels()) == ["step:a", "step:b", "step:c", "step:gift"]
+
+    Execution.objects.all().delete()
+    plain = branchy.start()
+    run_jobs()
+    plain = refreshed(plain)
+    assert plain.status == RunStatus.SUCCESSFUL and plain.skipped == ["gift", "express"]
+    assert labels() == ["step:a", "step:b", "step:c"]
+
+
+def test_a_skipped_first_group_releases_the_next_at_start():
+    from tests.testapp.workflows import skips_first
+
+    run = skips_first.start(wanted=False)
+    assert run.skipped == ["maybe"]
+    assert steps(run)["step", "then"].status == JobStatus.READY
+    run_jobs()
+    assert refreshed(run).status == RunStatus.SUCCESSFUL
+    assert labels() == ["step:then"]
+
+
+def test_skipped_steps_are_not_compensated():
+    from tests.testapp.workflows import branchy
+
+    run = branchy.start(fail_at="c")
+    run_jobs()
+    run = refreshed(run)
+    assert run.status == RunStatus.COMPENSATED and run.skipped == ["gift", "express"]
+    assert labels() == ["step:a", "step:b", "step:c", "undo:a"]

@@ -112,3 +112,13 @@ def test_the_dashboard_leaves_runs_out_without_their_permission(client):
     _login(client, "view_job")
     page = client.get(reverse("admin:djjobs_dashboard")).content.decode()
     assert 'id="djjobs-runs"' not in page and 'id="djjobs-workers"' in page
+
+
+def test_a_skipped_step_says_why(client):
+    from tests.testapp.workflows import branchy
+
+    run = branchy.start()
+    run_jobs()
+    _login(client, "view_workflowrun", "view_job")
+    page = client.get(reverse("admin:djjobs_workflowrun_change", args=[run.pk])).content.decode()
+    assert "skipped: gift_wrap was false" in page and "skipped: express was false" in page

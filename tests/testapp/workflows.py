@@ -99,3 +99,17 @@ slow = Workflow("test-slow", [
     [Step("b1", wf_sleep, kwargs={"name": "b1"}), Step("b2", wf_sleep, kwargs={"name": "b2"})],
     Step("c", wf_sleep, kwargs={"name": "c"}),
 ])
+
+
+branchy = Workflow("test-branchy", [
+    Step("a", wf_step, kwargs={"name": "a"}, compensate=wf_undo),
+    [Step("gift", wf_step, kwargs={"name": "gift"}, when="gift_wrap", compensate=wf_undo),
+     Step("b", wf_step, kwargs={"name": "b"})],
+    Step("express", wf_step, kwargs={"name": "express"}, when="express"),
+    Step("c", wf_step, kwargs={"name": "c"}),
+])
+
+skips_first = Workflow("test-skips-first", [
+    Step("maybe", wf_step, kwargs={"name": "maybe"}, when="wanted"),
+    Step("then", wf_step, kwargs={"name": "then"}),
+])
