@@ -19,14 +19,3 @@ def stamp():
     committed, both read from the same machine's clock.
     """
     return time.time()
-
-
-def _pipeline():
-    """A 4-step workflow of no-op steps (one, then two in parallel, then one): measures what
-    running jobs as a workflow costs over running them as plain jobs (benchmarks/workflows.py)."""
-    from djjobs.workflows import Step, Workflow
-
-    return Workflow("bench-pipeline", [Step("a", noop), [Step("b1", noop), Step("b2", noop)], Step("c", noop)])
-
-
-pipeline = _pipeline()

@@ -6,7 +6,7 @@
 
 Uses the benchmark database (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/djjobs_bench,
 created and migrated when missing; its jobs and workflow runs are deleted). The workflow
-(benchmarks/bench_tasks.py ``pipeline``) is step a, then b1 and b2 in parallel, then c, each a
+(benchmarks/bench_workflows.py ``pipeline``) is step a, then b1 and b2 in parallel, then c, each a
 no-op task. It measures ``pipeline.start()`` one run per transaction, then N x
 ``run_workers --burst`` draining every run (wall clock from spawn to exit, start-up included),
 and the same number of plain no-op jobs drained the same way, and prints a table.
@@ -54,7 +54,8 @@ def main() -> int:
     setup_django()
     from django.db import connection
 
-    from benchmarks.bench_tasks import noop, pipeline
+    from benchmarks.bench_tasks import noop
+    from benchmarks.bench_workflows import pipeline
     from djjobs.models import Job, RunStatus, WorkflowRun
 
     n, steps = args.runs, args.runs * 4

@@ -48,8 +48,6 @@ logger = logging.getLogger("djjobs")
 STEP, COMPENSATE = "step", "compensate"
 _STOPPED = (JobStatus.FAILED, JobStatus.CANCELLED)
 
-_workflows: dict[str, "Workflow"] = {}
-
 
 class Step:
     """One step: a task, the name it has in the run (default: the task's function name),
@@ -102,7 +100,6 @@ class Workflow:
         if duplicates:
             raise InvalidTask(f"Workflow {name!r} names more than one step {', '.join(map(repr, duplicates))}.")
         self.name, self.groups = name, groups
-        _workflows[name] = self
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {len(self.groups)} group(s))"
@@ -155,29 +152,20 @@ class Workflow:
         return run
 
 
-def workflows() -> dict[str, Workflow]:
-    """Workflows declared so far (their modules imported), by name."""
-    return dict(_workflows)
-
-
 # -- moving a run on ------------------------------------------------------------------------
 
 
 def advance(run_id) -> None:
     """Bring the run up to date with its jobs' statuses; idempotent. Called inside the
     transaction that finished one of its jobs (or cancelled, or retried one)."""
-    from .models import Job, RunStatus, WorkflowRun
+    from .models import RunStatus, WorkflowRun
 
     # No savepoint: inside a completion, a failure here must undo the completion too.
     with transaction.atomic(savepoint=False):
         run = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
             return
-        jobs = list(Job.objects.filter(workflow_run_id=run.pk).only(
-            "id", "status", "task_path", "takes_context", "return_value", "errors", "workflow_step",
-            "workflow_role", "cancel_requested_at"))
-        steps = {j.workflow_step: j for j in jobs if j.workflow_role == STEP}
-        undos = {j.workflow_step: j for j in jobs if j.workflow_role == COMPENSATE}
+        steps, undos = _jobs_of(run)
         now = timezone.now()
         if run.status == RunStatus.RUNNING:
             stopped = next((steps[s["name"]] for s in _flat(run.plan)
@@ -185,21 +173,21 @@ def advance(run_id) -> None:
             if stopped is None:
                 _run_forward(run, steps, now)
                 return
-            _stop(run, steps, f"step {stopped.workflow_step!r} {_ended(stopped)}", now)
+            _stop(run, f"step {stopped.workflow_step!r} {_ended(stopped)}", now)
+            steps, undos = _jobs_of(run)  # as _stop left them
         if run.status in (RunStatus.COMPENSATING, RunStatus.FAILED):
             _compensate(run, steps, undos, now)
 
 
 def cancel_run(run_id, reason: str = "cancelled") -> bool:
     """Stop a running run and compensate what it did; False if it was not running."""
-    from .models import Job, RunStatus, WorkflowRun
+    from .models import RunStatus, WorkflowRun
 
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status != RunStatus.RUNNING:
             return False
-        steps = {j.workflow_step: j for j in Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP)}
-        _stop(run, steps, reason, timezone.now())
+        _stop(run, reason, timezone.now())
         advance(run_id)  # the compensations begin in the same transaction: no run is left stalled
     return True
 
@@ -239,7 +227,20 @@ def _run_forward(run, steps, now) -> None:
     _save(run, context=context, skipped=skipped, status=RunStatus.SUCCESSFUL, finished_at=now)
 
 
-def _stop(run, steps, reason: str, now) -> None:
+def _jobs_of(run) -> tuple[dict, dict]:
+    """The run's step jobs and compensation jobs, each by step name."""
+    from .models import Job
+
+    jobs = Job.objects.filter(workflow_run_id=run.pk).only(
+        "id", "status", "task_path", "takes_context", "return_value", "errors", "workflow_step",
+        "workflow_role", "cancel_requested_at")
+    steps, undos = {}, {}
+    for job in jobs:
+        (steps if job.workflow_role == STEP else undos)[job.workflow_step] = job
+    return steps, undos
+
+
+def _stop(run, reason: str, now) -> None:
     """RUNNING -> COMPENSATING: cancel the steps not started, ask the running ones to stop."""
     from .models import Job, RunStatus
 
@@ -252,9 +253,6 @@ def _stop(run, steps, reason: str, now) -> None:
                    .select_for_update(skip_locked=True).values_list("id", flat=True))
     if running:
         Job.objects.filter(id__in=running, status=JobStatus.RUNNING).update(cancel_requested_at=now)
-    for job in Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP).only("id", "status", "workflow_step"):
-        if job.workflow_step in steps:
-            steps[job.workflow_step].status = job.status
     _save(run, status=RunStatus.COMPENSATING, reason=reason)
 
 

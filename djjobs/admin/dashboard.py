@@ -15,6 +15,7 @@ whatever the size of the job table.
 Every number links to the job list filtered to the jobs it counts.
 """
 
+from collections import Counter
 from datetime import timedelta
 
 from django.db import connections, router
@@ -259,13 +260,13 @@ def workflow_runs() -> dict:
     limit = counting.limit()
     wanted = (RunStatus.RUNNING, RunStatus.COMPENSATING, RunStatus.FAILED)
     statuses = WorkflowRun.objects.filter(status__in=wanted).order_by()
-    rows = list(statuses.values_list("status", flat=True)[: (limit + 1) * len(wanted)])
+    counts = Counter(statuses.values_list("status", flat=True)[: (limit + 1) * len(wanted)])
     runs_url = reverse("admin:djjobs_workflowrun_changelist")
     return {
         "rows": [{"status": s, "badge": status_badge(s),
-                  "count": f"{_number(min(rows.count(s), limit))}{'+' if rows.count(s) > limit else ''}",
+                  "count": f"{_number(min(counts[s], limit))}{'+' if counts[s] > limit else ''}",
                   "url": f"{runs_url}?{urlencode({'status__exact': s})}"} for s in wanted],
-        "failed": rows.count(RunStatus.FAILED),
+        "failed": counts[RunStatus.FAILED],
         "url": runs_url,
     }
 

@@ -131,7 +131,9 @@ def origin_html(job) -> str:
     if job.workflow_run_id is not None:
         run = job.workflow_run
         url = reverse("admin:djjobs_workflowrun_change", args=[quote(str(job.workflow_run_id))])
-        role = "compensation of step" if job.workflow_role == "compensate" else "step"
+        from ..workflows import COMPENSATE
+
+        role = "compensation of step" if job.workflow_role == COMPENSATE else "step"
         parts.append(format_html('Workflow <a href="{}">{}</a> ({}), {} {}', url,
                                  run.name if run is not None else job.workflow_run_id,
                                  run.status if run is not None else "-", role, job.workflow_step))

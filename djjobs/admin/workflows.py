@@ -8,13 +8,11 @@ permission on workflow runs.
 import json
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Job, WorkflowRun
@@ -22,7 +20,7 @@ from ..models.workflow import ACTIVE_RUN
 from ..states import JobStatus
 from ..workflows import COMPENSATE, STEP, cancel_run
 from .action_guard import ActionGuard
-from .display import STYLESHEET, job_link, moment, short_time, status_badge
+from .display import STYLESHEET, job_link, short_time, status_badge
 
 ACTION_LIMIT = 100
 

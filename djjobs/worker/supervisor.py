@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import DatabaseError, InterfaceError, connections, transaction
 from django.utils import timezone
 
 from .. import conf
@@ -184,8 +184,6 @@ class Supervisor:
                      child.worker_id)
         else:
             from ..models import Job
-
-            from django.db import transaction
 
             from ..workflows import advance
 
