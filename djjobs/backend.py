@@ -46,15 +46,28 @@ class JobsBackend(BaseTaskBackend):
             raise InvalidTask("run_after must be a datetime or a timedelta.")
         super().validate_task(task)
         max_attempts = getattr(task, "max_attempts", None)
-        if max_attempts is not None and (not isinstance(max_attempts, int) or max_attempts < 1):
-            raise InvalidTask(f"max_attempts must be a whole number >= 1, got {max_attempts!r}.")
+        # The bounds of the settings of the same names (djjobs.conf): a 32-bit column; no NaN,
+        # no infinity, nothing a timedelta or a thread's wait in the worker cannot hold.
+        if max_attempts is not None and (not isinstance(max_attempts, int) or isinstance(max_attempts, bool)
+                                         or not 1 <= max_attempts <= conf.WHOLE_MAX):
+            raise InvalidTask(
+                f"max_attempts must be a whole number from 1 to {conf.WHOLE_MAX}, got {max_attempts!r}.")
         for name in ("retry_backoff", "timeout"):
             value = getattr(task, name, None)
-            if value is not None and (not isinstance(value, (int, float)) or value < 0 or value != value):
-                raise InvalidTask(f"{name} must be a number of seconds >= 0, got {value!r}.")
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                      or not 0 <= value <= conf.SECONDS_MAX):
+                raise InvalidTask(
+                    f"{name} must be a number of seconds from 0 to {conf.SECONDS_MAX} (a year), got {value!r}.")
         key = getattr(task, "unique_key", None)
         if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
             raise InvalidTask("unique_key must be a non-empty string of at most 255 characters.")
+        if key is not None and not storable(key):
+            raise InvalidTask("unique_key must not contain the NUL character (\\x00) or a lone surrogate.")
+        if not self.queues:  # QUEUES = []: any queue name, but one the queue_name column can hold
+            name = task.queue_name
+            if not isinstance(name, str) or not name or len(name) > 64 or not storable(name):
+                raise InvalidTask(f"queue_name must be a non-empty string of at most 64 characters, without "
+                                  f"NUL or lone surrogates, got {name!r}.")
 
     # -- enqueue -------------------------------------------------------------------------
 
@@ -62,9 +75,15 @@ class JobsBackend(BaseTaskBackend):
         """Insert the job in the caller's transaction: if it rolls back, the job never existed."""
         self.validate_task(task)
         _check_findable(task)
+        # Everything that can fail is done before the INSERT (the TaskResult too: Django's
+        # TaskResult normalises args and kwargs recursively), so a refused call writes nothing
+        # even outside a transaction.
         if getattr(task, "unique_key", None):
-            job = self._insert_unique(self._build_job(task, args, kwargs, timezone.now()))
-            result = make_result(job, task if job.task_path == task.module_path else None)
+            job = self._build_job(task, args, kwargs, timezone.now())
+            result = _result(job, task)
+            inserted = self._insert_unique(job)
+            if inserted is not job:  # the active job that holds the key
+                result = make_result(inserted, task if inserted.task_path == task.module_path else None)
         else:
             # One plain INSERT of prepared values: the ORM's model instance and SQL compiler
             # cost more than the statement itself.
@@ -72,8 +91,8 @@ class JobsBackend(BaseTaskBackend):
 
             common = self._common_values(task, timezone.now())
             row = (uuid7(), *self._encoded_payload(args, kwargs))
+            result = _result(_Row(common, *row[:3]), task)
             insert_jobs(common, [row])
-            result = make_result(_Row(common, *row[:3]), task)
         if wanted(task_enqueued, type(self), logging.DEBUG):
             task_enqueued.send(type(self), task_result=result)
         return result
@@ -90,15 +109,16 @@ class JobsBackend(BaseTaskBackend):
         limit = conf.get("MAX_PAYLOAD_BYTES")
         payloads = [self._encoded_payload(*_split_call(call), limit=limit) for call in calls]
         rows = [(id_, *payload) for id_, payload in zip(uuid7_texts(len(payloads)), payloads)]
-        insert_jobs(common, rows)
         if not rows:
             return []
         # One TaskResult made the usual way, the others as copies of it with their own id and
-        # arguments: every other field is the same for the whole batch.
-        first = make_result(_Row(common, *rows[0][:3]), task)
+        # arguments: every other field is the same for the whole batch. Made before the INSERT,
+        # as in enqueue().
+        first = _result(_Row(common, *rows[0][:3]), task)
         shared = _shared_fields(first)
         results = [first, *(_result_like(shared, id_, args_text, kwargs_text)
                              for id_, _args, _kwargs, args_text, kwargs_text in rows[1:])]
+        insert_jobs(common, rows)
         if wanted(task_enqueued, type(self), logging.DEBUG):  # Django's own receiver logs at DEBUG
             for result in results:
                 task_enqueued.send(type(self), task_result=result)
@@ -178,6 +198,32 @@ class JobsBackend(BaseTaskBackend):
         from .checks import check_backend
 
         return check_backend(self)
+
+
+def storable(text: str) -> bool:
+    """Whether a text column can hold ``text``: no NUL (PostgreSQL refuses it) and no lone
+    surrogate (not UTF-8)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _result(job, task: Task) -> TaskResult:
+    """make_result() for a job about to be inserted. Django's TaskResult normalises args and
+    kwargs recursively: with DJJOBS['MAX_JSON_DEPTH'] raised near Python's recursion limit, a
+    deep value fails here, as InvalidTask and before anything is written."""
+    try:
+        return make_result(job, task)
+    except RecursionError:
+        raise InvalidTask(
+            "Task arguments are nested too deeply for Python's recursion limit: lower DJJOBS['MAX_JSON_DEPTH']."
+        ) from None
 
 
 def _check_findable(task: Task) -> None:

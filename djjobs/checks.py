@@ -51,6 +51,26 @@ def check_backend(backend) -> list[checks.CheckMessage]:
     return errors
 
 
+# -- settings (djjobs.E300..., djjobs.W301...) -------------------------------------------------
+
+# Reported by their own checks: HTTP_TOKENS by check_http_tokens, SCHEDULES by check_schedules.
+_OWN_CHECK_IDS = {"djjobs.E104", "djjobs.E202"}
+
+
+@checks.register()
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """DJJOBS is a dict, each of its keys is known and has a valid value (djjobs.conf.RULES)."""
+    from django.conf import settings
+
+    from . import conf
+
+    return [
+        (checks.Error if problem.is_error else checks.Warning)(problem.message, hint=problem.hint, id=problem.id)
+        for problem in conf.validate(getattr(settings, "DJJOBS", {}))
+        if problem.id not in _OWN_CHECK_IDS
+    ]
+
+
 # -- triggers, events and HTTP endpoints (djjobs.E101..., djjobs.W101...) --------------------------
 
 
@@ -108,11 +128,12 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from . import conf
 
-    tokens = conf.get("HTTP_TOKENS") or {}
-    if not isinstance(tokens, dict):
-        return [checks.Error("DJJOBS['HTTP_TOKENS'] must be a dict of {token: username}.",
-                             hint="For example {env('JOBS_API_TOKEN'): 'api-bot'}.", id="djjobs.E104")]
-    if any(len(str(token)) < 32 for token in tokens):
+    tokens = conf.get("HTTP_TOKENS")
+    problem = conf.check("HTTP_TOKENS", tokens)
+    if problem is not None:
+        return [checks.Error(problem.message, hint="A dict of {token: username}, e.g. "
+                             "{env('JOBS_API_TOKEN'): 'api-bot'}; keep tokens out of the code.", id=problem.id)]
+    if any(len(token) < 32 for token in tokens or ()):
         return [checks.Warning(
             "A token in DJJOBS['HTTP_TOKENS'] is shorter than 32 characters: it can be guessed.",
             hint="Generate tokens with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
@@ -148,8 +169,11 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
 @checks.register()
 def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Code-declared schedules (@task(schedule=...), DJJOBS['SCHEDULES']) that migrate cannot sync."""
+    from . import conf
     from .schedule_sync import problems
 
+    if any(conf.check(key, conf.get(key)) for key in ("MAX_PAYLOAD_BYTES", "MAX_JSON_DEPTH")):
+        return []  # djjobs.E301 reports the setting the declarations are checked against
     errors = []
     for message in problems():
         if message.startswith("DJJOBS['SCHEDULES'] must be"):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .compat import TaskContext
-from .payload import to_json
+from .payload import clean_text, to_json
 from .states import JobStatus
 
 # The id of the job whose task is running in this thread or coroutine (set by the executor),
@@ -26,12 +26,17 @@ class JobContext(TaskContext):
 
     def set_progress(self, percent: float, message: str = "") -> bool:
         """Record progress (0..100) on the job; False if this worker no longer owns it."""
-        percent = max(0.0, min(100.0, float(percent)))
-        return bool(self._owned().update(progress=percent, progress_message=str(message)[:255]))
+        percent = float(percent)
+        percent = 0.0 if percent != percent else max(0.0, min(100.0, percent))  # NaN: 0
+        # A text column cannot hold NUL or a lone surrogate: shown escaped instead.
+        return bool(self._owned().update(progress=percent, progress_message=clean_text(str(message))[:255]))
 
     def save_checkpoint(self, data: Any) -> bool:
-        """Persist JSON ``data`` at once; a later attempt reads it as ``context.checkpoint``."""
-        value, _ = to_json(data, "checkpoint")
+        """Persist JSON ``data`` at once; a later attempt reads it as ``context.checkpoint``.
+
+        ValueError, and nothing written, for data that breaks the rules of arguments (plain JSON,
+        no NUL or lone surrogate, at most DJJOBS['MAX_JSON_DEPTH'] levels deep: djjobs.payload)."""
+        value, _ = to_json(data, "The checkpoint")
         saved = bool(self._owned().update(checkpoint=value))
         if saved:
             object.__setattr__(self, "checkpoint", value)

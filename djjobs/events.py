@@ -9,9 +9,10 @@ running job records that job as its cause, so a chain of reactions can be follow
 from django.db import IntegrityError, router, transaction
 
 from . import conf
+from .backend import storable
 from .compat import Task, TaskResult
 from .context import current_job_id
-from .payload import to_json
+from .payload import _check_structure, to_json
 from .provenance import stamping
 from .registry import declared_tasks
 
@@ -85,12 +86,27 @@ def _enqueue(task: Task, event) -> TaskResult:
 
 
 def _validate(name, payload, key):
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise InvalidEvent(f"An event name is a non-empty string of at most 200 characters, got {name!r}.")
-    if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
-        raise InvalidEvent(f"idempotency_key must be a non-empty string of at most 255 characters, got {key!r}.")
+    if not isinstance(name, str) or not name or len(name) > 200 or not storable(name):
+        raise InvalidEvent(f"An event name is a non-empty string of at most 200 characters, without NUL "
+                           f"or lone surrogates, got {name!r}.")
+    if key is not None and (not isinstance(key, str) or not key or len(key) > 255 or not storable(key)):
+        raise InvalidEvent(f"idempotency_key must be a non-empty string of at most 255 characters, without "
+                           f"NUL or lone surrogates, got {key!r}.")
+    payload = {} if payload is None else payload
+    # Subscribers get the payload two levels down (kwargs {"event": {"payload": ...}}), and
+    # DJJOBS['MAX_JSON_DEPTH'] applies to their kwargs: refuse here what their enqueue would.
+    depth = conf.get("MAX_JSON_DEPTH")
     try:
-        payload, size = to_json({} if payload is None else payload, "An event payload")
+        if isinstance(payload, (dict, list, tuple)):
+            _check_structure(payload, "An event payload", depth - 2)
+    except ValueError as exc:
+        if "nested" not in str(exc):
+            raise InvalidEvent(str(exc)) from None
+        raise InvalidEvent(f"An event payload is nested more than {depth - 2} levels deep: subscribers get it "
+                           f"inside their event= argument, two levels down, and DJJOBS['MAX_JSON_DEPTH'] "
+                           f"({depth}) applies to that.") from None
+    try:
+        payload, size = to_json(payload, "An event payload")
     except ValueError as exc:
         raise InvalidEvent(str(exc)) from None
     limit = conf.get("MAX_PAYLOAD_BYTES")

@@ -12,7 +12,7 @@ from . import conf
 from .compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, InvalidTask, Task
 from .cron import TimingError, check_interval, get_zone, parse_cron
 from .exceptions import TaskNotFound
-from .payload import to_json
+from .payload import byte_size, encode
 from .registry import resolve_task
 
 
@@ -27,7 +27,8 @@ def validate_schedule(schedule) -> dict[str, list[str]]:
         add(field, message)
     for field, message in _payload_problems(schedule.args, schedule.kwargs):
         add(field, message)
-    if schedule.priority is not None and not TASK_MIN_PRIORITY <= schedule.priority <= TASK_MAX_PRIORITY:
+    priority = schedule.priority  # not an int: the field's own validation says so
+    if _is_int(priority) and not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
         add("priority", f"Priority must be between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}, got {schedule.priority}.")
     task, problem = find_task(schedule.task_path)
     if problem:
@@ -91,11 +92,19 @@ def _payload_problems(args, kwargs):
         yield "kwargs", f"kwargs must be a JSON object, e.g. {{\"days\": 7}}; got {type(kwargs).__name__}."
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         return
-    try:
-        _, size = to_json([args, kwargs], "Arguments")
-    except ValueError as exc:
-        yield "kwargs" if kwargs else "args", str(exc)
-        return
+    # Encoded as enqueue() does (JobsBackend._encoded_payload): the same rules, the same size, and
+    # the args list and the kwargs dict are the first level of DJJOBS['MAX_JSON_DEPTH'].
+    size = 2
+    for field, value in (("args", args), ("kwargs", kwargs)):
+        try:
+            size += byte_size(encode(value, "Task arguments"))
+        except ValueError as exc:
+            yield field, str(exc)
+            return
     limit = conf.get("MAX_PAYLOAD_BYTES")
-    if size > limit:
+    if _is_int(limit) and size > limit:  # not an int: djjobs.E301 reports the setting
         yield "args", f"args and kwargs are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES'])."
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Task, TaskResult
+from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, InvalidTask, Task, TaskResult
 
 _OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key", "atomic")
 
@@ -45,7 +45,10 @@ class JobTask(Task):
         if unknown:
             raise TypeError(f"using() got unexpected option(s): {', '.join(sorted(unknown))}")
         if isinstance(run_after, timedelta):
-            run_after = timezone.now() + run_after
+            try:
+                run_after = timezone.now() + run_after
+            except OverflowError:
+                raise InvalidTask(f"run_after is beyond the last date a datetime can hold: now + {run_after}.") from None
         changes = {k: v for k, v in options.items() if v is not None}
         for name, value in (
             ("priority", priority),

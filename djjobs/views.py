@@ -2,22 +2,28 @@
 
 Mount with ``path("jobs/", include("djjobs.urls"))``. Errors are ``{"error": "..."}`` with the
 status code saying which: 400 bad body or arguments, 403 not allowed, 404 unknown, 405 wrong
-method, 501 metrics without prometheus-client. Nothing is written when an error is returned.
+method, 413 body too large, 501 metrics without prometheus-client. Nothing is written when an
+error is returned. Every error of a request that reaches these views is that JSON, including
+those Django would answer with an HTML page (wrong method, a body it refuses to read).
 """
 
+import functools
 import hmac
 import importlib.util
 import inspect
 import json
+import logging
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import transaction
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from . import conf, health, status
 from .compat import InvalidTask
@@ -26,6 +32,37 @@ from .registry import declared_tasks
 
 def _error(status_code: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status_code)
+
+
+def _endpoint(*methods: str):
+    """Make a view a JSON endpoint answering ``methods``: any other method is a 405 (with
+    ``Allow``), and a request Django refuses to read (a body over DATA_UPLOAD_MAX_MEMORY_SIZE:
+    413; too many fields, a broken upload, a disallowed host: 400) is answered in JSON too,
+    never with Django's HTML pages. Django's CSRF middleware is bypassed: no endpoint acts on
+    a GET, and enqueue checks CSRF itself for session users (_caller), answering in JSON."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def endpoint(request, *args, **kwargs):
+            if request.method not in methods:
+                response = _error(405, f"Method {request.method} is not allowed: use {' or '.join(methods)}.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                return view(request, *args, **kwargs)
+            except (SuspiciousOperation, UnreadablePostError, MultiPartParserError) as exc:
+                # Logged as Django's handler logs these (django.security.<class>).
+                if isinstance(exc, SuspiciousOperation):
+                    logging.getLogger(f"django.security.{type(exc).__name__}").error(
+                        str(exc), exc_info=exc, extra={"status_code": 400, "request": request})
+                if isinstance(exc, RequestDataTooBig):
+                    return _error(413, f"The body is larger than this server accepts "
+                                       f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, DATA_UPLOAD_MAX_MEMORY_SIZE).")
+                return _error(400, f"The request could not be read ({type(exc).__name__}).")
+
+        return csrf_exempt(endpoint)
+
+    return decorate
 
 
 # -- who is asking ---------------------------------------------------------------------------
@@ -81,8 +118,7 @@ def _caller(request, needs_csrf: bool):
 # -- enqueue ---------------------------------------------------------------------------------
 
 
-@csrf_exempt  # checked in _caller, and only for session users: token requests carry no cookie
-@require_POST
+@_endpoint("POST")  # CSRF is checked in _caller, for session users only: token requests carry no cookie
 def enqueue(request, task_name: str):
     """POST {"args": [...], "kwargs": {...}} -> 202 {"id", "status", "status_url"}."""
     user, denied = _caller(request, needs_csrf=True)
@@ -96,24 +132,41 @@ def enqueue(request, task_name: str):
     if not getattr(task, "http", False):
         return _error(403, f"Task {task_name!r} cannot be enqueued over HTTP: declare it with @task(http=True).")
     try:
-        args, kwargs = _arguments(request.body)
+        args, kwargs = _arguments(_body(request))
         _check_signature(task, args, kwargs)
         with transaction.atomic():
             result = task.enqueue(*args, **kwargs)
+            # In the transaction: if the URL cannot be made (a disallowed host), no job either.
+            url = status.status_url(result.id, request)
     except (ValueError, InvalidTask) as exc:
         return _error(400, str(exc))
-    url = status.status_url(result.id, request)
     response = JsonResponse({"id": result.id, "status": "READY", "status_url": url}, status=202)
     response["Location"] = url
     return response
+
+
+def _body(request) -> bytes:
+    """The request's body, after checking its Content-Length: Django reads a malformed or
+    negative one as 0, which would enqueue with no arguments whatever was sent."""
+    length = request.META.get("CONTENT_LENGTH")
+    if length and not (length.isascii() and length.isdigit()):
+        raise ValueError(f"Content-Length must be a whole number of bytes, got {length[:50]!r}.")
+    return request.body
 
 
 def _arguments(body: bytes) -> tuple[list, dict]:
     if not body.strip():
         return [], {}
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"The body is not UTF-8: {exc}") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError(f"The body is nested too deeply: arguments may be nested at most "
+                         f"{conf.get('MAX_JSON_DEPTH')} levels deep (DJJOBS['MAX_JSON_DEPTH']).") from None
+    except ValueError as exc:
         raise ValueError(f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError('The body must be a JSON object: {"args": [...], "kwargs": {...}}.')
@@ -124,6 +177,17 @@ def _arguments(body: bytes) -> tuple[list, dict]:
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise ValueError("'args' must be a JSON array and 'kwargs' a JSON object.")
     return args, kwargs
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:50]} is out of range")
+    return value
 
 
 def _check_signature(task, args, kwargs) -> None:
@@ -142,7 +206,7 @@ def _check_signature(task, args, kwargs) -> None:
 
 
 @never_cache
-@require_GET
+@_endpoint("GET")
 def job_status(request, job_id: uuid.UUID):
     """GET -> 200 the job's status; for staff, or anyone with the signed status URL."""
     token = request.GET.get("token")
@@ -164,7 +228,7 @@ def job_status(request, job_id: uuid.UUID):
 
 
 @never_cache
-@require_GET
+@_endpoint("GET")
 def health_view(request):
     """GET -> 200 healthy / 503 unhealthy, with the numbers (see djjobs.health)."""
     body, healthy = health.report()
@@ -172,10 +236,10 @@ def health_view(request):
 
 
 @never_cache
-@require_GET
+@_endpoint("GET")
 def metrics_view(request):
     """GET -> Prometheus text format; 501 without prometheus-client."""
-    if not conf.get("METRICS_PUBLIC"):
+    if conf.get("METRICS_PUBLIC") is not True:  # a truthy "False" must not open it
         user, denied = _caller(request, needs_csrf=False)
         if denied:
             return denied

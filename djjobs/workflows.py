@@ -30,6 +30,7 @@ way round; ``advance`` skips rows it would have to wait for.
 """
 
 import inspect
+import json
 import logging
 
 from django.db import transaction
@@ -39,6 +40,7 @@ from . import conf
 from .compat import InvalidTask, Task, task_backends
 from .exceptions import TaskNotFound
 from .ids import uuid7
+from .backend import storable
 from .payload import byte_size, encode
 from .registry import resolve_task
 from .states import JobStatus
@@ -82,8 +84,9 @@ class Workflow:
     """A named list of groups; a group is a Step or a list of Steps that run in parallel."""
 
     def __init__(self, name: str, steps):
-        if not isinstance(name, str) or not name or len(name) > 200:
-            raise InvalidTask(f"A workflow name is a non-empty string of at most 200 characters, got {name!r}.")
+        if not isinstance(name, str) or not name or len(name) > 200 or not storable(name):
+            raise InvalidTask(f"A workflow name is a non-empty string of at most 200 characters, without NUL "
+                              f"or lone surrogates, got {name!r}.")
         groups = []
         for group in steps:
             group = list(group) if isinstance(group, (list, tuple)) else [group]
@@ -214,7 +217,7 @@ def _run_forward(run, steps, now) -> None:
         for spec, job in pending:
             if job is not None and job.status == JobStatus.WAITING:
                 kwargs = _kwargs_for(spec["task"], spec, context)
-                by_kwargs.setdefault(encode(kwargs, "Workflow context"), (kwargs, []))[1].append(job.pk)
+                by_kwargs.setdefault(_context_text(kwargs), (kwargs, []))[1].append(job.pk)
         for kwargs, ids in by_kwargs.values():
             Job.objects.filter(pk__in=ids, status=JobStatus.WAITING).update(
                 status=JobStatus.READY, run_after=now, kwargs=kwargs)
@@ -353,8 +356,20 @@ def _insert(run, task: Task, name: str, role: str, status: str, kwargs: dict, no
     common = backend._common_values(task, now)
     common.update(status=status, unique_key=None, run_after=now,
                   workflow_run_id=run.pk, workflow_step=name, workflow_role=role)
-    text = encode(kwargs, "Workflow context") if kwargs else "{}"
+    text = _context_text(kwargs) if kwargs else "{}"
     insert_jobs(common, [(uuid7(), [], kwargs, "[]", text)])
+
+
+def _context_text(kwargs: dict) -> str:
+    """A step's kwargs from the run's context, as JSON text. The context is the input and what
+    the steps returned, each checked when it was stored; but a step's non-dict return value
+    sits one level down in it, so the context may be one level deeper than
+    DJJOBS['MAX_JSON_DEPTH'] (or the setting was lowered since). That is written anyway: the
+    completion that advances the run must not fail over it."""
+    try:
+        return encode(kwargs, "Workflow context")
+    except ValueError:
+        return json.dumps(kwargs, ensure_ascii=False, separators=(",", ":"))
 
 
 def _insert_by_path(run, spec: dict, context: dict, now) -> None:

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Event, Job
 from . import triggers as triggers_view
 from .action_guard import ActionGuard
+from .list_guard import ListGuard
 from .display import STYLESHEET, status_badge
 
 
@@ -27,7 +28,7 @@ def _event_link(event) -> str:
 
 
 @admin.register(Event)
-class EventAdmin(ActionGuard, admin.ModelAdmin):
+class EventAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_display = ("name", "occurred_at", "job_count", "cause", "idempotency_key")
     search_fields = ("=id", "name", "=idempotency_key")
     list_per_page = 50

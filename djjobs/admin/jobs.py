@@ -25,6 +25,7 @@ from ..registry import declared_tasks
 from ..states import JobStatus
 from . import dashboard, job_actions, job_detail
 from .action_guard import ActionGuard
+from .list_guard import ListGuard
 from .display import STYLESHEET, duration_text, local, progress_bar, short_time, status_badge
 from .job_filters import LIST_FILTERS
 from .paginator import EstimatedPaginator
@@ -46,11 +47,14 @@ class JobChangeList(ChangeList):
 
 
 @admin.register(Job)
-class JobAdmin(ActionGuard, admin.ModelAdmin):
+class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_display = ("status_badge", "task", "queue_name", "priority", "attempts_display", "run_after_display",
                     "enqueued", "duration_display", "progress_display")
     list_display_links = ("task",)
     list_filter = LIST_FILTERS
+    # ?schedule=, ?trigger=, ?workflow_run=, ?worker_id=: the links of schedules, triggers,
+    # workflow runs and workers to their jobs (each an index); ?event= likewise.
+    link_lookups = ("schedule", "trigger", "workflow_run", "worker_id", "event")
     search_fields = ("=id", "=task_path", "=unique_key")  # shows the box; get_search_results decides
     search_help_text = _("A job id, a unique key, or a task: its dotted path, or part of a declared task's path.")
     actions = job_actions.ACTIONS

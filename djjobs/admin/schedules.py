@@ -20,6 +20,7 @@ from ..cron_text import describe, relative
 from ..models import Job, Schedule
 from ..operations import Outcome
 from .action_guard import ActionGuard
+from .list_guard import ListGuard
 from .display import STYLESHEET, status_badge
 from .schedule_form import ScheduleForm
 
@@ -112,7 +113,7 @@ class RecentJobsInline(admin.TabularInline):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(ActionGuard, admin.ModelAdmin):
+class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     form = ScheduleForm
     change_form_template = "djjobs/admin/schedule_change_form.html"
     list_display = ("name", "task", "when", "time_zone", "next_run", "last_run", "enabled", "source")

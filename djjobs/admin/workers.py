@@ -17,6 +17,7 @@ from ..cron_text import relative
 from ..models import Job, Worker
 from ..states import JobStatus
 from .action_guard import ActionGuard
+from .list_guard import ListGuard
 from .display import STYLESHEET, job_url, moment, short_time, status_badge
 
 # Running jobs named per worker in the list; the rest are a link to the job list.
@@ -70,7 +71,7 @@ class WorkerChangeList(ChangeList):
 
 
 @admin.register(Worker)
-class WorkerAdmin(ActionGuard, admin.ModelAdmin):
+class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_display = ("id", "state_badge", "hostname", "pid", "queues_display", "concurrency", "running_now",
                     "jobs_done", "jobs_failed", "started", "last_heartbeat")
     list_filter = (StateFilter, "hostname")

@@ -20,6 +20,7 @@ from ..models.workflow import ACTIVE_RUN
 from ..states import JobStatus
 from ..workflows import COMPENSATE, STEP, cancel_run
 from .action_guard import ActionGuard
+from .list_guard import ListGuard
 from .display import STYLESHEET, job_link, short_time, status_badge
 
 ACTION_LIMIT = 100
@@ -40,7 +41,7 @@ def cancel_runs(modeladmin, request, queryset):
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(ActionGuard, admin.ModelAdmin):
+class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_display = ("name", "status_badge", "progress", "created", "finished", "reason_short")
     list_filter = ("status", "name")
     search_fields = ("=id", "name")

@@ -64,6 +64,9 @@ class Job(models.Model):
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Claimed ahead of a free thread (prefetched): the worker had not necessarily started it.
+    # If that worker is lost, the rescuer gives the attempt back once (see rescuer.release).
+    claimed_ahead = models.BooleanField(default=False, db_default=False, editable=False)
 
     return_value = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: attempt, exception_class_path, message, traceback, worker_id, at.

@@ -22,7 +22,7 @@ from ..states import JobStatus
 _COLUMNS = (
     "id, task_path, backend, queue_name, priority, args, kwargs, takes_context, run_after, "
     "enqueued_at, started_at, last_attempted_at, attempts, max_attempts, retry_backoff, "
-    "timeout, errors, worker_ids, checkpoint, workflow_run_id"
+    "timeout, errors, worker_ids, checkpoint, workflow_run_id, claimed_ahead"
 )
 
 
@@ -34,7 +34,7 @@ _RETURNING_PG = (
     "j.id, j.task_path, j.backend, j.queue_name, j.priority, j.args::text, j.kwargs::text, j.takes_context, "
     "j.run_after, j.enqueued_at, CASE WHEN j.attempts > 1 THEN j.started_at END, NULL, j.attempts, "
     "j.max_attempts, j.retry_backoff, j.timeout, NULLIF(j.errors, '[]'::jsonb), "
-    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint, j.workflow_run_id"
+    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint, j.workflow_run_id, j.claimed_ahead"
 )
 
 
@@ -68,16 +68,25 @@ class ClaimedJob:
     return_value: Any = None
     extra: dict = field(default_factory=dict)
     workflow_run_id: uuid.UUID | None = None  # a workflow's step or compensation (djjobs.workflows)
+    claimed_ahead: bool = False  # prefetched: claimed beyond the worker's free threads
 
 
 def claim(
-    worker_id: str, queues: list[str] | None, limit: int, lease_seconds: float, relaxed: bool = False
+    worker_id: str, queues: list[str] | None, limit: int, lease_seconds: float, relaxed: bool = False,
+    direct: int | None = None,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` due jobs of ``queues`` (None: every queue) for ``worker_id``.
 
-    ``relaxed``: the caller's connection is the worker's own (see relax_commits)."""
+    ``relaxed``: the caller's connection is the worker's own (see relax_commits).
+    ``direct``: how many of them go straight to an idle thread (None: all); the others are
+    claimed ahead (``claimed_ahead``, listed after the direct ones), so that the rescuer can
+    give their attempt back if the worker is lost before it started them."""
     if limit <= 0:
         return []
+    if direct is None or direct >= limit:
+        direct = None
+    elif direct < 0:  # more jobs claimed than threads: none of these is handed to a thread at once
+        direct = 0
     from ..models import Job
 
     connection = connections[router.db_for_write(Job)]
@@ -88,12 +97,17 @@ def claim(
     if connection.vendor == "postgresql":
         if relaxed:
             relax_commits(connection)
-        rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now)
-    else:
-        rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now)
-    if connection.vendor == "postgresql":
-        return _to_claimed_postgresql(rows, token, now, worker_id)
+        rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct)
+        jobs = _to_claimed_postgresql(rows, token, now, worker_id)
+        if direct is not None:  # RETURNING's order is unspecified: the direct ones first
+            jobs.sort(key=_ahead)
+        return jobs
+    rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct)
     return [_to_claimed(row, token, connection, now, worker_id) for row in rows]
+
+
+def _ahead(job) -> bool:
+    return job.claimed_ahead
 
 
 def relax_commits(connection) -> None:
@@ -115,16 +129,26 @@ def relax_commits(connection) -> None:
         connection._djjobs_relaxed = raw
 
 
-def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now):
+def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct):
     queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
+    if direct is None:
+        ahead, numbered, source = "FALSE", "", "picked"
+    else:
+        # The first `direct` rows in claim order go to idle threads; the rest are claimed ahead.
+        # (Window functions cannot share a SELECT with FOR UPDATE: they number the locked rows.)
+        ahead = "picked.n > %(direct)s"
+        numbered = """, numbered AS (
+            SELECT id, row_number() OVER (ORDER BY priority DESC, run_after, id) AS n FROM locked
+        )"""
+        source = "numbered AS picked"
     sql = f"""
-        WITH picked AS (
-            SELECT id FROM djjobs_job
+        WITH {"locked" if direct is not None else "picked"} AS (
+            SELECT id{", priority, run_after" if direct is not None else ""} FROM djjobs_job
             WHERE status = 'READY' AND run_after <= %(now)s {queue_filter}
             ORDER BY priority DESC, run_after, id
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
-        )
+        ){numbered}
         UPDATE djjobs_job AS j SET
             status = 'RUNNING',
             attempts = j.attempts + 1,
@@ -133,8 +157,9 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
             worker_id = %(worker)s,
             worker_ids = j.worker_ids || %(worker_json)s::jsonb,
             lease_token = %(token)s,
-            lease_expires_at = %(expires)s
-        FROM picked WHERE j.id = picked.id
+            lease_expires_at = %(expires)s,
+            claimed_ahead = {ahead}
+        FROM {source} WHERE j.id = picked.id
         RETURNING {_RETURNING_PG}
     """
     params = {
@@ -145,13 +170,14 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
         "token": token,
         "now": now,
         "expires": now + timedelta(seconds=lease_seconds),
+        "direct": direct,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now):
+def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct):
     ops = connection.ops
     adapt = ops.adapt_datetimefield_value
     queue_filter = f"AND queue_name IN ({', '.join(['%s'] * len(queues))})" if queues else ""
@@ -169,16 +195,19 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
             ids = [row[0] for row in cursor.fetchall()]
             rows = []
             if ids:
+                # The first `direct` ids (in claim order) go to idle threads, the rest are claimed ahead.
+                first = ids if direct is None else ids[:direct]
                 cursor.execute(
                     f"""UPDATE djjobs_job SET
                         status = 'RUNNING', attempts = attempts + 1,
                         started_at = COALESCE(started_at, %s), last_attempted_at = %s,
                         worker_id = %s, worker_ids = json_insert(worker_ids, '$[#]', %s),
-                        lease_token = %s, lease_expires_at = %s
+                        lease_token = %s, lease_expires_at = %s,
+                        claimed_ahead = {f"id NOT IN ({', '.join(['%s'] * len(first))})" if first else "1"}
                         WHERE status = 'READY' AND id IN ({', '.join(['%s'] * len(ids))})
                         RETURNING {_COLUMNS}""",
                     [adapt(now), adapt(now), worker_id, worker_id, token.hex,
-                     adapt(now + timedelta(seconds=lease_seconds)), *ids],
+                     adapt(now + timedelta(seconds=lease_seconds)), *first, *ids],
                 )
                 rows = cursor.fetchall()
             if own_transaction:
@@ -187,7 +216,7 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
             if own_transaction:
                 cursor.execute("ROLLBACK")
             raise
-    rows.sort(key=lambda r: (-r[4], r[8], r[0]))  # RETURNING order is unspecified
+    rows.sort(key=lambda r: (bool(r[20]), -r[4], r[8], r[0]))  # RETURNING order is unspecified
     return rows
 
 
@@ -250,7 +279,7 @@ def _dt(value, connection):
 def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
     (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
      started_at, last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
-     checkpoint, run_id) = row
+     checkpoint, run_id, ahead) = row
     id_ = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_)
     if run_id is not None and not isinstance(run_id, uuid.UUID):
         run_id = uuid.UUID(run_id)
@@ -277,6 +306,7 @@ def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
         lease_token=token,
         key=str(id_),
         workflow_run_id=run_id,
+        claimed_ahead=bool(ahead),
     )
 
 
@@ -288,7 +318,7 @@ def _to_claimed_postgresql(rows, token, now, worker_id) -> list[ClaimedJob]:
     jobs = []
     for (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
          started_at, _last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
-         checkpoint, run_id) in rows:
+         checkpoint, run_id, ahead) in rows:
         maker = empty.get(args)
         args = maker() if maker is not None else loads(args)
         maker = empty.get(kwargs)
@@ -302,5 +332,7 @@ def _to_claimed_postgresql(rows, token, now, worker_id) -> list[ClaimedJob]:
         )
         if run_id is not None:
             job.workflow_run_id = run_id
+        if ahead:
+            job.claimed_ahead = True
         jobs.append(job)
     return jobs

@@ -4,30 +4,44 @@ Zero rows updated means the job is no longer ours (rescued after our lease expir
 cancelled): the late result is dropped, never written over the new owner's state.
 """
 
+import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from .. import bound, conf
 from ..exceptions import Discard, InvalidReturnValue
+from ..payload import clean_text
 from ..results import job_key
 from ..retry_policy import next_delay
 from ..states import JobStatus
-from .executor import Outcome
+from .executor import Outcome, exception_class_path, exception_message, format_traceback
+
+logger = logging.getLogger("djjobs")
 
 # Failures that another attempt cannot fix.
 NOT_RETRYABLE = (Discard, InvalidReturnValue)
 
+# Errors of the connection or the server, not of what is written: the same write may succeed
+# later, so it is repeated while the lease lasts. Any other error of a write (DataError,
+# IntegrityError, a UnicodeEncodeError of the driver...) would fail again the same way.
+TRANSIENT = (OperationalError, InterfaceError)
+# Errors of a write that are the written value's fault: a job whose own write fails with one of
+# these is failed as InvalidReturnValue. Any other (a ProgrammingError during a rolling deploy,
+# say) is nobody's value's fault: it propagates, and the job is rescued when its lease expires.
+VALUE_ERRORS = (DataError, IntegrityError, UnicodeError, ValueError)
+
 
 def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
+    """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
+    surrogates, a __str__ that raises)."""
     exc = outcome.error
-    cls = type(exc)
     return {
         "attempt": job.attempts,
-        "exception_class_path": f"{cls.__module__}.{cls.__qualname__}",
-        "message": str(exc)[:2000],
-        "traceback": outcome.traceback,
+        "exception_class_path": clean_text(exception_class_path(exc)),
+        "message": clean_text(exception_message(exc)[:2000]),
+        "traceback": clean_text(outcome.traceback),
         "worker_id": worker_id,
         "at": timezone.now().isoformat(),
     }
@@ -100,7 +114,83 @@ def _relax_this_transaction(connection) -> None:
             cursor.execute("SET LOCAL synchronous_commit TO off")
 
 
-def complete_successes(items: list, worker_id: str) -> set[str]:
+def unstorable(outcome: Outcome, exc: BaseException) -> Outcome:
+    """The failure to record for a success whose write the database (or its driver) refused:
+    InvalidReturnValue (not retried), saying why, with the refused write's traceback."""
+    error = InvalidReturnValue(clean_text(
+        f"The return value could not be stored: {exception_class_path(exc)}: {exception_message(exc)}"
+    ))
+    error.__cause__ = exc
+    return Outcome(error=error, traceback=format_traceback(error), duration=outcome.duration)
+
+
+def adopt(outcome: Outcome, failure: Outcome) -> None:
+    """Make ``outcome`` (a success that could not be stored) the ``failure`` that was recorded
+    instead, so that the log line and task_finished tell what the job's row says."""
+    outcome.return_value, outcome.return_json = None, "null"
+    outcome.error, outcome.traceback = failure.error, failure.traceback
+
+
+def complete_successes(items: list, worker_id: str, refused: set | None = None) -> set[str]:
+    """Write many successful outcomes; returns the keys (id text) written.
+
+    One guarded UPDATE (_write_successes). If the database refuses it for another reason than
+    the connection (TRANSIENT errors propagate: the caller repeats the write), the jobs are
+    written again one at a time, so that a value one job returned never fails the others; the
+    job whose own write fails is failed as InvalidReturnValue (complete(), guarded as any
+    failure: its outcome becomes that failure, see adopt()) and is among the keys returned.
+    A job whose failure cannot be written either is logged and its key added to ``refused``:
+    its lease expires and the rescuer takes it.
+    """
+    try:
+        return _write_successes(items, worker_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises for one value
+        if len(items) > 1:
+            logger.warning("completing %d job(s) in one statement failed (%s: %s); writing them one at a time",
+                           len(items), type(exc).__name__, clean_text(exception_message(exc)).strip())
+        first_error = exc
+    done = set()
+    for item in items:
+        job, outcome = item
+        if len(items) > 1:
+            try:
+                done |= _write_successes([item], worker_id)
+                continue
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+        else:
+            error = first_error
+        if not isinstance(error, VALUE_ERRORS):  # not the value's fault: left to the rescuer
+            if len(items) == 1:
+                raise error
+            logger.error("job %s: its completion could not be written (%s: %s); it will be rescued when "
+                         "its lease expires", job_key(job), type(error).__name__,
+                         clean_text(exception_message(error)).strip())
+            if refused is not None:
+                refused.add(job_key(job))
+            continue
+        failure = unstorable(outcome, error)
+        logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+                     job_key(job), failure.error)
+        try:
+            if complete(job, failure, worker_id):
+                adopt(outcome, failure)
+                done.add(job_key(job))
+        except TRANSIENT:
+            raise
+        except Exception:  # noqa: BLE001
+            logger.exception("job %s: its failure could not be stored either; it will be rescued when "
+                             "its lease expires", job_key(job))
+            if refused is not None:
+                refused.add(job_key(job))
+    return done
+
+
+def _write_successes(items: list, worker_id: str) -> set[str]:
     """Write many successful outcomes with one guarded UPDATE; returns the keys (id text) written.
 
     ``items`` are (job, outcome) pairs. Each row is still guarded by its own lease token, so

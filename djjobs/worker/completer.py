@@ -4,6 +4,11 @@ One guarded UPDATE (and one commit, the part that waits for the disk) for every 
 arrived while the previous batch was being written: no timer, so an idle worker completes a
 job at once and a busy one amortises its commits. Failures and retries are written
 immediately by the job's own thread; atomic tasks complete inside their own transaction.
+
+No error ends the completer: a batch the database refuses is written one job at a time
+(complete_successes), a connection lost is ridden out while the leases last, and anything
+else is logged with its traceback and leaves that batch's jobs to the rescuer. What still
+escapes run() (a bug) is caught by the worker's thread guard, which stops the worker.
 """
 
 import logging
@@ -12,10 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import connections
 
 from .. import conf
-from .complete import complete_successes
+from ..states import JobStatus
+from .complete import TRANSIENT, complete_successes
 
 logger = logging.getLogger("djjobs")
 
@@ -23,6 +29,10 @@ MAX_BATCH = 500
 
 
 class Completer(threading.Thread):
+    """``on_done(job, outcome, completed)`` is called for every job submitted, ``completed``
+    True (written: SUCCESSFUL, or FAILED when its result could not be stored, its outcome
+    then says so), False (no longer this worker's) or None (not written: a database error)."""
+
     def __init__(self, worker_id: str, on_done: Callable[[object, object, bool], None]):
         super().__init__(name="djjobs-completer", daemon=True)
         self.worker_id = worker_id
@@ -58,27 +68,52 @@ class Completer(threading.Thread):
             connections.close_all()
 
     def _flush(self, batch: list) -> None:
-        done = self._write(batch)
+        refused: set = set()
+        done = self._write(batch, refused)
         for job, outcome in batch:
+            key = job.key
             try:
-                self.on_done(job, outcome, job.key in done)
+                self.on_done(job, outcome, True if key in done else (None if key in refused else False))
             except Exception:  # a receiver of task_finished failed: not the queue's business
                 logger.exception("after completing job %s", job.id)
 
-    def _write(self, batch: list) -> set:
-        """complete_successes(), riding out a database outage while the leases last."""
+    def _write(self, batch: list, refused: set) -> set:
+        """complete_successes(), riding out a database outage while the leases last; the keys
+        written. Those of jobs that could not be written are added to ``refused``."""
         deadline = time.monotonic() + conf.get("LEASE_SECONDS")
         delay = 0.2
+        done: set = set()
+        pending = batch
         while True:
             try:
-                return complete_successes(batch, self.worker_id)
-            except (DatabaseError, InterfaceError) as exc:
+                return done | complete_successes(pending, self.worker_id, refused)
+            except TRANSIENT as exc:
+                pending = _written_apart(pending, done)
                 for connection in connections.all(initialized_only=True):
                     connection.close()
                 if time.monotonic() + delay > deadline:
-                    logger.error("could not complete %d job(s): %s; they will be rescued", len(batch), exc)
-                    return set()
-                logger.warning("completing %d job(s) failed (%s); retrying in %.1fs", len(batch),
+                    logger.error("could not complete %d job(s): %s; they will be rescued when their leases expire",
+                                 len(pending), str(exc).strip())
+                    refused.update(job.key for job, _ in pending)
+                    return done
+                logger.warning("completing %d job(s) failed (%s); retrying in %.1fs", len(pending),
                                str(exc).strip(), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+            except Exception:  # noqa: BLE001 - a bug, or a driver's surprise: this batch only
+                pending = _written_apart(pending, done)
+                logger.exception("could not complete %d job(s); they will be rescued when their leases expire",
+                                 len(pending))
+                for connection in connections.all(initialized_only=True):
+                    connection.close()
+                refused.update(job.key for job, _ in pending)
+                return done
+
+
+def _written_apart(pending: list, done: set) -> list:
+    """After an error: the jobs of ``pending`` still to be written. Those written one at a time
+    before it (complete_successes' fallback; no longer RUNNING) have their keys added to ``done``."""
+    if all(job.status == JobStatus.RUNNING for job, _ in pending):
+        return pending
+    done.update(job.key for job, _ in pending if job.status != JobStatus.RUNNING)
+    return [item for item in pending if item[0].status == JobStatus.RUNNING]

@@ -7,10 +7,11 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+from .. import conf
 from ..compat import Task
 from ..context import JobContext, current_job_id
 from ..exceptions import InvalidReturnValue
-from ..payload import encode
+from ..payload import byte_size, encode
 from ..registry import resolve_task
 from ..results import make_result
 
@@ -71,16 +72,54 @@ def execute(job, task: Task | None = None) -> Outcome:
             text = encode(value, "The return value")
         except ValueError as exc:
             raise InvalidReturnValue(str(exc)) from None
+        limit = conf.get("MAX_RETURN_VALUE_BYTES")
+        # A character is at most 4 bytes: only a long text is measured.
+        if limit is not None and len(text) * 4 > limit and (size := byte_size(text)) > limit:
+            raise InvalidReturnValue(
+                f"The return value is {size} bytes as JSON, more than DJJOBS['MAX_RETURN_VALUE_BYTES'] "
+                f"({limit}). Store a large result elsewhere (a file, a model) and return a reference to it."
+            )
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = json.loads(text)  # as it will read back: tuples become lists
         return Outcome(return_value=value, return_json=text, duration=time.monotonic() - started)
     except BaseException as exc:  # noqa: BLE001 - a task's SystemExit fails the job, not the worker
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return Outcome(
-            error=exc,
-            traceback="".join(traceback.format_exception(exc)),
-            duration=time.monotonic() - started,
-        )
+        return Outcome(error=exc, traceback=format_traceback(exc), duration=time.monotonic() - started)
     finally:
         current_job_id.reset(running)
+
+
+# What a task raised is the task's code too: its __str__, __repr__ or __module__ may raise or
+# be anything. Everything djjobs logs or stores about it goes through these three.
+
+
+def exception_message(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when the exception's own ``__str__`` raises."""
+    try:
+        text = str(exc)
+        if type(text) is not str:  # a str subclass with methods of its own
+            text = str.__str__(text)
+        return text
+    except BaseException as inner:  # noqa: BLE001 - as in execute(): the task's code, not the worker's
+        if isinstance(inner, KeyboardInterrupt):
+            raise
+        return f"<unprintable {type(exc).__name__}: __str__ raised {type(inner).__name__}>"
+
+
+def exception_class_path(exc: BaseException) -> str:
+    cls = type(exc)
+    module = getattr(cls, "__module__", None)
+    return f"{module}.{cls.__qualname__}" if type(module) is str else cls.__qualname__
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The traceback text of ``exc`` (the traceback module copes with an unprintable exception;
+    this copes with the traceback module failing too)."""
+    try:
+        return "".join(traceback.format_exception(exc))
+    except BaseException as inner:  # noqa: BLE001
+        if isinstance(inner, KeyboardInterrupt):
+            raise
+        return (f"{exception_class_path(exc)}: {exception_message(exc)}\n"
+                f"(the traceback could not be formatted: {type(inner).__name__})\n")

@@ -4,17 +4,18 @@ import logging
 import sys
 import time
 
-from django.db import DatabaseError, InterfaceError, connections, transaction
+from django.db import connections, transaction
 
 from .. import conf
 from ..compat import task_finished, task_started
 from ..exceptions import LeaseLost
 from ..logs import direct_handler
+from ..payload import clean_text
 from ..registry import resolve_task
 from ..results import job_key, make_result
 from ..states import JobStatus
-from .complete import complete
-from .executor import execute
+from .complete import TRANSIENT, adopt, complete, unstorable
+from .executor import exception_message, execute
 from ..signal_gate import wanted
 
 logger = logging.getLogger("djjobs")
@@ -53,20 +54,38 @@ def attempt(job, worker_id: str, sender=None, in_atomic: dict[str, bool] | None 
     return outcome, completed
 
 
-def finish(job, outcome, completed: bool, worker_id: str, sender=None) -> str | None:
-    """After the completion was written (or refused): log line and finished signal."""
+def finish(job, outcome, completed: bool | None, worker_id: str, sender=None) -> str | None:
+    """After the completion was written (or not): log line and finished signal.
+
+    ``completed``: True if written, False if the job was no longer ours (the guarded UPDATE
+    matched no row), None if it could not be written (the error was logged where it happened).
+    """
     if not completed:
-        logger.warning("job result dropped task=%s id=%s: no longer owned by %s (rescued or cancelled)",
-                       job.task_path, job.id, worker_id)
+        if completed is None:
+            logger.error("job result not recorded task=%s id=%s: the database refused it (see above); "
+                         "the job will be rescued when its lease expires", job.task_path, job.id)
+        else:
+            logger.warning("job result dropped task=%s id=%s: no longer owned by %s (rescued or cancelled)",
+                           job.task_path, job.id, worker_id)
         return None
     _log_finish(job, outcome)
     if job.status != JobStatus.READY:
-        sender = sender or _backend_class()
-        task = _task_or_none(job.task_path)
-        level = logging.INFO if job.status == JobStatus.SUCCESSFUL else logging.ERROR  # as Django logs it
-        if task is not None and wanted(task_finished, sender, level):
-            _send_finished(sender, make_result(job, task), outcome.error)
+        send_finished(job, outcome, sender)
     return job.status
+
+
+def send_finished(job, outcome, sender=None) -> None:
+    """Django's task_finished for a job that reached SUCCESSFUL, FAILED (or CANCELLED), when a
+    receiver would do something with it (signal_gate). A receiver's exception is logged: the
+    job's outcome is recorded already, and the worker goes on."""
+    sender = sender or _backend_class()
+    task = _task_or_none(job.task_path)
+    level = logging.INFO if job.status == JobStatus.SUCCESSFUL else logging.ERROR  # as Django logs it
+    if task is not None and wanted(task_finished, sender, level):
+        try:
+            _send_finished(sender, make_result(job, task), outcome.error)
+        except Exception:
+            logger.exception("job %s: a task_finished receiver failed", job_key(job))
 
 
 def complete_with_retry(job, outcome, worker_id: str) -> bool:
@@ -75,13 +94,17 @@ def complete_with_retry(job, outcome, worker_id: str) -> bool:
     The completion is a guarded UPDATE, so repeating it is harmless. If the database stays
     away past the lease, the error propagates: the job is rescued and runs again
     (at-least-once), never lost and never completed twice.
+
+    A success the database refuses for another reason than the connection (its value, a
+    trigger, the driver) is recorded instead as an InvalidReturnValue failure (and ``outcome``
+    becomes it); a failure that cannot be written raises at once (the lease decides).
     """
     deadline = time.monotonic() + conf.get("LEASE_SECONDS")
     delay = 0.2
     while True:
         try:
             return complete(job, outcome, worker_id)
-        except (DatabaseError, InterfaceError) as exc:
+        except TRANSIENT as exc:
             if time.monotonic() + delay > deadline:
                 raise
             logger.warning("job %s: completion failed (%s); retrying in %.1fs", job.id, str(exc).strip(), delay)
@@ -90,6 +113,16 @@ def complete_with_retry(job, outcome, worker_id: str) -> bool:
                     connection.close()
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+        except Exception as exc:
+            if not outcome.succeeded:
+                raise
+            failure = unstorable(outcome, exc)
+            logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+                         job_key(job), failure.error)
+            completed = complete_with_retry(job, failure, worker_id)
+            if completed:
+                adopt(outcome, failure)
+            return completed
 
 
 def _send_finished(sender, result, error) -> None:
@@ -114,16 +147,28 @@ def _execute_atomic(job, task, worker_id):
     lease was lost meanwhile. A failure rolls the task's writes back; the failure itself is
     then recorded by the ordinary completion, outside.
     """
-    outcome = None
+    outcome = refused = None
     try:
         with transaction.atomic():
             outcome = execute(job, task)
             if not outcome.succeeded:
                 raise _Rollback
-            if not complete(job, outcome, worker_id):
+            try:
+                completed = complete(job, outcome, worker_id)
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # the success cannot be stored: recorded as a failure, outside
+                refused = exc
+                raise _Rollback from None
+            if not completed:
                 raise LeaseLost(f"job {job.id} is no longer owned by {worker_id}")
             return outcome, True
     except _Rollback:
+        if refused is not None:
+            failure = unstorable(outcome, refused)
+            logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+                         job_key(job), failure.error)
+            adopt(outcome, failure)
         return outcome, None
     except LeaseLost:
         return outcome, False
@@ -172,7 +217,7 @@ def _log_finish(job, outcome) -> None:
             _info("job succeeded task=%s id=%s attempt=%d duration=%.3fs",
                   job.task_path, job_key(job), job.attempts, outcome.duration)
         return
-    error = f"{type(outcome.error).__name__}: {outcome.error}"
+    error = clean_text(f"{type(outcome.error).__name__}: {exception_message(outcome.error)}")
     if job.status == JobStatus.READY:
         logger.warning("job failed, will retry task=%s id=%s attempt=%d/%d duration=%.3fs at=%s error=%s",
                        job.task_path, job.id, job.attempts, job.max_attempts, outcome.duration,

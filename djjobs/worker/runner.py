@@ -28,7 +28,7 @@ from .claim import claim, unclaim
 from .complete import complete
 from .executor import Outcome
 from .completer import Completer
-from .process import attempt, complete_with_retry, finish
+from .process import attempt, complete_with_retry, finish, send_finished
 
 logger = logging.getLogger("djjobs")
 
@@ -97,6 +97,7 @@ class Worker:
         self._exit_code = 0
         self._avg_duration = 1.0  # seconds, moving average of recent jobs; no prefetch until known
         self._completer = None
+        self._crashed = threading.Event()  # one of the worker's threads died: see _start()
 
     # -- public --------------------------------------------------------------------------
 
@@ -106,19 +107,15 @@ class Worker:
         logger.info("worker %s starting: queues=%s concurrency=%d%s", self.worker_id,
                     ",".join(self.queues or ["*"]), self.concurrency, " burst" if self.burst else "")
         self._guarded(self._register)
-        heartbeat = threading.Thread(target=self._heartbeat_loop, name="djjobs-heartbeat", daemon=True)
-        heartbeat.start()
+        heartbeat = self._start(threading.Thread(target=self._heartbeat_loop, name="djjobs-heartbeat", daemon=True))
         if conf.get("LISTEN") and not self.burst and listen_supported():
-            Listener(self.queues, self._wakeup.set, self.stopping).start()
+            self._start(Listener(self.queues, self._wakeup.set, self.stopping))
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         threads = [
-            threading.Thread(target=self._job_thread, args=(inbox,), name=f"djjobs-job-{i}", daemon=True)
+            self._start(threading.Thread(target=self._job_thread, args=(inbox,), name=f"djjobs-job-{i}", daemon=True))
             for i in range(self.concurrency)
         ]
-        for thread in threads:
-            thread.start()
-        self._completer = Completer(self.worker_id, self._completed)
-        self._completer.start()
+        self._completer = self._start(Completer(self.worker_id, self._completed))
         try:
             self._loop(inbox)
         finally:
@@ -126,9 +123,12 @@ class Worker:
                 self._give_back(inbox)
             for _ in threads:
                 inbox.put(None)
-            self._drain(threads)
+            if not self._crashed.is_set():
+                self._drain(threads)
             self._completer.stop()
-            self._completer.join()
+            # After a crash, what is queued gets a moment to be written; running jobs are left
+            # to the rescuer (their leases are no longer renewed).
+            self._completer.join(timeout=5 if self._crashed.is_set() else None)
             self.stopping.set()
             heartbeat.join(timeout=5)
             self._guarded(self._unregister)
@@ -140,6 +140,35 @@ class Worker:
     def stop(self) -> None:
         self.stopping.set()
         self._wakeup.set()
+
+    # -- the thread guard ----------------------------------------------------------------
+
+    def _start(self, thread: threading.Thread) -> threading.Thread:
+        """Start one of the worker's threads (job threads, completer, heartbeat, listener) under
+        the guard: an exception that escapes its ``run()`` takes the worker down (_crash)."""
+        run = thread.run
+
+        def guarded() -> None:
+            try:
+                run()
+            except BaseException:  # noqa: BLE001 - whatever it is, the thread is gone
+                self._crash(thread)
+
+        thread.run = guarded
+        thread.start()
+        return thread
+
+    def _crash(self, thread: threading.Thread) -> None:
+        """A worker thread died: a worker missing its completer, heartbeat or a job thread would
+        live on holding leases it renews for jobs it never finishes. So it stops claiming and
+        heartbeating (its jobs' leases expire and the rescuer takes them), gives its prefetched
+        jobs back, and exits with code 1, for systemd or the supervisor to start a fresh one."""
+        logger.critical("worker %s: thread %s died; the worker stops (exit code 1) so that it is "
+                        "restarted, and its running jobs will be rescued", self.worker_id, thread.name,
+                        exc_info=True)
+        self._exit_code = 1
+        self._crashed.set()
+        self.stop()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -178,7 +207,10 @@ class Worker:
             # (a retry) once its thread is done, so "nothing claimed and nothing busy" must
             # mean nothing was busy when the claim looked.
             idle = self._busy == 0
-            jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True)
+            # Jobs beyond the idle threads are claimed ahead: if this worker is lost before it
+            # starts them, the rescuer gives their attempt back (claim.py, rescuer.py).
+            direct = self.concurrency - self._busy
+            jobs = self._guarded(claim, self.worker_id, self.queues, free, self.lease_seconds, True, direct)
             claim_failures = claim_failures + 1 if jobs is None else 0
             jobs = jobs or []
             for job in jobs:
@@ -215,7 +247,7 @@ class Worker:
 
     def _drain(self, threads) -> None:
         """Graceful stop: wait for running jobs, still enforcing their timeouts."""
-        while any(t.is_alive() for t in threads):
+        while any(t.is_alive() for t in threads) and not self._crashed.is_set():
             self._enforce_timeouts()
             with self._lock:
                 if self._busy and not self._running:
@@ -294,7 +326,8 @@ class Worker:
                 completed = complete_with_retry(job, outcome, self.worker_id)
             status = finish(job, outcome, completed, self.worker_id)
         except Exception:
-            logger.exception("worker %s could not run job %s", self.worker_id, job.id)
+            logger.exception("worker %s could not run or complete job %s; it will be rescued when its lease "
+                             "expires", self.worker_id, job.id)
             connections.close_all()
         finally:
             with self._lock:
@@ -347,6 +380,8 @@ class Worker:
             if completed:
                 logger.error("job timed out task=%s id=%s attempt=%d/%d timeout=%gs, now %s",
                              job.task_path, job.id, job.attempts, job.max_attempts, job.timeout, job.status)
+                if job.status != JobStatus.READY:
+                    send_finished(job, outcome)
 
     # -- database guard ------------------------------------------------------------------
 
@@ -392,6 +427,10 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         interval = conf.get("HEARTBEAT_INTERVAL")
+        if not (isinstance(interval, (int, float)) and 0 < interval < self.lease_seconds):  # djjobs.E301/E302
+            logger.warning("DJJOBS['HEARTBEAT_INTERVAL'] %r is not between 0 and LEASE_SECONDS (%s): renewing "
+                           "leases every %s s instead", interval, self.lease_seconds, self.lease_seconds / 3)
+            interval = self.lease_seconds / 3
         while not self.stopping.wait(interval):
             self._guarded(self._heartbeat)
         connections.close_all()
@@ -400,6 +439,8 @@ class Worker:
         from ..models import Job
         from ..models import Worker as WorkerRow
 
+        if self._crashed.is_set():
+            return  # a dead worker's leases must expire
         now = timezone.now()
         with self._lock:
             running = {job_id: r.job.lease_token for job_id, r in self._running.items()}

@@ -25,6 +25,7 @@ from ..maintenance.rescuer import release
 from ..states import JobStatus
 from .complete import complete
 from .executor import Outcome
+from .process import send_finished
 from .runner import Worker, default_worker_id
 
 logger = logging.getLogger("djjobs")
@@ -180,8 +181,9 @@ class Supervisor:
         if reason == "timeout":
             error = JobTimeout(f"attempt {job.attempts} ran past its timeout of {job.timeout:g}s; "
                                f"worker process {child.pid} was killed")
-            complete(job, Outcome(error=error, traceback=f"djjobs.exceptions.JobTimeout: {error}\n"),
-                     child.worker_id)
+            outcome = Outcome(error=error, traceback=f"djjobs.exceptions.JobTimeout: {error}\n")
+            if complete(job, outcome, child.worker_id) and job.status != JobStatus.READY:
+                send_finished(job, outcome)  # as the worker would have, had the job ended there
         else:
             from ..models import Job
 

@@ -12,11 +12,16 @@ from tests.testapp.models import Execution
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--concurrency", "0"], "--concurrency must be from 1 to 1000, got 0."),
         (["--max-jobs", "0"], "--max-jobs must be at least 1"),
+        (["--max-jobs", "-5"], "--max-jobs must be at least 1, got -5."),
+        (["--processes", "0"], "--processes must be from 1 to 1000, got 0."),
+        (["--processes", "1", "--max-jobs-per-child", "0"], "--max-jobs-per-child must be at least 1, got 0."),
         (["--queues", "default,nope"], "Unknown queue(s) nope"),
         (["--backend", "missing"], "Unknown TASKS backend"),
         (["--worker-id", "x" * 65], "--worker-id must be 1 to 64"),
+        (["--worker-id", "a\x00b"], "--worker-id must be printable text"),
+        (["--worker-id", "a\nb"], "--worker-id must be printable text"),
     ],
 )
 def test_bad_options_are_refused(argv, message):
@@ -98,3 +103,100 @@ def test_future_jobs_are_left_for_later_by_burst():
     later = tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 1)
     call_command("run_workers", "--burst", verbosity=0)
     assert Job.objects.get(pk=later.id).status == "READY"
+
+
+# -- run_workers: options that would serve every queue or exhaust the machine -------------------
+
+
+@pytest.fixture
+def no_worker(monkeypatch):
+    """A worker that would start fails the test instead of serving."""
+    from djjobs.worker.supervisor import Supervisor
+
+    monkeypatch.setattr(Worker, "run", lambda self: pytest.fail("the worker started"))
+    monkeypatch.setattr(Supervisor, "run", lambda self: pytest.fail("the supervisor started"))
+
+
+@pytest.mark.parametrize("queues", [",,,", ",", "", "  ", "default,,emails", "default,", " ,default"])
+def test_an_empty_queue_name_is_refused_not_read_as_every_queue(no_worker, queues):
+    with pytest.raises(CommandError, match="has an empty queue name") as caught:
+        call_command("run_workers", "--burst", "--queues", queues)
+    assert "leave --queues out to serve every queue" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--concurrency", "99999999999999999999"], "--concurrency must be from 1 to 1000, got 99999999999999999999."),
+        (["--concurrency", "1001"], "--concurrency must be from 1 to 1000, got 1001."),
+        (["--processes", "99999999999999999999"], "--processes must be from 1 to 1000, got 99999999999999999999."),
+        (["--processes", "1001"], "--processes must be from 1 to 1000, got 1001."),
+    ],
+)
+def test_concurrency_and_processes_are_bounded(no_worker, argv, message):
+    with pytest.raises(CommandError) as caught:
+        call_command("run_workers", "--burst", *argv)
+    assert str(caught.value) == message
+
+
+# -- schedules: --count and --args -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", ["0", "-5", "1001", "100000000"])
+def test_schedules_count_is_bounded(count):
+    with pytest.raises(CommandError) as caught:
+        call_command("schedules", "--count", count)
+    assert str(caught.value) == f"--count must be from 1 to 1000, got {count}."
+
+
+def _add(*argv):
+    call_command("schedules", "--add", "s", "--task", "tests.testapp.tasks.record", "--interval", "60", *argv)
+
+
+def _nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--args", _nested(65)], "--args is nested more than 64 levels deep (DJJOBS['MAX_JSON_DEPTH'])."),
+        (["--kwargs", '{"a":' * 65 + "1" + "}" * 65], "--kwargs is nested more than 64 levels deep"),
+        (["--args", _nested(100000)], "--args is nested too deeply to be read; the limit is 64 levels"),
+        (["--args", '["a\\u0000b"]'], "--args must not contain the NUL character"),
+        (["--kwargs", '{"a\\u0000": 1}'], "--kwargs must not contain the NUL character"),
+        (["--args", '["\\ud800"]'], "--args must be valid Unicode: it contains a lone surrogate"),
+        (["--args", "[" + "1" * 5000 + "]"], "--args cannot be read: Exceeds the limit"),
+        (["--args", "[1"], "--args is not valid JSON"),
+    ],
+)
+def test_schedules_add_refuses_args_a_job_could_not_store(argv, message):
+    from djjobs.models import Schedule
+
+    with pytest.raises(CommandError) as caught:
+        _add(*argv)
+    assert message in str(caught.value)
+    assert not Schedule.objects.filter(name="s").exists()
+
+
+@pytest.mark.django_db
+def test_schedules_add_refuses_args_deeper_than_a_smaller_max_json_depth(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "MAX_JSON_DEPTH": 3}
+    with pytest.raises(CommandError, match=r"nested more than 3 levels deep"):
+        _add("--args", _nested(4))
+    _add("--args", _nested(3))
+
+
+@pytest.mark.django_db
+def test_schedules_add_accepts_args_exactly_as_deep_as_enqueue_does():
+    """The args list is the first level, as for enqueue(): 64 levels in all are accepted."""
+    import json
+
+    from djjobs.models import Schedule
+
+    deepest = _nested(64)
+    _add("--args", deepest)
+    assert Schedule.objects.get(name="s").args == json.loads(deepest)
+    assert tasks.record.enqueue(*json.loads(deepest)).args == json.loads(deepest)

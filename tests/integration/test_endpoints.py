@@ -1,6 +1,7 @@
 """HTTP endpoints: enqueue, job status, health, metrics: every status code and permission case."""
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -338,3 +339,131 @@ def test_metrics_501_without_prometheus_client(client, monkeypatch):
     client.force_login(_user("staff", staff=True))
     response = client.get("/jobs/metrics/")
     assert response.status_code == 501 and "djjobs[prometheus]" in response.json()["error"]
+
+
+# -- hostile requests (issue 13): every error is the documented JSON, nothing is written ---------
+
+
+def _deep_body(levels: int) -> str:
+    """A body whose args array is ``levels`` deep (the array itself is level 1, as for enqueue())."""
+    return '{"args": ' + "[" * levels + "1" + "]" * levels + "}"
+
+
+def _json_error(response, status_code: int, text: str) -> None:
+    assert response.status_code == status_code, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert text in error, error
+
+
+@pytest.mark.parametrize("body, message", [
+    pytest.param('{"args": ["a\\u0000b"]}', "NUL character", id="nul-in-an-argument"),
+    pytest.param('{"kwargs": {"a\\u0000": 1}}', "NUL character", id="nul-in-a-key"),
+    pytest.param('{"args": [{"x": ["\\u0000"]}]}', "NUL character", id="nul-nested"),
+    pytest.param('{"args": ["\\ud800"]}', "lone surrogate", id="lone-surrogate"),
+    pytest.param('{"kwargs": {"\\udfff": 1}}', "lone surrogate", id="lone-surrogate-key"),
+    pytest.param(_deep_body(65), "nested more than 64 levels", id="nesting-65"),
+    pytest.param(_deep_body(900), "nested more than 64 levels", id="nesting-900"),
+    pytest.param(_deep_body(100_000), "nested too deeply", id="nesting-100000"),
+    pytest.param('{"kwargs": {"x": ' + '{"k": ' * 100_000 + "1" + "}" * 100_001 + "}", "nested too deeply",
+                 id="nesting-100000-objects"),
+    pytest.param('{"args": [NaN]}', "NaN is not a JSON number", id="nan"),
+    pytest.param('{"args": [-Infinity]}', "-Infinity is not a JSON number", id="infinity"),
+    pytest.param('{"args": [1e400]}', "1e400 is out of range", id="float-overflow"),
+    pytest.param(b'{"args": ["\xff"]}', "not UTF-8", id="invalid-utf8"),
+    pytest.param(b'{"args": ["\xed\xa0\x80"]}', "not UTF-8", id="utf8-encoded-surrogate"),
+    pytest.param('\ufeff{"args": []}', "not valid JSON", id="byte-order-mark"),
+    pytest.param("null", "must be a JSON object", id="null"),
+    pytest.param('"args"', "must be a JSON object", id="string"),
+    pytest.param("7", "must be a JSON object", id="number"),
+    pytest.param('{"args": [1]} {"args": [2]}', "not valid JSON", id="two-documents"),
+])
+def test_enqueue_refuses_hostile_bodies_with_a_json_400(enqueuer, body, message):
+    data = body.encode() if isinstance(body, str) else body
+    started = time.perf_counter()
+    response = enqueuer.post(_enqueue_url(tasks.http_echo), data, content_type="application/json")
+    _json_error(response, 400, message)
+    assert time.perf_counter() - started < 1.0
+    assert Job.objects.count() == 0
+
+
+def test_the_deepest_accepted_body_round_trips(enqueuer):
+    response = _post(enqueuer, tasks.http_echo, _deep_body(64))
+    assert response.status_code == 202
+    assert Job.objects.get().args == json.loads(_deep_body(64))["args"]
+
+
+@pytest.mark.parametrize("method", ["get", "put", "patch", "delete", "options"])
+def test_enqueue_405_is_json_with_allow(enqueuer, method):
+    response = getattr(enqueuer, method)(_enqueue_url(tasks.http_add))
+    _json_error(response, 405, f"Method {method.upper()} is not allowed: use POST")
+    assert response["Allow"] == "POST"
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["/jobs/health/", "/jobs/metrics/", "status"])
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_read_endpoints_405_is_json_with_allow_even_for_a_session_without_csrf(url, method, job):
+    """Django's CSRF middleware would answer a session POST with its HTML 403 page first."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(_user("staff", staff=True))
+    url = _status_url(job.pk) if url == "status" else url
+    response = getattr(client, method)(url, "{}", content_type="application/json")
+    _json_error(response, 405, "use GET")
+    assert response["Allow"] == "GET"
+    assert Job.objects.count() == 1
+
+
+def test_enqueue_413_for_a_body_over_data_upload_max_memory_size(enqueuer, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    response = _post(enqueuer, tasks.http_echo, {"args": ["x" * 200]})
+    _json_error(response, 413, "larger than this server accepts (100 bytes")
+    assert Job.objects.count() == 0
+
+
+def test_enqueue_413_when_the_csrf_check_reads_an_oversize_form(settings):
+    """A session request's CSRF check reads a form body (request.POST) before the view does."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(_user("enqueuer", can_enqueue=True))
+    client.cookies["csrftoken"] = "x" * 32  # no X-CSRFToken header: the check reads the form's field
+    response = client.post(_enqueue_url(tasks.http_echo), "a=" + "x" * 200,
+                           content_type="application/x-www-form-urlencoded")
+    _json_error(response, 413, "DATA_UPLOAD_MAX_MEMORY_SIZE")
+    assert Job.objects.count() == 0
+
+
+def test_enqueue_400_for_a_broken_multipart_body_read_by_the_csrf_check():
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(_user("enqueuer", can_enqueue=True))
+    client.cookies["csrftoken"] = "x" * 32
+    response = client.post(_enqueue_url(tasks.http_echo), b"--x\r\n", content_type="multipart/form-data")
+    _json_error(response, 400, "could not be read (MultiPartParserError)")
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1,1", "", "٣"])
+def test_enqueue_400_for_a_malformed_content_length(enqueuer, length):
+    """Django reads a malformed or negative Content-Length as 0: the body would be ignored and
+    the task enqueued without its arguments."""
+    response = _post(enqueuer, tasks.http_progress, {"kwargs": {"steps": 3}}, CONTENT_LENGTH=length)
+    if length == "":  # no Content-Length at all: nothing to read, no arguments
+        assert response.status_code == 202 and Job.objects.get().kwargs == {}
+        return
+    _json_error(response, 400, "Content-Length must be a whole number of bytes")
+    assert Job.objects.count() == 0
+
+
+def test_status_400_for_too_many_query_fields(client, job, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
+    response = client.get(f"{_status_url(job.pk)}?token=a&b=1&c=2")
+    _json_error(response, 400, "could not be read (TooManyFieldsSent)")
+
+
+def test_csrf_failure_on_enqueue_is_json():
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(_user("enqueuer", can_enqueue=True))
+    client.cookies["csrftoken"] = "x" * 32
+    response = _post(client, tasks.http_add, {"args": [1, 2]}, HTTP_X_CSRFTOKEN="y" * 32)
+    _json_error(response, 403, "CSRF verification failed")
+    assert Job.objects.count() == 0

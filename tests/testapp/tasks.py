@@ -355,3 +355,136 @@ def leaves_a_transaction_open(label=""):
     transaction.atomic().__enter__()
     Execution.objects.create(job_id=_current_job_id(), attempt=0, pid=os.getpid(), label=str(label))
     return label
+
+
+@task(takes_context=True, max_attempts=1)
+def exits_worker_once(context, marker):
+    """The first time (no ``marker`` file yet): creates the marker and, a moment later (the
+    other threads pick up what they were handed), os._exit()s the worker process running it,
+    beside whatever else that worker holds. Later runs return."""
+    import time
+
+    if not os.path.exists(marker):
+        with open(marker, "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(0.1)
+        os._exit(3)
+    return "second run"
+
+
+# -- Tasks of the hostile-input worker tests (tests/acceptance/test_hostile.py,
+#    tests/integration/test_hostile_worker.py). --
+
+
+@task(max_attempts=1)
+def hostile_noop():
+    return None
+
+
+@task(max_attempts=2)
+def hostile_return(kind="nul"):
+    """Returns a value the database cannot (or may not) store, built here: arguments cannot carry it."""
+    from djjobs import conf
+
+    if kind == "nul":
+        return {"v": "nul\x00ret"}
+    if kind == "nul_key":
+        return {"nul\x00key": 1}
+    if kind == "surrogate":
+        return {"v": "lone \ud800 surrogate"}
+    if kind == "deep":
+        value = "bottom"
+        for _ in range(conf.get("MAX_JSON_DEPTH") + 1):
+            value = [value]
+        return value
+    if kind == "big":
+        return "x" * (conf.get("MAX_RETURN_VALUE_BYTES") + 1)
+    if kind == "big_unicode":  # fewer characters than the limit, more bytes
+        return "é" * (conf.get("MAX_RETURN_VALUE_BYTES") // 2 + 1)
+    if kind == "poison":  # refused by a trigger the test installs (the write fails, not the encoding)
+        return {"poison": True}
+    raise ValueError(kind)
+
+
+class EvilStr(Exception):
+    """An exception whose str() raises."""
+
+    def __str__(self):
+        raise RuntimeError("no str for you")
+
+    def __repr__(self):
+        raise RuntimeError("no repr either")
+
+
+@task(max_attempts=2)
+def hostile_evil_str():
+    raise EvilStr("hidden")
+
+
+@task(max_attempts=1)
+def hostile_error_message():
+    """Fails with a message no database column can store as it is (NUL, a lone surrogate)."""
+    raise ValueError("bad\x00value \ud800 end")
+
+
+@task(takes_context=True, max_attempts=1)
+def hostile_checkpoint(context, kind="nul"):
+    """Tries to save an unstorable checkpoint; returns what save_checkpoint raised."""
+    value = {"v": "a\x00b"} if kind == "nul" else {"v": "\udc80"}
+    try:
+        context.save_checkpoint(value)
+    except ValueError as exc:
+        return type(exc).__name__
+    return "saved"
+
+
+@task(timeout=0.5, max_attempts=2)
+def hostile_overstays(seconds=4.0):
+    """Runs past its 0.5 s timeout (twice: FAILED after the second attempt)."""
+    import time
+
+    time.sleep(seconds)
+    return "too late"
+
+
+# -- Tasks of the hostile-input tests (tests/integration/test_bad_input.py, test_fuzz.py). --
+
+
+@task(max_attempts=1)
+def echo(value=None):
+    """Returns what it was given."""
+    return value
+
+
+@task(http=True, max_attempts=1)
+def http_echo(*args, **kwargs):
+    """Takes any arguments (over HTTP too); returns how many it got."""
+    return len(args) + len(kwargs)
+
+
+@task(max_attempts=1)
+def literal(text):
+    """Returns the Python literal ``text`` (ast.literal_eval): return values that arguments
+    cannot carry (NUL, lone surrogates, tuples, non-string keys, any depth)."""
+    import ast
+
+    return ast.literal_eval(text)
+
+
+def _record_finished(sender, task_result, **kwargs):
+    """A task_finished receiver of the project: one line "<job id> <status>" per signal, in the
+    file DJJOBS_TEST_FINISHED_FILE names (connected only when it is set)."""
+    with open(os.environ["DJJOBS_TEST_FINISHED_FILE"], "a") as f:
+        f.write(f"{task_result.id} {task_result.status}\n")
+
+
+if os.environ.get("DJJOBS_TEST_FINISHED_FILE"):
+    from djjobs.compat import task_finished
+
+    task_finished.connect(_record_finished, dispatch_uid="tests.testapp.record_finished")
+
+
+@task(max_attempts=1)
+def hostile_interrupts():
+    """Raises KeyboardInterrupt, which the executor lets through: it ends the job's thread."""
+    raise KeyboardInterrupt

@@ -5,11 +5,14 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from djjobs import conf
+from djjobs.checks import check_settings
 from djjobs.compat import task_backends
 from djjobs.logs import DEFAULT_FORMAT, BatchingStreamHandler, Formatter
 from djjobs.worker.runner import Worker
 from djjobs.worker.supervisor import Supervisor
 
+PROCESSES_MAX = 1000  # worker processes of one supervisor
 LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
@@ -18,26 +21,35 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--queues", help="Comma-separated queue names (default: every queue of the backend).")
-        parser.add_argument("--concurrency", type=int, help="Threads running jobs (default DJJOBS['CONCURRENCY']).")
+        parser.add_argument("--concurrency", type=int,
+                            help=f"Threads running jobs, 1 to {conf.CONCURRENCY_MAX} (default DJJOBS['CONCURRENCY']).")
         parser.add_argument("--burst", action="store_true", help="Process every job due now, then exit 0.")
         parser.add_argument("--max-jobs", type=int, help="Exit after claiming this many jobs.")
         parser.add_argument("--worker-id", help="Name of this worker in logs and job rows (default host-pid-random).")
         parser.add_argument("--backend", default="default", help="The TASKS alias whose queues to serve.")
         parser.add_argument("--processes", type=int,
-                            help="Run a supervisor with this many worker processes (each with --concurrency threads).")
+                            help=f"Run a supervisor with this many worker processes, 1 to {PROCESSES_MAX} "
+                                 "(each with --concurrency threads).")
         parser.add_argument("--max-jobs-per-child", type=int,
                             help="With --processes: replace a worker process after it claimed this many jobs.")
 
     def handle(self, *args, **options):
         self._configure_logging(options["verbosity"])
         queues = self._queues(options["queues"], options["backend"])
-        for name in ("concurrency", "max_jobs", "processes", "max_jobs_per_child"):
-            if options[name] is not None and options[name] < 1:
-                raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
+        for name, high in (("concurrency", conf.CONCURRENCY_MAX), ("processes", PROCESSES_MAX),
+                           ("max_jobs", None), ("max_jobs_per_child", None)):
+            value, option = options[name], f"--{name.replace('_', '-')}"
+            if value is not None and high is not None and not 1 <= value <= high:
+                raise CommandError(f"{option} must be from 1 to {high}, got {value}.")
+            if value is not None and value < 1:
+                raise CommandError(f"{option} must be at least 1, got {value}.")
         if options["worker_id"] is not None and not 0 < len(options["worker_id"]) <= 64:
             raise CommandError("--worker-id must be 1 to 64 characters.")
+        if options["worker_id"] is not None and not options["worker_id"].isprintable():
+            raise CommandError("--worker-id must be printable text: no NUL, newline or other control character.")
         if options["processes"] and options["worker_id"] and len(options["worker_id"]) > 52:
             raise CommandError("--worker-id must be at most 52 characters with --processes (children add a suffix).")
+        self._refuse_dangerous_settings()
         if options["processes"]:
             if options["max_jobs"] is not None:
                 raise CommandError("--max-jobs applies to one process; with --processes use --max-jobs-per-child.")
@@ -69,13 +81,24 @@ class Command(BaseCommand):
         except Exception as exc:
             raise CommandError(f"Unknown TASKS backend {alias!r}: {exc}") from None
         known = set(backend.queues)
-        if not value:
+        if value is None:
             return sorted(known) or None
-        queues = [q.strip() for q in value.split(",") if q.strip()]
+        queues = [q.strip() for q in value.split(",")]
+        if not all(queues):  # "" or ",,," would otherwise serve every queue
+            raise CommandError(f"--queues {value!r} has an empty queue name; give comma-separated names, "
+                               "e.g. --queues default,emails, or leave --queues out to serve every queue.")
         unknown = sorted(set(queues) - known) if known else []
         if unknown:
             raise CommandError(f"Unknown queue(s) {', '.join(unknown)}; TASKS[{alias!r}]['QUEUES'] has {', '.join(sorted(known))}.")
         return queues
+
+    def _refuse_dangerous_settings(self):
+        """Run the settings check even when system checks are skipped (--skip-checks, call_command):
+        a worker with, say, a heartbeat slower than its lease runs jobs twice at once."""
+        errors = [m for m in check_settings() if m.is_serious() and not m.is_silenced()]
+        if errors:
+            problems = "".join(f"\n({m.id}) {m.msg}\n\tHINT: {m.hint}" for m in errors)
+            raise CommandError(f"Refusing to start: invalid DJJOBS settings (manage.py check lists them).{problems}")
 
     def _configure_logging(self, verbosity):
         logger = logging.getLogger("djjobs")

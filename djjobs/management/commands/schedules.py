@@ -8,10 +8,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ... import scheduler
+from ... import conf, scheduler
 from ...cron import TimingError, get_zone, localize
 from ...cron_text import describe
 from ...operations import Outcome
+from ...payload import encode
+
+
+COUNT_MAX = 1000  # fire times listed per schedule
 
 
 class Command(BaseCommand):
@@ -24,7 +28,8 @@ class Command(BaseCommand):
         act.add_argument("--enable", metavar="NAME", help="Enable this schedule.")
         act.add_argument("--disable", metavar="NAME", help="Disable this schedule.")
         act.add_argument("--add", metavar="NAME", help="Create a schedule with this name (see the options below).")
-        parser.add_argument("--count", type=int, default=5, help="Fire times listed per schedule (default 5).")
+        parser.add_argument("--count", type=int, default=5,
+                            help=f"Fire times listed per schedule, 1 to {COUNT_MAX} (default 5).")
         new = parser.add_argument_group("--add")
         new.add_argument("--task", help="The task's dotted path.")
         new.add_argument("--cron", default="", help="Cron expression, 5 fields or 6 with seconds last.")
@@ -42,6 +47,8 @@ class Command(BaseCommand):
         new.add_argument("--disabled", action="store_true", help="Create it disabled.")
 
     def handle(self, *args, **options):
+        if not 1 <= options["count"] <= COUNT_MAX:
+            raise CommandError(f"--count must be from 1 to {COUNT_MAX}, got {options['count']}.")
         if options["run"]:
             return self._run(options["run"])
         if options["enable"] or options["disable"]:
@@ -133,9 +140,19 @@ class Command(BaseCommand):
 
 def _json(text: str, option: str):
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(f"{option} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+    except RecursionError:
+        raise CommandError(f"{option} is nested too deeply to be read; the limit is "
+                           f"{conf.get('MAX_JSON_DEPTH')} levels (DJJOBS['MAX_JSON_DEPTH']).") from None
+    except ValueError as exc:  # e.g. a number of more than 4300 digits
+        raise CommandError(f"{option} cannot be read: {exc}.") from None
+    try:  # what a job may store (nesting, NUL, lone surrogates), before anything walks it recursively
+        encode(value, option)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    return value
 
 
 def _run_at(text: str, zone_name: str) -> datetime:
