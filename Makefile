@@ -3,7 +3,10 @@
 #   make demo                      # venv, migrate, sample data, web server + workers (Ctrl-C stops both)
 #   make test                      # the whole suite on SQLite, then on PostgreSQL
 #   make test DBS=sqlite           # one database only (DBS=postgres for the other)
+#   make test DBS=postgres-public-apis   # unit + integration on PostgreSQL, DJJOBS["FAST_PATHS"] off
 #   make test PYTEST_ARGS='-x -k retry'
+#   make test-fast                 # the edit loop: unit + integration tests, SQLite only
+#   make lint                      # what CI checks before the tests: ruff, makemigrations --check
 #   make test PYTHON=python3.12 DJANGO=6 VENV=.venv-py312-dj6
 #   make clean
 #
@@ -36,10 +39,11 @@ VENV_HASH := $(shell printf '%s' '$(abspath $(VENV))' | sha256sum | cut -c1-8)
 DJJOBS_TEST_SQLITE ?= $(CURDIR)/.test-db/$(or $(VENV_SLUG),venv).sqlite3
 DJJOBS_TEST_PG_NAME ?= test_djjobs_$(or $(VENV_SLUG),venv)_$(VENV_HASH)
 
+# dev: tests, benchmarks and ruff; demo: the demo project's settings (django-environ).
 ifeq ($(DJANGO),5.2)
-  INSTALL_ARGS := -e '.[dev,django52]'
+  INSTALL_ARGS := -e '.[dev,demo,django52]'
 else ifeq ($(DJANGO),6)
-  INSTALL_ARGS := -e '.[dev]' 'Django>=6.0,<7'
+  INSTALL_ARGS := -e '.[dev,demo]' 'Django>=6.0,<7'
 else
   $(error DJANGO must be 5.2 or 6, not '$(DJANGO)')
 endif
@@ -49,10 +53,10 @@ endif
 PYPROJECT_HASH := $(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
 STAMP := $(VENV)/.djjobs-installed-py$(PY_VERSION)-dj$(DJANGO)-$(PYPROJECT_HASH)
 
-.PHONY: help install demo demo-setup test test-sqlite test-postgres clean
+.PHONY: help install demo demo-setup test test-fast test-sqlite test-postgres test-postgres-public-apis lint clean
 
 help:
-	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(STAMP)
 
@@ -80,10 +84,11 @@ demo: demo-setup
 # -- tests ---------------------------------------------------------------------------------
 
 # pytest's exit code 5 (no test collected) is reported, not failed: test files may not exist yet.
-# $(1): the database's name in messages, $(2): its test database, $(3): the environment.
+# $(1): the database's name in messages, $(2): its test database, $(3): the environment,
+# $(4): the test paths (empty: pyproject's testpaths, the whole suite).
 define run_pytest
 	@echo "==> pytest on $(1) (Python $(PY_VERSION), Django $(DJANGO), $(VENV), test database $(2))"
-	@$(3) $(VENV_PY) -m pytest $(PYTEST_ARGS); code=$$?; \
+	@$(3) $(VENV_PY) -m pytest $(4) $(PYTEST_ARGS); code=$$?; \
 	if [ $$code -eq 5 ]; then echo "==> $(1): no test collected"; exit 0; fi; \
 	if [ $$code -ne 0 ]; then echo "==> $(1): FAILED (pytest exit code $$code)"; fi; exit $$code
 endef
@@ -91,7 +96,7 @@ endef
 test: install
 	@failed=""; \
 	for db in $(DBS); do \
-		case $$db in sqlite|postgres) ;; *) echo "unknown database '$$db' in DBS (sqlite, postgres)" >&2; exit 2;; esac; \
+		case $$db in sqlite|postgres|postgres-public-apis) ;; *) echo "unknown database '$$db' in DBS (sqlite, postgres, postgres-public-apis)" >&2; exit 2;; esac; \
 		$(MAKE) --no-print-directory test-$$db || failed="$$failed $$db"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "==> test runs failed:$$failed"; exit 1; fi; \
@@ -103,6 +108,33 @@ test-sqlite: install
 test-postgres: install
 	@bash .ci/ensure-postgres
 	$(call run_pytest,PostgreSQL,$(DJJOBS_TEST_PG_NAME),env DATABASE_URL='$(PG_URL)' DJJOBS_TEST_PG_NAME='$(DJJOBS_TEST_PG_NAME)')
+
+# Unit and integration tests on PostgreSQL with DJJOBS["FAST_PATHS"] off (djjobs/fast.py): the
+# code paths that use only public APIs of Django and psycopg. CI runs it once (DBS=postgres-public-apis).
+test-postgres-public-apis: install
+	@bash .ci/ensure-postgres
+	$(call run_pytest,PostgreSQL (FAST_PATHS off),$(DJJOBS_TEST_PG_NAME)_pub,env DATABASE_URL='$(PG_URL)' DJJOBS_TEST_PG_NAME='$(DJJOBS_TEST_PG_NAME)_pub' DJJOBS_TEST_FAST_PATHS=0,tests/unit tests/integration)
+
+# No worker processes, no browser, no PostgreSQL: what an edit is first checked with.
+test-fast: install
+	$(call run_pytest,SQLite,$(DJJOBS_TEST_SQLITE),env -u DATABASE_URL DJJOBS_TEST_SQLITE='$(DJJOBS_TEST_SQLITE)',tests/unit tests/integration)
+
+# -- lint ----------------------------------------------------------------------------------
+
+# What .ci/run checks before the tests: ruff (configured in pyproject.toml), and that no model
+# change lacks its migration (on the demo's settings, which install djjobs and the demo shop,
+# with an in-memory database: the check reads no data and leaves no file). Both run, then fail.
+LINT_PATHS := djjobs tests benchmarks demo_project
+
+lint: install
+	@failed=""; \
+	echo "==> ruff check $(LINT_PATHS)"; \
+	$(VENV_PY) -m ruff check --output-format=concise $(LINT_PATHS) || failed="$$failed ruff"; \
+	echo "==> makemigrations --check (Python $(PY_VERSION), Django $(DJANGO))"; \
+	env DATABASE_URL='sqlite://:memory:' $(VENV_PY) manage.py makemigrations --check --dry-run \
+		--settings=demo_project.settings </dev/null || failed="$$failed makemigrations"; \
+	if [ -n "$$failed" ]; then echo "==> lint failed:$$failed"; exit 1; fi; \
+	echo "==> lint passed"
 
 # -- housekeeping --------------------------------------------------------------------------
 

@@ -26,10 +26,10 @@ slowest query. Not a test: pytest never collects it.
 
 import argparse
 import os
-from datetime import timedelta
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -379,13 +379,12 @@ def screenshots(directory: Path, password: str) -> None:
     with Playwright and Debian's Chromium against a live server on the benchmark database."""
     import tempfile
 
-    import djjobs
     from django.test.testcases import LiveServerThread, _StaticFilesHandler
     from django.test.utils import override_settings
+    from django.utils import timezone
     from playwright.sync_api import sync_playwright
 
-    from django.utils import timezone
-
+    import djjobs
     from djjobs.models import Job, Worker
 
     static = Path(tempfile.mkdtemp(prefix="djjobs-static-"))

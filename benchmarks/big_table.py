@@ -123,9 +123,9 @@ def measure() -> list[tuple[str, float, str, str]]:
     from django.db import transaction
 
     from djjobs.health import report as health_report
+    from djjobs.lifecycle.finish import complete_successes
     from djjobs.maintenance.rescuer import rescue_expired
     from djjobs.worker.claim import claim
-    from djjobs.worker.complete import complete_successes
     from djjobs.worker.executor import Outcome
 
     statements = {}
@@ -217,7 +217,8 @@ def main() -> None:
     print(f"{'statement':<{width}}  {small_label:>10}  {big_label:>20}  ratio  access path ({big_label})")
     for (name, a, _, _), (_, b, paths, _) in zip(small, big):
         print(f"{name:<{width}}  {a:>10.2f}  {b:>20.2f}  {b / a if a else float('nan'):>5.2f}  {paths}")
-    print(f"{f'burst worker, jobs/s (best of {args.repeat})':<{width}}  {READY_JOBS / small_wall:>10,.0f}  {READY_JOBS / big_wall:>20,.0f}  "
+    label = f"burst worker, jobs/s (best of {args.repeat})"
+    print(f"{label:<{width}}  {READY_JOBS / small_wall:>10,.0f}  {READY_JOBS / big_wall:>20,.0f}  "
           f"{small_wall / big_wall:>5.2f}")
 
 

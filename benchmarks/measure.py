@@ -41,7 +41,8 @@ class OthersCpu:
     PostgreSQL backends connected to the benchmark database ("db"); PostgreSQL's auxiliary
     processes (WAL writer, checkpointer...) are shared and left out; everything else is
     "others". A process that starts and ends between two reads (0.5 s apart) is missed, so "others" is a
-    lower bound; so is "db" for backends that end before the next read (only short runs suffer). Python CPU is getrusage (this process, and the workers once reaped).
+    lower bound; so is "db" for backends that end before the next read (only short runs suffer). Python
+    CPU is getrusage (this process, and the workers once reaped).
     Linux only (None elsewhere).
     """
 
@@ -136,7 +137,7 @@ class OthersCpu:
             stats[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
         me = os.getpid()
         found = {}
-        for pid, (comm, ppid, ticks) in stats.items():
+        for pid, (comm, _ppid, ticks) in stats.items():
             if self._ours(pid, stats, me):
                 continue
             if comm.startswith("postgres"):

@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
 
-from benchmarks.settings import DEFAULT_DATABASE_URL  # noqa: E402  (no side effects)
 from benchmarks.measure import OthersCpu, SampledProcess, mib, percentile, rate  # noqa: E402
+from benchmarks.settings import DEFAULT_DATABASE_URL  # noqa: E402  (no side effects)
 
 os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
 
@@ -476,6 +476,18 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
                others.per_job(sizes.enqueue_bulk, "self"))
     truncate()
 
+    # The same jobs in calls of 1,000 (autocommit: a transaction each), where a call's own cost shows.
+    calls = max(1, sizes.enqueue_bulk // 1_000)
+    with others_cpu() as others:
+        started = time.perf_counter()
+        for _ in range(calls):
+            noop.enqueue_many([()] * 1_000)
+        wall = time.perf_counter() - started
+    report.metrics["enqueue_bulk_1000"] = calls * 1_000 / wall
+    report.add("1 enqueue", "enqueue_many(), calls of 1,000", calls * 1_000, wall, rate(calls * 1_000, wall),
+               f"{wall / calls * 1000:.1f} ms/call", others.percent, others.per_job(calls * 1_000, "self"))
+    truncate()
+
 
 @dataclass
 class BurstResult:
@@ -512,7 +524,7 @@ def phase_process(report: Report, sizes: Sizes) -> None:
           f"{f'; each case run {sizes.repeat} times, the fastest kept' if sizes.repeat > 1 else ''}", flush=True)
     truncate()
     with others_cpu() as others:
-        wall_empty, procs = run_burst(1)
+        wall_empty, _ = run_burst(1)
     report.add("2 process", "start-up: 1 --burst worker, empty queue", 0, wall_empty,
                f"{wall_empty:.2f} s", "python start, django.setup(), checks, first claim, exit", others.percent)
 
@@ -544,9 +556,8 @@ def phase_process(report: Report, sizes: Sizes) -> None:
 
 
 def phase_latency(report: Report, sizes: Sizes) -> None:
-    from djjobs.models import Job
-
     from benchmarks.bench_tasks import stamp
+    from djjobs.models import Job
 
     n = sizes.latency
     low, high = sizes.latency_gap_ms

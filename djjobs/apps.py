@@ -12,9 +12,8 @@ class DjjobsConfig(AppConfig):
 
         autodiscover_modules("tasks")  # every app's tasks.py: schedules, events and endpoints see them
 
-        from . import checks, provenance, triggers  # noqa: F401  (checks registers the project-wide checks)
+        from . import checks, triggers  # noqa: F401  (checks registers the project-wide checks)
 
-        provenance.connect()  # jobs enqueued by events and triggers record their cause
         triggers.connect()  # the receivers of triggers declared so far; later ones connect at once
 
         from django.db.models.signals import post_migrate

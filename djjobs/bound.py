@@ -9,46 +9,26 @@ dumpers). Prepared statements follow the connection's setting: Django turns psyc
 (``prepare_threshold`` None, so this works behind PgBouncer in transaction mode); a project that
 sets ``OPTIONS["prepare_threshold"]`` gets these statements prepared like its own.
 
-``run()`` uses it only when ``usable()``: PostgreSQL, and nobody watches the connection's
-statements; with an ``execute_wrapper`` (APM, debug toolbar) or the query log (DEBUG,
-assertNumQueries) it goes through Django's cursor, so they see the statement as usual.
+``run()`` uses it only when ``usable()``: PostgreSQL, the speed-ups on (djjobs.fast, where the
+kept cursor itself lives), and nobody watches the connection's statements; with an
+``execute_wrapper`` (APM, debug toolbar) or the query log (DEBUG, assertNumQueries) it goes
+through Django's cursor, so they see the statement as usual.
 """
 
-import weakref
-
-from django.utils.asyncio import async_unsafe
-
-_cursors: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # psycopg connection -> cursor
+from . import fast
 
 
 def usable(connection) -> bool:
-    return connection.vendor == "postgresql" and not connection.execute_wrappers and not connection.queries_logged
+    return (connection.vendor == "postgresql" and not connection.execute_wrappers and not connection.queries_logged
+            and fast.enabled())
 
 
 def run(connection, sql: str, params, fetch: bool = False) -> list | None:
     """Execute ``sql`` on the kept cursor when usable(), else through Django's cursor;
     with ``fetch``, return the rows."""
     if usable(connection):
-        cursor = execute(connection, sql, params)
+        cursor = fast.execute(connection, sql, params)
         return cursor.fetchall() if fetch else None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else None
-
-
-@async_unsafe
-def execute(connection, sql: str, params):
-    """Execute ``sql`` (``%s`` placeholders) and return the psycopg cursor (to fetch from)."""
-    import psycopg
-
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    connection.validate_no_broken_transaction()
-    raw = connection.connection
-    cursor = _cursors.get(raw)
-    if cursor is None or cursor.closed:
-        cursor = _cursors[raw] = psycopg.Cursor(raw)
-    with connection.wrap_database_errors:
-        cursor.execute(sql, params)
-    return cursor

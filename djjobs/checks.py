@@ -4,7 +4,6 @@ from django.apps import apps
 from django.core import checks
 from django.db import connections, router
 
-
 SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 
 
@@ -151,7 +150,7 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
 
     try:
         backend = task.get_backend()
-    except Exception:  # an unknown alias is reported by Django's own checks
+    except Exception:  # noqa: BLE001 - an unknown alias is reported by Django's own checks
         return []
     if isinstance(backend, JobsBackend):
         return []

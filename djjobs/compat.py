@@ -26,6 +26,7 @@ try:  # Django >= 6.0
     BUILTIN_TASKS = True
 except ImportError:  # Django 5.2 with the django-tasks backport
     try:
+        import django_tasks.checks  # noqa: F401  (registers the backend checks)
         from django_tasks import (
             DEFAULT_TASK_BACKEND_ALIAS,
             DEFAULT_TASK_QUEUE_NAME,
@@ -40,7 +41,6 @@ except ImportError:  # Django 5.2 with the django-tasks backport
         from django_tasks.exceptions import InvalidTaskError as InvalidTask
         from django_tasks.exceptions import TaskResultDoesNotExist
         from django_tasks.signals import task_enqueued, task_finished, task_started
-        import django_tasks.checks  # noqa: F401  (registers the backend checks)
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ImproperlyConfigured(
             "djjobs needs Django >= 6.0 (django.tasks) or, on Django 5.2, the django-tasks "

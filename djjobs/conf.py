@@ -55,6 +55,9 @@ DEFAULTS: dict[str, Any] = {
     # WAL flush. A database crash may then forget the last milliseconds of them; jobs run
     # again rather than being lost (see README, Guarantees). False: every commit waits.
     "ASYNC_COMMIT": True,
+    # The speed-ups that rely on private APIs of Django, psycopg and Python (djjobs/fast.py):
+    # False runs djjobs on public APIs only, slower (README, Performance).
+    "FAST_PATHS": True,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
     # Seconds a RUNNING job may ignore its cancellation before process mode kills its process.
@@ -197,7 +200,7 @@ def _a(noun: str) -> str:
 def _show(value: Any, limit: int = 80) -> str:
     try:
         text = repr(value)
-    except Exception:  # a settings object whose repr fails is still reported
+    except Exception:  # noqa: BLE001 - a settings object whose repr fails is still reported
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -254,6 +257,7 @@ RULES: dict[str, Rule] = {
     "SCHEDULE_MAX_LATENESS": _seconds(above=False, none="no bound"),
     "SCHEDULE_CATCH_UP_MAX": Rule("whole", 1, CATCH_UP_MAX),
     "ASYNC_COMMIT": Rule("bool"),
+    "FAST_PATHS": Rule("bool"),
     "POLL_INTERVAL": _seconds(),
     "CANCEL_GRACE_SECONDS": _seconds(above=False),
     "RETENTION_DAYS": Rule("dict", items=_retention_days,

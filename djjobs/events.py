@@ -37,7 +37,7 @@ class Published(list):
 def subscribers(name: str) -> list[Task]:
     """The declared tasks subscribed to ``name``, by dotted path."""
     found = []
-    for path, task in sorted(declared_tasks().items()):
+    for _path, task in sorted(declared_tasks().items()):
         names = getattr(task, "subscribe", None) or ()
         if name in ((names,) if isinstance(names, str) else names):
             found.append(task)

@@ -137,7 +137,7 @@ def _due_by_queue(connection, table, now, limit) -> dict[str, int]:
     """Due jobs per queue among the first ``limit`` in claim order: what a claim would read."""
     with connection.cursor() as cursor:
         cursor.execute(_DUE_BY_QUEUE.format(table=table), [connection.ops.adapt_datetimefield_value(now), limit])
-        return {queue: n for queue, n in cursor.fetchall()}
+        return dict(cursor.fetchall())
 
 
 def _datetime(connection, value):

@@ -17,17 +17,20 @@ def uuid7() -> uuid.UUID:
 def uuid7_texts(count: int) -> list[str]:
     """``count`` version-7 UUIDs as text (8-4-4-4-12 hex), in increasing order, with one read of
     the random source. For enqueue_many: the text is what COPY sends and what TaskResult.id holds,
-    so no UUID object is made."""
+    so no UUID object is made. Spelled from the random bytes' hex directly (no int per id):
+    48 bits of milliseconds, the version 7, rand_a (12 bits), the variant 0b10 and 2 random bits
+    (one hex digit of 8, 9, a, b), then 60 random bits; the texts sort as the UUIDs do."""
     ms = (time.time_ns() // 1_000_000) & ((1 << 48) - 1)
-    pool = os.urandom(10 * count)
-    high = ms << 80 | (0x7 << 76)
-    values = []
-    for i in range(count):
-        rand = int.from_bytes(pool[10 * i:10 * i + 10], "big")
-        values.append(high | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1)))
-    values.sort()  # ints: one C sort, not UUID comparisons
-    texts = []
-    for value in values:
-        h = f"{value:032x}"
-        texts.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    h = f"{ms:012x}"
+    head = f"{h[:8]}-{h[8:12]}-7"
+    pool = os.urandom(10 * count)  # per id: 9 bytes of hex digits, 1 byte for the variant digit
+    hexes = pool.hex()
+    variant = _VARIANT
+    texts = [f"{head}{hexes[i:i + 3]}-{variant[pool[j]]}{hexes[i + 3:i + 6]}-{hexes[i + 6:i + 18]}"
+             for i, j in zip(range(0, 20 * count, 20), range(9, 10 * count, 10))]
+    texts.sort()  # same width, same case: text order is the UUIDs' order
     return texts
+
+
+# A byte -> the variant's hex digit: 0b10 then the byte's 2 low bits.
+_VARIANT = "89ab" * 64

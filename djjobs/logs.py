@@ -20,6 +20,8 @@ import sys
 import time
 import weakref
 
+from . import fast
+
 # The format run_workers gives its default handler (and the one the direct path below spells).
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -38,7 +40,7 @@ class BatchingStreamHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + self.terminator
-        except Exception:  # as StreamHandler does: a bad record is reported, not raised
+        except Exception:  # noqa: BLE001 - as StreamHandler does: a bad record is reported, not raised
             self.handleError(record)
             return
         # emit() runs under the handler's lock (Handler.handle), like flush() below.
@@ -75,8 +77,8 @@ class BatchingStreamHandler(logging.StreamHandler):
             text, self._lines = "".join(self._lines), []
             try:
                 self.stream.write(text)
-            except Exception:
-                pass  # a closed or broken stream: nothing useful to do with the lines
+            except Exception:  # noqa: BLE001 - a closed or broken stream: nothing useful to do with the lines
+                pass
         super().flush()
 
 
@@ -110,9 +112,10 @@ def direct_handler(logger: logging.Logger, level: int) -> "BatchingStreamHandler
     DEFAULT_FORMAT (run_workers' default set-up), with no filter, record factory or logger
     class that could see or change it, the caller writes the line with ``write_line()``:
     the same text, a fraction of the work. Any other set-up gets None, and the caller logs
-    as usual. Checked on every call, so a logging change at run time applies at once.
+    as usual. Checked on every call, so a logging change at run time applies at once. Off with
+    the other speed-ups (djjobs.fast: it reads ``Formatter._fmt``).
     """
-    if logger.filters or type(logger) is not logging.Logger or logging.getLogRecordFactory() is not logging.LogRecord:
+    if not fast.enabled() or logger.filters or type(logger) is not logging.Logger or logging.getLogRecordFactory() is not logging.LogRecord:
         return None
     handlers = logger.handlers
     if len(handlers) != 1:

@@ -59,7 +59,7 @@ def _queue_metrics(snap):
     return [due, age, failed]
 
 
-def _active_metrics(Job):  # noqa: N803
+def _active_metrics(Job):
     """RUNNING and WAITING jobs per queue (READY is djjobs_queue_due_jobs: bounded)."""
     family = GaugeMetricFamily("djjobs_jobs", "RUNNING and WAITING jobs per queue.", labels=["queue", "status"])
     rows = (Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.WAITING]).order_by()
@@ -69,7 +69,7 @@ def _active_metrics(Job):  # noqa: N803
     return [family]
 
 
-def _finished_metrics(Job, since):  # noqa: N803
+def _finished_metrics(Job, since):
     window = float(conf.get("METRICS_WINDOW"))
     finished = GaugeMetricFamily("djjobs_jobs_finished", f"Jobs that finished in the last {window:g}s, by final status.",
                                  labels=["queue", "status"])
@@ -87,7 +87,7 @@ def _finished_metrics(Job, since):  # noqa: N803
     return [finished, retries]
 
 
-def _durations(Job, since):  # noqa: N803
+def _durations(Job, since):
     """Run time of the last attempt of recently finished jobs, as a gauge histogram per queue."""
     family = GaugeHistogramMetricFamily(
         "djjobs_job_duration_seconds",

@@ -63,7 +63,7 @@ class Listener(threading.Thread):
                         for note in conn.notifies(timeout=0.5):
                             if self.queues is None or note.payload in self.queues:
                                 self.wake()
-            except Exception as exc:  # the database went away: poll meanwhile, reconnect
+            except Exception as exc:  # noqa: BLE001 - the database went away: poll meanwhile, reconnect
                 self.connected.clear()
                 if time.monotonic() - last_error >= 1.0:
                     logger.error("listener: %s; falling back to polling until reconnected", str(exc).strip())

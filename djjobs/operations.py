@@ -1,17 +1,15 @@
 """cancel(), retry(), run_now(): one implementation for code, the admin and endpoints.
 
-Each is a guarded UPDATE whose row count decides the answer, so two operators (or an
-operator and a worker) acting at the same instant cannot both win.
+Each is a guarded UPDATE (djjobs.lifecycle.finish) whose row count decides the answer, so two
+operators (or an operator and a worker) acting at the same instant cannot both win.
 """
 
 import uuid
 from enum import StrEnum
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
-from django.utils import timezone
+from django.db import IntegrityError
 
+from .lifecycle import finish
 from .states import JobStatus
 
 
@@ -35,14 +33,9 @@ def _jobs(job_id):
 def cancel(job_id) -> Outcome:
     """Cancel a READY/WAITING job now; ask a RUNNING job to stop (``context.is_cancelled()``)."""
     jobs = _jobs(job_id)
-    now = timezone.now()
-    with transaction.atomic():
-        if jobs.filter(status__in=[JobStatus.READY, JobStatus.WAITING]).update(
-            status=JobStatus.CANCELLED, finished_at=now
-        ):
-            _advance_run(jobs)  # a workflow's step: its run compensates
-            return Outcome.DONE
-    if jobs.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(cancel_requested_at=now):
+    if finish.cancel_now(jobs):  # a workflow's step: its run compensates
+        return Outcome.DONE
+    if finish.request_cancel(jobs):
         return Outcome.REQUESTED
     if jobs.filter(status=JobStatus.RUNNING).exists():
         return Outcome.REQUESTED  # already requested
@@ -56,17 +49,7 @@ def retry(job_id) -> Outcome:
     (a compensation can be retried: the run's compensations go on from there)."""
     jobs = _jobs(job_id)
     try:
-        with transaction.atomic():
-            changed = jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED]).exclude(
-                workflow_role="step").update(
-                status=JobStatus.READY,
-                run_after=timezone.now(),
-                finished_at=None,
-                cancel_requested_at=None,
-                max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
-            )
-            if changed:
-                _advance_run(jobs)
+        changed = finish.retry(jobs.exclude(workflow_role="step"))
     except IntegrityError:
         return Outcome.CONFLICT
     if changed:
@@ -74,18 +57,9 @@ def retry(job_id) -> Outcome:
     return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
 
 
-def _advance_run(jobs) -> None:
-    run_id = jobs.values_list("workflow_run_id", flat=True).first()
-    if run_id is not None:
-        from .workflows import advance
-
-        advance(run_id)
-
-
 def run_now(job_id) -> Outcome:
     """Make a READY job due at once (its run_after moves to now)."""
     jobs = _jobs(job_id)
-    now = timezone.now()
-    if jobs.filter(status=JobStatus.READY).update(run_after=now):
+    if finish.run_now(jobs):
         return Outcome.DONE
     return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND

@@ -1,9 +1,11 @@
 """Provenance: stamp a job with what caused it (an event, a trigger) in the INSERT that creates it.
 
-``task.enqueue()`` stays the one way a job is inserted (validation, unique keys, signals); while
-``stamping(task_path, **fields)`` is active, the Job rows that enqueue (and enqueue_many) insert
-for that task get ``fields``: the backend adds ``stamped_fields()`` to the columns it writes, and
-a pre_save receiver does the same for rows saved through the ORM, so no extra query is needed.
+``task.enqueue()`` stays the one way an event's or a trigger's job is inserted (validation,
+unique keys, signals); while ``stamping(task_path, **fields)`` is active, the jobs of that task
+that the insert path (djjobs.lifecycle.insert) writes get ``fields``: it adds
+``stamped_fields()`` to the columns of every job it inserts, whichever write it uses (the plain
+INSERT, COPY, or the ORM for a unique job), so no extra query is needed. Schedules and
+workflows set their own columns (schedule_id, workflow_run_id...) through the same path.
 """
 
 from collections.abc import Iterator
@@ -28,20 +30,3 @@ def stamped_fields(task_path: str) -> dict[str, Any]:
     """The fields the active stamp gives to a new job of ``task_path`` (usually none)."""
     stamp = _stamp.get()
     return stamp[1] if stamp is not None and stamp[0] == task_path else {}
-
-
-def stamp_job(sender, instance, raw=False, **kwargs) -> None:
-    """pre_save receiver of Job: apply the active stamp to a new row of the stamped task."""
-    stamp = _stamp.get()
-    if stamp is None or raw or not instance._state.adding or instance.task_path != stamp[0]:
-        return
-    for name, value in stamp[1].items():
-        setattr(instance, name, value)
-
-
-def connect() -> None:
-    from django.db.models.signals import pre_save
-
-    from .models import Job
-
-    pre_save.connect(stamp_job, sender=Job, dispatch_uid="djjobs.provenance.stamp_job")

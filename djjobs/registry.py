@@ -1,6 +1,6 @@
 """Finding a task from the dotted path stored on a job, cached per path; and every declared task."""
 
-from functools import lru_cache
+from functools import cache
 
 from django.utils.module_loading import import_string
 
@@ -8,7 +8,7 @@ from .compat import Task
 from .exceptions import TaskNotFound
 
 
-@lru_cache(maxsize=None)
+@cache
 def resolve_task(path: str) -> Task:
     """The Task object a job's task_path names; TaskNotFound when it no longer imports."""
     try:

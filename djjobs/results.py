@@ -13,7 +13,7 @@ def _task_for(task: Task | None, job) -> Task:
         return task
     try:
         return replace(task, queue_name=job.queue_name, priority=job.priority, backend=job.backend)
-    except Exception:  # the settings changed since the job was enqueued: keep the task as declared
+    except Exception:  # noqa: BLE001 - the settings changed since the job was enqueued: keep the task as declared
         return task
 
 
@@ -43,7 +43,3 @@ def make_result(job, task: Task | None = None, return_value=None) -> TaskResult:
     )
     object.__setattr__(result, "_return_value", job.return_value if return_value is None else return_value)
     return result
-
-
-def job_to_result(job, task: Task | None = None) -> TaskResult:
-    return make_result(job, task)

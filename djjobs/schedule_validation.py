@@ -53,7 +53,7 @@ def find_task(path: str) -> tuple[Task | None, str]:
         return None, f"Unknown task: {exc}"
     try:
         backend = task.get_backend()
-    except Exception as exc:  # an alias missing from TASKS
+    except Exception as exc:  # noqa: BLE001 - an alias missing from TASKS, or its backend failing to load
         return None, f"Task {path} uses the backend {task.backend!r}, which cannot be loaded: {exc}"
     if not isinstance(backend, JobsBackend):
         return None, f"Task {path} uses the backend {task.backend!r}, which is not djjobs.backend.JobsBackend."
@@ -92,7 +92,7 @@ def _payload_problems(args, kwargs):
         yield "kwargs", f"kwargs must be a JSON object, e.g. {{\"days\": 7}}; got {type(kwargs).__name__}."
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         return
-    # Encoded as enqueue() does (JobsBackend._encoded_payload): the same rules, the same size, and
+    # Encoded as enqueue() does (djjobs.lifecycle.insert.encode_payload): the same rules, the same size, and
     # the args list and the kwargs dict are the first level of DJJOBS['MAX_JSON_DEPTH'].
     size = 2
     for field, value in (("args", args), ("kwargs", kwargs)):

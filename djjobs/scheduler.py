@@ -16,10 +16,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import conf
-from .compat import InvalidTask, Task, task_enqueued
+from .compat import InvalidTask, Task
 from .cron import TimingError
+from .lifecycle import insert
 from .operations import Outcome
-from .results import make_result
 from .schedule_policy import Overlap, plan
 from .schedule_validation import find_task
 from .states import ACTIVE
@@ -118,8 +118,9 @@ def _record(schedule, *, now, next_run_at, last=None, skipped=0, reason="", enab
 
 
 def _enqueue(schedule, task: Task, when: datetime, now: datetime):
-    """Insert the job of one fire time, in a savepoint. Returns (job, "") when inserted,
-    (None, reason) when it cannot be, and (None, "") when that fire time already has its job."""
+    """Insert the job of one fire time through the insert path, in a savepoint. Returns (job, "")
+    when inserted, (None, reason) when it cannot be, and (None, "") when that fire time already
+    has its job."""
     from .models import Job
 
     overrides = {}
@@ -128,22 +129,17 @@ def _enqueue(schedule, task: Task, when: datetime, now: datetime):
     if schedule.priority is not None:
         overrides["priority"] = schedule.priority
     task = task.using(**overrides) if overrides else task
-    backend = task.get_backend()
     try:
-        backend.validate_task(task)
-        job = backend._build_job(task, schedule.args, schedule.kwargs, now)
+        job, _result = insert.insert(
+            task, schedule.args, schedule.kwargs, now=now, guarded=True, holder=False,
+            fields={"run_after": when, "schedule_id": schedule.pk, "scheduled_for": when})
     except InvalidTask as exc:
         return None, f"cannot enqueue {schedule.task_path}: {exc}"
-    job.run_after = when
-    job.schedule_id, job.scheduled_for = schedule.pk, when
-    try:
-        with transaction.atomic(using=router.db_for_write(Job)):
-            job.save(force_insert=True)
     except IntegrityError:
         if Job.objects.filter(schedule_id=schedule.pk, scheduled_for=when).exists():
             return None, ""  # this fire time has its job already: the constraint did its work
-        return None, f"an active job holds the task's unique key {job.unique_key!r}"
-    task_enqueued.send(type(backend), task_result=make_result(job, task))
+        key = getattr(task, "unique_key", None)
+        return None, f"an active job holds the task's unique key {key!r}"
     return job, ""
 
 

@@ -20,6 +20,8 @@ import logging
 
 from django.core.signals import setting_changed
 
+from . import fast
+
 _MODULES = ("django.tasks.signals", "django_tasks.signals")
 
 _log_receivers: dict[object, logging.Logger] | None = None
@@ -45,10 +47,10 @@ def wanted(signal, sender, level: int) -> bool:
 
 
 def _wanted(signal, sender, level: int) -> bool:
-    try:
-        sync, async_ = signal._live_receivers(sender)
-    except Exception:  # another Django's private API: be safe, send when anyone listens
+    live = fast.live_receivers(signal, sender)
+    if live is None:  # speed-ups off, or Django's private API changed: send when anyone listens
         return signal.has_listeners(sender)
+    sync, async_ = live
     if async_:
         return True
     if not sync:

@@ -1,4 +1,4 @@
-"""Job statuses and the transitions between them. Pure: no ORM, no I/O."""
+"""Job statuses and what Django's TaskResult sees of them. Pure: no ORM, no I/O."""
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -25,17 +25,7 @@ class JobStatus(models.TextChoices):
 ACTIVE = frozenset({JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING})
 FINISHED = frozenset({JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED})
 
-# Allowed transitions: every guarded UPDATE in djjobs moves along one of these edges.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    JobStatus.WAITING: frozenset({JobStatus.READY, JobStatus.CANCELLED}),
-    JobStatus.READY: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
-    JobStatus.RUNNING: frozenset(
-        {JobStatus.SUCCESSFUL, JobStatus.READY, JobStatus.FAILED, JobStatus.CANCELLED}
-    ),
-    JobStatus.FAILED: frozenset({JobStatus.READY}),  # an operator's retry
-    JobStatus.CANCELLED: frozenset({JobStatus.READY}),  # an operator's retry
-    JobStatus.SUCCESSFUL: frozenset(),
-}
+# The allowed transitions between them: djjobs.lifecycle.transitions.TRANSITIONS.
 
 # What Django's four TaskResult statuses see of ours.
 TO_TASK_STATUS = {
@@ -47,7 +37,3 @@ TO_TASK_STATUS = {
     JobStatus.CANCELLED: TaskResultStatus.FAILED,
 }
 
-
-def can_transition(source: str, target: str) -> bool:
-    """Whether a job may move from ``source`` to ``target``."""
-    return target in TRANSITIONS.get(source, frozenset())

@@ -93,7 +93,7 @@ def _token_user(token: str):
             username = name
     if username is None:
         return None
-    User = get_user_model()  # noqa: N806
+    User = get_user_model()
     return User._default_manager.filter(**{User.USERNAME_FIELD: username}, is_active=True).first()
 
 

@@ -37,10 +37,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import conf
+from .backend import JobsBackend, storable
 from .compat import InvalidTask, Task, task_backends
 from .exceptions import TaskNotFound
-from .ids import uuid7
-from .backend import storable
+from .lifecycle import finish, insert
 from .payload import byte_size, encode
 from .registry import resolve_task
 from .states import JobStatus
@@ -115,7 +115,6 @@ class Workflow:
 
     def start(self, **input):
         """Start a run: its row and a job per step, in the caller's transaction; the WorkflowRun."""
-        from .backend import _check_findable
         from .models import WorkflowRun
 
         try:
@@ -130,11 +129,10 @@ class Workflow:
             for step in group:
                 for task in filter(None, (step.task, step.compensate)):
                     backend = _backend(task)
-                    if not hasattr(backend, "_common_values"):
+                    if not isinstance(backend, JobsBackend):
                         raise InvalidTask(f"Step {step.name!r}: {task.module_path} uses the TASKS backend "
                                           f"{task.backend!r}, which is not djjobs; a workflow's jobs live in djjobs.")
-                    backend.validate_task(task)
-                    _check_findable(task)
+                    insert.check_task(backend, task)
         now = timezone.now()
         with transaction.atomic():
             run = WorkflowRun.objects.create(name=self.name, plan=self.plan(), input=input, context=input,
@@ -196,7 +194,7 @@ def cancel_run(run_id, reason: str = "cancelled") -> bool:
 
 
 def _run_forward(run, steps, now) -> None:
-    from .models import Job, RunStatus
+    from .models import RunStatus
 
     context = _context(run, steps)
     skipped = list(run.skipped)
@@ -207,7 +205,7 @@ def _run_forward(run, steps, now) -> None:
                    if spec.get("when") and not context.get(spec["when"]) and spec["name"] not in skipped
                    and spec["name"] in steps and steps[spec["name"]].status == JobStatus.WAITING]
         if dropped:
-            Job.objects.filter(pk__in=[j.pk for j in dropped], status=JobStatus.WAITING).delete()
+            finish.skip_steps([j.pk for j in dropped])
             skipped += [j.workflow_step for j in dropped]
         pending = [(spec, steps.get(spec["name"])) for spec in group if spec["name"] not in skipped]
         if all(j is not None and j.status == JobStatus.SUCCESSFUL for _spec, j in pending):
@@ -219,8 +217,7 @@ def _run_forward(run, steps, now) -> None:
                 kwargs = _kwargs_for(spec["task"], spec, context)
                 by_kwargs.setdefault(_context_text(kwargs), (kwargs, []))[1].append(job.pk)
         for kwargs, ids in by_kwargs.values():
-            Job.objects.filter(pk__in=ids, status=JobStatus.WAITING).update(
-                status=JobStatus.READY, run_after=now, kwargs=kwargs)
+            finish.release_steps(ids, now, kwargs=kwargs)
         changes = {"context": context} if context != run.context else {}
         if skipped != run.skipped:
             changes["skipped"] = skipped
@@ -248,14 +245,8 @@ def _stop(run, reason: str, now) -> None:
     from .models import Job, RunStatus
 
     logger.warning("workflow %s %s: %s; compensating", run.name, run.pk, reason)
-    mine = Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP)
-    mine.filter(status__in=[JobStatus.WAITING, JobStatus.READY]).update(status=JobStatus.CANCELLED, finished_at=now)
-    # A running step's row may be locked by its own completion, which will advance the run
-    # itself: skip it rather than wait (the lock order is job, then run).
-    running = list(mine.filter(status=JobStatus.RUNNING, cancel_requested_at__isnull=True)
-                   .select_for_update(skip_locked=True).values_list("id", flat=True))
-    if running:
-        Job.objects.filter(id__in=running, status=JobStatus.RUNNING).update(cancel_requested_at=now)
+    # The steps not started end CANCELLED, the running ones are asked to stop (lifecycle.finish).
+    finish.stop_steps(Job.objects.filter(workflow_run_id=run.pk, workflow_role=STEP), now)
     _save(run, status=RunStatus.COMPENSATING, reason=reason)
 
 
@@ -349,15 +340,15 @@ def _backend(task: Task):
     return task_backends[task.backend]
 
 
-def _insert(run, task: Task, name: str, role: str, status: str, kwargs: dict, now) -> None:
-    from .models.bulk import insert_jobs
-
-    backend = _backend(task)
-    common = backend._common_values(task, now)
-    common.update(status=status, unique_key=None, run_after=now,
-                  workflow_run_id=run.pk, workflow_step=name, workflow_role=role)
-    text = _context_text(kwargs) if kwargs else "{}"
-    insert_jobs(common, [(uuid7(), [], kwargs, "[]", text)])
+def _insert(run, task: Task, name: str, role: str, status: str, kwargs: dict, now, *,
+            from_context: bool = False) -> None:
+    """A step's (or a compensation's) job, through the one insert path (its task was checked by
+    start()). At start() its kwargs are checked as any task's arguments; later ones come from
+    the run's context and are written as _context_text() says."""
+    payload = ([], kwargs, "[]", _context_text(kwargs) if kwargs else "{}") if from_context else None
+    insert.insert(task, (), kwargs, backend=_backend(task), now=now, checked=True, guarded=False, payload=payload,
+                  fields={"status": status, "unique_key": None, "run_after": now, "workflow_run_id": run.pk,
+                          "workflow_step": name, "workflow_role": role})
 
 
 def _context_text(kwargs: dict) -> str:
@@ -379,10 +370,7 @@ def _insert_by_path(run, spec: dict, context: dict, now) -> None:
     try:
         task = resolve_task(path)
     except TaskNotFound:
-        from .models import Job
-
-        Job.objects.create(task_path=path, status=JobStatus.READY, run_after=now, enqueued_at=now,
-                           kwargs=kwargs, workflow_run_id=run.pk, workflow_step=name,
-                           workflow_role=COMPENSATE, max_attempts=1)
+        insert.insert_unfindable(path, kwargs, now, workflow_run_id=run.pk, workflow_step=name,
+                                 workflow_role=COMPENSATE)
         return
-    _insert(run, task, name, COMPENSATE, JobStatus.READY, kwargs, now)
+    _insert(run, task, name, COMPENSATE, JobStatus.READY, kwargs, now, from_context=True)

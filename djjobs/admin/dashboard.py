@@ -29,8 +29,8 @@ from django.utils.http import urlencode
 
 from ..models import Job, Worker
 from ..states import JobStatus
-from .chart import per_minute_svg
 from . import counting
+from .chart import per_minute_svg
 from .counting import AT_LEAST, ESTIMATE, Tally, column_estimates, settle
 from .display import STYLESHEET, duration_text, job_url, local, status_badge, worker_url
 from .job_filters import known_queues

@@ -14,8 +14,8 @@ from django.utils.translation import gettext_lazy as _
 from ..models import Event, Job
 from . import triggers as triggers_view
 from .action_guard import ActionGuard
-from .list_guard import ListGuard
 from .display import STYLESHEET, status_badge
+from .list_guard import ListGuard
 
 
 def _job_link(job) -> str:

@@ -25,9 +25,9 @@ from ..registry import declared_tasks
 from ..states import JobStatus
 from . import dashboard, job_actions, job_detail
 from .action_guard import ActionGuard
-from .list_guard import ListGuard
 from .display import STYLESHEET, duration_text, local, progress_bar, short_time, status_badge
 from .job_filters import LIST_FILTERS
+from .list_guard import ListGuard
 from .paginator import EstimatedPaginator
 
 # Columns the list never shows: JSON that may be large (tracebacks, payloads).

@@ -16,8 +16,8 @@ selection that is not ids is refused with a message, nothing done.
 
 from django.contrib import messages
 from django.contrib.admin import SimpleListFilter, helpers
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
 
 # The parameters Django's own field filters (FieldListFilter subclasses) use: a field in

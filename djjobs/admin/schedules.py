@@ -14,14 +14,14 @@ from django.utils.dateparse import parse_date, parse_time
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .. import scheduler, schedule_sync
+from .. import schedule_sync, scheduler
 from ..cron import Timing, TimingError
 from ..cron_text import describe, relative
 from ..models import Job, Schedule
 from ..operations import Outcome
 from .action_guard import ActionGuard
-from .list_guard import ListGuard
 from .display import STYLESHEET, status_badge
+from .list_guard import ListGuard
 from .schedule_form import ScheduleForm
 
 PREVIEW_COUNT = 5

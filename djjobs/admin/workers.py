@@ -17,8 +17,8 @@ from ..cron_text import relative
 from ..models import Job, Worker
 from ..states import JobStatus
 from .action_guard import ActionGuard
-from .list_guard import ListGuard
 from .display import STYLESHEET, job_url, moment, short_time, status_badge
+from .list_guard import ListGuard
 
 # Running jobs named per worker in the list; the rest are a link to the job list.
 RUNNING_SHOWN = 5

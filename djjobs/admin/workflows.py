@@ -20,8 +20,8 @@ from ..models.workflow import ACTIVE_RUN
 from ..states import JobStatus
 from ..workflows import COMPENSATE, STEP, cancel_run
 from .action_guard import ActionGuard
-from .list_guard import ListGuard
 from .display import STYLESHEET, job_link, short_time, status_badge
+from .list_guard import ListGuard
 
 ACTION_LIMIT = 100
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from django.db import connections, models, router
 
-from .. import bound
-
+from .. import bound, fast
 
 # From this many rows on, PostgreSQL gets COPY; fewer go as INSERT (COPY's extra round trips
 # cost more than it saves on a handful of rows).
@@ -36,7 +35,7 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
     for name, field in plan.computed:
         constant[name] = field.get_db_prep_save(field.get_default(), connection)
     table = connection.ops.quote_name(Job._meta.db_table)
-    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS and fast.enabled():
         tail = _copy_tail(constant, plan.constant_names)
         if tail is not None:
             lines = (
@@ -129,15 +128,13 @@ def _plan(connection, given_names: frozenset) -> _Plan:
 
 def _sql_literal(value, connection) -> str | None:
     """``value`` as an SQL literal when it is a plain constant; None otherwise (sent as a parameter)."""
-    from psycopg.types.json import Json, Jsonb
-
     if value is None:
         return "NULL"
     if isinstance(value, bool):
         return ("TRUE" if value else "FALSE") if connection.vendor == "postgresql" else str(int(value))
     if isinstance(value, int):
         return str(int(value))
-    if isinstance(value, (Json, Jsonb)):
+    if connection.vendor == "postgresql" and _is_psycopg_json(value):
         text, cast = _json_text(value), "::jsonb"
     elif isinstance(value, str):
         text, cast = value, ""
@@ -145,6 +142,14 @@ def _sql_literal(value, connection) -> str | None:
         return None
     # Short and free of "%" (the driver's placeholder sign), or it stays a parameter.
     return _quote(text) + cast if len(text) < 100 and "%" not in text else None
+
+
+def _is_psycopg_json(value) -> bool:
+    """Whether ``value`` is psycopg's Json/Jsonb wrapper (imported only on PostgreSQL: a SQLite
+    site need not have psycopg)."""
+    from psycopg.types.json import Json, Jsonb
+
+    return isinstance(value, (Json, Jsonb))
 
 
 def _json_text(value) -> str:

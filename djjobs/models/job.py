@@ -1,5 +1,8 @@
 """The Job row: one per enqueued task run, holding its whole life."""
 
+from datetime import datetime
+from typing import Self
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -11,27 +14,28 @@ from ..states import ACTIVE, FINISHED, JobStatus
 
 
 class JobQuerySet(models.QuerySet):
-    """The queue's vocabulary."""
+    """The queue's vocabulary, for users (README, Reference: API); djjobs' own hot paths use SQL."""
 
-    def ready(self):
+    def ready(self) -> Self:
         return self.filter(status=JobStatus.READY)
 
-    def due(self, now=None):
+    def due(self, now: datetime | None = None) -> Self:
         return self.ready().filter(run_after__lte=now or timezone.now())
 
-    def running(self):
+    def running(self) -> Self:
         return self.filter(status=JobStatus.RUNNING)
 
-    def active(self):
+    def active(self) -> Self:
         return self.filter(status__in=ACTIVE)
 
-    def finished(self):
+    def finished(self) -> Self:
         return self.filter(status__in=FINISHED)
 
-    def failed(self):
+    def failed(self) -> Self:
         return self.filter(status=JobStatus.FAILED)
 
-    def for_task(self, task_or_path):
+    def for_task(self, task_or_path) -> Self:
+        """Jobs of a task, given as the task (or anything with ``module_path``) or its dotted path."""
         path = getattr(task_or_path, "module_path", task_or_path)
         return self.filter(task_path=path)
 
@@ -174,6 +178,6 @@ class Job(models.Model):
         return None
 
     def to_task_result(self):
-        from ..results import job_to_result
+        from ..results import make_result
 
-        return job_to_result(self)
+        return make_result(self)

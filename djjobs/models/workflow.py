@@ -63,6 +63,3 @@ class WorkflowRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in ACTIVE_RUN
-
-    def step_names(self) -> list[str]:
-        return [step["name"] for group in self.plan for step in group]

@@ -4,6 +4,9 @@ PostgreSQL: one statement, ``FOR UPDATE SKIP LOCKED`` in a CTE, so workers never
 each other and never take the same row. SQLite has no row locks: the whole claim runs in a
 ``BEGIN IMMEDIATE`` transaction (one writer at a time) and the UPDATE is still guarded by
 ``status = 'READY'``.
+
+The claim is the READY -> RUNNING edge of djjobs.lifecycle.transitions; every other change of
+a job's status (the give-back of prefetched jobs included) is djjobs.lifecycle.finish's.
 """
 
 import json
@@ -15,9 +18,11 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
-from .. import conf
-
+from ..lifecycle import transitions
+from ..lifecycle.finish import relax_commits
 from ..states import JobStatus
+
+transitions.check(JobStatus.READY, JobStatus.RUNNING, "claim")  # the statements below are that edge
 
 _COLUMNS = (
     "id, task_path, backend, queue_name, priority, args, kwargs, takes_context, run_after, "
@@ -110,25 +115,6 @@ def _ahead(job) -> bool:
     return job.claimed_ahead
 
 
-def relax_commits(connection) -> None:
-    """PostgreSQL: this connection's commits need not wait for the WAL flush (DJJOBS['ASYNC_COMMIT']).
-
-    Used only on the worker's own connections (claims, batched completions, sweeps), never
-    on those that run task code. A database crash can then forget the last few milliseconds
-    of them: a forgotten claim leaves the job READY, a forgotten completion leaves it RUNNING
-    until it is rescued; either way the job runs again (at-least-once), and atomic tasks,
-    which complete in their own durable transaction, are unaffected.
-    """
-    if connection.vendor != "postgresql" or not conf.get("ASYNC_COMMIT"):
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    if getattr(connection, "_djjobs_relaxed", None) is not raw:
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
-        connection._djjobs_relaxed = raw
-
-
 def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct):
     queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
     if direct is None:
@@ -218,44 +204,6 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
             raise
     rows.sort(key=lambda r: (bool(r[20]), -r[4], r[8], r[0]))  # RETURNING order is unspecified
     return rows
-
-
-def unclaim(jobs) -> int:
-    """Give claimed jobs that never started back to the queue, as if never claimed.
-
-    A worker stopping gracefully does this with the jobs it prefetched: their attempt is
-    not counted and they keep their place (run_after). Guarded by status and lease token,
-    like a completion. Returns how many were given back.
-    """
-    from ..models import Job
-
-    jobs = list(jobs)
-    if not jobs:
-        return 0
-    connection = connections[router.db_for_write(Job)]
-    if connection.vendor == "postgresql":
-        rows = ", ".join(["(%s::uuid, %s::uuid)"] * len(jobs))
-        params = [value for job in jobs for value in (job.id, job.lease_token)]
-        sql = f"""UPDATE djjobs_job AS j SET status = 'READY', attempts = j.attempts - 1,
-                      started_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.started_at END,
-                      last_attempted_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.last_attempted_at END,
-                      worker_id = CASE WHEN j.attempts <= 1 THEN '' ELSE j.worker_id END,
-                      worker_ids = j.worker_ids - (jsonb_array_length(j.worker_ids) - 1),
-                      lease_token = NULL, lease_expires_at = NULL
-                  FROM (VALUES {rows}) AS v(id, token)
-                  WHERE j.id = v.id AND j.status = 'RUNNING' AND j.lease_token = v.token"""
-    else:
-        params = [value for job in jobs for value in (job.id.hex, job.lease_token.hex)]
-        sql = f"""UPDATE djjobs_job SET status = 'READY', attempts = attempts - 1,
-                      started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
-                      last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END,
-                      worker_id = CASE WHEN attempts <= 1 THEN '' ELSE worker_id END,
-                      worker_ids = json_remove(worker_ids, '$[#-1]'),
-                      lease_token = NULL, lease_expires_at = NULL
-                  WHERE status = 'RUNNING' AND (id, lease_token) IN (VALUES {", ".join(["(%s, %s)"] * len(jobs))})"""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
 
 
 _EMPTY_JSON = {"[]": list, "{}": dict}

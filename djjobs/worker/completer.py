@@ -14,14 +14,13 @@ escapes run() (a bug) is caught by the worker's thread guard, which stops the wo
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 from django.db import connections
 
-from .. import conf
+from ..lifecycle.finish import complete_successes
+from ..lifecycle.outage import TRANSIENT, Outage, close_connections
 from ..states import JobStatus
-from .complete import TRANSIENT, complete_successes
 
 logger = logging.getLogger("djjobs")
 
@@ -80,34 +79,33 @@ class Completer(threading.Thread):
     def _write(self, batch: list, refused: set) -> set:
         """complete_successes(), riding out a database outage while the leases last; the keys
         written. Those of jobs that could not be written are added to ``refused``."""
-        deadline = time.monotonic() + conf.get("LEASE_SECONDS")
-        delay = 0.2
         done: set = set()
-        pending = batch
-        while True:
-            try:
-                return done | complete_successes(pending, self.worker_id, refused)
-            except TRANSIENT as exc:
-                pending = _written_apart(pending, done)
-                for connection in connections.all(initialized_only=True):
-                    connection.close()
-                if time.monotonic() + delay > deadline:
-                    logger.error("could not complete %d job(s): %s; they will be rescued when their leases expire",
-                                 len(pending), str(exc).strip())
-                    refused.update(job.key for job, _ in pending)
-                    return done
-                logger.warning("completing %d job(s) failed (%s); retrying in %.1fs", len(pending),
-                               str(exc).strip(), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except Exception:  # noqa: BLE001 - a bug, or a driver's surprise: this batch only
-                pending = _written_apart(pending, done)
-                logger.exception("could not complete %d job(s); they will be rescued when their leases expire",
-                                 len(pending))
-                for connection in connections.all(initialized_only=True):
-                    connection.close()
-                refused.update(job.key for job, _ in pending)
-                return done
+        pending = [batch]
+
+        def write():
+            return done | complete_successes(pending[0], self.worker_id, refused)
+
+        def on_retry(exc, delay):
+            pending[0] = _written_apart(pending[0], done)
+            logger.warning("completing %d job(s) failed (%s); retrying in %.1fs", len(pending[0]),
+                           str(exc).strip(), delay)
+
+        try:
+            return _OUTAGE.ride_out(write, on_retry=on_retry)
+        except TRANSIENT as exc:
+            left = _written_apart(pending[0], done)
+            logger.error("could not complete %d job(s): %s; they will be rescued when their leases expire",
+                         len(left), str(exc).strip())
+        except Exception:  # a bug, or a driver's surprise: this batch only
+            left = _written_apart(pending[0], done)
+            logger.exception("could not complete %d job(s); they will be rescued when their leases expire",
+                             len(left))
+            close_connections()
+        refused.update(job.key for job, _ in left)
+        return done
+
+
+_OUTAGE = Outage()
 
 
 def _written_apart(pending: list, done: set) -> list:

@@ -3,33 +3,16 @@
 import inspect
 import json
 import time
-import traceback
-from dataclasses import dataclass
 from typing import Any
 
 from .. import conf
 from ..compat import Task
 from ..context import JobContext, current_job_id
 from ..exceptions import InvalidReturnValue
+from ..lifecycle.outcome import Outcome, exception_class_path, exception_message, format_traceback  # noqa: F401
 from ..payload import byte_size, encode
 from ..registry import resolve_task
 from ..results import make_result
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one attempt produced: a JSON return value, or the exception it raised."""
-
-    return_value: Any = None
-    return_json: str = "null"  # return_value as JSON text, for batched completion
-    error: BaseException | None = None
-    traceback: str = ""
-    duration: float = 0.0
-
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None
-
 
 _callers: dict[int, tuple[Task, Any]] = {}
 
@@ -82,44 +65,9 @@ def execute(job, task: Task | None = None) -> Outcome:
         if not isinstance(value, (str, int, float, bool, type(None))):
             value = json.loads(text)  # as it will read back: tuples become lists
         return Outcome(return_value=value, return_json=text, duration=time.monotonic() - started)
-    except BaseException as exc:  # noqa: BLE001 - a task's SystemExit fails the job, not the worker
+    except BaseException as exc:  # a task's SystemExit fails the job, not the worker
         if isinstance(exc, KeyboardInterrupt):
             raise
         return Outcome(error=exc, traceback=format_traceback(exc), duration=time.monotonic() - started)
     finally:
         current_job_id.reset(running)
-
-
-# What a task raised is the task's code too: its __str__, __repr__ or __module__ may raise or
-# be anything. Everything djjobs logs or stores about it goes through these three.
-
-
-def exception_message(exc: BaseException) -> str:
-    """``str(exc)``, or a placeholder when the exception's own ``__str__`` raises."""
-    try:
-        text = str(exc)
-        if type(text) is not str:  # a str subclass with methods of its own
-            text = str.__str__(text)
-        return text
-    except BaseException as inner:  # noqa: BLE001 - as in execute(): the task's code, not the worker's
-        if isinstance(inner, KeyboardInterrupt):
-            raise
-        return f"<unprintable {type(exc).__name__}: __str__ raised {type(inner).__name__}>"
-
-
-def exception_class_path(exc: BaseException) -> str:
-    cls = type(exc)
-    module = getattr(cls, "__module__", None)
-    return f"{module}.{cls.__qualname__}" if type(module) is str else cls.__qualname__
-
-
-def format_traceback(exc: BaseException) -> str:
-    """The traceback text of ``exc`` (the traceback module copes with an unprintable exception;
-    this copes with the traceback module failing too)."""
-    try:
-        return "".join(traceback.format_exception(exc))
-    except BaseException as inner:  # noqa: BLE001
-        if isinstance(inner, KeyboardInterrupt):
-            raise
-        return (f"{exception_class_path(exc)}: {exception_message(exc)}\n"
-                f"(the traceback could not be formatted: {type(inner).__name__})\n")

@@ -1,22 +1,20 @@
 """One job's turn on a worker: started signal, execute, complete, finished signal, log lines."""
 
 import logging
-import sys
-import time
 
 from django.db import connections, transaction
 
-from .. import conf
-from ..compat import task_finished, task_started
+from .. import fast
+from ..compat import task_started
 from ..exceptions import LeaseLost
+from ..lifecycle.finish import adopt, backend_class, complete, send_finished, task_or_none, unstorable
+from ..lifecycle.outage import TRANSIENT, Outage
 from ..logs import direct_handler
 from ..payload import clean_text
-from ..registry import resolve_task
 from ..results import job_key, make_result
-from ..states import JobStatus
-from .complete import TRANSIENT, adopt, complete, unstorable
-from .executor import exception_message, execute
 from ..signal_gate import wanted
+from ..states import FINISHED, JobStatus
+from .executor import exception_message, execute
 
 logger = logging.getLogger("djjobs")
 
@@ -37,10 +35,13 @@ def attempt(job, worker_id: str, sender=None, in_atomic: dict[str, bool] | None 
     thread's connections are inside a transaction block now (a worker's job thread knows:
     none); looked up when not given.
     """
-    sender = sender or _backend_class()
-    task = _task_or_none(job.task_path)
+    sender = sender or backend_class()
+    task = task_or_none(job.task_path)
     if task is not None and wanted(task_started, sender, logging.INFO):
-        task_started.send(sender, task_result=make_result(job, task))
+        try:
+            task_started.send(sender, task_result=make_result(job, task))
+        except Exception:  # a receiver's failure is not the job's: it runs all the same
+            logger.exception("a task_started receiver failed for job %s; the job runs all the same", job_key(job))
     if logger.isEnabledFor(logging.INFO):
         _info("job started task=%s id=%s attempt=%d/%d", job.task_path, job_key(job),
               job.attempts, job.max_attempts)
@@ -69,23 +70,9 @@ def finish(job, outcome, completed: bool | None, worker_id: str, sender=None) ->
                            job.task_path, job.id, worker_id)
         return None
     _log_finish(job, outcome)
-    if job.status != JobStatus.READY:
+    if job.status in FINISHED:  # transitions.ends(), inlined on the hot path: the signal rule
         send_finished(job, outcome, sender)
     return job.status
-
-
-def send_finished(job, outcome, sender=None) -> None:
-    """Django's task_finished for a job that reached SUCCESSFUL, FAILED (or CANCELLED), when a
-    receiver would do something with it (signal_gate). A receiver's exception is logged: the
-    job's outcome is recorded already, and the worker goes on."""
-    sender = sender or _backend_class()
-    task = _task_or_none(job.task_path)
-    level = logging.INFO if job.status == JobStatus.SUCCESSFUL else logging.ERROR  # as Django logs it
-    if task is not None and wanted(task_finished, sender, level):
-        try:
-            _send_finished(sender, make_result(job, task), outcome.error)
-        except Exception:
-            logger.exception("job %s: a task_finished receiver failed", job_key(job))
 
 
 def complete_with_retry(job, outcome, worker_id: str) -> bool:
@@ -99,41 +86,26 @@ def complete_with_retry(job, outcome, worker_id: str) -> bool:
     trigger, the driver) is recorded instead as an InvalidReturnValue failure (and ``outcome``
     becomes it); a failure that cannot be written raises at once (the lease decides).
     """
-    deadline = time.monotonic() + conf.get("LEASE_SECONDS")
-    delay = 0.2
-    while True:
-        try:
-            return complete(job, outcome, worker_id)
-        except TRANSIENT as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            logger.warning("job %s: completion failed (%s); retrying in %.1fs", job.id, str(exc).strip(), delay)
-            for connection in connections.all(initialized_only=True):
-                if not connection.in_atomic_block:
-                    connection.close()
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        except Exception as exc:
-            if not outcome.succeeded:
-                raise
-            failure = unstorable(outcome, exc)
-            logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
-                         job_key(job), failure.error)
-            completed = complete_with_retry(job, failure, worker_id)
-            if completed:
-                adopt(outcome, failure)
-            return completed
+    def on_retry(exc, delay):
+        logger.warning("job %s: completion failed (%s); retrying in %.1fs", job.id, str(exc).strip(), delay)
 
-
-def _send_finished(sender, result, error) -> None:
-    # Django sends task_finished inside the exception handler, so receivers can log exc_info.
-    if error is None:
-        task_finished.send(sender, task_result=result)
-        return
     try:
-        raise error
-    except BaseException:
-        task_finished.send(sender, task_result=result)
+        return _OUTAGE.ride_out(complete, job, outcome, worker_id, on_retry=on_retry, keep_atomic=True)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        if not outcome.succeeded:
+            raise
+        failure = unstorable(outcome, exc)
+        logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+                     job_key(job), failure.error)
+        completed = complete_with_retry(job, failure, worker_id)
+        if completed:
+            adopt(outcome, failure)
+        return completed
+
+
+_OUTAGE = Outage()
 
 
 class _Rollback(Exception):
@@ -157,7 +129,7 @@ def _execute_atomic(job, task, worker_id):
                 completed = complete(job, outcome, worker_id)
             except TRANSIENT:
                 raise
-            except Exception as exc:  # the success cannot be stored: recorded as a failure, outside
+            except Exception as exc:  # noqa: BLE001 - the success cannot be stored: recorded as a failure, outside
                 refused = exc
                 raise _Rollback from None
             if not completed:
@@ -174,25 +146,6 @@ def _execute_atomic(job, task, worker_id):
         return outcome, False
 
 
-def _task_or_none(path):
-    try:
-        return resolve_task(path)
-    except Exception:  # reported by execute() as the job's error
-        return None
-
-
-_backend = None
-
-
-def _backend_class():
-    global _backend
-    if _backend is None:
-        from ..backend import JobsBackend
-
-        _backend = JobsBackend
-    return _backend
-
-
 def _info(msg: str, *args) -> None:
     """logger.info() for the two per-job lines, once the caller checked the level.
 
@@ -205,7 +158,10 @@ def _info(msg: str, *args) -> None:
     if handler is not None:  # run_workers' default set-up: the same line, without a LogRecord
         handler.write_line(logging.INFO, logger.name, msg % args)
         return
-    frame = sys._getframe(1)
+    if not fast.enabled():
+        logger.info(msg, *args, stacklevel=2)
+        return
+    frame = fast.caller_frame()
     code = frame.f_code
     logger.handle(logger.makeRecord(logger.name, logging.INFO, code.co_filename, frame.f_lineno, msg, args,
                                     None, code.co_name))

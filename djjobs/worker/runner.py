@@ -12,23 +12,22 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import connections
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from .. import conf
-from ..exceptions import JobTimeout
+from ..lifecycle.finish import time_out, unclaim
+from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
 from ..notify import Listener, listen_supported
 from ..scheduler import tick
 from ..states import JobStatus
-from .claim import claim, unclaim
-from .complete import complete
-from .executor import Outcome
+from .claim import claim
 from .completer import Completer
-from .process import attempt, complete_with_retry, finish, send_finished
+from .process import attempt, complete_with_retry, finish
 
 logger = logging.getLogger("djjobs")
 
@@ -93,7 +92,7 @@ class Worker:
         self._wake_at_busy = 0  # a finished job wakes the loop when _busy is down to this (a claim is due)
         self._busy = 0  # jobs claimed and not yet returned by their thread (queued or running)
         self._signals = 0
-        self._last_db_error = 0.0
+        self._outage = Outage(f"worker {self.worker_id}", self.stopping.wait)
         self._exit_code = 0
         self._avg_duration = 1.0  # seconds, moving average of recent jobs; no prefetch until known
         self._completer = None
@@ -165,7 +164,7 @@ class Worker:
         jobs back, and exits with code 1, for systemd or the supervisor to start a fresh one."""
         logger.critical("worker %s: thread %s died; the worker stops (exit code 1) so that it is "
                         "restarted, and its running jobs will be rescued", self.worker_id, thread.name,
-                        exc_info=True)
+                        exc_info=True)  # noqa: LOG014 - called from an except block
         self._exit_code = 1
         self._crashed.set()
         self.stop()
@@ -368,10 +367,7 @@ class Worker:
             expired = [r for r in self._timed.values() if r.deadline <= now and not r.finished]
         for running in expired:
             job = copy.copy(running.job)
-            error = JobTimeout(f"attempt {job.attempts} ran past its timeout of {job.timeout:g}s")
-            outcome = Outcome(error=error, traceback=f"djjobs.exceptions.JobTimeout: {error}\n",
-                              duration=job.timeout)
-            completed = self._guarded(complete, job, outcome, self.worker_id)
+            completed = self._guarded(time_out, job, self.worker_id)  # task_finished when it ended
             if completed is None:
                 continue  # database unreachable: try again on the next turn
             with self._lock:  # timed out, or no longer ours (cancelled, rescued): stop watching
@@ -380,25 +376,12 @@ class Worker:
             if completed:
                 logger.error("job timed out task=%s id=%s attempt=%d/%d timeout=%gs, now %s",
                              job.task_path, job.id, job.attempts, job.max_attempts, job.timeout, job.status)
-                if job.status != JobStatus.READY:
-                    send_finished(job, outcome)
 
     # -- database guard ------------------------------------------------------------------
 
     def _guarded(self, func, *args):
         """Call a database step; on a database error log (at most once a second), reconnect, go on."""
-        try:
-            return func(*args)
-        except (DatabaseError, InterfaceError) as exc:
-            now = time.monotonic()
-            if now - self._last_db_error >= 1.0:
-                logger.error("worker %s: database error in %s: %s", self.worker_id,
-                             getattr(func, "__name__", "step"), str(exc).strip())
-                self._last_db_error = now
-            for connection in connections.all(initialized_only=True):
-                connection.close()
-            self.stopping.wait(min(1.0, conf.get("POLL_INTERVAL")))
-            return None
+        return self._outage.guard(func, *args)
 
     # -- heartbeats and the worker row ---------------------------------------------------
 

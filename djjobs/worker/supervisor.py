@@ -15,17 +15,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import DatabaseError, InterfaceError, connections, transaction
+from django.db import connections
 from django.utils import timezone
 
 from .. import conf
-from ..exceptions import JobTimeout
+from ..lifecycle.finish import kill_cancelled, release_lost, time_out
+from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
-from ..maintenance.rescuer import release
 from ..states import JobStatus
-from .complete import complete
-from .executor import Outcome
-from .process import send_finished
 from .runner import Worker, default_worker_id
 
 logger = logging.getLogger("djjobs")
@@ -62,7 +59,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self._signals = 0
         self._generation = 0
-        self._last_db_error = 0.0
+        self._outage = Outage(f"supervisor {self.base_id}")
         self._exit_code = 0
 
     def run(self) -> int:
@@ -144,12 +141,13 @@ class Supervisor:
         self._spawn(child.slot)
 
     def _release(self, child: _Child, why: str) -> int:
-        from ..models import Job, Worker as WorkerRow
+        from ..models import Job
+        from ..models import Worker as WorkerRow
 
         WorkerRow.objects.filter(id=child.worker_id, stopped_at__isnull=True).update(stopped_at=timezone.now())
         released = total = 0
         while True:  # in batches, until none of the child's jobs is left RUNNING
-            released = release(Job.objects.filter(worker_id=child.worker_id), why, batch=500)
+            released = release_lost(Job.objects.filter(worker_id=child.worker_id), why, batch=500)
             total += released
             if not released:
                 return total
@@ -179,22 +177,9 @@ class Supervisor:
         os.waitpid(child.pid, 0)
         del self.children[child.pid]
         if reason == "timeout":
-            error = JobTimeout(f"attempt {job.attempts} ran past its timeout of {job.timeout:g}s; "
-                               f"worker process {child.pid} was killed")
-            outcome = Outcome(error=error, traceback=f"djjobs.exceptions.JobTimeout: {error}\n")
-            if complete(job, outcome, child.worker_id) and job.status != JobStatus.READY:
-                send_finished(job, outcome)  # as the worker would have, had the job ended there
+            time_out(job, child.worker_id, child.pid)
         else:
-            from ..models import Job
-
-            from ..workflows import advance
-
-            with transaction.atomic():
-                cancelled = Job.objects.filter(id=job.id, status=JobStatus.RUNNING, lease_token=job.lease_token).update(
-                    status=JobStatus.CANCELLED, finished_at=timezone.now(), lease_token=None, lease_expires_at=None
-                )
-                if cancelled and job.workflow_run_id is not None:
-                    advance(job.workflow_run_id)
+            kill_cancelled(job)
         logger.error("supervisor %s: killed worker %s (pid %d): job %s %s", self.base_id, child.worker_id,
                      child.pid, job.id, "timed out" if reason == "timeout" else "ignored its cancellation")
         self._on_exit(child, -signal.SIGKILL)
@@ -219,14 +204,7 @@ class Supervisor:
             _kill(pid, signal.SIGTERM)
 
     def _guarded(self, func, *args):
-        try:
-            return func(*args)
-        except (DatabaseError, InterfaceError) as exc:
-            if time.monotonic() - self._last_db_error >= 1.0:
-                logger.error("supervisor %s: database error: %s", self.base_id, str(exc).strip())
-                self._last_db_error = time.monotonic()
-            connections.close_all()
-            return None
+        return self._outage.guard(func, *args)
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -1,6 +1,6 @@
 """tests.settings with a short lease, for worker processes of the crash-recovery acceptance tests."""
 
-from tests.settings import *  # noqa: F401,F403
+from tests.settings import *  # noqa: F403
 from tests.settings import DJJOBS
 
 LEASE_SECONDS = 3

@@ -368,7 +368,7 @@ def test_sigterm_20_times_while_busy_runs_every_job_once(workers, capsys):
     for i in range(rounds):
         # One at a time: a worker starting up meanwhile would slow this one's exit on a small machine.
         current_name, current = start(i)
-        wait_until(lambda: Execution.objects.filter(pid__in=pids_of(current_name), label="start").exists(),
+        wait_until(lambda: Execution.objects.filter(pid__in=pids_of(current_name), label="start").exists(),  # noqa: B023 - waited on now
                    timeout=30, message=f"worker {current_name} to start a job", workers=[current])
         signalled_at = timezone.now()
         signalled = time.monotonic()

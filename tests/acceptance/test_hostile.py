@@ -17,8 +17,6 @@ from django.utils import timezone
 from djjobs.models import Job
 from djjobs.states import JobStatus
 from tests.poison import poison_trigger
-
-from .conftest import wait_until
 from tests.testapp.tasks import (
     hostile_error_message,
     hostile_evil_str,
@@ -27,6 +25,8 @@ from tests.testapp.tasks import (
     hostile_overstays,
     hostile_return,
 )
+
+from .conftest import wait_until
 
 pytestmark = [pytest.mark.acceptance]
 

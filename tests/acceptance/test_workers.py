@@ -296,7 +296,7 @@ def test_unique_key_under_20_concurrent_enqueuers(transactional_db):
             result = record_job.using(unique_key=key).enqueue(label="unique")
             with lock:
                 ids.append(result.id)
-        except Exception as exc:  # reported below
+        except Exception as exc:  # noqa: BLE001 - reported below
             with lock:
                 errors.append(repr(exc))
         finally:

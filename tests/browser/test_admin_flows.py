@@ -184,7 +184,7 @@ def test_follow_a_compensated_workflow_run_and_cancel_a_running_one(logged_in, s
     expect(steps).to_contain_text("reserve")
     expect(steps).to_contain_text("tests.testapp.workflows.wf_release")
     shoot(page, "workflow-run")
-    page.click(f"table.djjobs-steps tr:has-text('charge') a[href*='/job/']")
+    page.click("table.djjobs-steps tr:has-text('charge') a[href*='/job/']")
     expect(page.locator("body")).to_contain_text("card declined")
     expect(page.locator("body")).to_contain_text("step charge")
     page.click(f"a[href*='{failed.pk}']")  # back to the run from the job's provenance

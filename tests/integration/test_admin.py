@@ -169,8 +169,11 @@ def test_delete_asks_first_then_deletes_finished_jobs_only(client, failed_job, s
     assert Job.objects.count() == 3
     done = client.post(reverse(LIST), {"action": "delete_selected", "post": "yes", "_selected_action": selected},
                        follow=True)
-    assert _messages(done) == ["Deleted 2 job(s).", "1 job(s) kept: not finished (cancel them first), a step of a workflow still under way, "
-                                     "or already gone."]
+    assert _messages(done) == [
+        "Deleted 2 job(s).",
+        ("1 job(s) kept: not finished (cancel them first), a step of a workflow still under way, "
+         "or already gone."),
+    ]
     assert list(Job.objects.values_list("pk", flat=True)) == [ready_job.pk]
 
 

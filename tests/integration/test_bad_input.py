@@ -43,7 +43,7 @@ def test_task_defined_inside_a_function_is_refused():
         ((math.nan,), {}),
         ((), {"x": math.inf}),
         (({1, 2},), {}),
-        ((datetime(2030, 1, 1),), {}),
+        ((datetime(2030, 1, 1),), {}),  # noqa: DTZ001 - any datetime is refused
         (({1: "int key"},), {}),
     ],
     ids=["object", "nan", "inf", "set", "datetime", "int-key"],
@@ -61,7 +61,7 @@ def test_priority_out_of_range_is_refused(priority):
 
 def test_naive_run_after_is_refused():
     with pytest.raises(InvalidTask, match="aware"):
-        tasks.add.using(run_after=datetime(2030, 1, 1)).enqueue(1, 2)
+        tasks.add.using(run_after=datetime(2030, 1, 1)).enqueue(1, 2)  # noqa: DTZ001 - naive on purpose
 
 
 def test_unknown_queue_is_refused():
@@ -116,7 +116,7 @@ def test_task_workers_could_not_find_is_refused():
     hidden.__qualname__ = "hidden"  # looks module-level, but tests.testapp.tasks has no "hidden"
     hidden.__module__ = "tests.testapp.tasks"
     orphan = JobTask(func=hidden)
-    with pytest.raises(InvalidTask, match="Unknown task: Task 'tests.testapp.tasks.hidden' cannot be imported"):
+    with pytest.raises(InvalidTask, match=r"Unknown task: Task 'tests\.testapp\.tasks\.hidden' cannot be imported"):
         orphan.enqueue(1)
     with pytest.raises(InvalidTask, match="Unknown task"):
         orphan.enqueue_many([(1,)])
@@ -243,12 +243,12 @@ def test_the_depth_limit_is_64_levels_counting_the_args_list(writes_jobs):
 def test_a_failure_building_the_task_result_writes_nothing(monkeypatch):
     """Django's TaskResult normalises args recursively; it is made before the INSERT, and a
     RecursionError there (MAX_JSON_DEPTH raised near Python's limit) is an InvalidTask."""
-    from djjobs import backend
+    from djjobs.lifecycle import insert
 
     def overflow(*args, **kwargs):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(backend, "make_result", overflow)
+    monkeypatch.setattr(insert, "make_result", overflow)
     for enqueue in (tasks.echo.enqueue, tasks.echo.using(unique_key="k").enqueue):
         with pytest.raises(InvalidTask, match="nested too deeply"):
             enqueue([1])

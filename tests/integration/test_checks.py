@@ -106,8 +106,8 @@ def test_check_warns_about_an_unknown_key_naming_the_closest(settings):
     settings.DJJOBS = {**settings.DJJOBS, "LEASE_SECOND": 60}
     err = StringIO()
     call_command("check", stderr=err)
-    assert "(djjobs.W301) DJJOBS has the unknown key 'LEASE_SECOND', which is ignored: did you mean " \
-           "'LEASE_SECONDS'?" in err.getvalue()
+    assert ("(djjobs.W301) DJJOBS has the unknown key 'LEASE_SECOND', which is ignored: did you mean "
+            "'LEASE_SECONDS'?") in err.getvalue()
     assert "HINT: Rename it to 'LEASE_SECONDS', or remove it." in err.getvalue()
 
 

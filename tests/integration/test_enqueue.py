@@ -170,21 +170,22 @@ def test_jobs_inserted_inside_a_stamp_record_their_cause():
 
 
 @pytest.mark.postgresql
-def test_hot_statements_use_the_kept_cursor_unless_someone_watches():
+def test_hot_statements_use_the_kept_cursor_unless_someone_watches(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}  # a test of the speed-up itself
     """djjobs.bound: a single enqueue and a batched completion go through one kept cursor per
     connection; an execute_wrapper (an APM, the debug toolbar) sees them through Django's."""
     from django.db import connection
 
-    from djjobs import bound
+    from djjobs import fast
+    from djjobs.lifecycle.finish import complete_successes
     from djjobs.worker.claim import claim
-    from djjobs.worker.complete import complete_successes
     from djjobs.worker.executor import Outcome
 
     tasks.add.enqueue(1, 2)
-    kept = bound._cursors.get(connection.connection)
+    kept = fast._cursors.get(connection.connection)
     assert kept is not None and not kept.closed
     tasks.add.enqueue(3, 4)
-    assert bound._cursors.get(connection.connection) is kept  # the same cursor, not a new one
+    assert fast._cursors.get(connection.connection) is kept  # the same cursor, not a new one
 
     seen = []
 
@@ -203,16 +204,17 @@ def test_hot_statements_use_the_kept_cursor_unless_someone_watches():
 
 
 @pytest.mark.postgresql
-def test_a_database_error_on_the_kept_cursor_is_djangos_and_the_transaction_recovers():
+def test_a_database_error_on_the_kept_cursor_is_djangos_and_the_transaction_recovers(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}  # a test of the speed-up itself
     from django.db import IntegrityError, connection
 
-    from djjobs import bound
+    from djjobs import fast
 
     tasks.add.enqueue(1, 2)
     job_id = Job.objects.get().id
     with pytest.raises(IntegrityError):
         with transaction.atomic():
-            bound.execute(connection, "INSERT INTO djjobs_job (id) SELECT id FROM djjobs_job WHERE id = %s", [job_id])
+            fast.execute(connection, "INSERT INTO djjobs_job (id) SELECT id FROM djjobs_job WHERE id = %s", [job_id])
     tasks.add.enqueue(3, 4)  # the connection is usable again
     assert Job.objects.count() == 2
 

@@ -8,10 +8,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from djjobs.compat import TaskResultStatus, task_finished, task_started
+from djjobs.lifecycle.finish import complete
 from djjobs.models import Job
 from djjobs.testing import TEST_WORKER_ID, assert_enqueued, assert_not_enqueued, run_jobs
 from djjobs.worker.claim import claim
-from djjobs.worker.complete import complete
 from djjobs.worker.executor import Outcome
 from tests.testapp import tasks
 
@@ -52,7 +52,7 @@ def test_poison_job_is_dead_lettered_after_max_attempts_with_every_error():
     assert (job.status, job.attempts, len(job.errors)) == ("FAILED", 5, 5)
     assert job.finished_at is not None
     with pytest.raises(ValueError, match="failed"):
-        result.return_value
+        result.return_value  # noqa: B018 - the property raises
     assert tasks.add.get_result(neighbour.id).return_value == 2
 
 

@@ -8,12 +8,12 @@ import pytest
 from django.test import override_settings
 
 from djjobs.compat import task_finished
+from djjobs.lifecycle import finish as complete_module
+from djjobs.lifecycle.finish import complete_successes
 from djjobs.models import Job
 from djjobs.testing import run_jobs
-from djjobs.worker import complete as complete_module
 from djjobs.worker import completer as completer_module
 from djjobs.worker.claim import claim
-from djjobs.worker.complete import complete_successes
 from djjobs.worker.executor import Outcome
 from djjobs.worker.runner import Worker as JobWorker
 from tests.poison import poison_trigger
@@ -280,6 +280,24 @@ def test_a_failing_task_finished_receiver_does_not_undo_the_completion(caplog):
         task_finished.disconnect(receiver)
     assert _job(result).status == "SUCCESSFUL"
     assert "a task_finished receiver failed" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_failing_task_started_receiver_does_not_stop_the_job(caplog):
+    from djjobs.compat import task_started
+
+    def receiver(sender, task_result, **kwargs):
+        raise RuntimeError("receiver bug")
+
+    task_started.connect(receiver)
+    try:
+        result = tasks.add.enqueue(1, 2)
+        assert run_jobs() == 1
+    finally:
+        task_started.disconnect(receiver)
+    job = _job(result)
+    assert (job.status, job.return_value, job.attempts) == ("SUCCESSFUL", 3, 1)
+    assert "a task_started receiver failed" in caplog.text and "receiver bug" in caplog.text
 
 
 # -- a worker thread that dies takes the worker down --------------------------------------------

@@ -106,8 +106,8 @@ def test_batched_completion_honours_leases():
     """A success whose lease was taken meanwhile is not written by the batch."""
     import uuid
 
+    from djjobs.lifecycle.finish import complete_successes
     from djjobs.worker.claim import claim
-    from djjobs.worker.complete import complete_successes
     from djjobs.worker.executor import Outcome
 
     tasks.add.enqueue_many([(1, 1), (2, 2), (3, 3)])
@@ -180,7 +180,8 @@ class TestPrune:
 def test_unclaim_gives_jobs_back_as_if_never_claimed():
     import uuid
 
-    from djjobs.worker.claim import claim, unclaim
+    from djjobs.lifecycle.finish import unclaim
+    from djjobs.worker.claim import claim
 
     tasks.add.enqueue_many([(1, 1), (2, 2), (3, 3)])
     jobs = claim("w-give", None, 3, 30)

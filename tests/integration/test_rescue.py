@@ -103,7 +103,7 @@ def test_a_lost_job_whose_cancellation_was_requested_ends_cancelled(ahead):
 
 
 def test_graceful_give_back_of_a_claimed_ahead_job_still_restores_it():
-    from djjobs.worker.claim import unclaim
+    from djjobs.lifecycle.finish import unclaim
 
     result = tasks.record.enqueue(label="x")
     [job] = claim("w", None, 1, 30, direct=0)

@@ -187,7 +187,7 @@ def _tick_in_threads(count, now):
         try:
             barrier.wait()
             results.append(scheduler.tick(now))
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(exc)
         finally:
             connections.close_all()

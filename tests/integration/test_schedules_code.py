@@ -163,7 +163,7 @@ def test_run_enqueues_one_now():
 
 def test_run_unknown_name_says_which_exist():
     Schedule.objects.create(name="nightly", task_path=RECORD, cron="0 2 * * *", time_zone="UTC")
-    with pytest.raises(CommandError, match="No schedule named 'nope'. Schedules: nightly, tests.testapp"):
+    with pytest.raises(CommandError, match=r"No schedule named 'nope'\. Schedules: nightly, tests\.testapp"):
         schedules("--run", "nope")
 
 

@@ -5,11 +5,17 @@ import logging
 import pytest
 from django.test import override_settings
 
+from djjobs import signal_gate
 from djjobs.backend import JobsBackend
 from djjobs.compat import task_enqueued, task_finished, task_started
 from djjobs.testing import run_jobs
-from djjobs import signal_gate
 from tests.testapp import tasks
+
+
+@pytest.fixture(autouse=True)
+def _fast_paths_on(settings):
+    """These tests are of a speed-up (djjobs.fast): on, even in CI's run with them off."""
+    settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from djjobs import operations, workflows
 from djjobs.compat import InvalidTask
+from djjobs.lifecycle.finish import complete
 from djjobs.maintenance.pruner import prune
 from djjobs.maintenance.rescuer import rescue_expired
 from djjobs.models import Job, RunStatus, WorkflowRun
 from djjobs.states import JobStatus
 from djjobs.testing import run_jobs
 from djjobs.worker.claim import claim
-from djjobs.worker.complete import complete
 from djjobs.worker.executor import execute
 from djjobs.workflows import Step, Workflow, cancel_run
 from tests.testapp.models import Execution
@@ -291,7 +291,7 @@ def test_a_steps_completion_commits_asynchronously_and_only_itself(monkeypatch):
     which the next task's code runs) keeps synchronous commits."""
     from django.db import connection
 
-    from djjobs.worker import complete as complete_module
+    from djjobs.lifecycle import finish as complete_module
 
     seen = []
     relax = complete_module._relax_this_transaction
@@ -314,7 +314,6 @@ def test_a_steps_completion_commits_asynchronously_and_only_itself(monkeypatch):
 
 def test_a_step_is_retried_while_its_run_waits():
     from tests.testapp.tasks import flaky
-
     from tests.testapp.workflows import wf_step
 
     retried = Workflow("test-retried", [Step("flaky", flaky, kwargs={"succeed_on": 3}),

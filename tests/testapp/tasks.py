@@ -22,7 +22,6 @@ def send_receipt(order_id):
 @task()
 def record(label=""):
     """Records each execution; used to count runs exactly."""
-    from django.db import connection
 
     Execution.objects.create(job_id=_current_job_id(), attempt=0, pid=os.getpid(), label=str(label))
     return label

@@ -3,6 +3,7 @@ without a database: cron and interval math, one-offs, and the DST rule in two zo
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -197,10 +198,10 @@ def test_hourly_schedules_follow_real_time(zone, spring_day, autumn_day):
         end = (datetime(*day, tzinfo=tz) + timedelta(days=1)).astimezone(UTC) - timedelta(seconds=1)
         hourly = cron("0 * * * *", zone).between(start, end)
         assert len(hourly) == hours  # one per real hour of that day
-        assert {b - a for a, b in zip(hourly, hourly[1:])} == {timedelta(hours=1)}
+        assert {b - a for a, b in pairwise(hourly)} == {timedelta(hours=1)}
         quarter = cron("*/15 * * * *", zone).between(start, end)
         assert len(quarter) == hours * 4
-        assert {b - a for a, b in zip(quarter, quarter[1:])} == {timedelta(minutes=15)}
+        assert {b - a for a, b in pairwise(quarter)} == {timedelta(minutes=15)}
 
 
 def test_localize_applies_the_rule():

@@ -1,6 +1,6 @@
 """Pure rules of this issue: health problems, trigger conditions, status tokens. No database."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,7 +9,7 @@ from djjobs import health, status
 from djjobs.conditions import CREATE, UPDATE, Change, changed, evaluating
 from tests.testapp.models import TrackedOrder
 
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 JOB = "0196f0c2-0000-7000-8000-000000000001"
 
 

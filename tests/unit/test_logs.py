@@ -8,6 +8,12 @@ import pytest
 from djjobs.logs import BatchingStreamHandler, flush_all
 
 
+@pytest.fixture(autouse=True)
+def _fast_paths_on(settings):
+    """These tests are of a speed-up (djjobs.fast): on, even in CI's run with them off."""
+    settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}
+
+
 @pytest.fixture
 def log():
     stream = io.StringIO()
@@ -107,7 +113,7 @@ def test_a_line_written_directly_reads_as_logging_would_write_it(default_setup):
 
     logger, stream, handler = default_setup()
     assert direct_handler(logger, logging.INFO) is handler
-    handler.write_line(logging.INFO, logger.name, "job started task=%s id=%s" % ("a.b", "1"))
+    handler.write_line(logging.INFO, logger.name, "job started task=a.b id=1")
     handler.flush()
     written = stream.getvalue()
     expected = _record_line(handler, logger, "job started task=%s id=%s", "a.b", "1")

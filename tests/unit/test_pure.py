@@ -7,10 +7,10 @@ import pytest
 
 from djjobs.exceptions import Discard, InvalidReturnValue, Retry
 from djjobs.ids import uuid7
+from djjobs.lifecycle.transitions import can_transition, decide
 from djjobs.payload import to_json
 from djjobs.retry_policy import backoff_delay, next_delay
-from djjobs.states import JobStatus, can_transition
-from djjobs.worker.complete import decide
+from djjobs.states import JobStatus
 from djjobs.worker.executor import Outcome
 
 

@@ -298,7 +298,7 @@ def test_the_readme_documents_every_setting_with_its_valid_values():
         if found:
             rows[found[1]] = found.groups()[1:]
     assert set(rows) == set(conf.RULES)
-    for key, (default, valid, meaning) in rows.items():
+    for key, (_default, valid, meaning) in rows.items():
         assert valid and meaning, key
     default, _, meaning = rows["MAX_RETURN_VALUE_BYTES"]
     assert default == "`1048576`" and "InvalidReturnValue" in meaning

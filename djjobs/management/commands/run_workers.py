@@ -78,7 +78,7 @@ class Command(BaseCommand):
     def _queues(self, value, alias):
         try:
             backend = task_backends[alias]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever loading the backend raises, said as the command's error
             raise CommandError(f"Unknown TASKS backend {alias!r}: {exc}") from None
         known = set(backend.queues)
         if value is None:

@@ -14,7 +14,6 @@ from ...cron_text import describe
 from ...operations import Outcome
 from ...payload import encode
 
-
 COUNT_MAX = 1000  # fire times listed per schedule
 
 

@@ -1,0 +1,550 @@
+"""Every write that changes a job's status: one guarded UPDATE per transition.
+
+``write()`` is the guard every path uses: the transition is checked against the state table
+(djjobs.lifecycle.transitions; a write that is not an edge raises IllegalTransition), the
+UPDATE is filtered by the status it expects and, for a RUNNING job, by its owner's lease
+token, and its row count is the answer: zero rows means the job was no longer in that state
+or no longer this owner's (a late result is dropped, never written over the new owner's).
+
+Around it, for every path: the error record (transitions' builders), the workflow advance in
+the same transaction when the job belongs to a run, and Django's ``task_finished`` once the
+job ended (SUCCESSFUL, FAILED or CANCELLED), after the transaction commits. The worker's own
+completion keeps its fast path: it sends from its thread (worker/process.finish, gated by
+signal_gate.wanted) once the write is done; the other paths send on commit here.
+
+The batched completion of successes (the worker's hot path: one UPDATE of three unnested
+arrays on PostgreSQL) is written here too, guarded the same way, row by row.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import DataError, IntegrityError, connections, router, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from .. import bound, conf
+from ..compat import task_finished
+from ..exceptions import InvalidReturnValue, JobTimeout, WorkerLost
+from ..payload import clean_text
+from ..registry import resolve_task
+from ..results import job_key, make_result
+from ..signal_gate import wanted
+from ..states import FINISHED, JobStatus
+from . import transitions as t
+from .outage import TRANSIENT
+from .outcome import Outcome, exception_class_path, exception_message, format_traceback
+
+logger = logging.getLogger("djjobs")
+
+READY, RUNNING, WAITING = JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING
+SUCCESSFUL, FAILED, CANCELLED = JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED
+
+# Errors of a write that are the written value's fault: a job whose own write fails with one of
+# these is failed as InvalidReturnValue. Any other (a ProgrammingError during a rolling deploy,
+# say) is nobody's value's fault: it propagates, and the job is rescued when its lease expires.
+VALUE_ERRORS = (DataError, IntegrityError, UnicodeError, ValueError)
+
+_ANY_OWNER = object()
+
+
+# -- the guard --------------------------------------------------------------------------------
+
+
+def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, **changes) -> int:
+    """The one guarded UPDATE: ``jobs`` (a Job queryset) that are in ``source`` (a status, or
+    several) — and, when ``token`` is given, still hold that lease — move to ``target`` with
+    ``changes``. ``target`` None: a write that keeps the status (run now, a cancel request).
+    Returns the row count; raises IllegalTransition, writing nothing, for a move the table
+    (or the path) does not allow."""
+    if target is not None:
+        t.check(source, target, path)
+        changes["status"] = target
+    elif "status" in changes:
+        raise t.IllegalTransition(f"{path}: a status is written through target=, checked against the table")
+    if isinstance(source, str):
+        jobs = jobs.filter(status=source)
+    else:
+        jobs = jobs.filter(status__in=list(source))
+    if token is not _ANY_OWNER:
+        jobs = jobs.filter(lease_token=token)
+    return jobs.update(**changes)
+
+
+def _job_model():
+    from ..models import Job
+
+    return Job
+
+
+def _advance(run_id) -> None:
+    """A workflow's job ended (or was retried): its run moves on, in the caller's transaction."""
+    from .. import workflows
+
+    workflows.advance(run_id)
+
+
+# -- task_finished ----------------------------------------------------------------------------
+
+_backend = None
+
+
+def backend_class():
+    global _backend
+    if _backend is None:
+        from ..backend import JobsBackend
+
+        _backend = JobsBackend
+    return _backend
+
+
+def task_or_none(path):
+    try:
+        return resolve_task(path)
+    except Exception:  # noqa: BLE001 - reported by execute() as the job's error
+        return None
+
+
+def send_finished(job, outcome=None, sender=None) -> None:
+    """Django's task_finished for a job that reached SUCCESSFUL, FAILED or CANCELLED, when a
+    receiver would do something with it (signal_gate). A receiver's exception is logged: the
+    job's outcome is recorded already, and the caller goes on."""
+    sender = sender or backend_class()
+    task = task_or_none(job.task_path)
+    level = logging.INFO if job.status == SUCCESSFUL else logging.ERROR  # as Django logs it
+    if task is not None and wanted(task_finished, sender, level):
+        error = outcome.error if outcome is not None else _recorded_error(job)
+        try:
+            _send(sender, make_result(job, task), error)
+        except Exception:
+            logger.exception("job %s: a task_finished receiver failed", job_key(job))
+
+
+def _send(sender, result, error) -> None:
+    # Django sends task_finished inside the exception handler, so receivers can log exc_info.
+    if error is None:
+        task_finished.send(sender, task_result=result)
+        return
+    try:
+        raise error
+    except BaseException:  # noqa: BLE001 - raised only to send inside its handler, as Django does
+        task_finished.send(sender, task_result=result)
+
+
+def _recorded_error(job):
+    """For exc_info: the exception a job's last error entry names, when djjobs made it."""
+    if job.status == SUCCESSFUL or not job.errors:
+        return None
+    last = job.errors[-1]
+    kind = {t.WORKER_LOST: WorkerLost, t.JOB_TIMEOUT: JobTimeout}.get(last.get("exception_class_path"))
+    return kind(last.get("message", "")) if kind is not None else None
+
+
+def _listening() -> bool:
+    sender = backend_class()
+    return wanted(task_finished, sender, logging.ERROR) or wanted(task_finished, sender, logging.INFO)
+
+
+def finished_on_commit(ids, using: str | None = None) -> None:
+    """task_finished for the jobs ``ids`` that ended in this transaction, sent once it commits
+    (at once outside a transaction), with their rows as committed."""
+    ids = list(ids)
+    if not ids or not _listening():
+        return
+
+    def send():
+        for job in _job_model().objects.using(using).filter(id__in=ids, status__in=list(FINISHED)):
+            send_finished(job)
+
+    transaction.on_commit(send, using=using)
+
+
+# -- the worker's completion ------------------------------------------------------------------
+
+
+def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
+    """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
+    surrogates, a __str__ that raises)."""
+    exc = outcome.error
+    return t.attempt_error(job.attempts, exception_class_path(exc), exception_message(exc),
+                           outcome.traceback, worker_id, timezone.now())
+
+
+def complete(job, outcome: Outcome, worker_id: str) -> bool:
+    """Write an attempt's outcome onto the job (and onto ``job`` itself); False if the lease
+    was lost. A workflow's job advances its run in the same transaction. Sends no signal:
+    the worker does (process.finish), once this returned."""
+    Job = _job_model()
+    now = timezone.now()
+    mine = Job.objects.filter(id=job.id)
+    # Failures are rare: one extra read to honour a cancellation request is cheap there.
+    cancel_requested = not outcome.succeeded and mine.filter(
+        status=RUNNING, lease_token=job.lease_token, cancel_requested_at__isnull=False).exists()
+    status, delay = t.decide(job, outcome, cancel_requested)
+    changes = {"lease_token": None, "lease_expires_at": None}
+    if status == SUCCESSFUL:
+        changes.update(return_value=outcome.return_value, finished_at=now)
+    else:
+        changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id)]
+        if status == READY:
+            changes["run_after"] = now + timedelta(seconds=delay)
+        else:
+            changes["finished_at"] = now
+    run_id = getattr(job, "workflow_run_id", None)
+    if run_id is not None and t.advances(status, True):
+        connection = transaction.get_connection(mine.db)
+        outermost = not connection.in_atomic_block  # not inside an atomic task's transaction
+        with transaction.atomic(using=mine.db):
+            if outermost:
+                _relax_this_transaction(connection)
+            if not write(mine, RUNNING, status, "complete", job.lease_token, **changes):
+                return False
+            _advance(run_id)
+    elif not write(mine, RUNNING, status, "complete", job.lease_token, **changes):
+        return False
+    changes["status"] = status
+    for name, value in changes.items():
+        if hasattr(job, name):
+            setattr(job, name, value)
+    return True
+
+
+def _relax_this_transaction(connection) -> None:
+    """PostgreSQL with ASYNC_COMMIT: this transaction's commit does not wait for the WAL flush
+    (``SET LOCAL``: the connection's later transactions, the task's included, are unaffected).
+    As for batched completions, a database crash can then only make the step run again."""
+    if connection.vendor == "postgresql" and conf.get("ASYNC_COMMIT"):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO off")
+
+
+def unstorable(outcome: Outcome, exc: BaseException) -> Outcome:
+    """The failure to record for a success whose write the database (or its driver) refused:
+    InvalidReturnValue (not retried), saying why, with the refused write's traceback."""
+    error = InvalidReturnValue(clean_text(
+        f"The return value could not be stored: {exception_class_path(exc)}: {exception_message(exc)}"
+    ))
+    error.__cause__ = exc
+    return Outcome(error=error, traceback=format_traceback(error), duration=outcome.duration)
+
+
+def adopt(outcome: Outcome, failure: Outcome) -> None:
+    """Make ``outcome`` (a success that could not be stored) the ``failure`` that was recorded
+    instead, so that the log line and task_finished tell what the job's row says."""
+    outcome.return_value, outcome.return_json = None, "null"
+    outcome.error, outcome.traceback = failure.error, failure.traceback
+
+
+def time_out(job, worker_id: str, pid: int | None = None) -> bool:
+    """Fail an attempt that ran past its timeout (thread mode: ``pid`` None; process mode: the
+    process ``pid`` was killed) with a JobTimeout, retried per its policy; task_finished when it
+    ended. False if the job was no longer this worker's. Database errors propagate."""
+    message = t.timeout_message(job.attempts, job.timeout, pid)
+    outcome = Outcome(error=JobTimeout(message), traceback=t.timeout_traceback(message),
+                      duration=job.timeout if pid is None else 0.0)
+    if not complete(job, outcome, worker_id):
+        return False
+    if t.ends(job.status):
+        send_finished(job, outcome)  # as the worker would have, had the job ended there
+    return True
+
+
+def relax_commits(connection) -> None:
+    """PostgreSQL: this connection's commits need not wait for the WAL flush (DJJOBS['ASYNC_COMMIT']).
+
+    Used only on the worker's own connections (claims, batched completions, sweeps), never
+    on those that run task code. A database crash can then forget the last few milliseconds
+    of them: a forgotten claim leaves the job READY, a forgotten completion leaves it RUNNING
+    until it is rescued; either way the job runs again (at-least-once), and atomic tasks,
+    which complete in their own durable transaction, are unaffected.
+    """
+    if connection.vendor != "postgresql" or not conf.get("ASYNC_COMMIT"):
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    if getattr(connection, "_djjobs_relaxed", None) is not raw:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+        connection._djjobs_relaxed = raw
+
+
+# -- batched completion of successes ----------------------------------------------------------
+
+
+def complete_successes(items: list, worker_id: str, refused: set | None = None) -> set[str]:
+    """Write many successful outcomes; returns the keys (id text) written.
+
+    One guarded UPDATE (_write_successes). If the database refuses it for another reason than
+    the connection (TRANSIENT errors propagate: the caller repeats the write), the jobs are
+    written again one at a time, so that a value one job returned never fails the others; the
+    job whose own write fails is failed as InvalidReturnValue (complete(), guarded as any
+    failure: its outcome becomes that failure, see adopt()) and is among the keys returned.
+    A job whose failure cannot be written either is logged and its key added to ``refused``:
+    its lease expires and the rescuer takes it.
+    """
+    try:
+        return _write_successes(items, worker_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the driver raises for one value
+        if len(items) > 1:
+            logger.warning("completing %d job(s) in one statement failed (%s: %s); writing them one at a time",
+                           len(items), type(exc).__name__, clean_text(exception_message(exc)).strip())
+        first_error = exc
+    done = set()
+    for item in items:
+        job, outcome = item
+        if len(items) > 1:
+            try:
+                done |= _write_successes([item], worker_id)
+                continue
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+        else:
+            error = first_error
+        if not isinstance(error, VALUE_ERRORS):  # not the value's fault: left to the rescuer
+            if len(items) == 1:
+                raise error
+            logger.error("job %s: its completion could not be written (%s: %s); it will be rescued when "
+                         "its lease expires", job_key(job), type(error).__name__,
+                         clean_text(exception_message(error)).strip())
+            if refused is not None:
+                refused.add(job_key(job))
+            continue
+        failure = unstorable(outcome, error)
+        logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+                     job_key(job), failure.error)
+        try:
+            if complete(job, failure, worker_id):
+                adopt(outcome, failure)
+                done.add(job_key(job))
+        except TRANSIENT:
+            raise
+        except Exception:
+            logger.exception("job %s: its failure could not be stored either; it will be rescued when "
+                             "its lease expires", job_key(job))
+            if refused is not None:
+                refused.add(job_key(job))
+    return done
+
+
+t.check(RUNNING, SUCCESSFUL, "batch")  # the statement below is that transition, for every row
+# Three arrays, not a VALUES row per job: the statement's text is the same for every batch, so
+# the driver parses it once, and there are 3 parameters, not 3 per job.
+_SUCCESSES_PG = f"""UPDATE djjobs_job AS j SET status = '{SUCCESSFUL.value}', return_value = v.rv, finished_at = %s,
+                        lease_token = NULL, lease_expires_at = NULL
+                    FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
+                    WHERE j.id = v.id AND j.status = '{RUNNING.value}' AND j.lease_token = v.token
+                    RETURNING j.id::text"""
+
+
+def _write_successes(items: list, worker_id: str) -> set[str]:
+    """Write many successful outcomes with one guarded UPDATE; returns the keys (id text) written.
+
+    ``items`` are (job, outcome) pairs. Each row is still guarded by its own lease token, so
+    a job rescued meanwhile is left alone (and reported by its absence from the result).
+    """
+    if not items:
+        return set()
+    Job = _job_model()
+    now = timezone.now()
+    connection = connections[router.db_for_write(Job)]
+    if connection.vendor == "postgresql":
+        relax_commits(connection)  # the completer's own connection
+        # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
+        ids, tokens, values = [], [], []
+        token_texts = {}
+        for job, outcome in items:
+            ids.append(job_key(job))
+            token = job.lease_token
+            text = token_texts.get(id(token))
+            if text is None:
+                text = token_texts[id(token)] = str(token)
+            tokens.append(text)
+            values.append(None if outcome.return_value is None else outcome.return_json)
+        done = {row[0] for row in bound.run(connection, _SUCCESSES_PG, [now, ids, tokens, values], fetch=True)}
+    else:  # SQLite: one transaction, so one write lock and one sync for the batch
+        done = set()
+        with transaction.atomic(using=connection.alias):
+            for job, outcome in items:
+                if write(Job.objects.filter(id=job.id), RUNNING, SUCCESSFUL, "batch", job.lease_token,
+                         return_value=outcome.return_value, finished_at=now,
+                         lease_token=None, lease_expires_at=None):
+                    done.add(job_key(job))
+    for job, _outcome in items:
+        if job_key(job) in done:
+            job.status, job.finished_at = SUCCESSFUL, now
+            job.return_value = _outcome.return_value
+    return done
+
+
+# -- a lost worker: rescue, the supervisor's dead child ---------------------------------------
+
+
+def release_lost(jobs, why: str, batch: int = 100) -> int:
+    """Return these RUNNING jobs (their worker is lost) to READY, counting the lost attempt;
+    FAILED if none remain, CANCELLED if their cancellation was requested, an attempt given back
+    once to a job claimed ahead (transitions.after_lost_worker). Returns how many changed.
+
+    Rows are locked with SKIP LOCKED so rescuers on many workers split the work; each
+    change is guarded by the lease token it saw, so a worker completing at the same
+    instant wins or loses cleanly. Ended jobs send task_finished once this commits.
+    """
+    Job = _job_model()
+    now = timezone.now()
+    released = 0
+    with transaction.atomic():
+        rows = list(
+            jobs.select_for_update(skip_locked=True)
+            .filter(status=RUNNING)
+            .only("id", "attempts", "max_attempts", "errors", "lease_token", "worker_id", "worker_ids",
+                  "workflow_run_id", "cancel_requested_at", "claimed_ahead")[:batch]
+        )
+        runs, ended = set(), []
+        for job in rows:
+            changes = t.lost_worker_changes(job, why, now)
+            status = changes.pop("status")
+            changed = write(Job.objects.filter(id=job.id), RUNNING, status, "rescue", job.lease_token, **changes)
+            released += changed
+            if changed and t.ends(status):
+                ended.append(job.id)
+                if t.advances(status, job.workflow_run_id is not None):
+                    runs.add(job.workflow_run_id)
+        for run_id in sorted(runs):  # a workflow step that ended: its run moves on in this transaction
+            _advance(run_id)
+        finished_on_commit(ended)
+    return released
+
+
+def kill_cancelled(job) -> bool:
+    """Process mode: the job ignored its cancellation and its process was killed: CANCELLED."""
+    Job = _job_model()
+    with transaction.atomic():
+        if not write(Job.objects.filter(id=job.id), RUNNING, CANCELLED, "kill_cancel", job.lease_token,
+                     finished_at=timezone.now(), lease_token=None, lease_expires_at=None):
+            return False
+        if job.workflow_run_id is not None:
+            _advance(job.workflow_run_id)
+        finished_on_commit([job.id])
+    return True
+
+
+# -- give-back of prefetched jobs -------------------------------------------------------------
+
+t.check(RUNNING, READY, "unclaim")  # the statements below are that transition, for every row
+
+
+def unclaim(jobs) -> int:
+    """Give claimed jobs that never started back to the queue, as if never claimed.
+
+    A worker stopping gracefully does this with the jobs it prefetched: their attempt is
+    not counted and they keep their place (run_after). Guarded by status and lease token,
+    like a completion. Returns how many were given back.
+    """
+    Job = _job_model()
+    jobs = list(jobs)
+    if not jobs:
+        return 0
+    connection = connections[router.db_for_write(Job)]
+    if connection.vendor == "postgresql":
+        rows = ", ".join(["(%s::uuid, %s::uuid)"] * len(jobs))
+        params = [value for job in jobs for value in (job.id, job.lease_token)]
+        sql = f"""UPDATE djjobs_job AS j SET status = '{READY.value}', attempts = j.attempts - 1,
+                      started_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.started_at END,
+                      last_attempted_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.last_attempted_at END,
+                      worker_id = CASE WHEN j.attempts <= 1 THEN '' ELSE j.worker_id END,
+                      worker_ids = j.worker_ids - (jsonb_array_length(j.worker_ids) - 1),
+                      lease_token = NULL, lease_expires_at = NULL
+                  FROM (VALUES {rows}) AS v(id, token)
+                  WHERE j.id = v.id AND j.status = '{RUNNING.value}' AND j.lease_token = v.token"""
+    else:
+        params = [value for job in jobs for value in (job.id.hex, job.lease_token.hex)]
+        sql = f"""UPDATE djjobs_job SET status = '{READY.value}', attempts = attempts - 1,
+                      started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
+                      last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END,
+                      worker_id = CASE WHEN attempts <= 1 THEN '' ELSE worker_id END,
+                      worker_ids = json_remove(worker_ids, '$[#-1]'),
+                      lease_token = NULL, lease_expires_at = NULL
+                  WHERE status = '{RUNNING.value}'
+                    AND (id, lease_token) IN (VALUES {", ".join(["(%s, %s)"] * len(jobs))})"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+# -- an operator's cancel, retry and run now --------------------------------------------------
+
+
+def cancel_now(jobs) -> bool:
+    """READY or WAITING jobs -> CANCELLED; a workflow's step makes its run compensate."""
+    with transaction.atomic(using=jobs.db):
+        ids = list(jobs.filter(status__in=list(t.CANCELLABLE)).values_list("id", flat=True))
+        if not ids or not write(jobs.filter(id__in=ids), t.CANCELLABLE, CANCELLED, "cancel",
+                                finished_at=timezone.now()):
+            return False
+        _advance_runs_of(jobs)
+        finished_on_commit(ids, jobs.db)
+    return True
+
+
+def request_cancel(jobs) -> int:
+    """Ask RUNNING jobs to stop (``context.is_cancelled()``); not a change of status. Returns
+    how many had not been asked yet."""
+    return write(jobs.filter(cancel_requested_at__isnull=True), RUNNING, None, "cancel",
+                 cancel_requested_at=timezone.now())
+
+
+def retry(jobs) -> int:
+    """FAILED or CANCELLED jobs -> READY, due now, with at least one attempt left
+    (transitions.retry_max_attempts). IntegrityError: another active job holds the key."""
+    with transaction.atomic(using=jobs.db):
+        changed = write(jobs, t.RETRYABLE, READY, "retry", run_after=timezone.now(), finished_at=None,
+                        cancel_requested_at=None,
+                        max_attempts=Greatest(F("max_attempts"), F("attempts") + 1))
+        if changed:
+            _advance_runs_of(jobs)
+    return changed
+
+
+def run_now(jobs) -> int:
+    """Make READY jobs due at once (their run_after moves to now); not a change of status."""
+    return write(jobs, READY, None, "run_now", run_after=timezone.now())
+
+
+def _advance_runs_of(jobs) -> None:
+    for run_id in sorted(set(jobs.exclude(workflow_run_id=None).values_list("workflow_run_id", flat=True))):
+        _advance(run_id)
+
+
+# -- workflow steps ---------------------------------------------------------------------------
+
+
+def stop_steps(steps, now) -> None:
+    """A workflow run stops: its steps not started (WAITING, READY) are CANCELLED; its running
+    ones are asked to stop. A running step's row may be locked by its own completion, which
+    will advance the run itself: it is skipped rather than waited for (lock order: job, then run)."""
+    Job = _job_model()
+    waiting = steps.filter(status__in=list(t.CANCELLABLE))
+    ids = list(waiting.values_list("id", flat=True)) if _listening() else None
+    write(waiting if ids is None else Job.objects.filter(id__in=ids), t.CANCELLABLE, CANCELLED, "stop_run",
+          finished_at=now)
+    if ids:
+        finished_on_commit(ids)
+    running = list(steps.filter(status=RUNNING, cancel_requested_at__isnull=True)
+                   .select_for_update(skip_locked=True).values_list("id", flat=True))
+    if running:
+        write(Job.objects.filter(id__in=running), RUNNING, None, "stop_run", cancel_requested_at=now)
+
+
+def release_steps(ids, now, **changes) -> int:
+    """A workflow's next steps: WAITING -> READY, due now."""
+    return write(_job_model().objects.filter(pk__in=ids), WAITING, READY, "release_step", run_after=now, **changes)
+
+
+def skip_steps(ids) -> int:
+    """Steps whose when= condition is false as their group comes up: their WAITING jobs never
+    run and are deleted (the run records their names)."""
+    return _job_model().objects.filter(pk__in=ids, status=WAITING).delete()[0]

@@ -1,0 +1,318 @@
+"""The one insert path: every job row djjobs writes is made here, whoever asks for it.
+
+Producers: ``JobsBackend.enqueue``/``enqueue_many`` (so ``task.enqueue()``, and through it named
+events and model-change triggers), the scheduler's tick and ``run_now``, and workflows (their
+steps at ``start()`` and their compensations). Each insert gets the same:
+
+- **validation**: the task (``backend.validate_task``: Django's rules and djjobs' options; and
+  ``check_findable``: workers find it by its dotted path) and the arguments (``encode_payload``:
+  djjobs.payload's rules and ``MAX_PAYLOAD_BYTES``), all before anything is written;
+- **columns**: ``columns()``, the task's options over the DJJOBS defaults, plus the provenance
+  stamp (djjobs.provenance: the event or trigger being handled), plus the producer's own
+  ``fields`` (schedule, workflow step, status);
+- **TaskResult**: built before the INSERT (a refused call writes nothing);
+- **signal**: ``task_enqueued`` once per job inserted, when ``signal_gate.wanted`` says a
+  receiver would do something with it (Django's own receiver logs at DEBUG).
+
+Three writes implement it: one prepared INSERT (a single job), COPY or executemany (many jobs;
+models/bulk.py), and the ORM in a savepoint for a job that may meet a unique constraint (a
+unique key, a schedule's fire time).
+"""
+
+import dataclasses
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, router, transaction
+from django.utils import timezone
+
+from .. import conf, fast
+from ..compat import InvalidTask, Task, TaskResult, task_enqueued
+from ..exceptions import TaskNotFound
+from ..ids import uuid7, uuid7_texts
+from ..payload import byte_size, encode
+from ..provenance import stamped_fields
+from ..registry import resolve_task
+from ..results import make_result
+from ..signal_gate import wanted
+from ..states import ACTIVE, JobStatus
+
+# A payload as the insert path writes it: (args, kwargs, args JSON text, kwargs JSON text).
+Payload = tuple[list, dict, str, str]
+
+
+# -- the public entry points -------------------------------------------------------------------
+
+
+def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
+    """``JobsBackend.enqueue``: insert one job in the caller's transaction (a unique key: the
+    active job holding it is returned instead). The measured hot path: keep it lean."""
+    backend.validate_task(task)
+    check_findable(task)
+    # Everything that can fail is done before the INSERT (the TaskResult too: Django's
+    # TaskResult normalises args and kwargs recursively), so a refused call writes nothing
+    # even outside a transaction.
+    if getattr(task, "unique_key", None):
+        return insert(task, args, kwargs, backend=backend, checked=True)[1]
+    # One plain INSERT of prepared values: the ORM's model instance and SQL compiler cost more
+    # than the statement itself. (models: imported here, once Django's apps are loaded.)
+    from ..models.bulk import insert_jobs
+
+    common = columns(backend, task, timezone.now())
+    row = (uuid7(), *encode_payload(args, kwargs))
+    result = _result(_Row(common, *row[:3]), task)
+    insert_jobs(common, [row])
+    if wanted(task_enqueued, type(backend), logging.DEBUG):
+        task_enqueued.send(type(backend), task_result=result)
+    return result
+
+
+def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
+    """``JobsBackend.enqueue_many``: one job per call (a tuple/list of args or a dict of kwargs)
+    in one statement (COPY on PostgreSQL), in the caller's transaction; all or nothing."""
+    from ..models.bulk import insert_jobs  # models: once Django's apps are loaded
+
+    backend.validate_task(task)
+    check_findable(task)
+    if getattr(task, "unique_key", None):
+        raise InvalidTask("unique_key applies to a single job: use enqueue() for unique jobs.")
+    common = columns(backend, task, timezone.now())
+    limit = conf.get("MAX_PAYLOAD_BYTES")
+    # A call without arguments (the usual fan-out of a no-argument task) needs no encoding:
+    # its payload is a constant (6 bytes, refused only by an absurdly low limit).
+    empty_ok = limit >= 6
+    payloads = []
+    append = payloads.append
+    for call in calls:
+        if empty_ok and not call and type(call) in _EMPTY_CALL_TYPES:
+            append(([], {}, "[]", "{}"))
+        else:
+            append(encode_payload(*split_call(call), limit=limit))
+    if not payloads:
+        return []
+    rows = [(id_, *payload) for id_, payload in zip(uuid7_texts(len(payloads)), payloads)]
+    # One TaskResult made the usual way, the others as copies of it with their own id and
+    # arguments: every other field is the same for the whole batch. Made before the INSERT.
+    first = _result(_Row(common, *rows[0][:3]), task)
+    if fast.enabled():
+        results = _results_like(first, rows)
+    else:  # public API only: each TaskResult made by its constructor
+        results = [first, *(_result(_Row(common, *row[:3]), task) for row in rows[1:])]
+    insert_jobs(common, rows)
+    if wanted(task_enqueued, type(backend), logging.DEBUG):
+        for result in results:
+            task_enqueued.send(type(backend), task_result=result)
+    return results
+
+
+def insert(task: Task, args=(), kwargs=None, *, backend=None, now: datetime | None = None,
+           fields: dict[str, Any] | None = None, guarded: bool | None = None, holder: bool = True,
+           payload: Payload | None = None, checked: bool = False):
+    """Insert one job of ``task`` for a producer other than the plain enqueue; returns (row,
+    TaskResult). ``row`` is the Job (guarded) or a light row with its id and columns.
+
+    - ``fields``: the producer's columns over the task's (``run_after``, ``status``,
+      ``schedule_id``, ``workflow_run_id``...);
+    - ``guarded``: insert with the ORM in a savepoint, as a job that may meet a unique
+      constraint must be (default: when the job has a unique key). On a conflict with
+      ``holder`` and a unique key, the active job holding the key is returned (unique
+      enqueue; no signal); otherwise the IntegrityError is raised, the savepoint rolled back;
+    - ``payload``: arguments already encoded by the producer (a workflow's context); else
+      ``args``/``kwargs`` are checked by ``encode_payload``;
+    - ``checked``: the task was validated by the caller already.
+    """
+    backend = backend or task.get_backend()
+    if not checked:
+        check_task(backend, task)
+    common = columns(backend, task, now or timezone.now())
+    if fields:
+        common.update(fields)
+    if payload is None:
+        payload = encode_payload(args, () if kwargs is None else kwargs)
+    if guarded is None:
+        guarded = bool(common.get("unique_key"))
+    if guarded:
+        from ..models import Job  # models: once Django's apps are loaded
+
+        row = Job(args=payload[0], kwargs=payload[1], **common)
+        result = _result(row, task)
+        inserted = _insert_guarded(row, holder)
+        if inserted is not row:  # the active job that holds the key: not inserted, no signal
+            return inserted, make_result(inserted, task if inserted.task_path == task.module_path else None)
+    else:
+        from ..models.bulk import insert_jobs
+
+        row_values = (uuid7(), *payload)
+        row = _Row(common, *row_values[:3])
+        result = _result(row, task)
+        insert_jobs(common, [row_values])
+    if wanted(task_enqueued, type(backend), logging.DEBUG):
+        task_enqueued.send(type(backend), task_result=result)
+    return row, result
+
+
+def insert_unfindable(task_path: str, kwargs: dict, now: datetime, **fields: Any) -> None:
+    """A job whose task no longer imports (a workflow's compensation renamed since the run
+    started): written so that it fails saying why. No TaskResult nor signal: there is no task."""
+    from ..models import Job
+
+    Job.objects.create(task_path=task_path, status=JobStatus.READY, run_after=now, enqueued_at=now,
+                       kwargs=kwargs, max_attempts=1, **fields)
+
+
+# -- the checks and the columns, shared by every producer ----------------------------------------
+
+
+def check_task(backend, task: Task) -> None:
+    """Every rule a task must meet to be enqueued on ``backend``; InvalidTask says which not."""
+    backend.validate_task(task)
+    check_findable(task)
+
+
+def check_findable(task: Task) -> None:
+    """Workers find a job's task by its dotted path: refuse a task they could not find."""
+    try:
+        found = resolve_task(task.module_path)
+    except TaskNotFound as exc:
+        raise InvalidTask(f"Unknown task: {exc}") from None
+    if found.func is not task.func:
+        raise InvalidTask(
+            f"Unknown task: {task.module_path!r} names another object; define the task at module "
+            "level under the function's own name."
+        )
+
+
+def encode_payload(args, kwargs, limit: int | None = None) -> Payload:
+    """(args, kwargs, their JSON texts), after checking they are plain JSON and not too big."""
+    args, kwargs = list(args), dict(kwargs)
+    try:
+        args_text = encode(args, "Task arguments") if args else "[]"
+        kwargs_text = encode(kwargs, "Task arguments") if kwargs else "{}"
+    except ValueError as exc:
+        raise InvalidTask(str(exc)) from None
+    size = byte_size(args_text) + byte_size(kwargs_text) + 2
+    limit = conf.get("MAX_PAYLOAD_BYTES") if limit is None else limit
+    if size > limit:
+        raise InvalidTask(f"Task arguments are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES']).")
+    return args, kwargs, args_text, kwargs_text
+
+
+def columns(backend, task: Task, now: datetime) -> dict[str, Any]:
+    """The columns of a job that come from the task, the moment and its cause (an event or a
+    trigger being handled: see provenance), not from the call."""
+    return {
+        **stamped_fields(task.module_path),
+        "task_path": task.module_path,
+        "backend": backend.alias,
+        "queue_name": task.queue_name,
+        "priority": task.priority,
+        "status": JobStatus.READY,
+        "takes_context": task.takes_context,
+        "run_after": task.run_after or now,
+        "enqueued_at": now,
+        "max_attempts": _option(task, "max_attempts", "MAX_ATTEMPTS"),
+        "retry_backoff": _option(task, "retry_backoff", "RETRY_BACKOFF"),
+        "timeout": _option(task, "timeout", "TIMEOUT"),
+        "unique_key": getattr(task, "unique_key", None),
+    }
+
+
+def split_call(call) -> tuple[list, dict]:
+    """One item of enqueue_many(): a tuple/list of args or a dict of kwargs."""
+    if isinstance(call, dict):
+        return [], call
+    if isinstance(call, (list, tuple)):
+        return list(call), {}
+    raise InvalidTask(f"enqueue_many() items are tuples of args or dicts of kwargs, got {call!r}.")
+
+
+# -- the writes and the results ------------------------------------------------------------------
+
+
+def _insert_guarded(job, holder: bool):
+    """Insert ``job`` in a savepoint; with ``holder``, a unique key already held returns the
+    active job holding it (a partial unique index decides). Otherwise IntegrityError."""
+    from ..models import Job
+
+    for _ in range(5):
+        try:
+            with transaction.atomic(using=router.db_for_write(Job)):
+                job.save(force_insert=True)
+            return job
+        except IntegrityError:
+            if not holder or not job.unique_key:
+                raise
+            existing = Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE).first()
+            if existing is not None:
+                return existing
+            # The holder finished between our INSERT and SELECT: try again.
+    raise InvalidTask(f"Could not enqueue unique job {job.unique_key!r}: the key is contended.")
+
+
+def _result(job, task: Task) -> TaskResult:
+    """make_result() for a job about to be inserted. Django's TaskResult normalises args and
+    kwargs recursively: with DJJOBS['MAX_JSON_DEPTH'] raised near Python's recursion limit, a
+    deep value fails here, as InvalidTask and before anything is written."""
+    try:
+        return make_result(job, task)
+    except RecursionError:
+        raise InvalidTask(
+            "Task arguments are nested too deeply for Python's recursion limit: lower DJJOBS['MAX_JSON_DEPTH']."
+        ) from None
+
+
+_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TaskResult))
+_OWN_FIELDS = ("id", "args", "kwargs", "errors", "worker_ids")
+_EMPTY_CALL_TYPES = (tuple, list, dict)
+
+
+def _results_like(first: TaskResult, rows) -> list[TaskResult]:
+    """``first`` and a TaskResult for each other job of an enqueue_many batch: the fields every
+    job of the batch shares, read from ``first`` once, and its own id and arguments, as a worker
+    will read them back (TaskResult.__post_init__ would make tuples lists too). One loop, no
+    call per job but the setters: this is most of a 1,000-job call's Python time."""
+    shared = _shared_fields(first)
+    set_id, set_args, set_kwargs, set_errors, set_worker_ids = (_setter(name) for name in _OWN_FIELDS)
+    new, loads = object.__new__, json.loads
+    results = [first]
+    append = results.append
+    for id_, _args, _kwargs, args_text, kwargs_text in rows[1:]:
+        result = new(TaskResult)
+        for set_field, value in shared:
+            set_field(result, value)
+        set_id(result, id_ if type(id_) is str else str(id_))
+        set_args(result, loads(args_text) if args_text != "[]" else [])
+        set_kwargs(result, loads(kwargs_text) if kwargs_text != "{}" else {})
+        set_errors(result, [])
+        set_worker_ids(result, [])
+        append(result)
+    return results
+
+
+def _shared_fields(template: TaskResult) -> list:
+    """(setter, value) for each TaskResult field the jobs of a batch share, read from
+    ``template`` once."""
+    return [(_setter(name), getattr(template, name)) for name in _RESULT_FIELDS if name not in _OWN_FIELDS]
+
+
+def _setter(name: str):
+    """The setter of TaskResult's field ``name`` (djjobs.fast.field_setter)."""
+    return fast.field_setter(TaskResult, name)
+
+
+class _Row:
+    """A job inserted by the plain INSERT or COPY, with the attributes make_result() reads."""
+
+    started_at = finished_at = last_attempted_at = return_value = None
+
+    def __init__(self, common, id_, args, kwargs):
+        self.__dict__.update(common)
+        self.id, self.args, self.kwargs = id_, args, kwargs
+        self.errors, self.worker_ids = [], []
+
+
+def _option(task: Task, name: str, setting: str):
+    value = getattr(task, name, None)
+    return conf.get(setting) if value is None else value
