@@ -7,6 +7,8 @@
 #   make test PYTEST_ARGS='-x -k retry'
 #   make test-fast                 # the edit loop: unit + integration tests, SQLite only
 #   make lint                      # what CI checks before the tests: ruff, makemigrations --check
+#   make docs                      # the documentation site (docs/, Sphinx) into docs/_build/html, warnings as errors
+#   make docs-serve                # build it and serve it on http://127.0.0.1:8001/
 #   make test PYTHON=python3.12 DJANGO=6 VENV=.venv-py312-dj6
 #   make clean
 #
@@ -41,9 +43,9 @@ DJJOBS_TEST_PG_NAME ?= test_djjobs_$(or $(VENV_SLUG),venv)_$(VENV_HASH)
 
 # dev: tests, benchmarks and ruff; demo: the demo project's settings (django-environ).
 ifeq ($(DJANGO),5.2)
-  INSTALL_ARGS := -e '.[dev,demo,django52]'
+  INSTALL_ARGS := -e '.[dev,demo,docs,django52]'
 else ifeq ($(DJANGO),6)
-  INSTALL_ARGS := -e '.[dev,demo]' 'Django>=6.0,<7'
+  INSTALL_ARGS := -e '.[dev,demo,docs]' 'Django>=6.0,<7'
 else
   $(error DJANGO must be 5.2 or 6, not '$(DJANGO)')
 endif
@@ -109,7 +111,7 @@ test-postgres: install
 	@bash .ci/ensure-postgres
 	$(call run_pytest,PostgreSQL,$(DJJOBS_TEST_PG_NAME),env DATABASE_URL='$(PG_URL)' DJJOBS_TEST_PG_NAME='$(DJJOBS_TEST_PG_NAME)')
 
-# Unit and integration tests on PostgreSQL with DJJOBS["FAST_PATHS"] off (djjobs/fast.py): the
+# Unit and integration tests on PostgreSQL with DJJOBS["FAST_PATHS"] off (djjobs/db/fast.py): the
 # code paths that use only public APIs of Django and psycopg. CI runs it once (DBS=postgres-public-apis).
 test-postgres-public-apis: install
 	@bash .ci/ensure-postgres
@@ -121,20 +123,37 @@ test-fast: install
 
 # -- lint ----------------------------------------------------------------------------------
 
-# What .ci/run checks before the tests: ruff (configured in pyproject.toml), and that no model
+# What .ci/run checks before the tests: ruff (configured in pyproject.toml), the import contract
+# (lint-imports: imports point down, [tool.importlinter] in pyproject.toml), and that no model
 # change lacks its migration (on the demo's settings, which install djjobs and the demo shop,
-# with an in-memory database: the check reads no data and leaves no file). Both run, then fail.
+# with an in-memory database: the check reads no data and leaves no file). All run, then fail.
 LINT_PATHS := djjobs tests benchmarks demo_project
 
 lint: install
 	@failed=""; \
 	echo "==> ruff check $(LINT_PATHS)"; \
 	$(VENV_PY) -m ruff check --output-format=concise $(LINT_PATHS) || failed="$$failed ruff"; \
+	echo "==> lint-imports (the floors contract in pyproject.toml)"; \
+	$(VENV)/bin/lint-imports --no-cache || failed="$$failed lint-imports"; \
 	echo "==> makemigrations --check (Python $(PY_VERSION), Django $(DJANGO))"; \
 	env DATABASE_URL='sqlite://:memory:' $(VENV_PY) manage.py makemigrations --check --dry-run \
 		--settings=demo_project.settings </dev/null || failed="$$failed makemigrations"; \
 	if [ -n "$$failed" ]; then echo "==> lint failed:$$failed"; exit 1; fi; \
 	echo "==> lint passed"
+
+# -- documentation -------------------------------------------------------------------------
+
+# The site in docs/ (Sphinx + MyST + Furo, the `docs` extra), warnings as errors: a broken link or
+# reference fails. --keep-going reports every warning before failing. docs-serve serves the build.
+DOCS_PORT ?= 8001
+
+.PHONY: docs docs-serve
+
+docs: install
+	$(VENV_PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+docs-serve: docs
+	$(VENV_PY) -m http.server --bind $(HOST) --directory docs/_build/html $(DOCS_PORT)
 
 # -- housekeeping --------------------------------------------------------------------------
 

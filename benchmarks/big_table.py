@@ -122,7 +122,7 @@ def measure() -> list[tuple[str, float, str, str]]:
     """Median execution time, access paths and buffers of each hot statement (all rolled back)."""
     from django.db import transaction
 
-    from djjobs.health import report as health_report
+    from djjobs.http.health import report as health_report
     from djjobs.lifecycle.finish import complete_successes
     from djjobs.maintenance.rescuer import rescue_expired
     from djjobs.worker.claim import claim

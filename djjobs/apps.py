@@ -18,7 +18,7 @@ class DjjobsConfig(AppConfig):
 
         from django.db.models.signals import post_migrate
 
-        from .schedule_sync import on_post_migrate
+        from .schedules.sync import on_post_migrate
 
         # Code-declared schedules (@task(schedule=...), DJJOBS["SCHEDULES"]) are written after migrate.
         post_migrate.connect(on_post_migrate, sender=self, dispatch_uid="djjobs.schedule_sync")

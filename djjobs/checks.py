@@ -169,7 +169,7 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
 def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Code-declared schedules (@task(schedule=...), DJJOBS['SCHEDULES']) that migrate cannot sync."""
     from . import conf
-    from .schedule_sync import problems
+    from .schedules.sync import problems
 
     if any(conf.check(key, conf.get(key)) for key in ("MAX_PAYLOAD_BYTES", "MAX_JSON_DEPTH")):
         return []  # djjobs.E301 reports the setting the declarations are checked against

@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     # WAL flush. A database crash may then forget the last milliseconds of them; jobs run
     # again rather than being lost (see README, Guarantees). False: every commit waits.
     "ASYNC_COMMIT": True,
-    # The speed-ups that rely on private APIs of Django, psycopg and Python (djjobs/fast.py):
+    # The speed-ups that rely on private APIs of Django, psycopg and Python (djjobs/db/fast.py):
     # False runs djjobs on public APIs only, slower (README, Performance).
     "FAST_PATHS": True,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).

@@ -20,7 +20,7 @@ import sys
 import time
 import weakref
 
-from . import fast
+from .db import fast
 
 # The format run_workers gives its default handler (and the one the direct path below spells).
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -113,7 +113,7 @@ def direct_handler(logger: logging.Logger, level: int) -> "BatchingStreamHandler
     class that could see or change it, the caller writes the line with ``write_line()``:
     the same text, a fraction of the work. Any other set-up gets None, and the caller logs
     as usual. Checked on every call, so a logging change at run time applies at once. Off with
-    the other speed-ups (djjobs.fast: it reads ``Formatter._fmt``).
+    the other speed-ups (djjobs.db.fast: it reads ``Formatter._fmt``).
     """
     if not fast.enabled() or logger.filters or type(logger) is not logging.Logger or logging.getLogRecordFactory() is not logging.LogRecord:
         return None

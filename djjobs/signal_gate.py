@@ -20,7 +20,7 @@ import logging
 
 from django.core.signals import setting_changed
 
-from . import fast
+from .db import fast
 
 _MODULES = ("django.tasks.signals", "django_tasks.signals")
 

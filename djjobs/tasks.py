@@ -21,9 +21,9 @@ class JobTask(Task):
     unique_key: str | None = None  # at most one READY/RUNNING job with this key
     atomic: bool = False  # run the body and its completion in one transaction
     # Declarations read by other parts (not per-enqueue options):
-    schedule: str | None = None  # a cron expression: a code-managed Schedule (djjobs.scheduler)
+    schedule: str | None = None  # a cron expression: a code-managed Schedule (djjobs.schedules.tick)
     subscribe: str | tuple[str, ...] | None = None  # event name(s) this task handles (djjobs.events)
-    http: bool = False  # may be enqueued through the HTTP endpoint (djjobs.views)
+    http: bool = False  # may be enqueued through the HTTP endpoint (djjobs.http.views)
 
     def __post_init__(self):
         Task.__post_init__(self)  # zero-argument super() does not work in slotted dataclasses

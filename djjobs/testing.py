@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from .states import JobStatus
 from .worker.claim import claim
-from .worker.process import process
+from .worker.turn import process
 
 TEST_WORKER_ID = "djjobs-testing"
 

@@ -1,14 +1,5 @@
-"""The endpoints: ``path("jobs/", include("djjobs.urls"))``."""
+"""The public mount point, ``path("jobs/", include("djjobs.urls"))``: the endpoints live in djjobs.http.urls."""
 
-from django.urls import path
+from .http.urls import app_name, urlpatterns
 
-from . import views
-
-app_name = "djjobs"
-
-urlpatterns = [
-    path("enqueue/<str:task_name>/", views.enqueue, name="enqueue"),
-    path("<uuid:job_id>/", views.job_status, name="job-status"),
-    path("health/", views.health_view, name="health"),
-    path("metrics/", views.metrics_view, name="metrics"),
-]
+__all__ = ["app_name", "urlpatterns"]

@@ -78,7 +78,7 @@ DJJOBS = {
     "RETRY_BACKOFF": 0.0,  # retries are due at once, so a --burst run sees every attempt
     "POLL_INTERVAL": 0.2,
 }
-# DJJOBS_TEST_FAST_PATHS=0: the whole suite on public APIs only (djjobs.fast); CI runs it once so.
+# DJJOBS_TEST_FAST_PATHS=0: the whole suite on public APIs only (djjobs.db.fast); CI runs it once so.
 if os.environ.get("DJJOBS_TEST_FAST_PATHS") == "0":
     DJJOBS["FAST_PATHS"] = False
 LOGGING = {

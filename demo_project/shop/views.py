@@ -6,8 +6,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from djjobs import triggers
+from djjobs.http.status import status_url
 from djjobs.models import Job
-from djjobs.status import status_url
 
 from .forms import OrderForm, ReportForm
 from .models import Order, Product

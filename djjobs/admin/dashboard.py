@@ -7,7 +7,7 @@ whatever the size of the job table.
 - Jobs succeeded and failed per minute over the last hour: one GROUP BY over that hour's range
   of the (status, finished_at) index, drawn as inline SVG (``chart``).
 - The oldest due READY job: per priority the first entry of the claim index, as
-  ``djjobs.health`` finds it, then those few rows.
+  ``djjobs.http.health`` finds it, then those few rows.
 - Workers and what they run; the tasks that failed most in the last day, with their latest error.
 - Workflow runs under way and those whose compensation failed: one bounded read of the
   (status, created_at) index.

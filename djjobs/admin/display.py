@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import format_html
 
-from ..cron_text import relative
+from ..schedules.text import relative
 
 # The stylesheet of every djjobs admin screen (djjobs/static/djjobs/admin.css).
 STYLESHEET = "djjobs/admin.css"

@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..health import configured_queues
+from ..http.health import configured_queues
 from ..registry import declared_tasks
 from ..states import JobStatus
 

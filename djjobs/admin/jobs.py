@@ -19,9 +19,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from ..cron_text import relative
 from ..models import Job, Worker
 from ..registry import declared_tasks
+from ..schedules.text import relative
 from ..states import JobStatus
 from . import dashboard, job_actions, job_detail
 from .action_guard import ActionGuard

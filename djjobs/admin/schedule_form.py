@@ -11,9 +11,9 @@ from django import forms
 from django.contrib.admin import widgets
 from django.utils import timezone
 
-from ..cron import TimingError, get_zone, localize
 from ..models import Schedule
 from ..registry import declared_tasks
+from ..schedules.cron import TimingError, get_zone, localize
 
 
 class JSONInput(forms.JSONField):

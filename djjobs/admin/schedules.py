@@ -1,5 +1,5 @@
 """The Schedule admin: when each schedule fires (in words and in its own time zone), its last
-run, a live preview of the next fire times, and actions that call djjobs.scheduler."""
+run, a live preview of the next fire times, and actions that call djjobs.schedules.tick."""
 
 from datetime import datetime
 
@@ -14,11 +14,11 @@ from django.utils.dateparse import parse_date, parse_time
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .. import schedule_sync, scheduler
-from ..cron import Timing, TimingError
-from ..cron_text import describe, relative
 from ..models import Job, Schedule
 from ..operations import Outcome
+from ..schedules import sync, tick
+from ..schedules.cron import Timing, TimingError
+from ..schedules.text import describe, relative
 from .action_guard import ActionGuard
 from .display import STYLESHEET, status_badge
 from .list_guard import ListGuard
@@ -42,20 +42,20 @@ def _report(modeladmin, request, outcomes, verb) -> None:
 
 @admin.action(description=_("Enable selected schedules"), permissions=["change"])
 def enable_schedules(modeladmin, request, queryset):
-    _report(modeladmin, request, [scheduler.enable(s) for s in queryset], "Enabled")
+    _report(modeladmin, request, [tick.enable(s) for s in queryset], "Enabled")
 
 
 @admin.action(description=_("Disable selected schedules"), permissions=["change"])
 def disable_schedules(modeladmin, request, queryset):
-    _report(modeladmin, request, [scheduler.disable(s) for s in queryset], "Disabled")
+    _report(modeladmin, request, [tick.disable(s) for s in queryset], "Disabled")
 
 
 @admin.action(description=_("Run selected schedules now"), permissions=["change"])
 def run_schedules_now(modeladmin, request, queryset):
     for schedule in queryset:
         try:
-            job = scheduler.run_now(schedule)
-        except scheduler.ScheduleError as exc:
+            job = tick.run_now(schedule)
+        except tick.ScheduleError as exc:
             modeladmin.message_user(request, f"Schedule {schedule.name} not run: {exc}", messages.ERROR)
         else:
             url = reverse("admin:djjobs_job_change", args=[job.pk])
@@ -68,7 +68,7 @@ def reset_to_code(modeladmin, request, queryset):
     reset = 0
     for schedule in queryset:
         try:
-            schedule_sync.reset(schedule)
+            sync.reset(schedule)
             reset += 1
         except ValueError as exc:
             modeladmin.message_user(request, f"Schedule {schedule.name} not reset: {exc}.", messages.WARNING)
@@ -240,7 +240,7 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         if not change:
             return super().save_model(request, obj, form, change)
         if form.changed_data == ["enabled"]:  # the list's toggle: the same functions as the actions
-            outcome = (scheduler.enable if obj.enabled else scheduler.disable)(obj)
+            outcome = (tick.enable if obj.enabled else tick.disable)(obj)
             if outcome != Outcome.DONE:
                 self.message_user(request, f"Schedule {obj.name} not {'enabled' if obj.enabled else 'disabled'} "
                                   "(a one-off whose run is done needs a new 'run once at').", messages.WARNING)

@@ -13,8 +13,8 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from ..cron_text import relative
 from ..models import Job, Worker
+from ..schedules.text import relative
 from ..states import JobStatus
 from .action_guard import ActionGuard
 from .display import STYLESHEET, job_url, moment, short_time, status_badge

@@ -9,7 +9,7 @@ or no longer this owner's (a late result is dropped, never written over the new 
 Around it, for every path: the error record (transitions' builders), the workflow advance in
 the same transaction when the job belongs to a run, and Django's ``task_finished`` once the
 job ended (SUCCESSFUL, FAILED or CANCELLED), after the transaction commits. The worker's own
-completion keeps its fast path: it sends from its thread (worker/process.finish, gated by
+completion keeps its fast path: it sends from its thread (worker/turn.finish, gated by
 signal_gate.wanted) once the write is done; the other paths send on commit here.
 
 The batched completion of successes (the worker's hot path: one UPDATE of three unnested
@@ -24,8 +24,9 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from .. import bound, conf
+from .. import conf
 from ..compat import task_finished
+from ..db import bound
 from ..exceptions import InvalidReturnValue, JobTimeout, WorkerLost
 from ..payload import clean_text
 from ..registry import resolve_task

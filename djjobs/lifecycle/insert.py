@@ -15,7 +15,7 @@ steps at ``start()`` and their compensations). Each insert gets the same:
   receiver would do something with it (Django's own receiver logs at DEBUG).
 
 Three writes implement it: one prepared INSERT (a single job), COPY or executemany (many jobs;
-models/bulk.py), and the ORM in a savepoint for a job that may meet a unique constraint (a
+db/bulk.py), and the ORM in a savepoint for a job that may meet a unique constraint (a
 unique key, a schedule's fire time).
 """
 
@@ -28,8 +28,9 @@ from typing import Any
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
-from .. import conf, fast
+from .. import conf
 from ..compat import InvalidTask, Task, TaskResult, task_enqueued
+from ..db import fast
 from ..exceptions import TaskNotFound
 from ..ids import uuid7, uuid7_texts
 from ..payload import byte_size, encode
@@ -58,7 +59,7 @@ def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
         return insert(task, args, kwargs, backend=backend, checked=True)[1]
     # One plain INSERT of prepared values: the ORM's model instance and SQL compiler cost more
     # than the statement itself. (models: imported here, once Django's apps are loaded.)
-    from ..models.bulk import insert_jobs
+    from ..db.bulk import insert_jobs
 
     common = columns(backend, task, timezone.now())
     row = (uuid7(), *encode_payload(args, kwargs))
@@ -72,7 +73,7 @@ def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
 def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
     """``JobsBackend.enqueue_many``: one job per call (a tuple/list of args or a dict of kwargs)
     in one statement (COPY on PostgreSQL), in the caller's transaction; all or nothing."""
-    from ..models.bulk import insert_jobs  # models: once Django's apps are loaded
+    from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
 
     backend.validate_task(task)
     check_findable(task)
@@ -142,7 +143,7 @@ def insert(task: Task, args=(), kwargs=None, *, backend=None, now: datetime | No
         if inserted is not row:  # the active job that holds the key: not inserted, no signal
             return inserted, make_result(inserted, task if inserted.task_path == task.module_path else None)
     else:
-        from ..models.bulk import insert_jobs
+        from ..db.bulk import insert_jobs
 
         row_values = (uuid7(), *payload)
         row = _Row(common, *row_values[:3])
@@ -298,7 +299,7 @@ def _shared_fields(template: TaskResult) -> list:
 
 
 def _setter(name: str):
-    """The setter of TaskResult's field ``name`` (djjobs.fast.field_setter)."""
+    """The setter of TaskResult's field ``name`` (djjobs.db.fast.field_setter)."""
     return fast.field_setter(TaskResult, name)
 
 

@@ -84,7 +84,7 @@ class Job(models.Model):
     event = models.ForeignKey("djjobs.Event", null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="jobs", db_index=False, editable=False)
     trigger = models.CharField(max_length=255, null=True, blank=True, editable=False)
-    # The schedule that fired this job and the fire time it is for (djjobs.scheduler): one job
+    # The schedule that fired this job and the fire time it is for (djjobs.schedules.tick): one job
     # per (schedule, fire time), whatever the number of workers ticking.
     schedule = models.ForeignKey("djjobs.Schedule", null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="jobs", db_index=False, editable=False)  # indexed by the constraint

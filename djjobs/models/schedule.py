@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
-from ..cron import Timing, TimingError, get_zone
-from ..schedule_policy import Misfire, Overlap
+from ..schedules.cron import Timing, TimingError, get_zone
+from ..schedules.policy import Misfire, Overlap
 
 # What a code declaration sets; a code-managed row whose values differ from its declaration
 # was edited in the admin ("overridden") and keeps those edits on the next migrate.
@@ -41,7 +41,7 @@ class Schedule(models.Model):
     args = models.JSONField(default=list, blank=True, help_text=_("A JSON list of positional arguments."))
     kwargs = models.JSONField(default=dict, blank=True, help_text=_("A JSON object of keyword arguments."))
 
-    # When: exactly one of cron, interval and run_at (see djjobs.cron for the DST rule).
+    # When: exactly one of cron, interval and run_at (see djjobs.schedules.cron for the DST rule).
     cron = models.CharField(
         _("cron"), max_length=120, blank=True, default="",
         help_text=_("5 fields (minute hour day month weekday), or 6 with seconds last; e.g. 0 2 * * *"),
@@ -184,7 +184,7 @@ class Schedule(models.Model):
     # -- validation ----------------------------------------------------------------------
 
     def clean(self):
-        from ..schedule_validation import validate_schedule
+        from ..schedules.validation import validate_schedule
 
         errors = validate_schedule(self)
         if errors:

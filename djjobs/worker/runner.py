@@ -17,17 +17,17 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from .. import conf
+from ..db.notify import Listener, listen_supported
 from ..lifecycle.finish import time_out, unclaim
 from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
-from ..notify import Listener, listen_supported
-from ..scheduler import tick
+from ..schedules.tick import tick
 from ..states import JobStatus
 from .claim import claim
 from .completer import Completer
-from .process import attempt, complete_with_retry, finish
+from .turn import attempt, complete_with_retry, finish
 
 logger = logging.getLogger("djjobs")
 

@@ -291,8 +291,8 @@ def test_run_after_beyond_the_last_datetime_is_refused():
 
 @pytest.mark.parametrize("args", [[deep(64)], [{"k": deep_dict(64)}]], ids=["list", "dict"])
 def test_a_schedule_too_deep_for_enqueue_skips_its_run_and_writes_no_job(args):
-    from djjobs import scheduler
     from djjobs.models import Schedule
+    from djjobs.schedules import tick as scheduler
 
     # Written around validation (Schedule.clean() refuses it): what the scheduler does with it.
     schedule = Schedule.objects.create(name="deep", task_path="tests.testapp.tasks.echo", interval=60, args=args)

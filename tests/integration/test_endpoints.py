@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from djjobs import status
+from djjobs.http import status
 from djjobs.models import Job, Worker
 from djjobs.testing import run_jobs
 from tests.testapp import tasks

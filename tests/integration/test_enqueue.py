@@ -172,11 +172,11 @@ def test_jobs_inserted_inside_a_stamp_record_their_cause():
 @pytest.mark.postgresql
 def test_hot_statements_use_the_kept_cursor_unless_someone_watches(settings):
     settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}  # a test of the speed-up itself
-    """djjobs.bound: a single enqueue and a batched completion go through one kept cursor per
+    """djjobs.db.bound: a single enqueue and a batched completion go through one kept cursor per
     connection; an execute_wrapper (an APM, the debug toolbar) sees them through Django's."""
     from django.db import connection
 
-    from djjobs import fast
+    from djjobs.db import fast
     from djjobs.lifecycle.finish import complete_successes
     from djjobs.worker.claim import claim
     from djjobs.worker.executor import Outcome
@@ -208,7 +208,7 @@ def test_a_database_error_on_the_kept_cursor_is_djangos_and_the_transaction_reco
     settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}  # a test of the speed-up itself
     from django.db import IntegrityError, connection
 
-    from djjobs import fast
+    from djjobs.db import fast
 
     tasks.add.enqueue(1, 2)
     job_id = Job.objects.get().id
@@ -220,7 +220,7 @@ def test_a_database_error_on_the_kept_cursor_is_djangos_and_the_transaction_reco
 
 
 def test_jobs_of_different_options_in_turn_each_store_their_own():
-    """The INSERT adapts a task's constant values once per distinct set (models/bulk.py): jobs
+    """The INSERT adapts a task's constant values once per distinct set (db/bulk.py): jobs
     enqueued in turn with different options must not share them."""
     variants = [
         tasks.add.using(priority=5, queue_name="default"),

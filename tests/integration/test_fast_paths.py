@@ -1,4 +1,4 @@
-"""djjobs.fast: the private-API speed-ups, and DJJOBS["FAST_PATHS"] = False turning each off.
+"""djjobs.db.fast: the private-API speed-ups, and DJJOBS["FAST_PATHS"] = False turning each off.
 
 The whole suite also runs once in CI with them off (DJJOBS_TEST_FAST_PATHS=0, tests/settings.py).
 """
@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from djjobs import bound, fast, signal_gate
+from djjobs import signal_gate
 from djjobs.compat import task_finished
+from djjobs.db import bound, fast
 from djjobs.logs import DEFAULT_FORMAT, BatchingStreamHandler, Formatter, direct_handler
 from djjobs.models import Job
 from tests.settings import DJJOBS

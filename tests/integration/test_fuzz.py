@@ -410,7 +410,7 @@ def test_enqueue_and_enqueue_many_refuse_or_store_each_value_exactly():
 def test_the_http_endpoint_refuses_or_stores_each_value_exactly():
     """The view itself, with a RequestFactory request of a logged-in user: the middleware's
     session and user queries would be most of the time (the full stack is test_endpoints')."""
-    from djjobs import views
+    from djjobs.http import views
 
     user = User.objects.create_user("fuzzer", password="pw")
     user.user_permissions.set(Permission.objects.filter(codename="enqueue_job"))

@@ -96,7 +96,7 @@ def test_an_atomic_task_whose_success_the_database_refuses_fails_and_its_writes_
             raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
         return real(job, outcome, worker_id)
 
-    monkeypatch.setattr("djjobs.worker.process.complete", refusing)
+    monkeypatch.setattr("djjobs.worker.turn.complete", refusing)
     result = tasks.atomic_record.enqueue()
     assert run_jobs() == 1
     job = _job(result)

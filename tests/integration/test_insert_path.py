@@ -11,11 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 import djjobs
-from djjobs import conf, scheduler, triggers
+from djjobs import conf, triggers
 from djjobs.compat import InvalidTask, task_enqueued
 from djjobs.events import InvalidEvent
 from djjobs.models import Event, Job, Schedule, WorkflowRun
 from djjobs.registry import resolve_task
+from djjobs.schedules import tick as scheduler
 from tests.testapp import tasks
 from tests.testapp.models import TrackedOrder
 from tests.testapp.workflows import checkout

@@ -15,7 +15,7 @@ from djjobs.maintenance.rescuer import rescue_expired
 from djjobs.models import Job, RunStatus, WorkflowRun
 from djjobs.operations import Outcome
 from djjobs.states import JobStatus
-from djjobs.worker import process
+from djjobs.worker import turn as process
 from djjobs.worker.claim import claim
 from djjobs.worker.executor import execute
 from djjobs.workflows import cancel_run

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 
-from djjobs.notify import Listener
+from djjobs.db.notify import Listener
 from tests.testapp import tasks
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.django_db(transaction=True)]

@@ -77,7 +77,7 @@ def test_worker_records_itself():
 @pytest.mark.parametrize("path", ["batched success", "immediate failure"])
 def test_completion_rides_out_a_database_error(monkeypatch, path):
     from djjobs.worker import completer as completer_module
-    from djjobs.worker import process as process_module
+    from djjobs.worker import turn as process_module
 
     module, name = (completer_module, "complete_successes") if path == "batched success" else (process_module, "complete")
     calls = []

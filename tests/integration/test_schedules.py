@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
-from djjobs import scheduler
 from djjobs.models import Job, Schedule
 from djjobs.operations import Outcome
+from djjobs.schedules import tick as scheduler
 from djjobs.testing import run_jobs
 from tests.testapp.models import Execution
 

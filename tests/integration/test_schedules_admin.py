@@ -9,8 +9,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
-from djjobs import scheduler
 from djjobs.models import Job, Schedule
+from djjobs.schedules import tick as scheduler
 from djjobs.testing import run_jobs
 
 pytestmark = pytest.mark.django_db

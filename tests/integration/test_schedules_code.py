@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from djjobs.checks import check_schedules
 from djjobs.models import Job, Schedule
-from djjobs.schedule_sync import sync
+from djjobs.schedules.sync import sync
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +92,7 @@ def test_admin_made_schedules_are_never_touched():
 
 
 def test_one_off_declared_in_settings_runs_once_and_is_not_overridden_by_firing():
-    from djjobs import scheduler
+    from djjobs.schedules import tick as scheduler
 
     run_at = (timezone.now() + timedelta(minutes=5)).replace(microsecond=0)
     with settings_with(remind={"task": RECORD, "run_at": run_at.isoformat()}):

@@ -14,7 +14,7 @@ from tests.testapp import tasks
 
 @pytest.fixture(autouse=True)
 def _fast_paths_on(settings):
-    """These tests are of a speed-up (djjobs.fast): on, even in CI's run with them off."""
+    """These tests are of a speed-up (djjobs.db.fast): on, even in CI's run with them off."""
     settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,4 +1,4 @@
-"""djjobs.cron and djjobs.cron_text: fire times computed from explicit instants (a frozen clock),
+"""djjobs.schedules.cron and djjobs.schedules.text: fire times computed from explicit instants (a frozen clock),
 without a database: cron and interval math, one-offs, and the DST rule in two zones."""
 
 from collections import Counter
@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from djjobs.cron import Timing, TimingError, get_zone, localize, parse_cron
-from djjobs.cron_text import describe, describe_cron, describe_interval, relative
+from djjobs.schedules.cron import Timing, TimingError, get_zone, localize, parse_cron
+from djjobs.schedules.text import describe, describe_cron, describe_interval, relative
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

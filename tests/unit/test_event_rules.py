@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from djjobs import health, status
-from djjobs.conditions import CREATE, UPDATE, Change, changed, evaluating
+from djjobs.http import health, status
+from djjobs.triggers.conditions import CREATE, UPDATE, Change, changed, evaluating
 from tests.testapp.models import TrackedOrder
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from djjobs.logs import BatchingStreamHandler, flush_all
 
 @pytest.fixture(autouse=True)
 def _fast_paths_on(settings):
-    """These tests are of a speed-up (djjobs.fast): on, even in CI's run with them off."""
+    """These tests are of a speed-up (djjobs.db.fast): on, even in CI's run with them off."""
     settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}
 
 
@@ -165,7 +165,7 @@ def test_anything_that_could_see_or_change_the_record_turns_the_direct_path_off(
 
 
 def test_the_worker_writes_its_per_job_lines_directly_only_with_the_default_setup(default_setup, monkeypatch):
-    from djjobs.worker import process
+    from djjobs.worker import turn as process
 
     logger, stream, handler = default_setup()
     monkeypatch.setattr(process, "logger", logger)

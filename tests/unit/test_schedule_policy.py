@@ -1,10 +1,10 @@
-"""djjobs.schedule_policy: what a due schedule fires at a frozen ``now``, without a database:
+"""djjobs.schedules.policy: what a due schedule fires at a frozen ``now``, without a database:
 on-time runs, each misfire policy, the lateness bound and the cap, overlap skip, one-offs."""
 
 from datetime import UTC, datetime, timedelta
 
-from djjobs.cron import Timing
-from djjobs.schedule_policy import Misfire, Overlap, plan
+from djjobs.schedules.cron import Timing
+from djjobs.schedules.policy import Misfire, Overlap, plan
 
 NOW = datetime(2024, 5, 6, 10, 30, 0, 400000, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

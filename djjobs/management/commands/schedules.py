@@ -8,11 +8,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ... import conf, scheduler
-from ...cron import TimingError, get_zone, localize
-from ...cron_text import describe
+from ... import conf
 from ...operations import Outcome
 from ...payload import encode
+from ...schedules import tick
+from ...schedules.cron import TimingError, get_zone, localize
+from ...schedules.text import describe
 
 COUNT_MAX = 1000  # fire times listed per schedule
 
@@ -98,14 +99,14 @@ class Command(BaseCommand):
     def _run(self, name: str) -> None:
         schedule = self._get(name)
         try:
-            job = scheduler.run_now(schedule)
-        except scheduler.ScheduleError as exc:
+            job = tick.run_now(schedule)
+        except tick.ScheduleError as exc:
             raise CommandError(f"Schedule {name!r} cannot run: {exc}") from None
         self.stdout.write(self.style.SUCCESS(f"Enqueued job {job.pk} of {schedule.task_path} (schedule {name!r})."))
 
     def _toggle(self, name: str, *, enable: bool) -> None:
         schedule = self._get(name)
-        outcome = (scheduler.enable if enable else scheduler.disable)(schedule)
+        outcome = (tick.enable if enable else tick.disable)(schedule)
         verb = "enabled" if enable else "disabled"
         if outcome != Outcome.DONE:
             raise CommandError(f"Schedule {name!r} was not {verb}: it is {verb} already"

@@ -16,7 +16,7 @@ from django.db import connections, router
 from django.db.models import Max
 from django.utils import timezone
 
-from . import conf
+from .. import conf
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Snapshot:
 
 def snapshot(now: datetime | None = None) -> Snapshot:
     """Read the numbers: five queries, each an index probe or a bounded scan."""
-    from .models import Job, Worker
+    from ..models import Job, Worker
 
     now = now or timezone.now()
     limit = int(conf.get("HEALTH_COUNT_LIMIT"))
@@ -90,8 +90,8 @@ def report(now: datetime | None = None) -> tuple[dict, bool]:
 
 def configured_queues() -> set[str]:
     """The QUEUES of every djjobs backend (a backend allowing any queue adds none)."""
-    from .backend import JobsBackend
-    from .compat import task_backends
+    from ..backend import JobsBackend
+    from ..compat import task_backends
 
     names = set()
     for backend in task_backends.all():

@@ -8,13 +8,13 @@ running job records that job as its cause, so a chain of reactions can be follow
 
 from django.db import IntegrityError, router, transaction
 
-from . import conf
-from .backend import storable
-from .compat import Task, TaskResult
-from .context import current_job_id
-from .payload import _check_structure, to_json
-from .provenance import stamping
-from .registry import declared_tasks
+from .. import conf
+from ..backend import storable
+from ..compat import Task, TaskResult
+from ..context import current_job_id
+from ..payload import _check_structure, to_json
+from ..provenance import stamping
+from ..registry import declared_tasks
 
 
 class InvalidEvent(ValueError):
@@ -46,7 +46,7 @@ def subscribers(name: str) -> list[Task]:
 
 def publish(name: str, payload=None, idempotency_key: str | None = None) -> Published:
     """Record the event ``name`` and enqueue one job per subscriber, in the caller's transaction."""
-    from .models import Event
+    from ..models import Event
 
     payload = _validate(name, payload, idempotency_key)
     tasks = subscribers(name)
@@ -67,7 +67,7 @@ async def apublish(name: str, payload=None, idempotency_key: str | None = None) 
 
 def _insert(event):
     """Insert ``event``; with an idempotency key already used, return the first event instead."""
-    from .models import Event
+    from ..models import Event
 
     if event.idempotency_key is None:
         event.save(force_insert=True)

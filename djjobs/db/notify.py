@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from django.db import connections, router
 
-from . import conf
+from .. import conf
 
 logger = logging.getLogger("djjobs")
 
@@ -22,7 +22,7 @@ CHANNEL = "djjobs"
 
 
 def listen_supported() -> bool:
-    from .models import Job
+    from ..models import Job
 
     return connections[router.db_for_write(Job)].vendor == "postgresql"
 
@@ -33,7 +33,7 @@ def _connect():
     url = conf.get("LISTEN_DATABASE_URL")
     if url:
         return psycopg.connect(url, autocommit=True)
-    from .models import Job
+    from ..models import Job
 
     params = connections[router.db_for_write(Job)].get_connection_params()
     for key in ("cursor_factory", "context", "pool", "prepare_threshold"):

@@ -11,8 +11,8 @@ from django.core import signing
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from . import conf
-from .states import FINISHED, JobStatus
+from .. import conf
+from ..states import FINISHED, JobStatus
 
 SALT = "djjobs.status"
 

@@ -27,9 +27,9 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 
-from .compat import Task, TaskResult
+from ..compat import Task, TaskResult
+from ..provenance import stamping
 from .conditions import CREATE, DELETE, UPDATE, Change, Condition, as_condition, changed, evaluating
-from .provenance import stamping
 
 __all__ = [
     "CREATE", "DELETE", "UPDATE", "Condition", "Trigger", "changed", "connect", "fire", "is_suppressed",
@@ -400,7 +400,7 @@ def stats(names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     """
     from django.db.models import Count, Max
 
-    from .models import Job
+    from ..models import Job
 
     names = list(_registry) if names is None else list(names)
     rows = (Job.objects.filter(trigger__in=names).order_by().values("trigger")

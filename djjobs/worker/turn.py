@@ -4,8 +4,8 @@ import logging
 
 from django.db import connections, transaction
 
-from .. import fast
 from ..compat import task_started
+from ..db import fast
 from ..exceptions import LeaseLost
 from ..lifecycle.finish import adopt, backend_class, complete, send_finished, task_or_none, unstorable
 from ..lifecycle.outage import TRANSIENT, Outage

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections, router
 from django.utils.dateparse import parse_datetime
 
-from . import conf
+from .. import conf
 
 logger = logging.getLogger("djjobs")
 
@@ -52,7 +52,7 @@ class Report:
 
 def declarations() -> tuple[list[Declaration], list[str]]:
     """Every schedule declared in code, and the problems of those that cannot be read."""
-    from .registry import declared_tasks
+    from ..registry import declared_tasks
 
     found: dict[str, Declaration] = {}
     problems = []
@@ -81,7 +81,7 @@ def declarations() -> tuple[list[Declaration], list[str]]:
 
 
 def _declared_names() -> set[str]:
-    from .registry import declared_tasks
+    from ..registry import declared_tasks
 
     entries = conf.get("SCHEDULES") or {}
     names = set(entries) if isinstance(entries, dict) else set()
@@ -112,8 +112,8 @@ def _from_setting(name, spec) -> tuple[Declaration | None, str]:
 
 def build(declaration: Declaration):
     """An unsaved Schedule holding the declaration (naive run_at read in its time zone)."""
+    from ..models import Schedule
     from .cron import TimingError, get_zone, localize
-    from .models import Schedule
 
     schedule = Schedule(name=declaration.name, code_managed=True, **declaration.values)
     if schedule.run_at is not None and schedule.run_at.tzinfo is None:
@@ -140,7 +140,7 @@ def problems() -> list[str]:
 
 def sync(using: str = "default") -> Report:
     """Write the valid declarations to the database ``using`` (see the module docstring)."""
-    from .models import Schedule
+    from ..models import Schedule
 
     report = Report()
     found, _ = declarations()
@@ -208,7 +208,7 @@ def reset(schedule) -> None:
 
 def on_post_migrate(sender, using="default", verbosity=1, stdout=None, **kwargs) -> None:
     """post_migrate receiver (connected in DjjobsConfig.ready)."""
-    from .models import Schedule
+    from ..models import Schedule
 
     if not router.allow_migrate_model(using, Schedule):
         return

@@ -12,8 +12,9 @@ from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
 
-from . import conf, health
-from .states import FINISHED, JobStatus
+from .. import conf
+from ..states import FINISHED, JobStatus
+from . import health
 
 # Upper bounds, in seconds, of the run-time histogram's buckets.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
@@ -25,7 +26,7 @@ class JobsCollector:
     """Collects djjobs' metrics on each scrape."""
 
     def collect(self):
-        from .models import Job
+        from ..models import Job
 
         now = timezone.now()
         snap = health.snapshot(now)
@@ -107,7 +108,7 @@ def _durations(Job, since):
 
 
 def _worker_metrics(snap):
-    from .models import Worker
+    from ..models import Worker
 
     workers = GaugeMetricFamily("djjobs_workers", "Worker processes by state.", labels=["state"])
     total = Worker.objects.count()

@@ -8,12 +8,12 @@ from dataclasses import replace
 
 from django.core.exceptions import NON_FIELD_ERRORS
 
-from . import conf
-from .compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, InvalidTask, Task
+from .. import conf
+from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, InvalidTask, Task
+from ..exceptions import TaskNotFound
+from ..payload import byte_size, encode
+from ..registry import resolve_task
 from .cron import TimingError, check_interval, get_zone, parse_cron
-from .exceptions import TaskNotFound
-from .payload import byte_size, encode
-from .registry import resolve_task
 
 
 def validate_schedule(schedule) -> dict[str, list[str]]:
@@ -43,7 +43,7 @@ def validate_schedule(schedule) -> dict[str, list[str]]:
 
 def find_task(path: str) -> tuple[Task | None, str]:
     """The djjobs task at ``path``, or a message saying why there is none."""
-    from .backend import JobsBackend
+    from ..backend import JobsBackend
 
     if not path:
         return None, "Name the task by its dotted path, e.g. myapp.tasks.send_report."

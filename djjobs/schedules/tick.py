@@ -15,14 +15,14 @@ from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import conf
-from .compat import InvalidTask, Task
+from .. import conf
+from ..compat import InvalidTask, Task
+from ..lifecycle import insert
+from ..operations import Outcome
+from ..states import ACTIVE
 from .cron import TimingError
-from .lifecycle import insert
-from .operations import Outcome
-from .schedule_policy import Overlap, plan
-from .schedule_validation import find_task
-from .states import ACTIVE
+from .policy import Overlap, plan
+from .validation import find_task
 
 logger = logging.getLogger("djjobs")
 
@@ -40,7 +40,7 @@ class _Changed(Exception):
 
 def tick(now: datetime | None = None) -> int:
     """Fire every due schedule; returns how many jobs were enqueued."""
-    from .models import Schedule
+    from ..models import Schedule
 
     now = now or timezone.now()
     if not Schedule.objects.due(now).exists():  # the usual answer, without taking a lock
@@ -103,7 +103,7 @@ def _fire(schedule, now: datetime) -> int:
 
 def _record(schedule, *, now, next_run_at, last=None, skipped=0, reason="", enabled=None) -> None:
     """Move the schedule on with one UPDATE guarded by the next_run_at this tick read."""
-    from .models import Schedule
+    from ..models import Schedule
 
     changes = {"next_run_at": next_run_at}
     if last is not None:
@@ -121,7 +121,7 @@ def _enqueue(schedule, task: Task, when: datetime, now: datetime):
     """Insert the job of one fire time through the insert path, in a savepoint. Returns (job, "")
     when inserted, (None, reason) when it cannot be, and (None, "") when that fire time already
     has its job."""
-    from .models import Job
+    from ..models import Job
 
     overrides = {}
     if schedule.queue_name:
@@ -149,7 +149,7 @@ def _enqueue(schedule, task: Task, when: datetime, now: datetime):
 def run_now(schedule):
     """Enqueue one run of ``schedule`` now, enabled or not, whatever its overlap policy; returns
     the Job. Its next run does not move. ScheduleError says why it cannot run."""
-    from .models import Job, Schedule
+    from ..models import Job, Schedule
 
     task, problem = find_task(schedule.task_path)
     if problem:
@@ -168,7 +168,7 @@ def run_now(schedule):
 def enable(schedule) -> Outcome:
     """Enable a disabled schedule; it fires next at its next fire time from now (a one-off at
     its run_at, unless that run happened already). Nothing missed while disabled is caught up."""
-    from .models import Schedule
+    from ..models import Schedule
 
     try:
         first = schedule.first_run_at(timezone.now())
@@ -183,7 +183,7 @@ def enable(schedule) -> Outcome:
 
 def disable(schedule) -> Outcome:
     """Disable a schedule: it fires no more until enabled."""
-    from .models import Schedule
+    from ..models import Schedule
 
     if Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False, next_run_at=None):
         return Outcome.DONE

@@ -25,9 +25,10 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from . import conf, health, status
-from .compat import InvalidTask
-from .registry import declared_tasks
+from .. import conf
+from ..compat import InvalidTask
+from ..registry import declared_tasks
+from . import health, status
 
 
 def _error(status_code: int, message: str) -> JsonResponse:
@@ -219,7 +220,7 @@ def job_status(request, job_id: uuid.UUID):
             return denied
         if not user.is_staff:
             return _error(403, "Only staff, or the holder of the job's signed status URL, can read its status.")
-    from .models import Job
+    from ..models import Job
 
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
@@ -230,7 +231,7 @@ def job_status(request, job_id: uuid.UUID):
 @never_cache
 @_endpoint("GET")
 def health_view(request):
-    """GET -> 200 healthy / 503 unhealthy, with the numbers (see djjobs.health)."""
+    """GET -> 200 healthy / 503 unhealthy, with the numbers (see djjobs.http.health)."""
     body, healthy = health.report()
     return JsonResponse(body, status=200 if healthy else 503)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connections, models, router
 
-from .. import bound, fast
+from . import bound, fast
 
 # From this many rows on, PostgreSQL gets COPY; fewer go as INSERT (COPY's extra round trips
 # cost more than it saves on a handful of rows).
@@ -24,7 +24,7 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
     """Insert one job per (id, args, kwargs, args JSON text, kwargs JSON text) row; ``common``
     holds the other columns that are set. JSON goes in as the text already encoded (and
     checked) by the backend: both PostgreSQL's jsonb input and SQLite store it as is."""
-    from .job import Job
+    from ..models.job import Job
 
     if not rows:
         return
@@ -61,7 +61,7 @@ class _Plan:
     literals, so they are neither adapted nor sent per row), made once and cached."""
 
     def __init__(self, connection, given_names: frozenset):
-        from .job import Job
+        from ..models.job import Job
 
         quote = connection.ops.quote_name
         varying = ("id", "args", "kwargs")

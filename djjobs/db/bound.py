@@ -9,7 +9,7 @@ dumpers). Prepared statements follow the connection's setting: Django turns psyc
 (``prepare_threshold`` None, so this works behind PgBouncer in transaction mode); a project that
 sets ``OPTIONS["prepare_threshold"]`` gets these statements prepared like its own.
 
-``run()`` uses it only when ``usable()``: PostgreSQL, the speed-ups on (djjobs.fast, where the
+``run()`` uses it only when ``usable()``: PostgreSQL, the speed-ups on (djjobs.db.fast, where the
 kept cursor itself lives), and nobody watches the connection's statements; with an
 ``execute_wrapper`` (APM, debug toolbar) or the query log (DEBUG, assertNumQueries) it goes
 through Django's cursor, so they see the statement as usual.

@@ -28,7 +28,7 @@ caller's frame             ``sys._getframe``                           ``logger.
 TaskResult copies          the dataclass's slot descriptors            ``TaskResult(...)`` per job
 (``field_setter``)         (``vars(TaskResult)[name].__set__``)
 COPY for enqueue_many      Django's ``CursorWrapper.cursor`` (the      ``executemany`` of the INSERT
-(models/bulk.py)           psycopg cursor) and ``queries_log``
+(db/bulk.py)              psycopg cursor) and ``queries_log``
 =========================  ==========================================  ===============================
 
 Checked against Django 5.2.19 and 6.1.3, psycopg 3.2/3.3, CPython 3.11-3.13.
@@ -39,7 +39,7 @@ import weakref
 
 from django.utils.asyncio import async_unsafe
 
-from . import conf
+from .. import conf
 
 _cursors: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # psycopg connection -> cursor
 
@@ -49,7 +49,7 @@ def enabled() -> bool:
     return conf.get("FAST_PATHS") is not False
 
 
-# -- a kept server-side-binding cursor (djjobs.bound) -------------------------------------------
+# -- a kept server-side-binding cursor (djjobs.db.bound) -------------------------------------------
 
 
 @async_unsafe
@@ -61,7 +61,7 @@ def execute(connection, sql: str, params):
     BaseDatabaseWrapper methods that its own CursorWrapper calls before a statement
     (``close_if_health_check_failed``, ``ensure_connection``, ``validate_thread_sharing``,
     ``validate_no_broken_transaction``) and ``wrap_database_errors`` (error translation).
-    Fallback: ``connection.cursor().execute()`` (djjobs.bound.run)."""
+    Fallback: ``connection.cursor().execute()`` (djjobs.db.bound.run)."""
     import psycopg
 
     connection.close_if_health_check_failed()
@@ -95,7 +95,7 @@ def live_receivers(signal, sender) -> tuple[list, list] | None:
     return sync, async_
 
 
-# -- the caller's frame, for log records made without findCaller() (djjobs.worker.process) ------
+# -- the caller's frame, for log records made without findCaller() (djjobs.worker.turn) ------
 
 
 def caller_frame(depth: int = 2):

@@ -36,14 +36,14 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from . import conf
-from .backend import JobsBackend, storable
-from .compat import InvalidTask, Task, task_backends
-from .exceptions import TaskNotFound
-from .lifecycle import finish, insert
-from .payload import byte_size, encode
-from .registry import resolve_task
-from .states import JobStatus
+from .. import conf
+from ..backend import JobsBackend, storable
+from ..compat import InvalidTask, Task, task_backends
+from ..exceptions import TaskNotFound
+from ..lifecycle import finish, insert
+from ..payload import byte_size, encode
+from ..registry import resolve_task
+from ..states import JobStatus
 
 logger = logging.getLogger("djjobs")
 
@@ -115,7 +115,7 @@ class Workflow:
 
     def start(self, **input):
         """Start a run: its row and a job per step, in the caller's transaction; the WorkflowRun."""
-        from .models import WorkflowRun
+        from ..models import WorkflowRun
 
         try:
             text = encode(input, "Workflow input")
@@ -159,7 +159,7 @@ class Workflow:
 def advance(run_id) -> None:
     """Bring the run up to date with its jobs' statuses; idempotent. Called inside the
     transaction that finished one of its jobs (or cancelled, or retried one)."""
-    from .models import RunStatus, WorkflowRun
+    from ..models import RunStatus, WorkflowRun
 
     # No savepoint: inside a completion, a failure here must undo the completion too.
     with transaction.atomic(savepoint=False):
@@ -182,7 +182,7 @@ def advance(run_id) -> None:
 
 def cancel_run(run_id, reason: str = "cancelled") -> bool:
     """Stop a running run and compensate what it did; False if it was not running."""
-    from .models import RunStatus, WorkflowRun
+    from ..models import RunStatus, WorkflowRun
 
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
@@ -194,7 +194,7 @@ def cancel_run(run_id, reason: str = "cancelled") -> bool:
 
 
 def _run_forward(run, steps, now) -> None:
-    from .models import RunStatus
+    from ..models import RunStatus
 
     context = _context(run, steps)
     skipped = list(run.skipped)
@@ -229,7 +229,7 @@ def _run_forward(run, steps, now) -> None:
 
 def _jobs_of(run) -> tuple[dict, dict]:
     """The run's step jobs and compensation jobs, each by step name."""
-    from .models import Job
+    from ..models import Job
 
     jobs = Job.objects.filter(workflow_run_id=run.pk).only(
         "id", "status", "task_path", "takes_context", "return_value", "errors", "workflow_step",
@@ -242,7 +242,7 @@ def _jobs_of(run) -> tuple[dict, dict]:
 
 def _stop(run, reason: str, now) -> None:
     """RUNNING -> COMPENSATING: cancel the steps not started, ask the running ones to stop."""
-    from .models import Job, RunStatus
+    from ..models import Job, RunStatus
 
     logger.warning("workflow %s %s: %s; compensating", run.name, run.pk, reason)
     # The steps not started end CANCELLED, the running ones are asked to stop (lifecycle.finish).
@@ -252,7 +252,7 @@ def _stop(run, reason: str, now) -> None:
 
 def _compensate(run, steps, undos, now) -> None:
     """Once no step runs: the next compensation in reverse order, or the run's end."""
-    from .models import RunStatus
+    from ..models import RunStatus
 
     if any(j.status in (JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING) for j in steps.values()):
         return  # a step asked to stop has not finished yet: its completion advances the run

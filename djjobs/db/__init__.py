@@ -1,0 +1,1 @@
+"""Database specifics: the fast job INSERT, the kept cursor, the private-API speed-ups, LISTEN/NOTIFY."""

@@ -1,0 +1,1 @@
+"""The HTTP endpoints: views, urls, health, metrics, a job's status."""

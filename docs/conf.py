@@ -1,0 +1,51 @@
+"""Sphinx configuration of djjobs' documentation (``make docs``; sources are MyST Markdown)."""
+
+import os
+import sys
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import django
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+# The repository root (djjobs and tests.settings import from it) and the local extensions.
+sys.path[:0] = [str(ROOT), str(DOCS / "_ext")]
+
+# autodoc imports djjobs, whose modules need Django's settings and app registry: the test
+# suite's settings install djjobs and never touch the database at import time.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+django.setup()
+
+project = "djjobs"
+author = "djjobs contributors"
+copyright = "djjobs contributors"
+release = version = package_version("djjobs")
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "commands",  # docs/_ext/commands.py: the management commands, from their argparse parsers
+]
+
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+
+# MyST: "#anchor" links to headings down to ###, as GitHub renders them.
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence", "deflist"]
+
+# autodoc: documented in source order; type hints in the description, not the signature.
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True}
+
+# Warnings are errors (make docs: -W): cross-references to Python objects that autodoc does not
+# document (Django's, the standard library's) are not resolved, so nitpicky stays off for now.
+nitpicky = False
+
+html_theme = "furo"
+html_title = f"djjobs {release}"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
