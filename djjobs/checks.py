@@ -26,7 +26,7 @@ def check_backend(backend) -> list[checks.CheckMessage]:
         errors.append(
             checks.Warning(
                 "SQLite without a busy timeout: workers and web requests will see 'database is locked'.",
-                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs README, 'SQLite').",
+                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs docs, tutorial/first-task.md, 'SQLite').",
                 id="djjobs.W001",
             )
         )
@@ -35,7 +35,7 @@ def check_backend(backend) -> list[checks.CheckMessage]:
             checks.Warning(
                 "SQLite transactions are DEFERRED: one that reads and then writes fails at once with "
                 "'database is locked' when another process wrote meanwhile (the busy timeout does not help).",
-                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs README, 'SQLite').",
+                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs docs, tutorial/first-task.md, 'SQLite').",
                 id="djjobs.W002",
             )
         )

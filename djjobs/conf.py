@@ -53,10 +53,10 @@ DEFAULTS: dict[str, Any] = {
     "SCHEDULE_CATCH_UP_MAX": 100,
     # PostgreSQL: the worker's own commits (claims, batched completions) do not wait for the
     # WAL flush. A database crash may then forget the last milliseconds of them; jobs run
-    # again rather than being lost (see README, Guarantees). False: every commit waits.
+    # again rather than being lost (docs: explanation/guarantees.md). False: every commit waits.
     "ASYNC_COMMIT": True,
     # The speed-ups that rely on private APIs of Django, psycopg and Python (djjobs/db/fast.py):
-    # False runs djjobs on public APIs only, slower (README, Performance).
+    # False runs djjobs on public APIs only, slower (docs, explanation/performance.md).
     "FAST_PATHS": True,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
@@ -102,7 +102,7 @@ def get(name: str) -> Any:
         return DEFAULTS[name]
 
 
-# -- what each key accepts (the system checks djjobs.E300..., README "Reference: settings") --------
+# -- what each key accepts (the system checks djjobs.E300..., docs/reference/settings.md) --------
 
 # Any duration in seconds: finite and at most a year, so that no timedelta, datetime or wait
 # overflows (where "no limit" makes sense, the key takes None).
@@ -143,7 +143,7 @@ class Rule:
     check_id: str = "djjobs.E301"  # the system check that reports a bad value
 
     def accepts(self) -> str:
-        """What the key accepts, in words (for messages and the README)."""
+        """What the key accepts, in words (for messages and the docs)."""
         if self.kind == "bool":
             what = "True or False (a bool, not a string or a number)"
         elif self.kind in ("text", "dict"):
@@ -298,7 +298,7 @@ def validate(configured: Any) -> list[Problem]:
         return [Problem(
             "djjobs.E300", "",
             f"settings.DJJOBS is {_show(configured)} (a {type(configured).__name__}): it must be a dict.",
-            "Set DJJOBS to a dict of the keys in djjobs' README, 'Reference: settings', e.g. "
+            "Set DJJOBS to a dict of the keys in djjobs' docs, reference/settings.md, e.g. "
             "DJJOBS = {'CONCURRENCY': 8}; until then every key has its default.",
         )]
     found = []
@@ -329,7 +329,7 @@ def _unknown(key: Any) -> Problem:
         return Problem("djjobs.W301", str(key), f"DJJOBS has the unknown key {_show(key)}, which is ignored: "
                        f"did you mean {close[0]!r}?", f"Rename it to {close[0]!r}, or remove it.")
     return Problem("djjobs.W301", str(key), f"DJJOBS has the unknown key {_show(key)}, which is ignored.",
-                   "Remove it, or use a key listed in djjobs' README, 'Reference: settings'.")
+                   "Remove it, or use a key listed in djjobs' docs, reference/settings.md.")
 
 
 def _heartbeat(configured: dict, bad: set[str]) -> list[Problem]:
