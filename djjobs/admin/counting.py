@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from django.db import connections, router
 
+from ..db import statements
 from .display import count_text
 
 # The dashboard's counts stop here: exact below, estimated (or "at least") above. (The job
@@ -69,7 +70,7 @@ def table_estimate(model) -> int | None:
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:
-        cursor.execute(_TABLE_ESTIMATE, [connection.ops.quote_name(model._meta.db_table)])
+        cursor.execute(statements.TABLE_ESTIMATE, [connection.ops.quote_name(model._meta.db_table)])
         row = cursor.fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
@@ -83,7 +84,7 @@ def column_estimates(model, columns) -> dict[str, dict[str, int]]:
         return {}
     found: dict[str, dict[str, int]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(_COLUMN_ESTIMATES, [connection.ops.quote_name(model._meta.db_table),
+        cursor.execute(statements.COLUMN_ESTIMATES, [connection.ops.quote_name(model._meta.db_table),
                                            model._meta.db_table, list(columns)])
         for column, value, rows in cursor.fetchall():
             if rows is not None:
@@ -97,21 +98,3 @@ def plan_rows(queryset) -> int | None:
         return None
     plan = json.loads(queryset.order_by().explain(format="json"))
     return int(plan[0]["Plan"]["Plan Rows"])
-
-
-# reltuples is -1 before the first ANALYZE (PostgreSQL 14+) and 0 with relpages 0 on an empty
-# table; the density (rows per page) times the table's current pages follows growth since.
-_TABLE_ESTIMATE = """
-SELECT CASE WHEN c.reltuples < 0 THEN NULL
-            WHEN c.relpages = 0 THEN c.reltuples
-            ELSE c.reltuples / c.relpages
-                 * (pg_relation_size(c.oid) / current_setting('block_size')::int) END
-FROM pg_class c WHERE c.oid = to_regclass(%s)
-"""
-
-_COLUMN_ESTIMATES = f"""
-SELECT s.attname, v.value, v.freq * t.n FROM ({_TABLE_ESTIMATE.strip()}) AS t(n)
-CROSS JOIN pg_stats s
-CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS v(value, freq)
-WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = ANY(%s)
-"""

@@ -1,13 +1,14 @@
 """The dashboard: the state of the job system on one page, in a fixed number of queries
 whatever the size of the job table.
 
-- Counts by status and by queue: one statement of bounded counts, each status read through an
-  index, at most ``COUNT_LIMIT + 1`` entries each; past the limit, PostgreSQL's statistics
-  give an estimate, shown with "~" (see ``counting``).
+- Counts by status and by queue: one statement of bounded counts (the read model shared with
+  the health endpoint and the metrics, ``djjobs.db.counts``), each status read through an index,
+  at most ``COUNT_LIMIT + 1`` entries each; past the limit, PostgreSQL's statistics give an
+  estimate, shown with "~" (see ``counting``).
 - Jobs succeeded and failed per minute over the last hour: one GROUP BY over that hour's range
   of the (status, finished_at) index, drawn as inline SVG (``chart``).
-- The oldest due READY job: per priority the first entry of the claim index, as
-  ``djjobs.http.health`` finds it, then those few rows.
+- The oldest due READY job: per priority the first entry of the claim index (the read model's
+  ``ready_heads``, as the health endpoint finds it), then those few rows.
 - Workers and what they run; the tasks that failed most in the last day, with their latest error.
 - Workflow runs under way and those whose compensation failed: one bounded read of the
   (status, created_at) index.
@@ -18,7 +19,6 @@ Every number links to the job list filtered to the jobs it counts.
 from collections import Counter
 from datetime import timedelta
 
-from django.db import connections, router
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.template.response import TemplateResponse
@@ -27,6 +27,7 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.http import urlencode
 
+from ..db import counts as read_model
 from ..models import Job, Worker
 from ..states import JobStatus
 from . import counting
@@ -97,41 +98,10 @@ def _refresh(request) -> int | None:
 
 # -- counts ------------------------------------------------------------------------------
 
-# Each part reads at most LIMIT rows of one status through an index and is aggregated on its
-# own (literal statuses let SQLite use the partial claim index too): READY, RUNNING and WAITING
-# per queue, READY split into due and later; SUCCESSFUL and FAILED of the last hour per queue;
-# the other statuses' totals from index entries alone.
-_BOUNDED_COUNTS = """
-SELECT 'READY', queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END, COUNT(*)
-  FROM (SELECT queue_name, run_after FROM {t} WHERE status = 'READY' LIMIT %s) AS ready
-  GROUP BY queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END
-UNION ALL SELECT 'RUNNING', queue_name, 0, COUNT(*)
-  FROM (SELECT queue_name FROM {t} WHERE status = 'RUNNING' LIMIT %s) AS running GROUP BY queue_name
-UNION ALL SELECT 'WAITING', queue_name, 0, COUNT(*)
-  FROM (SELECT queue_name FROM {t} WHERE status = 'WAITING' LIMIT %s) AS waiting GROUP BY queue_name
-UNION ALL SELECT 'FAILED', NULL, 0, COUNT(*) FROM (SELECT 1 AS one FROM {t} WHERE status = 'FAILED' LIMIT %s) AS failed
-UNION ALL SELECT 'CANCELLED', NULL, 0, COUNT(*)
-  FROM (SELECT 1 AS one FROM {t} WHERE status = 'CANCELLED' LIMIT %s) AS cancelled
-UNION ALL SELECT 'SUCCESSFUL', NULL, 0, COUNT(*)
-  FROM (SELECT 1 AS one FROM {t} WHERE status = 'SUCCESSFUL' LIMIT %s) AS succeeded
-UNION ALL SELECT 'SUCCESSFUL_HOUR', queue_name, 0, COUNT(*)
-  FROM (SELECT queue_name FROM {t} WHERE status = 'SUCCESSFUL' AND finished_at >= %s LIMIT %s) AS succeeded_hour
-  GROUP BY queue_name
-UNION ALL SELECT 'FAILED_HOUR', queue_name, 0, COUNT(*)
-  FROM (SELECT queue_name FROM {t} WHERE status = 'FAILED' AND finished_at >= %s LIMIT %s) AS failed_hour
-  GROUP BY queue_name
-"""
-
-
 def bounded_counts(now) -> dict[tuple[str, str | None, int], int]:
-    """{(part, queue or None, due 0/1): rows} with every part counted up to COUNT_LIMIT + 1."""
-    connection = connections[router.db_for_read(Job)]
-    adapt = connection.ops.adapt_datetimefield_value
-    limit, hour_ago = counting.limit() + 1, adapt(now - timedelta(hours=1))
-    params = [adapt(now), limit, adapt(now), limit, limit, limit, limit, limit, hour_ago, limit, hour_ago, limit]
-    with connection.cursor() as cursor:
-        cursor.execute(_BOUNDED_COUNTS.format(t=connection.ops.quote_name(Job._meta.db_table)), params)
-        return {(part, queue, int(due)): n for part, queue, due, n in cursor.fetchall() if n}
+    """{(part, queue or None, due 0/1): rows} with every part counted up to COUNT_LIMIT + 1
+    (the read model's bounded counts: djjobs.db.counts)."""
+    return read_model.bounded_counts(now, counting.limit() + 1)
 
 
 def _part_total(counts, part) -> int:
@@ -206,24 +176,10 @@ def per_minute(now) -> tuple[list, list[int], list[int]]:
 
 # -- the oldest due job ------------------------------------------------------------------
 
-# Per priority with READY jobs (a loose index scan: one probe each) the first job in claim order.
-_FIRST_PER_PRIORITY = """
-WITH RECURSIVE p(v) AS (
-    SELECT MAX(priority) FROM {t} WHERE status = 'READY'
-    UNION ALL
-    SELECT (SELECT MAX(priority) FROM {t} WHERE status = 'READY' AND priority < p.v) FROM p WHERE p.v IS NOT NULL
-)
-SELECT (SELECT id FROM {t} WHERE status = 'READY' AND priority = p.v ORDER BY run_after, id LIMIT 1)
-FROM p WHERE v IS NOT NULL
-"""
-
-
 def oldest_due(now) -> dict | None:
-    """The due READY job whose run_after is earliest, and how long it has waited."""
-    connection = connections[router.db_for_read(Job)]
-    with connection.cursor() as cursor:
-        cursor.execute(_FIRST_PER_PRIORITY.format(t=connection.ops.quote_name(Job._meta.db_table)))
-        ids = [row[0] for row in cursor.fetchall() if row[0] is not None]
+    """The due READY job whose run_after is earliest, and how long it has waited: per priority
+    the first job in claim order (the read model's ready_heads), then those few rows."""
+    ids = [head.id for head in read_model.ready_heads()]
     if not ids:
         return None
     job = (Job.objects.filter(pk__in=ids, run_after__lte=now).order_by("run_after", "-priority")
@@ -274,24 +230,10 @@ def workflow_runs() -> dict:
 # -- failing tasks -----------------------------------------------------------------------
 
 
-# The latest failures of the window (newest first on the (status, finished_at) index), by task.
-_FAILING = """
-SELECT task_path, COUNT(*), MAX(finished_at) FROM (
-    SELECT task_path, finished_at FROM {t} WHERE status = 'FAILED' AND finished_at >= %s
-    ORDER BY finished_at DESC LIMIT %s
-) AS recent GROUP BY task_path ORDER BY COUNT(*) DESC, MAX(finished_at) DESC LIMIT %s
-"""
-
-
 def top_failing(now) -> dict:
     """The tasks with most FAILED jobs among the last COUNT_LIMIT failures of the last day,
     each with its latest failure's error."""
-    connection = connections[router.db_for_read(Job)]
-    ops = connection.ops
-    with connection.cursor() as cursor:
-        cursor.execute(_FAILING.format(t=ops.quote_name(Job._meta.db_table)),
-                       [ops.adapt_datetimefield_value(now - FAILING_WINDOW), counting.limit(), TOP_FAILING])
-        top = [(path, n, _datetime(connection, last)) for path, n, last in cursor.fetchall()]
+    top = read_model.top_failing(now - FAILING_WINDOW, counting.limit(), TOP_FAILING)
     rows = []
     if top:
         latest = {(j.task_path, j.finished_at): j for j in Job.objects.filter(
@@ -308,10 +250,3 @@ def top_failing(now) -> dict:
                 "error_message": (error.get("message") or "")[:300],
             })
     return {"rows": rows, "hours": int(FAILING_WINDOW.total_seconds() // 3600)}
-
-
-def _datetime(connection, value):
-    """A datetime read by raw SQL (SQLite returns text)."""
-    if value is None or hasattr(value, "tzinfo"):
-        return value
-    return connection.ops.convert_datetimefield_value(value, None, connection)

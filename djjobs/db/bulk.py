@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connections, models, router
 
-from . import bound, fast
+from . import bound, fast, statements
 
 # From this many rows on, PostgreSQL gets COPY; fewer go as INSERT (COPY's extra round trips
 # cost more than it saves on a handful of rows).
@@ -34,7 +34,6 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
     constant.update(plan.defaults)
     for name, field in plan.computed:
         constant[name] = field.get_db_prep_save(field.get_default(), connection)
-    table = connection.ops.quote_name(Job._meta.db_table)
     if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS and fast.enabled():
         tail = _copy_tail(constant, plan.constant_names)
         if tail is not None:
@@ -42,7 +41,7 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
                 f"{id_}\t{_copy_escape(args_text)}\t{_copy_escape(kwargs_text)}\t{tail}\n"
                 for id_, _args, _kwargs, args_text, kwargs_text in rows
             )
-            _copy_text(connection, f"COPY {table} ({plan.copy_columns}) FROM STDIN", lines, len(rows))
+            _copy_text(connection, plan.copy_sql, lines, len(rows))
             return
     fixed = [constant[name] for name in plan.param_names]
     values = [[plan.prep_id(id_, connection), args_text, kwargs_text, *fixed]
@@ -93,7 +92,9 @@ class _Plan:
         names = ", ".join(quote(c) for c in (*varying, *(f.column for f in fields if f.attname not in literals),
                                                *(f.column for f in fields if f.attname in literals)))
         cells = ["%s"] * (3 + len(self.param_names)) + [literals[f.attname] for f in fields if f.attname in literals]
-        self.insert_sql = f"INSERT INTO {quote(Job._meta.db_table)} ({names}) VALUES ({', '.join(cells)})"
+        sql = statements.of(connection)
+        self.insert_sql = sql.insert_jobs(names, ", ".join(cells))
+        self.copy_sql = sql.copy_jobs(self.copy_columns)
 
 
     def prepare(self, common: dict, connection) -> dict:

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from django.db import connections, router
 
 from .. import conf
+from .statements import LISTEN, NOTIFY_CHANNEL
 
 logger = logging.getLogger("djjobs")
 
-CHANNEL = "djjobs"
+CHANNEL = NOTIFY_CHANNEL  # the channel migration 0002's trigger notifies
 
 
 def listen_supported() -> bool:
@@ -56,7 +57,7 @@ class Listener(threading.Thread):
         while not self.stopping.is_set():
             try:
                 with _connect() as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(LISTEN)
                     self.connected.set()
                     self.wake()  # anything enqueued while we were not listening
                     while not self.stopping.is_set():

@@ -1,22 +1,20 @@
 """Health: what the health endpoint and the metrics report, read cheaply from any size of table.
 
-No query counts a whole table; everything READY is read through the partial claim index
-(priority desc, run_after, id WHERE status = 'READY'). The priorities with READY jobs are found
-by a loose index scan (one probe each), and per priority the earliest run_after is the first
-entry: so the oldest due job is exact. Due jobs are counted as a claim would read them: the
-first ``HEALTH_COUNT_LIMIT`` due jobs in claim order, grouped by queue (a bounded count: exact
-below the limit, "at least the limit" at it). FAILED jobs of the last hour are counted the same
-bounded way on the (status, finished_at) index.
+The numbers come from the read model of counts (djjobs.db.counts, shared with the dashboard):
+the oldest due job exact from the claim index's first entry per priority; due jobs counted as a
+claim would read them, the first ``HEALTH_COUNT_LIMIT`` in claim order grouped by queue (a bounded
+count: exact below the limit, "at least the limit" at it); FAILED jobs of the last hour counted the
+same bounded way on the (status, finished_at) index.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.db import connections, router
 from django.db.models import Max
 from django.utils import timezone
 
 from .. import conf
+from ..db import counts
 
 
 @dataclass
@@ -36,19 +34,16 @@ class Snapshot:
 
 def snapshot(now: datetime | None = None) -> Snapshot:
     """Read the numbers: five queries, each an index probe or a bounded scan."""
-    from ..models import Job, Worker
+    from ..models import Worker
 
     now = now or timezone.now()
     limit = int(conf.get("HEALTH_COUNT_LIMIT"))
     last = Worker.objects.filter(stopped_at__isnull=True).aggregate(last=Max("last_heartbeat_at"))["last"]
-    failed = (Job.objects.filter(status="FAILED", finished_at__gte=now - timedelta(hours=1))
-              .order_by().values("pk")[:limit].count())
-    connection = connections[router.db_for_read(Job)]
-    table = connection.ops.quote_name(Job._meta.db_table)
+    failed = counts.failed_last_hour(now, limit)
     queues = dict.fromkeys(sorted(configured_queues()), 0)
-    queues.update(_due_by_queue(connection, table, now, limit))
+    queues.update(counts.due_by_queue(now, limit))
     return Snapshot(at=now, workers_alive=Worker.objects.alive(now).count(), last_heartbeat_at=last,
-                    failed_last_hour=failed, count_limit=limit, oldest_due_at=_oldest_due(connection, table, now),
+                    failed_last_hour=failed, count_limit=limit, oldest_due_at=counts.oldest_due_at(now),
                     queues=queues)
 
 
@@ -102,45 +97,3 @@ def configured_queues() -> set[str]:
 
 def _age(now, then) -> float | None:
     return None if then is None else round(max(0.0, (now - then).total_seconds()), 3)
-
-
-# The literal status = 'READY' (not a parameter) lets SQLite use the partial claim index too.
-
-_PRIORITIES = """
-WITH RECURSIVE p(v) AS (
-    SELECT MAX(priority) FROM {table} WHERE status = 'READY'
-    UNION ALL
-    SELECT (SELECT MAX(priority) FROM {table} WHERE status = 'READY' AND priority < p.v)
-    FROM p WHERE p.v IS NOT NULL
-)
-SELECT v, (SELECT MIN(run_after) FROM {table} WHERE status = 'READY' AND priority = p.v)
-FROM p WHERE v IS NOT NULL
-"""
-
-_DUE_BY_QUEUE = """
-SELECT queue_name, COUNT(*) FROM (
-    SELECT queue_name FROM {table} WHERE status = 'READY' AND run_after <= %s
-    ORDER BY priority DESC, run_after, id LIMIT %s
-) AS next_due GROUP BY queue_name
-"""
-
-
-def _oldest_due(connection, table, now) -> datetime | None:
-    """The earliest run_after that is due: per priority the first index entry, one probe each."""
-    with connection.cursor() as cursor:
-        cursor.execute(_PRIORITIES.format(table=table))
-        firsts = [_datetime(connection, first) for _, first in cursor.fetchall()]
-    return min((first for first in firsts if first is not None and first <= now), default=None)
-
-
-def _due_by_queue(connection, table, now, limit) -> dict[str, int]:
-    """Due jobs per queue among the first ``limit`` in claim order: what a claim would read."""
-    with connection.cursor() as cursor:
-        cursor.execute(_DUE_BY_QUEUE.format(table=table), [connection.ops.adapt_datetimefield_value(now), limit])
-        return dict(cursor.fetchall())
-
-
-def _datetime(connection, value):
-    if value is None or isinstance(value, datetime):
-        return value
-    return connection.ops.convert_datetimefield_value(value, None, connection)

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from .. import conf
 from ..compat import task_finished
-from ..db import bound
+from ..db import bound, statements
 from ..exceptions import InvalidReturnValue, JobTimeout, WorkerLost
 from ..payload import clean_text
 from ..registry import resolve_task
@@ -217,7 +217,7 @@ def _relax_this_transaction(connection) -> None:
     As for batched completions, a database crash can then only make the step run again."""
     if connection.vendor == "postgresql" and conf.get("ASYNC_COMMIT"):
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO off")
+            cursor.execute(statements.RELAX_THIS_TRANSACTION)
 
 
 def unstorable(outcome: Outcome, exc: BaseException) -> Outcome:
@@ -266,7 +266,7 @@ def relax_commits(connection) -> None:
     raw = connection.connection
     if getattr(connection, "_djjobs_relaxed", None) is not raw:
         with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
+            cursor.execute(statements.RELAX_CONNECTION)
         connection._djjobs_relaxed = raw
 
 
@@ -332,14 +332,10 @@ def complete_successes(items: list, worker_id: str, refused: set | None = None) 
     return done
 
 
-t.check(RUNNING, SUCCESSFUL, "batch")  # the statement below is that transition, for every row
-# Three arrays, not a VALUES row per job: the statement's text is the same for every batch, so
-# the driver parses it once, and there are 3 parameters, not 3 per job.
-_SUCCESSES_PG = f"""UPDATE djjobs_job AS j SET status = '{SUCCESSFUL.value}', return_value = v.rv, finished_at = %s,
-                        lease_token = NULL, lease_expires_at = NULL
-                    FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
-                    WHERE j.id = v.id AND j.status = '{RUNNING.value}' AND j.lease_token = v.token
-                    RETURNING j.id::text"""
+# statements.SUCCESSES_PG is that transition, for every row: three arrays, not a VALUES row per
+# job, so its text is the same for every batch (the driver parses it once) and there are 3
+# parameters, not 3 per job.
+t.check(RUNNING, SUCCESSFUL, "batch")
 
 
 def _write_successes(items: list, worker_id: str) -> set[str]:
@@ -366,7 +362,7 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
                 text = token_texts[id(token)] = str(token)
             tokens.append(text)
             values.append(None if outcome.return_value is None else outcome.return_json)
-        done = {row[0] for row in bound.run(connection, _SUCCESSES_PG, [now, ids, tokens, values], fetch=True)}
+        done = {row[0] for row in bound.run(connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True)}
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
         done = set()
         with transaction.atomic(using=connection.alias):
@@ -435,7 +431,7 @@ def kill_cancelled(job) -> bool:
 
 # -- give-back of prefetched jobs -------------------------------------------------------------
 
-t.check(RUNNING, READY, "unclaim")  # the statements below are that transition, for every row
+t.check(RUNNING, READY, "unclaim")  # statements.unclaim_pg/_sqlite are that transition, for every row
 
 
 def unclaim(jobs) -> int:
@@ -451,26 +447,11 @@ def unclaim(jobs) -> int:
         return 0
     connection = connections[router.db_for_write(Job)]
     if connection.vendor == "postgresql":
-        rows = ", ".join(["(%s::uuid, %s::uuid)"] * len(jobs))
         params = [value for job in jobs for value in (job.id, job.lease_token)]
-        sql = f"""UPDATE djjobs_job AS j SET status = '{READY.value}', attempts = j.attempts - 1,
-                      started_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.started_at END,
-                      last_attempted_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.last_attempted_at END,
-                      worker_id = CASE WHEN j.attempts <= 1 THEN '' ELSE j.worker_id END,
-                      worker_ids = j.worker_ids - (jsonb_array_length(j.worker_ids) - 1),
-                      lease_token = NULL, lease_expires_at = NULL
-                  FROM (VALUES {rows}) AS v(id, token)
-                  WHERE j.id = v.id AND j.status = '{RUNNING.value}' AND j.lease_token = v.token"""
+        sql = statements.of(connection).unclaim_pg(len(jobs))
     else:
         params = [value for job in jobs for value in (job.id.hex, job.lease_token.hex)]
-        sql = f"""UPDATE djjobs_job SET status = '{READY.value}', attempts = attempts - 1,
-                      started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
-                      last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END,
-                      worker_id = CASE WHEN attempts <= 1 THEN '' ELSE worker_id END,
-                      worker_ids = json_remove(worker_ids, '$[#-1]'),
-                      lease_token = NULL, lease_expires_at = NULL
-                  WHERE status = '{RUNNING.value}'
-                    AND (id, lease_token) IN (VALUES {", ".join(["(%s, %s)"] * len(jobs))})"""
+        sql = statements.of(connection).unclaim_sqlite(len(jobs))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

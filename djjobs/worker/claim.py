@@ -18,29 +18,12 @@ from typing import Any
 from django.db import connections, router
 from django.utils import timezone
 
+from ..db import statements
 from ..lifecycle import transitions
 from ..lifecycle.finish import relax_commits
 from ..states import JobStatus
 
-transitions.check(JobStatus.READY, JobStatus.RUNNING, "claim")  # the statements below are that edge
-
-_COLUMNS = (
-    "id, task_path, backend, queue_name, priority, args, kwargs, takes_context, run_after, "
-    "enqueued_at, started_at, last_attempted_at, attempts, max_attempts, retry_backoff, "
-    "timeout, errors, worker_ids, checkpoint, workflow_run_id, claimed_ahead"
-)
-
-
-# PostgreSQL returns less than _COLUMNS where the claim itself knows the value: NULL for
-# last_attempted_at (it is the claim's now), for started_at and worker_ids on a first attempt
-# (now, [worker]) and for errors while there are none. Fewer timestamps and JSON documents to
-# decode per job; _to_claimed fills them in.
-_RETURNING_PG = (
-    "j.id, j.task_path, j.backend, j.queue_name, j.priority, j.args::text, j.kwargs::text, j.takes_context, "
-    "j.run_after, j.enqueued_at, CASE WHEN j.attempts > 1 THEN j.started_at END, NULL, j.attempts, "
-    "j.max_attempts, j.retry_backoff, j.timeout, NULLIF(j.errors, '[]'::jsonb), "
-    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint, j.workflow_run_id, j.claimed_ahead"
-)
+transitions.check(JobStatus.READY, JobStatus.RUNNING, "claim")  # statements.claim_* are that edge
 
 
 @dataclass(slots=True)
@@ -116,38 +99,7 @@ def _ahead(job) -> bool:
 
 
 def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct):
-    queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
-    if direct is None:
-        ahead, numbered, source = "FALSE", "", "picked"
-    else:
-        # The first `direct` rows in claim order go to idle threads; the rest are claimed ahead.
-        # (Window functions cannot share a SELECT with FOR UPDATE: they number the locked rows.)
-        ahead = "picked.n > %(direct)s"
-        numbered = """, numbered AS (
-            SELECT id, row_number() OVER (ORDER BY priority DESC, run_after, id) AS n FROM locked
-        )"""
-        source = "numbered AS picked"
-    sql = f"""
-        WITH {"locked" if direct is not None else "picked"} AS (
-            SELECT id{", priority, run_after" if direct is not None else ""} FROM djjobs_job
-            WHERE status = 'READY' AND run_after <= %(now)s {queue_filter}
-            ORDER BY priority DESC, run_after, id
-            LIMIT %(limit)s
-            FOR UPDATE SKIP LOCKED
-        ){numbered}
-        UPDATE djjobs_job AS j SET
-            status = 'RUNNING',
-            attempts = j.attempts + 1,
-            started_at = COALESCE(j.started_at, %(now)s),
-            last_attempted_at = %(now)s,
-            worker_id = %(worker)s,
-            worker_ids = j.worker_ids || %(worker_json)s::jsonb,
-            lease_token = %(token)s,
-            lease_expires_at = %(expires)s,
-            claimed_ahead = {ahead}
-        FROM {source} WHERE j.id = picked.id
-        RETURNING {_RETURNING_PG}
-    """
+    sql = statements.of(connection).claim_pg(bool(queues), direct is not None)
     params = {
         "queues": list(queues or []),
         "limit": limit,
@@ -166,16 +118,14 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
 def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct):
     ops = connection.ops
     adapt = ops.adapt_datetimefield_value
-    queue_filter = f"AND queue_name IN ({', '.join(['%s'] * len(queues))})" if queues else ""
+    sql = statements.of(connection)
     own_transaction = connection.get_autocommit()
     with connection.cursor() as cursor:
         if own_transaction:
-            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(statements.BEGIN_IMMEDIATE)
         try:
             cursor.execute(
-                f"""SELECT id FROM djjobs_job
-                    WHERE status = 'READY' AND run_after <= %s {queue_filter}
-                    ORDER BY priority DESC, run_after, id LIMIT %s""",
+                sql.claim_select_sqlite(len(queues or ())),
                 [adapt(now), *(queues or []), limit],
             )
             ids = [row[0] for row in cursor.fetchall()]
@@ -184,23 +134,16 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
                 # The first `direct` ids (in claim order) go to idle threads, the rest are claimed ahead.
                 first = ids if direct is None else ids[:direct]
                 cursor.execute(
-                    f"""UPDATE djjobs_job SET
-                        status = 'RUNNING', attempts = attempts + 1,
-                        started_at = COALESCE(started_at, %s), last_attempted_at = %s,
-                        worker_id = %s, worker_ids = json_insert(worker_ids, '$[#]', %s),
-                        lease_token = %s, lease_expires_at = %s,
-                        claimed_ahead = {f"id NOT IN ({', '.join(['%s'] * len(first))})" if first else "1"}
-                        WHERE status = 'READY' AND id IN ({', '.join(['%s'] * len(ids))})
-                        RETURNING {_COLUMNS}""",
+                    sql.claim_update_sqlite(len(first), len(ids)),
                     [adapt(now), adapt(now), worker_id, worker_id, token.hex,
                      adapt(now + timedelta(seconds=lease_seconds)), *first, *ids],
                 )
                 rows = cursor.fetchall()
             if own_transaction:
-                cursor.execute("COMMIT")
+                cursor.execute(statements.COMMIT)
         except BaseException:
             if own_transaction:
-                cursor.execute("ROLLBACK")
+                cursor.execute(statements.ROLLBACK)
             raise
     rows.sort(key=lambda r: (bool(r[20]), -r[4], r[8], r[0]))  # RETURNING order is unspecified
     return rows

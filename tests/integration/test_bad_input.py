@@ -301,7 +301,9 @@ def test_a_schedule_too_deep_for_enqueue_skips_its_run_and_writes_no_job(args):
     Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now() - timedelta(seconds=1))
     assert scheduler.tick() == 0
     schedule.refresh_from_db()
-    assert schedule.skipped_runs == 1 and "nested more than 64 levels" in schedule.last_skip_reason
+    # 1 skipped run, or 2 when an interval boundary also fell in that last second (the
+    # next_run_at set above is off the schedule's grid): never a job.
+    assert schedule.skipped_runs in (1, 2) and "nested more than 64 levels" in schedule.last_skip_reason
 
 
 # -- events: InvalidEvent, and neither the event nor a job ------------------------------------

@@ -50,7 +50,9 @@ def _schedule(name="insert-path", args=(1, 2), **fields) -> Schedule:
     # Written around Schedule.clean() (a bad schedule may be in the table): what the tick does with it.
     schedule = Schedule.objects.create(name=name, task_path=tasks.add.module_path, cron="* * * * *",
                                        time_zone="UTC", args=list(args), **fields)
-    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now() - timedelta(seconds=1))
+    # Due: the start of this minute, a fire time of "* * * * *" (one second ago could be off the
+    # grid with a minute boundary in between: two fire times).
+    Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now().replace(second=0, microsecond=0))
     return Schedule.objects.get(pk=schedule.pk)
 
 

@@ -177,7 +177,7 @@ def test_an_unknown_key_is_a_warning_naming_the_closest_key(key, closest):
 def test_an_unknown_key_without_a_close_match_points_to_the_reference(key):
     [problem] = conf.validate({key: 1})
     assert problem.id == "djjobs.W301" and "did you mean" not in problem.message
-    assert "Reference: settings" in problem.hint
+    assert "reference/settings.md" in problem.hint
 
 
 @pytest.mark.parametrize("configured", [[], None, "x", 5, ("LEASE_SECONDS", 30), {"LEASE_SECONDS"}])

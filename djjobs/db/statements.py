@@ -1,0 +1,299 @@
+"""Every raw SQL statement of djjobs, by name, in one place.
+
+The rest of the package writes through the ORM; these are the statements it cannot (the claim's
+``FOR UPDATE SKIP LOCKED`` CTE, the batched completion of three unnested arrays, the give-back of
+prefetched jobs, the fast INSERT and COPY, LISTEN) or should not (the index-bounded counts of the
+health endpoint, the metrics and the dashboard, the planner's estimates) express in it.
+
+The job table's name comes from ``Job._meta.db_table`` (quoted by the connection), every status
+from ``JobStatus``: no other module spells either inside SQL (tests/unit/test_sql_in_one_place.py).
+Statuses are written as literals, not parameters: that lets SQLite (and PostgreSQL's generic
+plans) use the partial claim index ``WHERE status = 'READY'``.
+
+Each text is built once per process and database vendor (``of(connection)``, cached), then only
+looked up: the hot paths (claim, batched completion, give-back) pay a dict lookup, not a format.
+Statements whose number of placeholders depends on the call (a list of queues, of ids) are cached
+per shape in a bounded dict.
+"""
+
+from __future__ import annotations
+
+from ..states import JobStatus
+
+# SQL literals of the statuses, from the enum: 'READY', 'RUNNING', ...
+READY, RUNNING, SUCCESSFUL, FAILED, CANCELLED, WAITING = (
+    f"'{s.value}'" for s in (JobStatus.READY, JobStatus.RUNNING, JobStatus.SUCCESSFUL, JobStatus.FAILED,
+                             JobStatus.CANCELLED, JobStatus.WAITING))
+
+# -- vendor-independent statements ----------------------------------------------------------------
+
+# SQLite's claim transaction (one writer at a time).
+BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+# PostgreSQL with DJJOBS['ASYNC_COMMIT']: commits that do not wait for the WAL flush, for this
+# transaction only (a workflow step's completion) or for the worker's own connection.
+RELAX_THIS_TRANSACTION = "SET LOCAL synchronous_commit TO off"
+RELAX_CONNECTION = "SET synchronous_commit TO off"
+
+# LISTEN/NOTIFY: the channel the trigger of migration 0002 notifies (payload: the queue's name).
+NOTIFY_CHANNEL = "djjobs"
+LISTEN = f"LISTEN {NOTIFY_CHANNEL}"
+
+# PostgreSQL's estimate of a table's rows (parameter: the quoted table name). reltuples is -1
+# before the first ANALYZE (PostgreSQL 14+) and 0 with relpages 0 on an empty table; the density
+# (rows per page) times the table's current pages follows growth since.
+TABLE_ESTIMATE = """
+SELECT CASE WHEN c.reltuples < 0 THEN NULL
+            WHEN c.relpages = 0 THEN c.reltuples
+            ELSE c.reltuples / c.relpages
+                 * (pg_relation_size(c.oid) / current_setting('block_size')::int) END
+FROM pg_class c WHERE c.oid = to_regclass(%s)
+"""
+
+# {column: {value: estimated rows}} from pg_stats' most common values (parameters: the quoted
+# table name, the table name, the column names).
+COLUMN_ESTIMATES = f"""
+SELECT s.attname, v.value, v.freq * t.n FROM ({TABLE_ESTIMATE.strip()}) AS t(n)
+CROSS JOIN pg_stats s
+CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS v(value, freq)
+WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = ANY(%s)
+"""
+
+# The claim's columns, in ClaimedJob's order (SQLite returns them as stored).
+CLAIM_COLUMNS = (
+    "id, task_path, backend, queue_name, priority, args, kwargs, takes_context, run_after, "
+    "enqueued_at, started_at, last_attempted_at, attempts, max_attempts, retry_backoff, "
+    "timeout, errors, worker_ids, checkpoint, workflow_run_id, claimed_ahead"
+)
+
+# PostgreSQL returns less than CLAIM_COLUMNS where the claim itself knows the value: NULL for
+# last_attempted_at (it is the claim's now), for started_at and worker_ids on a first attempt
+# (now, [worker]) and for errors while there are none. Fewer timestamps and JSON documents to
+# decode per job; worker.claim fills them in.
+CLAIM_RETURNING_PG = (
+    "j.id, j.task_path, j.backend, j.queue_name, j.priority, j.args::text, j.kwargs::text, j.takes_context, "
+    "j.run_after, j.enqueued_at, CASE WHEN j.attempts > 1 THEN j.started_at END, NULL, j.attempts, "
+    "j.max_attempts, j.retry_backoff, j.timeout, NULLIF(j.errors, '[]'::jsonb), "
+    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint, j.workflow_run_id, j.claimed_ahead"
+)
+
+_SHAPES_KEPT = 256  # statements cached per shape (number of placeholders), per vendor
+
+
+def _placeholders(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+class Statements:
+    """The statements on the job table for one database vendor; made by ``of()``, once."""
+
+    def __init__(self, table: str):
+        t = self.table = table  # quoted
+
+        # -- claim (READY -> RUNNING), PostgreSQL: one statement, FOR UPDATE SKIP LOCKED in a CTE.
+        # Four variants: with or without a queue filter, with or without the direct/ahead split.
+        self._claim_pg = {(queues, direct): self._make_claim_pg(queues, direct)
+                          for queues in (False, True) for direct in (False, True)}
+
+        # -- batched completion of successes (RUNNING -> SUCCESSFUL), PostgreSQL. Three arrays,
+        # not a VALUES row per job: the text is the same for every batch, so the driver parses it
+        # once, and there are 3 parameters, not 3 per job.
+        self.SUCCESSES_PG = (
+            f"""UPDATE {t} AS j SET status = {SUCCESSFUL}, return_value = v.rv, finished_at = %s,
+                        lease_token = NULL, lease_expires_at = NULL
+                    FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
+                    WHERE j.id = v.id AND j.status = {RUNNING} AND j.lease_token = v.token
+                    RETURNING j.id::text""")
+
+        # -- the read model's counts (djjobs.db.counts), each read through an index.
+        # Per priority with READY jobs (a loose index scan of the claim index: one probe each),
+        # the first job in claim order: its id and run_after.
+        self.READY_HEADS = f"""
+WITH RECURSIVE p(v) AS (
+    SELECT MAX(priority) FROM {t} WHERE status = {READY}
+    UNION ALL
+    SELECT (SELECT MAX(priority) FROM {t} WHERE status = {READY} AND priority < p.v)
+    FROM p WHERE p.v IS NOT NULL
+)
+SELECT v,
+       (SELECT id FROM {t} WHERE status = {READY} AND priority = p.v ORDER BY run_after, id LIMIT 1),
+       (SELECT MIN(run_after) FROM {t} WHERE status = {READY} AND priority = p.v)
+FROM p WHERE v IS NOT NULL
+"""
+        # Due jobs per queue among the first %s in claim order: what a claim would read.
+        self.DUE_BY_QUEUE = f"""
+SELECT queue_name, COUNT(*) FROM (
+    SELECT queue_name FROM {t} WHERE status = {READY} AND run_after <= %s
+    ORDER BY priority DESC, run_after, id LIMIT %s
+) AS next_due GROUP BY queue_name
+"""
+        # The rows of jobs of one status finished since %s, at most %s of them (the (status,
+        # finished_at) index): "failed in the last hour" for health, metrics and the dashboard.
+        succeeded_since = f"SELECT queue_name FROM {t} WHERE status = {SUCCESSFUL} AND finished_at >= %s LIMIT %s"
+        failed_since = f"SELECT queue_name FROM {t} WHERE status = {FAILED} AND finished_at >= %s LIMIT %s"
+        self.FAILED_SINCE = f"SELECT COUNT(*) FROM ({failed_since}) AS failed_since"
+        # Each part reads at most %s rows of one status through an index and is aggregated on
+        # its own: READY, RUNNING and WAITING per queue, READY split into due and later;
+        # SUCCESSFUL and FAILED since a time per queue; the other statuses' totals from index
+        # entries alone. Parameters: now, limit, now, limit x5, since, limit, since, limit.
+        self.BOUNDED_COUNTS = f"""
+SELECT {READY}, queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END, COUNT(*)
+  FROM (SELECT queue_name, run_after FROM {t} WHERE status = {READY} LIMIT %s) AS ready
+  GROUP BY queue_name, CASE WHEN run_after <= %s THEN 1 ELSE 0 END
+UNION ALL SELECT {RUNNING}, queue_name, 0, COUNT(*)
+  FROM (SELECT queue_name FROM {t} WHERE status = {RUNNING} LIMIT %s) AS running GROUP BY queue_name
+UNION ALL SELECT {WAITING}, queue_name, 0, COUNT(*)
+  FROM (SELECT queue_name FROM {t} WHERE status = {WAITING} LIMIT %s) AS waiting GROUP BY queue_name
+UNION ALL SELECT {FAILED}, NULL, 0, COUNT(*) FROM (SELECT 1 AS one FROM {t} WHERE status = {FAILED} LIMIT %s) AS failed
+UNION ALL SELECT {CANCELLED}, NULL, 0, COUNT(*)
+  FROM (SELECT 1 AS one FROM {t} WHERE status = {CANCELLED} LIMIT %s) AS cancelled
+UNION ALL SELECT {SUCCESSFUL}, NULL, 0, COUNT(*)
+  FROM (SELECT 1 AS one FROM {t} WHERE status = {SUCCESSFUL} LIMIT %s) AS succeeded
+UNION ALL SELECT 'SUCCESSFUL_HOUR', queue_name, 0, COUNT(*)
+  FROM ({succeeded_since}) AS succeeded_hour
+  GROUP BY queue_name
+UNION ALL SELECT 'FAILED_HOUR', queue_name, 0, COUNT(*)
+  FROM ({failed_since}) AS failed_hour
+  GROUP BY queue_name
+"""
+        # The latest failures since %s (newest first on the (status, finished_at) index, at most
+        # %s of them), by task: the %s tasks with most.
+        self.TOP_FAILING = f"""
+SELECT task_path, COUNT(*), MAX(finished_at) FROM (
+    SELECT task_path, finished_at FROM {t} WHERE status = {FAILED} AND finished_at >= %s
+    ORDER BY finished_at DESC LIMIT %s
+) AS recent GROUP BY task_path ORDER BY COUNT(*) DESC, MAX(finished_at) DESC LIMIT %s
+"""
+        self._shapes: dict = {}
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    def claim_pg(self, queues: bool, direct: bool) -> str:
+        """The PostgreSQL claim; named parameters now, limit, worker, worker_json, token, expires,
+        and queues (with ``queues``), direct (with ``direct``: how many go to idle threads)."""
+        return self._claim_pg[queues, direct]
+
+    def _make_claim_pg(self, queues: bool, direct: bool) -> str:
+        t = self.table
+        queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
+        if not direct:
+            ahead, numbered, source = "FALSE", "", "picked"
+        else:
+            # The first `direct` rows in claim order go to idle threads; the rest are claimed ahead.
+            # (Window functions cannot share a SELECT with FOR UPDATE: they number the locked rows.)
+            ahead = "picked.n > %(direct)s"
+            numbered = """, numbered AS (
+            SELECT id, row_number() OVER (ORDER BY priority DESC, run_after, id) AS n FROM locked
+        )"""
+            source = "numbered AS picked"
+        return f"""
+        WITH {"locked" if direct else "picked"} AS (
+            SELECT id{", priority, run_after" if direct else ""} FROM {t}
+            WHERE status = {READY} AND run_after <= %(now)s {queue_filter}
+            ORDER BY priority DESC, run_after, id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        ){numbered}
+        UPDATE {t} AS j SET
+            status = {RUNNING},
+            attempts = j.attempts + 1,
+            started_at = COALESCE(j.started_at, %(now)s),
+            last_attempted_at = %(now)s,
+            worker_id = %(worker)s,
+            worker_ids = j.worker_ids || %(worker_json)s::jsonb,
+            lease_token = %(token)s,
+            lease_expires_at = %(expires)s,
+            claimed_ahead = {ahead}
+        FROM {source} WHERE j.id = picked.id
+        RETURNING {CLAIM_RETURNING_PG}
+    """
+
+    def claim_select_sqlite(self, queues: int) -> str:
+        """SQLite's claim, part 1 (in BEGIN IMMEDIATE): the ids of the due jobs in claim order.
+        Parameters: now, ``queues`` queue names, limit."""
+        return self._shape(("claim_select", queues), lambda: (
+            f"""SELECT id FROM {self.table}
+                    WHERE status = {READY} AND run_after <= %s {_in_list("queue_name", queues)}
+                    ORDER BY priority DESC, run_after, id LIMIT %s"""))
+
+    def claim_update_sqlite(self, first: int, ids: int) -> str:
+        """SQLite's claim, part 2: those ``ids`` READY -> RUNNING, the ``first`` of them (0: all)
+        to idle threads, the others claimed ahead. Parameters: now, now, worker, worker, token,
+        expires, ``first`` ids, ``ids`` ids."""
+        def make():
+            ahead = f"id NOT IN ({_placeholders(first)})" if first else "1"
+            return (f"""UPDATE {self.table} SET
+                        status = {RUNNING}, attempts = attempts + 1,
+                        started_at = COALESCE(started_at, %s), last_attempted_at = %s,
+                        worker_id = %s, worker_ids = json_insert(worker_ids, '$[#]', %s),
+                        lease_token = %s, lease_expires_at = %s,
+                        claimed_ahead = {ahead}
+                        WHERE status = {READY} AND id IN ({_placeholders(ids)})
+                        RETURNING {CLAIM_COLUMNS}""")
+        return self._shape(("claim_update", first, ids), make)
+
+    # -- give-back of prefetched jobs (RUNNING -> READY, as if never claimed) --------------------
+
+    def unclaim_pg(self, jobs: int) -> str:
+        """Parameters: (id, lease token) per job."""
+        def make():
+            return f"""UPDATE {self.table} AS j SET status = {READY}, attempts = j.attempts - 1,
+                      started_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.started_at END,
+                      last_attempted_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.last_attempted_at END,
+                      worker_id = CASE WHEN j.attempts <= 1 THEN '' ELSE j.worker_id END,
+                      worker_ids = j.worker_ids - (jsonb_array_length(j.worker_ids) - 1),
+                      lease_token = NULL, lease_expires_at = NULL
+                  FROM (VALUES {", ".join(["(%s::uuid, %s::uuid)"] * jobs)}) AS v(id, token)
+                  WHERE j.id = v.id AND j.status = {RUNNING} AND j.lease_token = v.token"""
+        return self._shape(("unclaim_pg", jobs), make)
+
+    def unclaim_sqlite(self, jobs: int) -> str:
+        """Parameters: (id hex, lease token hex) per job."""
+        def make():
+            return f"""UPDATE {self.table} SET status = {READY}, attempts = attempts - 1,
+                      started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
+                      last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END,
+                      worker_id = CASE WHEN attempts <= 1 THEN '' ELSE worker_id END,
+                      worker_ids = json_remove(worker_ids, '$[#-1]'),
+                      lease_token = NULL, lease_expires_at = NULL
+                  WHERE status = {RUNNING}
+                    AND (id, lease_token) IN (VALUES {", ".join(["(%s, %s)"] * jobs)})"""
+        return self._shape(("unclaim_sqlite", jobs), make)
+
+    # -- insert (djjobs.db.bulk's plans cache these per set of columns) --------------------------
+
+    def insert_jobs(self, columns: str, cells: str) -> str:
+        """One job's INSERT: ``columns`` quoted and joined, ``cells`` its placeholders and literals."""
+        return f"INSERT INTO {self.table} ({columns}) VALUES ({cells})"
+
+    def copy_jobs(self, columns: str) -> str:
+        """COPY of many jobs' rows in text format (PostgreSQL)."""
+        return f"COPY {self.table} ({columns}) FROM STDIN"
+
+    def _shape(self, key, make) -> str:
+        sql = self._shapes.get(key)
+        if sql is None:
+            if len(self._shapes) >= _SHAPES_KEPT:
+                self._shapes.clear()
+            sql = self._shapes[key] = make()
+        return sql
+
+
+def _in_list(column: str, n: int) -> str:
+    return f"AND {column} IN ({_placeholders(n)})" if n else ""
+
+
+_built: dict[str, Statements] = {}
+
+
+def of(connection) -> Statements:
+    """The job table's statements for ``connection``'s vendor, built on first use."""
+    statements = _built.get(connection.vendor)
+    if statements is None:
+        # Imported here: djjobs.db is imported while Django loads the apps, before models are ready.
+        from ..models.job import Job
+
+        statements = _built[connection.vendor] = Statements(connection.ops.quote_name(Job._meta.db_table))
+    return statements
