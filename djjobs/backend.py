@@ -6,6 +6,7 @@ from datetime import datetime
 from . import conf
 from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult, TaskResultDoesNotExist
 from .lifecycle import insert
+from .payload import storable
 from .results import make_result
 from .tasks import JobTask
 
@@ -75,17 +76,3 @@ class JobsBackend(BaseTaskBackend):
         from .checks import check_backend
 
         return check_backend(self)
-
-
-def storable(text: str) -> bool:
-    """Whether a text column can hold ``text``: no NUL (PostgreSQL refuses it) and no lone
-    surrogate (not UTF-8)."""
-    if "\x00" in text:
-        return False
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True

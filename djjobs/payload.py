@@ -31,14 +31,26 @@ def encode(value: Any, what: str) -> str:
         raise ValueError(f"{what} is nested too deeply") from None
     if "\\u0000" in text and _has_nul(value):
         raise ValueError(f"{what} must not contain the NUL character (\\x00): databases cannot store it.")
-    if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"{what} must be valid Unicode: it contains a lone surrogate (such as '\\ud800')."
-            ) from None
+    if not _utf8(text):
+        raise ValueError(f"{what} must be valid Unicode: it contains a lone surrogate (such as '\\ud800').")
     return text
+
+
+def storable(text: str) -> bool:
+    """Whether a text column can hold ``text``: no NUL (PostgreSQL refuses it) and no lone
+    surrogate (not UTF-8). For names and keys djjobs stores as they are (queue, unique key,
+    event name, idempotency key)."""
+    return "\x00" not in text and _utf8(text)
+
+
+def _utf8(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def byte_size(text: str) -> int:

@@ -9,10 +9,9 @@ running job records that job as its cause, so a chain of reactions can be follow
 from django.db import IntegrityError, router, transaction
 
 from .. import conf
-from ..backend import storable
 from ..compat import Task, TaskResult
 from ..context import current_job_id
-from ..payload import _check_structure, to_json
+from ..payload import _check_structure, storable, to_json
 from ..provenance import stamping
 from ..registry import declared_tasks
 

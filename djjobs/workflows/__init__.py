@@ -37,11 +37,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import conf
-from ..backend import JobsBackend, storable
+from ..backend import JobsBackend
 from ..compat import InvalidTask, Task, task_backends
 from ..exceptions import TaskNotFound
 from ..lifecycle import finish, insert
-from ..payload import byte_size, encode
+from ..payload import byte_size, encode, storable
 from ..registry import resolve_task
 from ..states import JobStatus
 
