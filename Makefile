@@ -6,7 +6,7 @@
 #   make test DBS=postgres-public-apis   # unit + integration on PostgreSQL, DJJOBS["FAST_PATHS"] off
 #   make test PYTEST_ARGS='-x -k retry'
 #   make test-fast                 # the edit loop: unit + integration tests, SQLite only
-#   make lint                      # what CI checks before the tests: ruff, makemigrations --check
+#   make lint                      # what CI checks before the tests: ruff (lint + format), import contract, makemigrations --check
 #   make docs                      # the documentation site (docs/, Sphinx) into docs/_build/html, warnings as errors
 #   make docs-serve                # build it and serve it on http://127.0.0.1:8001/
 #   make test PYTHON=python3.12 DJANGO=6 VENV=.venv-py312-dj6
@@ -127,12 +127,14 @@ test-fast: install
 # (lint-imports: imports point down, [tool.importlinter] in pyproject.toml), and that no model
 # change lacks its migration (on the demo's settings, which install djjobs and the demo shop,
 # with an in-memory database: the check reads no data and leaves no file). All run, then fail.
-LINT_PATHS := djjobs tests benchmarks demo_project
+LINT_PATHS := djjobs tests benchmarks demo_project manage.py
 
 lint: install
 	@failed=""; \
 	echo "==> ruff check $(LINT_PATHS)"; \
 	$(VENV_PY) -m ruff check --output-format=concise $(LINT_PATHS) || failed="$$failed ruff"; \
+	echo "==> ruff format --check $(LINT_PATHS)"; \
+	$(VENV_PY) -m ruff format --check $(LINT_PATHS) || failed="$$failed ruff-format"; \
 	echo "==> lint-imports (the floors contract in pyproject.toml)"; \
 	$(VENV)/bin/lint-imports --no-cache || failed="$$failed lint-imports"; \
 	echo "==> makemigrations --check (Python $(PY_VERSION), Django $(DJANGO))"; \

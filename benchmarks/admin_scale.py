@@ -58,24 +58,40 @@ if not settings.configured:
         TIME_ZONE="UTC",
         ALLOWED_HOSTS=["*"],
         DATABASES={"default": environ.Env.db_url_config(os.environ.get("ADMIN_BENCH_DATABASE_URL", DEFAULT_URL))},
-        INSTALLED_APPS=["django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
-                        "django.contrib.sessions", "django.contrib.messages", "djjobs"],
-        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
-                    "django.middleware.common.CommonMiddleware",
-                    "django.middleware.csrf.CsrfViewMiddleware",
-                    "django.contrib.auth.middleware.AuthenticationMiddleware",
-                    "django.contrib.messages.middleware.MessageMiddleware"],
+        INSTALLED_APPS=[
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "djjobs",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.common.CommonMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
         ROOT_URLCONF=__name__,
-        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
-                    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
-                                                       "django.contrib.auth.context_processors.auth",
-                                                       "django.contrib.messages.context_processors.messages"]}}],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
         TASKS={"default": {"BACKEND": "djjobs.backend.JobsBackend", "QUEUES": QUEUES}},
         DJJOBS={"LISTEN": False},
-        LOGGING={"version": 1, "disable_existing_loggers": False,
-                 "loggers": {"djjobs": {"level": "WARNING"}}},
+        LOGGING={"version": 1, "disable_existing_loggers": False, "loggers": {"djjobs": {"level": "WARNING"}}},
     )
 
 import django  # noqa: E402
@@ -227,8 +243,12 @@ def ensure_database(url: str) -> None:
     from psycopg import sql
 
     config = environ.Env.db_url_config(url)
-    kwargs = {"host": config.get("HOST") or None, "port": config.get("PORT") or None,
-              "user": config.get("USER") or None, "password": config.get("PASSWORD") or None}
+    kwargs = {
+        "host": config.get("HOST") or None,
+        "port": config.get("PORT") or None,
+        "user": config.get("USER") or None,
+        "password": config.get("PASSWORD") or None,
+    }
     with psycopg.connect(dbname="postgres", autocommit=True, **{k: v for k, v in kwargs.items() if v}) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(config["NAME"])))
@@ -243,8 +263,14 @@ def fill(rows: int) -> None:
 
     hour = min(60_000, max(rows // 16, 1))
     now = timezone.now()
-    params = {"rows": rows, "hour": hour, "old": rows - hour, "backlog": min(25_000, rows // 40), "now": now,
-              "prefix": TASK}
+    params = {
+        "rows": rows,
+        "hour": hour,
+        "old": rows - hour,
+        "backlog": min(25_000, rows // 40),
+        "now": now,
+        "prefix": TASK,
+    }
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE djjobs_job CASCADE")
@@ -252,11 +278,24 @@ def fill(rows: int) -> None:
         cursor.execute(FILL, params)
     Worker.objects.all().delete()
     for n in range(4):
-        Worker.objects.create(id=f"bench-worker-{n}", hostname=f"app-{n // 2 + 1}", pid=1000 + n,
-                              queues=[] if n % 2 else ["default", "emails"], concurrency=16,
-                              started_at=now - timedelta(hours=1), jobs_done=25_000 + n, jobs_failed=900 + n)
-    Worker.objects.create(id="bench-worker-old", hostname="app-9", pid=999, concurrency=16,
-                          started_at=now - timedelta(hours=2), last_heartbeat_at=now - timedelta(minutes=30))
+        Worker.objects.create(
+            id=f"bench-worker-{n}",
+            hostname=f"app-{n // 2 + 1}",
+            pid=1000 + n,
+            queues=[] if n % 2 else ["default", "emails"],
+            concurrency=16,
+            started_at=now - timedelta(hours=1),
+            jobs_done=25_000 + n,
+            jobs_failed=900 + n,
+        )
+    Worker.objects.create(
+        id="bench-worker-old",
+        hostname="app-9",
+        pid=999,
+        concurrency=16,
+        started_at=now - timedelta(hours=2),
+        last_heartbeat_at=now - timedelta(minutes=30),
+    )
     print(f"filled {rows:,} jobs in {time.perf_counter() - started:.0f} s")
 
 
@@ -286,7 +325,12 @@ def pages() -> list[tuple[str, str]]:
 
     failed = Job.objects.filter(status="FAILED").order_by("-enqueued_at").values_list("pk", flat=True).first()
     succeeded = Job.objects.filter(status="SUCCESSFUL").order_by("enqueued_at").values_list("pk", flat=True).first()
-    receipt = Job.objects.filter(unique_key__isnull=False).order_by("enqueued_at").values_list("unique_key", flat=True).first()
+    receipt = (
+        Job.objects.filter(unique_key__isnull=False)
+        .order_by("enqueued_at")
+        .values_list("unique_key", flat=True)
+        .first()
+    )
     jobs = "/admin/djjobs/job/"
     found = [
         ("job list, first page", jobs),
@@ -294,10 +338,14 @@ def pages() -> list[tuple[str, str]]:
         ("job list, page 200 (last listed)", f"{jobs}?p=200"),
         ("job list, oldest first", f"{jobs}?o=7"),
     ]
-    found += [(f"filter status={s}", f"{jobs}?status={s}")
-              for s in ("READY", "RUNNING", "WAITING", "FAILED", "CANCELLED", "SUCCESSFUL")]
+    found += [
+        (f"filter status={s}", f"{jobs}?status={s}")
+        for s in ("READY", "RUNNING", "WAITING", "FAILED", "CANCELLED", "SUCCESSFUL")
+    ]
     found += [(f"filter queue={q}", f"{jobs}?queue={q}") for q in QUEUES]
-    found += [(f"filter task={t}", f"{jobs}?task={TASK}{t}") for t in ("send_receipt", "nightly_report", "legacy_import")]
+    found += [
+        (f"filter task={t}", f"{jobs}?task={TASK}{t}") for t in ("send_receipt", "nightly_report", "legacy_import")
+    ]
     found += [(f"filter enqueued={r}", f"{jobs}?enqueued={r}") for r in ("hour", "day", "week")]
     found += [(f"filter finished={r}", f"{jobs}?finished={r}") for r in ("hour", "day", "week")]
     found += [(f"filter due={d}", f"{jobs}?due={d}") for d in ("now", "later")]
@@ -334,9 +382,14 @@ def measure(client, url: str, runs: int) -> dict:
         counts.add(len(captured))
         sql_ms.append(sum(float(q["time"]) for q in captured) * 1000)
     slowest = max(captured, key=lambda q: float(q["time"]))
-    return {"ms": statistics.median(times), "cpu_ms": statistics.median(cpu), "sql_ms": statistics.median(sql_ms),
-            "queries": "/".join(str(n) for n in sorted(counts)), "slowest_ms": float(slowest["time"]) * 1000,
-            "job_sql": job_queries(captured)}
+    return {
+        "ms": statistics.median(times),
+        "cpu_ms": statistics.median(cpu),
+        "sql_ms": statistics.median(sql_ms),
+        "queries": "/".join(str(n) for n in sorted(counts)),
+        "slowest_ms": float(slowest["time"]) * 1000,
+        "job_sql": job_queries(captured),
+    }
 
 
 def explain(sql: str) -> str:
@@ -354,8 +407,9 @@ def explain(sql: str) -> str:
     def walk(node):
         if "Scan" in node["Node Type"]:
             target = node.get("Index Name") or node.get("Relation Name") or ""
-            scans.append(f"{node['Node Type']}{' Backward' if node.get('Scan Direction') == 'Backward' else ''}"
-                         f" {target}".strip())
+            scans.append(
+                f"{node['Node Type']}{' Backward' if node.get('Scan Direction') == 'Backward' else ''} {target}".strip()
+            )
         for child in node.get("Plans", []):
             walk(child)
 
@@ -365,13 +419,24 @@ def explain(sql: str) -> str:
 
 def job_queries(captured) -> list[str]:
     """The statements of a page that read the job table (EXPLAIN estimates left out)."""
-    return [q["sql"] for q in captured
-            if "djjobs_job" in q["sql"] and q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))]
+    return [
+        q["sql"]
+        for q in captured
+        if "djjobs_job" in q["sql"] and q["sql"].lstrip().upper().startswith(("SELECT", "WITH"))
+    ]
 
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def screenshots(directory: Path, password: str) -> None:
@@ -391,7 +456,9 @@ def screenshots(directory: Path, password: str) -> None:
     (static / "admin").symlink_to(Path(django.__file__).parent / "contrib" / "admin" / "static" / "admin")
     (static / "djjobs").symlink_to(Path(djjobs.__file__).parent / "static" / "djjobs")
     failed = Job.objects.filter(status="FAILED").order_by("-enqueued_at").values_list("pk", flat=True).first()
-    Worker.objects.filter(stopped_at__isnull=True).exclude(pk="bench-worker-old").update(last_heartbeat_at=timezone.now())
+    Worker.objects.filter(stopped_at__isnull=True).exclude(pk="bench-worker-old").update(
+        last_heartbeat_at=timezone.now()
+    )
     directory.mkdir(parents=True, exist_ok=True)
     with override_settings(STATIC_URL="/static/", STATIC_ROOT=str(static)):
         server = LiveServerThread("127.0.0.1", _StaticFilesHandler)
@@ -409,9 +476,11 @@ def screenshots(directory: Path, password: str) -> None:
                 page.fill("#id_password", password)
                 page.click("input[type=submit]")
                 page.wait_for_url("**/admin/")
-                for name, path, full in (("dashboard", "/admin/djjobs/job/dashboard/", True),
-                                         ("job-list", "/admin/djjobs/job/", False),
-                                         ("job-detail-failed", f"/admin/djjobs/job/{failed}/change/", True)):
+                for name, path, full in (
+                    ("dashboard", "/admin/djjobs/job/dashboard/", True),
+                    ("job-list", "/admin/djjobs/job/", False),
+                    ("job-detail-failed", f"/admin/djjobs/job/{failed}/change/", True),
+                ):
                     page.goto(base + path)
                     page.screenshot(path=str(directory / f"{name}.png"), full_page=full)
                     print(f"screenshot {directory / f'{name}.png'}")
@@ -427,9 +496,13 @@ def main(argv=None) -> int:
     parser.add_argument("--refill", action="store_true", help="empty the job table and fill it again")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE each page's queries on the job table")
     parser.add_argument("--only", help="measure only pages whose name contains this text")
-    parser.add_argument("--screenshots", type=Path, metavar="DIR",
-                        help="after measuring, save PNGs of the dashboard, job list and a failed job here "
-                             "(needs playwright and /usr/bin/chromium)")
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        metavar="DIR",
+        help="after measuring, save PNGs of the dashboard, job list and a failed job here "
+        "(needs playwright and /usr/bin/chromium)",
+    )
     args = parser.parse_args(argv)
 
     from django.contrib.auth.models import User
@@ -456,11 +529,15 @@ def main(argv=None) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
         server = cursor.fetchone()[0].split(" on ")[0]
-    print(f"\n{job_count():,} jobs · {server} · Django {django.get_version()} · Python {sys.version.split()[0]}"
-          f" · median of {args.runs} · target < {TARGET_MS} ms · load average {os.getloadavg()[0]:.1f}"
-          f" on {os.cpu_count()} CPUs\n")
-    print("ms: wall clock of the request in-process; CPU: this process (Django, templates); SQL: the queries as the"
-          " client saw them; slowest: the slowest query.\n")
+    print(
+        f"\n{job_count():,} jobs · {server} · Django {django.get_version()} · Python {sys.version.split()[0]}"
+        f" · median of {args.runs} · target < {TARGET_MS} ms · load average {os.getloadavg()[0]:.1f}"
+        f" on {os.cpu_count()} CPUs\n"
+    )
+    print(
+        "ms: wall clock of the request in-process; CPU: this process (Django, templates); SQL: the queries as the"
+        " client saw them; slowest: the slowest query.\n"
+    )
     print(f"| {'page':<42} | {'ms':>6} | {'CPU ms':>6} | {'SQL ms':>6} | {'queries':>7} | {'slowest':>7} |")
     print(f"|{'-' * 44}|{'-' * 7}:|{'-' * 7}:|{'-' * 7}:|{'-' * 8}:|{'-' * 8}:|")
     slow, plans = [], []
@@ -469,8 +546,11 @@ def main(argv=None) -> int:
             continue
         result = measure(client, url, args.runs)
         flag = "" if result["ms"] < TARGET_MS else "  <-- over target"
-        print(f"| {name:<42} | {result['ms']:>6.0f} | {result['cpu_ms']:>6.0f} | {result['sql_ms']:>6.1f} | "
-              f"{result['queries']:>7} | {result['slowest_ms']:>7.1f} |{flag}", flush=True)
+        print(
+            f"| {name:<42} | {result['ms']:>6.0f} | {result['cpu_ms']:>6.0f} | {result['sql_ms']:>6.1f} | "
+            f"{result['queries']:>7} | {result['slowest_ms']:>7.1f} |{flag}",
+            flush=True,
+        )
         if result["ms"] >= TARGET_MS:
             slow.append(name)
         if args.explain:
@@ -481,7 +561,9 @@ def main(argv=None) -> int:
         print(f"\n{name}")
         for line in lines:
             print(f"    {line}")
-    print(f"\n{'all pages under ' + str(TARGET_MS) + ' ms' if not slow else 'over target: ' + ', '.join(slow)}"
-          f" (load average {os.getloadavg()[0]:.1f} at the end)")
+    print(
+        f"\n{'all pages under ' + str(TARGET_MS) + ' ms' if not slow else 'over target: ' + ', '.join(slow)}"
+        f" (load average {os.getloadavg()[0]:.1f} at the end)"
+    )
 
     return 1 if slow else 0

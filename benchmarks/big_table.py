@@ -53,9 +53,14 @@ def setup_django() -> None:
         if settings_dict is None or "does not exist" not in str(exc):
             raise
         name = settings_dict["NAME"]
-        with psycopg.connect(host=settings_dict["HOST"] or "127.0.0.1", port=settings_dict["PORT"] or 5432,
-                             user=settings_dict["USER"], password=settings_dict["PASSWORD"] or None,
-                             dbname="postgres", autocommit=True) as admin:
+        with psycopg.connect(
+            host=settings_dict["HOST"] or "127.0.0.1",
+            port=settings_dict["PORT"] or 5432,
+            user=settings_dict["USER"],
+            password=settings_dict["PASSWORD"] or None,
+            dbname="postgres",
+            autocommit=True,
+        ) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
     from django.core.management import call_command
     from django.db import connection
@@ -108,8 +113,15 @@ def explain(statement: str) -> tuple[float, str, str]:
     ms = next((float(line.split(":")[1].split()[0]) for line in plan.splitlines() if "Execution Time" in line), 0.0)
     paths = []
     for line in plan.splitlines():
-        for node in ("Seq Scan", "Index Only Scan", "Bitmap Heap Scan", "Index Scan", "Sort", "Hash Join",
-                     "Nested Loop"):
+        for node in (
+            "Seq Scan",
+            "Index Only Scan",
+            "Bitmap Heap Scan",
+            "Index Scan",
+            "Sort",
+            "Hash Join",
+            "Nested Loop",
+        ):
             if node in line:
                 index = line.split(" using ")[1].split()[0] if " using " in line else ""
                 paths.append(f"{node}{' ' + index if index else ''}")
@@ -161,8 +173,12 @@ def measure() -> list[tuple[str, float, str, str]]:
 def burst() -> float:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "django", "run_workers", "--burst", "-v", "0",
-                    "--settings=benchmarks.settings"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "django", "run_workers", "--burst", "-v", "0", "--settings=benchmarks.settings"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     wall = time.perf_counter() - started
     left = sql("SELECT count(*) FROM djjobs_job WHERE worker_id <> %s AND status <> 'SUCCESSFUL'", [FILLER])[0][0]
     if left:
@@ -182,8 +198,10 @@ def main() -> None:
     from django.db import connection
 
     version = sql("SHOW server_version")[0][0]
-    print(f"big table benchmark: PostgreSQL {version} ({connection.settings_dict['NAME']}), {os.cpu_count()} CPUs",
-          flush=True)
+    print(
+        f"big table benchmark: PostgreSQL {version} ({connection.settings_dict['NAME']}), {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     table = {}
     for label, rows in (("empty", 0), (f"{args.rows:,} finished", args.rows)):
@@ -206,20 +224,27 @@ def main() -> None:
                 for name, ms, paths, buffers in results:
                     print(f"    {name}: {ms:.2f} ms  [{paths}]  buffers {buffers}", flush=True)
             walls.append(burst())
-            print(f"    run_workers --burst drained {READY_JOBS:,} jobs in {walls[-1]:.2f} s "
-                  f"({READY_JOBS / walls[-1]:,.0f} jobs/s, start-up included)", flush=True)
+            print(
+                f"    run_workers --burst drained {READY_JOBS:,} jobs in {walls[-1]:.2f} s "
+                f"({READY_JOBS / walls[-1]:,.0f} jobs/s, start-up included)",
+                flush=True,
+            )
         table[label] = (results, min(walls), size)
 
     (small_label, (small, small_wall, small_size)), (big_label, (big, big_wall, big_size)) = table.items()
-    print(f"\nstatement medians of {SAMPLES} EXPLAIN ANALYZE runs (rolled back), ms; table sizes "
-          f"{small_size} vs {big_size}\n")
+    print(
+        f"\nstatement medians of {SAMPLES} EXPLAIN ANALYZE runs (rolled back), ms; table sizes "
+        f"{small_size} vs {big_size}\n"
+    )
     width = max(len(name) for name, *_ in small)
     print(f"{'statement':<{width}}  {small_label:>10}  {big_label:>20}  ratio  access path ({big_label})")
     for (name, a, _, _), (_, b, paths, _) in zip(small, big):
         print(f"{name:<{width}}  {a:>10.2f}  {b:>20.2f}  {b / a if a else float('nan'):>5.2f}  {paths}")
     label = f"burst worker, jobs/s (best of {args.repeat})"
-    print(f"{label:<{width}}  {READY_JOBS / small_wall:>10,.0f}  {READY_JOBS / big_wall:>20,.0f}  "
-          f"{small_wall / big_wall:>5.2f}")
+    print(
+        f"{label:<{width}}  {READY_JOBS / small_wall:>10,.0f}  {READY_JOBS / big_wall:>20,.0f}  "
+        f"{small_wall / big_wall:>5.2f}"
+    )
 
 
 if __name__ == "__main__":

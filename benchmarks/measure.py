@@ -132,8 +132,8 @@ class OthersCpu:
                     raw = f.read()
             except OSError:
                 continue
-            comm = raw[raw.find("(") + 1:raw.rfind(")")]
-            fields = raw[raw.rfind(")") + 2:].split()
+            comm = raw[raw.find("(") + 1 : raw.rfind(")")]
+            fields = raw[raw.rfind(")") + 2 :].split()
             stats[int(entry.name)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
         me = os.getpid()
         found = {}
@@ -189,8 +189,12 @@ class SampledProcess:
     def __init__(self, command: list[str], cwd: Path | str, env: dict):
         self.command = command
         self.popen = subprocess.Popen(
-            command, cwd=cwd, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.vm_hwm_kib = None
         self.stderr = ""

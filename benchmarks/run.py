@@ -64,8 +64,13 @@ class Sizes:
     def make(cls, args) -> "Sizes":
         if args.quick:
             sizes = cls(
-                enqueue_single=200, enqueue_bulk=2_000, process=1_000, latency=20,
-                finished_rows=100_000, claim_jobs=500, profile_jobs=500,
+                enqueue_single=200,
+                enqueue_bulk=2_000,
+                process=1_000,
+                latency=20,
+                finished_rows=100_000,
+                claim_jobs=500,
+                profile_jobs=500,
             )
         else:
             sizes = cls()
@@ -106,9 +111,16 @@ class Report:
     def render(self) -> str:
         header = ("phase", "case", "jobs", "wall s", "result", "CPU ms/job", "others' CPU", "notes")
         lines = [
-            (r.phase, r.case, "" if r.jobs is None else f"{r.jobs:,}",
-             "" if r.wall is None else f"{r.wall:.2f}", r.result, r.cpu,
-             "" if r.others_cpu is None else f"{r.others_cpu:.0f}%", r.notes)
+            (
+                r.phase,
+                r.case,
+                "" if r.jobs is None else f"{r.jobs:,}",
+                "" if r.wall is None else f"{r.wall:.2f}",
+                r.result,
+                r.cpu,
+                "" if r.others_cpu is None else f"{r.others_cpu:.0f}%",
+                r.notes,
+            )
             for r in sorted(self.rows, key=lambda r: r.phase.split()[0])  # stable: phase order
         ]
         widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(header)]
@@ -195,8 +207,10 @@ def server_notes() -> str:
     if connection.vendor != "postgresql":
         return ""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT name, setting FROM pg_settings WHERE name IN "
-                       "('synchronous_commit', 'autovacuum', 'shared_buffers') ORDER BY name")
+        cursor.execute(
+            "SELECT name, setting FROM pg_settings WHERE name IN "
+            "('synchronous_commit', 'autovacuum', 'shared_buffers') ORDER BY name"
+        )
         return "; PG " + ", ".join(f"{k}={v}" for k, v in cursor.fetchall())
 
 
@@ -218,8 +232,10 @@ def check_schema() -> None:
         if found is None or found.get("columns") != expected:
             problems.append(f"index {index.name} ({', '.join(index.fields)})")
     if problems:
-        sys.exit(f"{table} differs from the model: {'; '.join(problems)}. The migrations changed after this "
-                 f"database was migrated: run again with --recreate-db (drops the benchmark database).")
+        sys.exit(
+            f"{table} differs from the model: {'; '.join(problems)}. The migrations changed after this "
+            f"database was migrated: run again with --recreate-db (drops the benchmark database)."
+        )
 
 
 def job_table() -> str:
@@ -268,8 +284,10 @@ def db_window():
 
     from djjobs.models import Job
 
-    agg = Job.objects.filter(status="SUCCESSFUL").exclude(worker_id=FILLER).aggregate(
-        first=Min("started_at"), last=Max("finished_at")
+    agg = (
+        Job.objects.filter(status="SUCCESSFUL")
+        .exclude(worker_id=FILLER)
+        .aggregate(first=Min("started_at"), last=Max("finished_at"))
     )
     if agg["first"] is None or agg["last"] is None:
         return None
@@ -299,8 +317,10 @@ def fill_finished(n: int, *, days: int = 1, failed_every: int = 0, first: int = 
         source_params = [first, total or n, n]
         ts = "t"
         special = {
-            "id": ("(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' "
-                   "|| substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid"),
+            "id": (
+                "(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' "
+                "|| substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid"
+            ),
             "finished_at": "t + interval '2 milliseconds'",
         }
         if failed_every:
@@ -313,8 +333,14 @@ def fill_finished(n: int, *, days: int = 1, failed_every: int = 0, first: int = 
         special = {"id": "lower(hex(randomblob(16)))", "finished_at": "t"}
         prefix = "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %s) "
     values = {
-        "task_path": NOOP, "backend": "default", "queue_name": "default", "priority": 0,
-        "status": "SUCCESSFUL", "attempts": 1, "worker_id": FILLER, "worker_ids": [FILLER],
+        "task_path": NOOP,
+        "backend": "default",
+        "queue_name": "default",
+        "priority": 0,
+        "status": "SUCCESSFUL",
+        "attempts": 1,
+        "worker_id": FILLER,
+        "worker_ids": [FILLER],
     }
     columns, exprs, params = [], [], []
     for f in Job._meta.concrete_fields:
@@ -329,8 +355,7 @@ def fill_finished(n: int, *, days: int = 1, failed_every: int = 0, first: int = 
             params.append(f.get_db_prep_save(value, connection))
         else:
             exprs.append("NULL")
-    sql = (f"{prefix}INSERT INTO {job_table()} ({', '.join(columns)}) "
-           f"SELECT {', '.join(exprs)} FROM ({row_source}) AS s")
+    sql = f"{prefix}INSERT INTO {job_table()} ({', '.join(columns)}) SELECT {', '.join(exprs)} FROM ({row_source}) AS s"
     all_params = ([n] + params + source_params) if not pg else (params + source_params)
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -370,8 +395,7 @@ def probe_claim(samples: int = 15) -> tuple[str, str]:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
                 plan = "\n".join(row[0] for row in cursor.fetchall())
             transaction.set_rollback(True)
-        nodes = [n for n in ("Seq Scan", "Bitmap Heap Scan", "Index Scan", "Index Only Scan", "Sort")
-                 if n in plan]
+        nodes = [n for n in ("Seq Scan", "Bitmap Heap Scan", "Index Scan", "Index Only Scan", "Sort") if n in plan]
         summary += f"; plan: {' + '.join(nodes)}"
     return summary, plan
 
@@ -447,9 +471,12 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
 
     from benchmarks.bench_tasks import noop
 
-    print(f"\n[1] enqueue throughput: noop.enqueue() x {sizes.enqueue_single:,} in autocommit "
-          f"(one INSERT + COMMIT each); noop.enqueue_many() of {sizes.enqueue_bulk:,} calls "
-          f"(one COPY on PostgreSQL), one call", flush=True)
+    print(
+        f"\n[1] enqueue throughput: noop.enqueue() x {sizes.enqueue_single:,} in autocommit "
+        f"(one INSERT + COMMIT each); noop.enqueue_many() of {sizes.enqueue_bulk:,} calls "
+        f"(one COPY on PostgreSQL), one call",
+        flush=True,
+    )
     assert connection.get_autocommit()
     truncate()
     noop.enqueue()  # warm-up: connection, imports, prepared statement caches
@@ -461,9 +488,16 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
             noop.enqueue()
         wall = time.perf_counter() - started
     report.metrics["enqueue_single"] = sizes.enqueue_single / wall
-    report.add("1 enqueue", "enqueue(), 1 job/transaction", sizes.enqueue_single, wall,
-               rate(sizes.enqueue_single, wall), f"{wall / sizes.enqueue_single * 1000:.2f} ms/job",
-               others.percent, others.per_job(sizes.enqueue_single, "self"))
+    report.add(
+        "1 enqueue",
+        "enqueue(), 1 job/transaction",
+        sizes.enqueue_single,
+        wall,
+        rate(sizes.enqueue_single, wall),
+        f"{wall / sizes.enqueue_single * 1000:.2f} ms/job",
+        others.percent,
+        others.per_job(sizes.enqueue_single, "self"),
+    )
     truncate()
 
     with others_cpu() as others:
@@ -471,9 +505,16 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
         noop.enqueue_many([()] * sizes.enqueue_bulk)
         wall = time.perf_counter() - started
     report.metrics["enqueue_bulk"] = sizes.enqueue_bulk / wall
-    report.add("1 enqueue", "enqueue_many(), 1 call", sizes.enqueue_bulk, wall, rate(sizes.enqueue_bulk, wall),
-               "one COPY" if connection.vendor == "postgresql" else "one executemany INSERT", others.percent,
-               others.per_job(sizes.enqueue_bulk, "self"))
+    report.add(
+        "1 enqueue",
+        "enqueue_many(), 1 call",
+        sizes.enqueue_bulk,
+        wall,
+        rate(sizes.enqueue_bulk, wall),
+        "one COPY" if connection.vendor == "postgresql" else "one executemany INSERT",
+        others.percent,
+        others.per_job(sizes.enqueue_bulk, "self"),
+    )
     truncate()
 
     # The same jobs in calls of 1,000 (autocommit: a transaction each), where a call's own cost shows.
@@ -484,8 +525,16 @@ def phase_enqueue(report: Report, sizes: Sizes) -> None:
             noop.enqueue_many([()] * 1_000)
         wall = time.perf_counter() - started
     report.metrics["enqueue_bulk_1000"] = calls * 1_000 / wall
-    report.add("1 enqueue", "enqueue_many(), calls of 1,000", calls * 1_000, wall, rate(calls * 1_000, wall),
-               f"{wall / calls * 1000:.1f} ms/call", others.percent, others.per_job(calls * 1_000, "self"))
+    report.add(
+        "1 enqueue",
+        "enqueue_many(), calls of 1,000",
+        calls * 1_000,
+        wall,
+        rate(calls * 1_000, wall),
+        f"{wall / calls * 1000:.1f} ms/call",
+        others.percent,
+        others.per_job(calls * 1_000, "self"),
+    )
     truncate()
 
 
@@ -517,16 +566,26 @@ def measure_bursts(n: int, workers: int, extra: tuple, label: str, repeat: int, 
 def phase_process(report: Report, sizes: Sizes) -> None:
     n = sizes.process
     concurrency = djjobs_setting("CONCURRENCY")
-    print(f"\n[2] processing throughput: {n:,} pre-enqueued noop jobs, N x `run_workers --burst` "
-          f"(concurrency {concurrency} threads each, default verbosity), wall clock from spawn to last exit, "
-          f"start-up included; 'steady' = jobs / (last finished_at - first started_at) from the rows; "
-          f"the claim() probe runs djjobs' claim with {n:,} READY jobs in a rolled-back transaction"
-          f"{f'; each case run {sizes.repeat} times, the fastest kept' if sizes.repeat > 1 else ''}", flush=True)
+    print(
+        f"\n[2] processing throughput: {n:,} pre-enqueued noop jobs, N x `run_workers --burst` "
+        f"(concurrency {concurrency} threads each, default verbosity), wall clock from spawn to last exit, "
+        f"start-up included; 'steady' = jobs / (last finished_at - first started_at) from the rows; "
+        f"the claim() probe runs djjobs' claim with {n:,} READY jobs in a rolled-back transaction"
+        f"{f'; each case run {sizes.repeat} times, the fastest kept' if sizes.repeat > 1 else ''}",
+        flush=True,
+    )
     truncate()
     with others_cpu() as others:
         wall_empty, _ = run_burst(1)
-    report.add("2 process", "start-up: 1 --burst worker, empty queue", 0, wall_empty,
-               f"{wall_empty:.2f} s", "python start, django.setup(), checks, first claim, exit", others.percent)
+    report.add(
+        "2 process",
+        "start-up: 1 --burst worker, empty queue",
+        0,
+        wall_empty,
+        f"{wall_empty:.2f} s",
+        "python start, django.setup(), checks, first claim, exit",
+        others.percent,
+    )
 
     def prepare():
         truncate()
@@ -536,22 +595,36 @@ def phase_process(report: Report, sizes: Sizes) -> None:
     prepare()
     summary, plan = probe_claim()
     print("    " + summary + ("\n      " + plan.replace("\n", "\n      ") if plan else ""), flush=True)
-    report.add("2 process", f"claim() probe, {n:,} READY", None, None, summary.split(";")[0],
-               summary.partition("; ")[2])
+    report.add(
+        "2 process", f"claim() probe, {n:,} READY", None, None, summary.split(";")[0], summary.partition("; ")[2]
+    )
     for workers in (1, 2):
         label = f"{workers} x run_workers --burst"
         best, spread = measure_bursts(n, workers, (), label, sizes.repeat, prepare)
         steady = f"steady {rate(n, best.window)}" if best.window else "steady n/a"
-        report.add("2 process", label, n, best.wall, rate(n, best.wall),
-                   "; ".join(x for x in (best.problem, steady, spread) if x), best.others.percent,
-                   best.others.per_job(n))
+        report.add(
+            "2 process",
+            label,
+            n,
+            best.wall,
+            rate(n, best.wall),
+            "; ".join(x for x in (best.problem, steady, spread) if x),
+            best.others.percent,
+            best.others.per_job(n),
+        )
         if not best.problem:
             report.metrics[f"process_{workers}"] = n / best.wall
         peak = max(best.procs, key=lambda p: p.vm_hwm_kib or 0)
         if workers == 1 and peak.vm_hwm_kib:
             report.metrics["rss_drain_1"] = peak.vm_hwm_kib
-        report.add("4 memory", f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
-                   mib(peak.vm_hwm_kib), "VmHWM of the largest")
+        report.add(
+            "4 memory",
+            f"--burst worker draining {n:,} jobs ({workers} procs), peak RSS",
+            None,
+            None,
+            mib(peak.vm_hwm_kib),
+            "VmHWM of the largest",
+        )
     truncate()
 
 
@@ -566,15 +639,17 @@ def phase_latency(report: Report, sizes: Sizes) -> None:
         listen = djjobs_setting("LISTEN") and vendor() == "postgresql"
     except KeyError:  # a djjobs without LISTEN/NOTIFY
         listen = False
-    print(f"\n[3] pick-up latency: 1 idle `run_workers` (not burst, concurrency "
-          f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL {poll}s, LISTEN/NOTIFY {'on' if listen else 'off'}), "
-          f"{n} `stamp` jobs enqueued one at a "
-          f"time (autocommit) with a random {low}-{high} ms gap.\n"
-          f"    latency = time.time() recorded by the task as it starts (its return value) minus "
-          f"time.time() right after enqueue() returned (just after COMMIT; on a loaded machine the enqueuer "
-          f"may be descheduled past the task's start, hence a negative min), same machine clock; "
-          f"second row: started_at - enqueued_at as djjobs stored them",
-          flush=True)
+    print(
+        f"\n[3] pick-up latency: 1 idle `run_workers` (not burst, concurrency "
+        f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL {poll}s, LISTEN/NOTIFY {'on' if listen else 'off'}), "
+        f"{n} `stamp` jobs enqueued one at a "
+        f"time (autocommit) with a random {low}-{high} ms gap.\n"
+        f"    latency = time.time() recorded by the task as it starts (its return value) minus "
+        f"time.time() right after enqueue() returned (just after COMMIT; on a loaded machine the enqueuer "
+        f"may be descheduled past the task's start, hence a negative min), same machine clock; "
+        f"second row: started_at - enqueued_at as djjobs stored them",
+        flush=True,
+    )
     truncate()
     others = others_cpu().__enter__()
     worker = WorkerProcess()
@@ -601,37 +676,51 @@ def phase_latency(report: Report, sizes: Sizes) -> None:
     finally:
         worker.terminate()
         others.__exit__(None, None, None)
-    rows = Job.objects.filter(id__in=list(committed)).values_list(
-        "id", "return_value", "started_at", "enqueued_at")
+    rows = Job.objects.filter(id__in=list(committed)).values_list("id", "return_value", "started_at", "enqueued_at")
     task_ms = sorted((ret - committed[str(id_)]) * 1000 for id_, ret, _, _ in rows)
     call_ms = sorted((ret - called[str(id_)]) * 1000 for id_, ret, _, _ in rows)
     db_ms = sorted((s - e).total_seconds() * 1000 for _, _, s, e in rows)
     report.metrics["latency_median"] = statistics.median(task_ms)
     report.metrics["latency_p99"] = percentile(task_ms, 99)
-    report.add("3 latency", "enqueue -> task start (task clock)", len(task_ms), None,
-               f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
-               f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; from the enqueue() call: median "
-               f"{statistics.median(call_ms):.1f} ms, p99 {percentile(call_ms, 99):.1f} ms; "
-               f"LISTEN {'on' if listen else 'off'}, poll {poll} s",
-               others.percent)
-    report.add("3 latency", "started_at - enqueued_at (rows)", len(db_ms), None,
-               f"median {statistics.median(db_ms):.1f} ms, p99 {percentile(db_ms, 99):.1f} ms")
-    report.add("4 memory", "idle worker (latency phase), peak RSS", None, None, mib(worker.vm_hwm_kib),
-               "VmHWM")
+    report.add(
+        "3 latency",
+        "enqueue -> task start (task clock)",
+        len(task_ms),
+        None,
+        f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
+        f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; from the enqueue() call: median "
+        f"{statistics.median(call_ms):.1f} ms, p99 {percentile(call_ms, 99):.1f} ms; "
+        f"LISTEN {'on' if listen else 'off'}, poll {poll} s",
+        others.percent,
+    )
+    report.add(
+        "3 latency",
+        "started_at - enqueued_at (rows)",
+        len(db_ms),
+        None,
+        f"median {statistics.median(db_ms):.1f} ms, p99 {percentile(db_ms, 99):.1f} ms",
+    )
+    report.add("4 memory", "idle worker (latency phase), peak RSS", None, None, mib(worker.vm_hwm_kib), "VmHWM")
     truncate()
 
 
 def phase_claim(report: Report, sizes: Sizes) -> None:
     n = sizes.claim_jobs
-    print(f"\n[5] claim with a big table: {n:,} noop jobs, 1 x `run_workers --burst`, on an empty table vs "
-          f"one holding {sizes.finished_rows:,} SUCCESSFUL jobs (one INSERT ... SELECT, then VACUUM ANALYZE); "
-          f"claim() probed with {n:,} READY jobs; the empty table also with `-v 0` (logging's cost)"
-          f"{f'; each case run {sizes.repeat} times, the fastest kept' if sizes.repeat > 1 else ''}", flush=True)
+    print(
+        f"\n[5] claim with a big table: {n:,} noop jobs, 1 x `run_workers --burst`, on an empty table vs "
+        f"one holding {sizes.finished_rows:,} SUCCESSFUL jobs (one INSERT ... SELECT, then VACUUM ANALYZE); "
+        f"claim() probed with {n:,} READY jobs; the empty table also with `-v 0` (logging's cost)"
+        f"{f'; each case run {sizes.repeat} times, the fastest kept' if sizes.repeat > 1 else ''}",
+        flush=True,
+    )
     from djjobs.models import Job
 
     results = {}
-    cases = [("empty table", 0, ()), ("empty table, -v 0", 0, ("-v", "0")),
-             (f"+{sizes.finished_rows:,} finished", sizes.finished_rows, ())]
+    cases = [
+        ("empty table", 0, ()),
+        ("empty table, -v 0", 0, ("-v", "0")),
+        (f"+{sizes.finished_rows:,} finished", sizes.finished_rows, ()),
+    ]
     for label, filler, extra in cases:
         truncate()
         note = ""
@@ -647,19 +736,32 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
 
         prepare()
         summary, plan = probe_claim()
-        print(f"    {label}: {summary}" + ("\n      " + plan.replace("\n", "\n      ") if plan else ""),
-              flush=True)
+        print(f"    {label}: {summary}" + ("\n      " + plan.replace("\n", "\n      ") if plan else ""), flush=True)
         best, spread = measure_bursts(n, 1, extra, label, sizes.repeat, prepare)
         results[label] = n / best.wall
         if extra:
             note += "no per-job INFO log lines; "
         problem = f"{best.problem}; " if best.problem else ""
-        report.add("5 big table", f"1 worker, {label}", n, best.wall, rate(n, best.wall),
-                   f"{problem}{note}steady {rate(n, best.window) if best.window else 'n/a'}; {summary}"
-                   f"{'; ' + spread if spread else ''}", best.others.percent, best.others.per_job(n))
+        report.add(
+            "5 big table",
+            f"1 worker, {label}",
+            n,
+            best.wall,
+            rate(n, best.wall),
+            f"{problem}{note}steady {rate(n, best.window) if best.window else 'n/a'}; {summary}"
+            f"{'; ' + spread if spread else ''}",
+            best.others.percent,
+            best.others.per_job(n),
+        )
     empty, _, full = results.values()
-    report.add("5 big table", "finished rows / empty table", None, None, f"{full / empty:.2f}x",
-               "throughput ratio; 1.00x = no effect")
+    report.add(
+        "5 big table",
+        "finished rows / empty table",
+        None,
+        None,
+        f"{full / empty:.2f}x",
+        "throughput ratio; 1.00x = no effect",
+    )
     truncate()
 
 
@@ -683,12 +785,21 @@ def phase_peers(report: Report, sizes: Sizes, peers: list[str]) -> list[dict]:
 
     db_url = os.environ["DATABASE_URL"]
     databases = ", ".join(peer_db_url(db_url, p).rsplit("/", 1)[1] for p in peers)
-    print(f"\n[peers] {', '.join(peers)}: from PyPI in {VENV.relative_to(ROOT)} ({', '.join(REQUIREMENTS)}), "
-          f"each on its own database on the same server ({databases}), "
-          f"measured as djjobs is in phases 1-4 by benchmarks/peers/run_peer.py, with the same sizes; "
-          f"their tables are truncated between phases", flush=True)
-    payload = {"enqueue_single": sizes.enqueue_single, "enqueue_bulk": sizes.enqueue_bulk, "process": sizes.process,
-               "latency": sizes.latency, "latency_gap_ms": list(sizes.latency_gap_ms), "repeat": sizes.repeat}
+    print(
+        f"\n[peers] {', '.join(peers)}: from PyPI in {VENV.relative_to(ROOT)} ({', '.join(REQUIREMENTS)}), "
+        f"each on its own database on the same server ({databases}), "
+        f"measured as djjobs is in phases 1-4 by benchmarks/peers/run_peer.py, with the same sizes; "
+        f"their tables are truncated between phases",
+        flush=True,
+    )
+    payload = {
+        "enqueue_single": sizes.enqueue_single,
+        "enqueue_bulk": sizes.enqueue_bulk,
+        "process": sizes.process,
+        "latency": sizes.latency,
+        "latency_gap_ms": list(sizes.latency_gap_ms),
+        "repeat": sizes.repeat,
+    }
     results = run_peers(payload, db_url, peers)
     for result in results:
         name = result["peer"]
@@ -696,8 +807,14 @@ def phase_peers(report: Report, sizes: Sizes, peers: list[str]) -> list[dict]:
             reason = " ".join(str(result["error"]).split())  # one line
             report.add("0 peers", name, None, None, f"NOT MEASURED: {reason[:400]}")
         else:
-            report.add("0 peers", f"{name} {result.get('version')}", None, None, "measured",
-                       f"Python {result.get('python')}; settings: {result.get('settings')}")
+            report.add(
+                "0 peers",
+                f"{name} {result.get('version')}",
+                None,
+                None,
+                "measured",
+                f"Python {result.get('python')}; settings: {result.get('settings')}",
+            )
         for row in result.get("rows", []):  # the driver printed them as they came
             report.rows.append(Row(**row))
     return results
@@ -709,10 +826,12 @@ def phase_ratios(report: Report, rounds: list[tuple[dict, list[dict] | None]]) -
     ratio of the two best values."""
     if not any(not r.get("error") for _mine, results in rounds for r in results or []):
         return
-    print("\n[6] ratios of djjobs to each peer, every one oriented so that >1 means djjobs is better: "
-          "throughput djjobs / peer, latency and peak RSS peer / djjobs"
-          + (f"; {len(rounds)} rounds: each round's ratio, the median, and best vs best" if len(rounds) > 1 else ""),
-          flush=True)
+    print(
+        "\n[6] ratios of djjobs to each peer, every one oriented so that >1 means djjobs is better: "
+        "throughput djjobs / peer, latency and peak RSS peer / djjobs"
+        + (f"; {len(rounds)} rounds: each round's ratio, the median, and best vs best" if len(rounds) > 1 else ""),
+        flush=True,
+    )
 
     def show(value, unit):
         if value is None:
@@ -751,14 +870,15 @@ def phase_ratios(report: Report, rounds: list[tuple[dict, list[dict] | None]]) -
                 parts.append(f"{peer} {known[0]:.2f}x")
             else:
                 each = ", ".join("n/a" if r is None else f"{r:.2f}" for r in per_round)
-                parts.append(f"{peer} {statistics.median(known):.2f}x median ({each}; best vs best "
-                             f"{ratio(mine_best, theirs_best, higher_is_better) or 0:.2f}x)")
+                parts.append(
+                    f"{peer} {statistics.median(known):.2f}x median ({each}; best vs best "
+                    f"{ratio(mine_best, theirs_best, higher_is_better) or 0:.2f}x)"
+                )
         direction = "djjobs / peer" if higher_is_better else "peer / djjobs"
         notes = f"djjobs {show(mine_best, unit)}" + ("" if mine_best else " (not measured in this run)")
         if len(rounds) > 1:
             notes += " (best of the rounds)"
-        report.add("6 ratios", f"{label} ({direction})", None, None, ", ".join(parts),
-                   f"{notes}; {', '.join(values)}")
+        report.add("6 ratios", f"{label} ({direction})", None, None, ", ".join(parts), f"{notes}; {', '.join(values)}")
 
 
 # -- profile -----------------------------------------------------------------------------
@@ -775,8 +895,10 @@ def phase_profile(report: Report, sizes: Sizes) -> None:
     n = sizes.profile_jobs
     py_spy = find_py_spy()
     if py_spy:
-        runs = [("wall", ["--idle"], "py-spy, wall clock incl. idle, per thread role"),
-                ("cpu", [], "py-spy, on-CPU samples only, every thread added up")]
+        runs = [
+            ("wall", ["--idle"], "py-spy, wall clock incl. idle, per thread role"),
+            ("cpu", [], "py-spy, on-CPU samples only, every thread added up"),
+        ]
         tool = "py-spy twice: wall clock (idle included) per thread, then on-CPU only"
     else:
         runs = [("cprofile", [], "cProfile")]
@@ -791,24 +913,47 @@ def phase_profile(report: Report, sizes: Sizes) -> None:
             with others_cpu() as others:
                 started = time.perf_counter()
                 if py_spy:
-                    cmd = [py_spy, "record", *flags, "--threads", "--format", "raw", "--rate", "200",
-                           "--output", str(out), "--", *worker_command("--burst")]
+                    cmd = [
+                        py_spy,
+                        "record",
+                        *flags,
+                        "--threads",
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--output",
+                        str(out),
+                        "--",
+                        *worker_command("--burst"),
+                    ]
                 else:
                     cmd = [sys.executable, str(Path(__file__).resolve()), "--profile-child", str(out)]
-                subprocess.run(cmd, cwd=ROOT, env=child_env(), check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    cmd, cwd=ROOT, env=child_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
                 wall = time.perf_counter() - started
             problem = check_done(n, "profiled worker")
-            report.add("P profile", f"1 x run_workers --burst, {label}", n, wall, rate(n, wall),
-                       problem or "profiler overhead included (py CPU includes the profiler)", others.percent,
-                       others.per_job(n))
+            report.add(
+                "P profile",
+                f"1 x run_workers --burst, {label}",
+                n,
+                wall,
+                rate(n, wall),
+                problem or "profiler overhead included (py CPU includes the profiler)",
+                others.percent,
+                others.per_job(n),
+            )
             if kind == "wall":
                 print(summarize_py_spy(out, 15), flush=True)
             elif kind == "cpu":
                 print(summarize_py_spy(out, 15, by_thread=False), flush=True)
-                print("  (py-spy counts a thread as active when the OS says it is runnable: on an oversubscribed "
-                      "machine, threads waiting for a core or for the GIL count too, which inflates blocking "
-                      "frames such as Worker._job_thread or Connection.wait)", flush=True)
+                print(
+                    "  (py-spy counts a thread as active when the OS says it is runnable: on an oversubscribed "
+                    "machine, threads waiting for a core or for the GIL count too, which inflates blocking "
+                    "frames such as Worker._job_thread or Connection.wait)",
+                    flush=True,
+                )
             else:
                 print(summarize_cprofile(out, 15), flush=True)
     truncate()
@@ -843,8 +988,10 @@ def summarize_py_spy(path: Path, top: int, by_thread: bool = True) -> str:
     for role, samples in total.most_common():
         if samples < 50:
             continue
-        lines.append(f"\n  {'thread ' if by_thread else ''}{role}: {samples:,} samples"
-                     f"{' (all threads of the role added up)' if by_thread else ' on CPU'}")
+        lines.append(
+            f"\n  {'thread ' if by_thread else ''}{role}: {samples:,} samples"
+            f"{' (all threads of the role added up)' if by_thread else ' on CPU'}"
+        )
         lines.append(f"    top {top} by cumulative share (frames present in every sample left out):")
         ranked = [(name, n) for name, n in inclusive[role].most_common() if n < samples]
         for name, n in ranked[:top]:
@@ -864,10 +1011,12 @@ def summarize_cprofile(path: Path, top: int) -> str:
         buf = io.StringIO()
         pstats.Stats(str(path), stream=buf).strip_dirs().sort_stats(key).print_stats(top)
         text = buf.getvalue()
-        parts.append(f"\n  top {top} by {key}:\n" + text[text.find("   ncalls"):])
+        parts.append(f"\n  top {top} by {key}:\n" + text[text.find("   ncalls") :])
     if sys.version_info >= (3, 12):
-        parts.append("  (Python >= 3.12: one cProfile sees every thread through sys.monitoring, and calls of "
-                     "threads that interleave are charged to each other: install py-spy for a faithful profile)")
+        parts.append(
+            "  (Python >= 3.12: one cProfile sees every thread through sys.monitoring, and calls of "
+            "threads that interleave are charged to each other: install py-spy for a faithful profile)"
+        )
     return "\n".join(parts)
 
 
@@ -925,29 +1074,50 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, help="jobs for bulk enqueue and processing throughput (default 20,000)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of under a minute")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run each processing case (phases 2 and 5) this many times and keep the fastest: "
-                             "on a shared machine the slower runs measure the neighbours")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run the chosen phases this many times in turn, djjobs then each peer each time, "
-                             "and report the ratios of every round: on a machine whose speed drifts, "
-                             "alternating is what makes djjobs' and a peer's numbers comparable")
-    parser.add_argument("--only", help=f"comma-separated phases among {', '.join(PHASES)}, peers "
-                                       "(default: all but profile)")
-    parser.add_argument("--no-peers", action="store_true",
-                        help="skip the peers (django-tasks-db, Procrastinate, PgQueuer), which a full run measures too")
-    parser.add_argument("--peers", help="comma-separated peers to measure among django-tasks-db, procrastinate, "
-                                        "pgqueuer (default: all)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile one burst worker (py-spy when installed, else cProfile)")
-    parser.add_argument("--what-if-claim-index", action="store_true",
-                        help=f"add a claim index djjobs lacks ({WHAT_IF_INDEX_SQL}) for the run, then drop it: "
-                             "measures the fix, not djjobs as shipped")
-    parser.add_argument("--what-if-async-commit", action="store_true",
-                        help="ALTER DATABASE ... SET synchronous_commit = off for the run, then RESET: measures "
-                             "what the WAL flush per claim/complete costs (not djjobs as shipped)")
-    parser.add_argument("--recreate-db", action="store_true",
-                        help="drop and recreate the benchmark database first (its data is lost)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each processing case (phases 2 and 5) this many times and keep the fastest: "
+        "on a shared machine the slower runs measure the neighbours",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the chosen phases this many times in turn, djjobs then each peer each time, "
+        "and report the ratios of every round: on a machine whose speed drifts, "
+        "alternating is what makes djjobs' and a peer's numbers comparable",
+    )
+    parser.add_argument(
+        "--only", help=f"comma-separated phases among {', '.join(PHASES)}, peers (default: all but profile)"
+    )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="skip the peers (django-tasks-db, Procrastinate, PgQueuer), which a full run measures too",
+    )
+    parser.add_argument(
+        "--peers", help="comma-separated peers to measure among django-tasks-db, procrastinate, pgqueuer (default: all)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one burst worker (py-spy when installed, else cProfile)"
+    )
+    parser.add_argument(
+        "--what-if-claim-index",
+        action="store_true",
+        help=f"add a claim index djjobs lacks ({WHAT_IF_INDEX_SQL}) for the run, then drop it: "
+        "measures the fix, not djjobs as shipped",
+    )
+    parser.add_argument(
+        "--what-if-async-commit",
+        action="store_true",
+        help="ALTER DATABASE ... SET synchronous_commit = off for the run, then RESET: measures "
+        "what the WAL flush per claim/complete costs (not djjobs as shipped)",
+    )
+    parser.add_argument(
+        "--recreate-db", action="store_true", help="drop and recreate the benchmark database first (its data is lost)"
+    )
     parser.add_argument("--profile-child", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -995,11 +1165,13 @@ def main() -> int:
         async_commit = djjobs_setting("ASYNC_COMMIT")
     except KeyError:  # a djjobs without it
         async_commit = "n/a"
-    header = (f"djjobs benchmark: {db} ({connection.settings_dict['NAME']}), Django {django.get_version()}, "
-              f"Python {platform.python_version()}, {os.cpu_count()} CPUs; DJJOBS CONCURRENCY="
-              f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL={djjobs_setting('POLL_INTERVAL')}s, "
-              f"ASYNC_COMMIT={async_commit}{'; --quick' if args.quick else ''}{server_notes()}"
-              f"{'; peers: ' + ', '.join(peers) if 'peers' in names else ''}")
+    header = (
+        f"djjobs benchmark: {db} ({connection.settings_dict['NAME']}), Django {django.get_version()}, "
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs; DJJOBS CONCURRENCY="
+        f"{djjobs_setting('CONCURRENCY')}, POLL_INTERVAL={djjobs_setting('POLL_INTERVAL')}s, "
+        f"ASYNC_COMMIT={async_commit}{'; --quick' if args.quick else ''}{server_notes()}"
+        f"{'; peers: ' + ', '.join(peers) if 'peers' in names else ''}"
+    )
 
     if args.what_if_async_commit:
         if connection.vendor != "postgresql":

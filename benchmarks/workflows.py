@@ -66,8 +66,16 @@ def main() -> int:
     for i in range(n):
         pipeline.start(n=i)
     wall = time.perf_counter() - started
-    rows.append(("start()", "1 run per transaction (run row + 4 job rows)", f"{n:,} runs", f"{wall:.2f}",
-                 f"{n / wall:,.0f} runs/s", f"{wall / n * 1000:.2f} ms/run"))
+    rows.append(
+        (
+            "start()",
+            "1 run per transaction (run row + 4 job rows)",
+            f"{n:,} runs",
+            f"{wall:.2f}",
+            f"{n / wall:,.0f} runs/s",
+            f"{wall / n * 1000:.2f} ms/run",
+        )
+    )
 
     def drain_runs(workers):
         best = None
@@ -94,11 +102,27 @@ def main() -> int:
 
     for workers in (1, 2):
         wall = drain_runs(workers)
-        rows.append((f"drain, {workers} proc", f"{n:,} runs x 4 no-op steps, `run_workers --burst -v 0`",
-                     f"{steps:,} steps", f"{wall:.2f}", f"{steps / wall:,.0f} steps/s", f"{n / wall:,.0f} runs/s"))
+        rows.append(
+            (
+                f"drain, {workers} proc",
+                f"{n:,} runs x 4 no-op steps, `run_workers --burst -v 0`",
+                f"{steps:,} steps",
+                f"{wall:.2f}",
+                f"{steps / wall:,.0f} steps/s",
+                f"{n / wall:,.0f} runs/s",
+            )
+        )
         plain = drain_jobs(workers)
-        rows.append((f"drain, {workers} proc", f"{steps:,} plain no-op jobs, same command", f"{steps:,} jobs",
-                     f"{plain:.2f}", f"{steps / plain:,.0f} jobs/s", f"workflow / plain {plain / wall:.2f}x"))
+        rows.append(
+            (
+                f"drain, {workers} proc",
+                f"{steps:,} plain no-op jobs, same command",
+                f"{steps:,} jobs",
+                f"{plain:.2f}",
+                f"{steps / plain:,.0f} jobs/s",
+                f"workflow / plain {plain / wall:.2f}x",
+            )
+        )
     clear()
 
     header = ("case", "what", "size", "wall s", "rate", "notes")

@@ -62,7 +62,10 @@ def main() -> int:
             time.sleep(0.2)
 
     if stop_requested:
-        print(f"[launch] {signal.Signals(stop_requested[0]).name} received: stopping the web server and the workers", flush=True)
+        print(
+            f"[launch] {signal.Signals(stop_requested[0]).name} received: stopping the web server and the workers",
+            flush=True,
+        )
     _stop(children)
     codes = {name: child.returncode for name, child in children.items()}
     print("[launch] stopped: " + ", ".join(f"{name} exit code {code}" for name, code in codes.items()), flush=True)

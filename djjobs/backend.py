@@ -30,16 +30,20 @@ class JobsBackend(BaseTaskBackend):
         max_attempts = getattr(task, "max_attempts", None)
         # The bounds of the settings of the same names (djjobs.conf): a 32-bit column; no NaN,
         # no infinity, nothing a timedelta or a thread's wait in the worker cannot hold.
-        if max_attempts is not None and (not isinstance(max_attempts, int) or isinstance(max_attempts, bool)
-                                         or not 1 <= max_attempts <= conf.WHOLE_MAX):
-            raise InvalidTask(
-                f"max_attempts must be a whole number from 1 to {conf.WHOLE_MAX}, got {max_attempts!r}.")
+        if max_attempts is not None and (
+            not isinstance(max_attempts, int)
+            or isinstance(max_attempts, bool)
+            or not 1 <= max_attempts <= conf.WHOLE_MAX
+        ):
+            raise InvalidTask(f"max_attempts must be a whole number from 1 to {conf.WHOLE_MAX}, got {max_attempts!r}.")
         for name in ("retry_backoff", "timeout"):
             value = getattr(task, name, None)
-            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)
-                                      or not 0 <= value <= conf.SECONDS_MAX):
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= conf.SECONDS_MAX
+            ):
                 raise InvalidTask(
-                    f"{name} must be a number of seconds from 0 to {conf.SECONDS_MAX} (a year), got {value!r}.")
+                    f"{name} must be a number of seconds from 0 to {conf.SECONDS_MAX} (a year), got {value!r}."
+                )
         key = getattr(task, "unique_key", None)
         if key is not None and (not isinstance(key, str) or not key or len(key) > 255):
             raise InvalidTask("unique_key must be a non-empty string of at most 255 characters.")
@@ -48,8 +52,10 @@ class JobsBackend(BaseTaskBackend):
         if not self.queues:  # QUEUES = []: any queue name, but one the queue_name column can hold
             name = task.queue_name
             if not isinstance(name, str) or not name or len(name) > 64 or not storable(name):
-                raise InvalidTask(f"queue_name must be a non-empty string of at most 64 characters, without "
-                                  f"NUL or lone surrogates, got {name!r}.")
+                raise InvalidTask(
+                    f"queue_name must be a non-empty string of at most 64 characters, without "
+                    f"NUL or lone surrogates, got {name!r}."
+                )
 
     # -- enqueue: the one insert path (lifecycle/insert.py) --------------------------------
     # Its two entry points take the backend first, so they are these methods as they are, with

@@ -81,19 +81,23 @@ def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     for trigger in triggers.registered():
         model = triggers.resolve_model(trigger)
         if model is None:
-            errors.append(checks.Error(
-                f"Trigger {trigger.name!r} names the model {trigger.model!r}, which is not installed.",
-                hint="Pass the model class, or 'app_label.ModelName' of an app in INSTALLED_APPS.",
-                id="djjobs.E101",
-            ))
+            errors.append(
+                checks.Error(
+                    f"Trigger {trigger.name!r} names the model {trigger.model!r}, which is not installed.",
+                    hint="Pass the model class, or 'app_label.ModelName' of an app in INSTALLED_APPS.",
+                    id="djjobs.E101",
+                )
+            )
             continue
         for field in sorted(trigger.when.fields if trigger.when is not None else ()):
             if not _has_field(model, field):
-                errors.append(checks.Error(
-                    f"Trigger {trigger.name!r}: changed({field!r}) names no field of {model._meta.label}.",
-                    hint="Name a concrete field of the model (a ForeignKey by its name or its attname).",
-                    id="djjobs.E102",
-                ))
+                errors.append(
+                    checks.Error(
+                        f"Trigger {trigger.name!r}: changed({field!r}) names no field of {model._meta.label}.",
+                        hint="Name a concrete field of the model (a ForeignKey by its name or its attname).",
+                        id="djjobs.E102",
+                    )
+                )
         errors.extend(_backend_warning(trigger.task, f"Trigger {trigger.name!r}"))
     return errors
 
@@ -114,11 +118,13 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             continue
         accepts = "event" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
         if not accepts:
-            errors.append(checks.Error(
-                f"Task {path} subscribes to {task.subscribe!r} but takes no 'event' argument.",
-                hint="Subscribers are called with event={'name', 'payload', 'id', 'occurred_at'}: add an 'event' parameter.",
-                id="djjobs.E103",
-            ))
+            errors.append(
+                checks.Error(
+                    f"Task {path} subscribes to {task.subscribe!r} but takes no 'event' argument.",
+                    hint="Subscribers are called with event={'name', 'payload', 'id', 'occurred_at'}: add an 'event' parameter.",
+                    id="djjobs.E103",
+                )
+            )
         errors.extend(_backend_warning(task, f"Subscriber {path}"))
     return errors
 
@@ -130,14 +136,22 @@ def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     tokens = conf.get("HTTP_TOKENS")
     problem = conf.check("HTTP_TOKENS", tokens)
     if problem is not None:
-        return [checks.Error(problem.message, hint="A dict of {token: username}, e.g. "
-                             "{env('JOBS_API_TOKEN'): 'api-bot'}; keep tokens out of the code.", id=problem.id)]
+        return [
+            checks.Error(
+                problem.message,
+                hint="A dict of {token: username}, e.g. "
+                "{env('JOBS_API_TOKEN'): 'api-bot'}; keep tokens out of the code.",
+                id=problem.id,
+            )
+        ]
     if any(len(token) < 32 for token in tokens or ()):
-        return [checks.Warning(
-            "A token in DJJOBS['HTTP_TOKENS'] is shorter than 32 characters: it can be guessed.",
-            hint="Generate tokens with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
-            id="djjobs.W101",
-        )]
+        return [
+            checks.Warning(
+                "A token in DJJOBS['HTTP_TOKENS'] is shorter than 32 characters: it can be guessed.",
+                hint="Generate tokens with: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
+                id="djjobs.W101",
+            )
+        ]
     return []
 
 
@@ -154,12 +168,14 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
         return []
     if isinstance(backend, JobsBackend):
         return []
-    return [checks.Warning(
-        f"{what} enqueues {task.module_path} on backend {task.backend!r}, which is not djjobs: "
-        "its job is not inserted in the writer's transaction.",
-        hint="Give the task a backend whose BACKEND is djjobs.backend.JobsBackend.",
-        id="djjobs.W102",
-    )]
+    return [
+        checks.Warning(
+            f"{what} enqueues {task.module_path} on backend {task.backend!r}, which is not djjobs: "
+            "its job is not inserted in the writer's transaction.",
+            hint="Give the task a backend whose BACKEND is djjobs.backend.JobsBackend.",
+            id="djjobs.W102",
+        )
+    ]
 
 
 # -- schedules (djjobs.E201...) ----------------------------------------------------------------
@@ -176,9 +192,20 @@ def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     errors = []
     for message in problems():
         if message.startswith("DJJOBS['SCHEDULES'] must be"):
-            errors.append(checks.Error(message, hint="For example {'nightly': {'task': 'app.tasks.report', "
-                                       "'cron': '0 2 * * *'}} (docs/schedules.md).", id="djjobs.E202"))
+            errors.append(
+                checks.Error(
+                    message,
+                    hint="For example {'nightly': {'task': 'app.tasks.report', "
+                    "'cron': '0 2 * * *'}} (docs/schedules.md).",
+                    id="djjobs.E202",
+                )
+            )
         else:
-            errors.append(checks.Error(message, hint="Fix the declaration; until then migrate does not create "
-                                       "or update that schedule.", id="djjobs.E201"))
+            errors.append(
+                checks.Error(
+                    message,
+                    hint="Fix the declaration; until then migrate does not create or update that schedule.",
+                    id="djjobs.E201",
+                )
+            )
     return errors

@@ -152,8 +152,11 @@ class Rule:
             what = "a whole number" if self.kind == "whole" else "a number"
             what += f" of {self.unit}" if self.unit else ""
             if self.low is not None and self.high is not None:
-                what += (f" greater than {_n(self.low)} and at most {_n(self.high)}" if self.above
-                         else f" from {_n(self.low)} to {_n(self.high)}")
+                what += (
+                    f" greater than {_n(self.low)} and at most {_n(self.high)}"
+                    if self.above
+                    else f" from {_n(self.low)} to {_n(self.high)}"
+                )
             elif self.low is not None:
                 what += f" greater than {_n(self.low)}" if self.above else f" of at least {_n(self.low)}"
         what = f"None ({self.none}) or {what}" if self.none else what
@@ -216,8 +219,9 @@ def _retention_days(value: dict) -> str:
     for status, days in value.items():
         if status not in FINISHED:
             close = difflib.get_close_matches(status.upper(), FINISHED, n=1) if isinstance(status, str) else []
-            return (f"{_show(status)} is not a finished status ({', '.join(FINISHED)})"
-                    + (f"; did you mean {close[0]!r}?" if close else ""))
+            return f"{_show(status)} is not a finished status ({', '.join(FINISHED)})" + (
+                f"; did you mean {close[0]!r}?" if close else ""
+            )
         problem = _RETENTION.problem(days)
         if problem:
             return f"its {status} is {_show(days)}: {problem}"
@@ -243,16 +247,27 @@ RULES: dict[str, Rule] = {
     "MAX_RETURN_VALUE_BYTES": Rule("whole", 1, WHOLE_MAX, unit="bytes"),
     "MAX_JSON_DEPTH": Rule("whole", 1, JSON_DEPTH_MAX, unit="levels"),
     "LEASE_SECONDS": _seconds(),
-    "HEARTBEAT_INTERVAL": Rule("number", 0, SECONDS_MAX, above=True, unit="seconds",  # djjobs.E302, W302
-                               note="less than LEASE_SECONDS (at most half of it, a third is advised)"),
+    "HEARTBEAT_INTERVAL": Rule(
+        "number",
+        0,
+        SECONDS_MAX,
+        above=True,
+        unit="seconds",  # djjobs.E302, W302
+        note="less than LEASE_SECONDS (at most half of it, a third is advised)",
+    ),
     "RESCUE_INTERVAL": _seconds(),
     "LISTEN": Rule("bool"),
-    "LISTEN_DATABASE_URL": Rule("text", none="the Job model's database", secret=True,
-                                text="a PostgreSQL connection URL or conninfo string (not empty)"),
+    "LISTEN_DATABASE_URL": Rule(
+        "text",
+        none="the Job model's database",
+        secret=True,
+        text="a PostgreSQL connection URL or conninfo string (not empty)",
+    ),
     "SCHEDULER_INTERVAL": _seconds(),
     # Its entries are checked by djjobs.E201 (each declaration) and djjobs.E202 (the dict).
-    "SCHEDULES": Rule("dict", none="none declared", text="a dict of {name: {\"task\": ..., ...}}",
-                      check_id="djjobs.E202"),
+    "SCHEDULES": Rule(
+        "dict", none="none declared", text='a dict of {name: {"task": ..., ...}}', check_id="djjobs.E202"
+    ),
     "SCHEDULE_MISFIRE_GRACE": _seconds(above=False),
     "SCHEDULE_MAX_LATENESS": _seconds(above=False, none="no bound"),
     "SCHEDULE_CATCH_UP_MAX": Rule("whole", 1, CATCH_UP_MAX),
@@ -260,16 +275,26 @@ RULES: dict[str, Rule] = {
     "FAST_PATHS": Rule("bool"),
     "POLL_INTERVAL": _seconds(),
     "CANCEL_GRACE_SECONDS": _seconds(above=False),
-    "RETENTION_DAYS": Rule("dict", items=_retention_days,
-                           text=f"a dict of {{status: days}} for statuses among {', '.join(FINISHED)}, "
-                                f"each None (kept for ever) or a number of days from 0 to {DAYS_MAX}"),
+    "RETENTION_DAYS": Rule(
+        "dict",
+        items=_retention_days,
+        text=f"a dict of {{status: days}} for statuses among {', '.join(FINISHED)}, "
+        f"each None (kept for ever) or a number of days from 0 to {DAYS_MAX}",
+    ),
     "EVENT_RETENTION_DAYS": _RETENTION,
     "PRUNE_INTERVAL": _seconds(),
     "CONCURRENCY": Rule("whole", 1, CONCURRENCY_MAX, unit="threads"),
-    "HTTP_TOKENS": Rule("dict", none="no tokens", items=_http_tokens, secret=True, check_id="djjobs.E104",
-                        text="a dict of {token: username}, both non-empty strings"),
-    "HTTP_TOKEN_HEADER": Rule("text", pattern=_HEADER_NAME,
-                              text="an HTTP header name (a non-empty string of letters, digits and -)"),
+    "HTTP_TOKENS": Rule(
+        "dict",
+        none="no tokens",
+        items=_http_tokens,
+        secret=True,
+        check_id="djjobs.E104",
+        text="a dict of {token: username}, both non-empty strings",
+    ),
+    "HTTP_TOKEN_HEADER": Rule(
+        "text", pattern=_HEADER_NAME, text="an HTTP header name (a non-empty string of letters, digits and -)"
+    ),
     "STATUS_URL_MAX_AGE": _seconds(none="valid for ever"),
     "HEALTH_MAX_DUE_AGE": _seconds(),
     "HEALTH_COUNT_LIMIT": Rule("whole", 1, WHOLE_MAX),
@@ -295,12 +320,15 @@ class Problem:
 def validate(configured: Any) -> list[Problem]:
     """Every problem of ``configured`` (settings.DJJOBS), in key order. Pure: never raises."""
     if not isinstance(configured, dict):
-        return [Problem(
-            "djjobs.E300", "",
-            f"settings.DJJOBS is {_show(configured)} (a {type(configured).__name__}): it must be a dict.",
-            "Set DJJOBS to a dict of the keys in djjobs' docs, reference/settings.md, e.g. "
-            "DJJOBS = {'CONCURRENCY': 8}; until then every key has its default.",
-        )]
+        return [
+            Problem(
+                "djjobs.E300",
+                "",
+                f"settings.DJJOBS is {_show(configured)} (a {type(configured).__name__}): it must be a dict.",
+                "Set DJJOBS to a dict of the keys in djjobs' docs, reference/settings.md, e.g. "
+                "DJJOBS = {'CONCURRENCY': 8}; until then every key has its default.",
+            )
+        ]
     found = []
     for key, value in configured.items():
         problem = check(key, value) if isinstance(key, str) and key in RULES else _unknown(key)
@@ -317,7 +345,9 @@ def check(key: str, value: Any) -> Problem | None:
         return None
     shown = _a(type(value).__name__) if rule.secret else _show(value)
     return Problem(
-        rule.check_id, key, f"DJJOBS[{key!r}] is {shown}: {problem}" + ("" if problem.endswith("?") else "."),
+        rule.check_id,
+        key,
+        f"DJJOBS[{key!r}] is {shown}: {problem}" + ("" if problem.endswith("?") else "."),
         f"Set DJJOBS[{key!r}] to {rule.accepts()}, or remove it to use the default"
         + ("." if rule.secret else f", {DEFAULTS[key]!r}."),
     )
@@ -326,10 +356,18 @@ def check(key: str, value: Any) -> Problem | None:
 def _unknown(key: Any) -> Problem:
     close = difflib.get_close_matches(key.upper(), RULES, n=1) if isinstance(key, str) else []
     if close:
-        return Problem("djjobs.W301", str(key), f"DJJOBS has the unknown key {_show(key)}, which is ignored: "
-                       f"did you mean {close[0]!r}?", f"Rename it to {close[0]!r}, or remove it.")
-    return Problem("djjobs.W301", str(key), f"DJJOBS has the unknown key {_show(key)}, which is ignored.",
-                   "Remove it, or use a key listed in djjobs' docs, reference/settings.md.")
+        return Problem(
+            "djjobs.W301",
+            str(key),
+            f"DJJOBS has the unknown key {_show(key)}, which is ignored: did you mean {close[0]!r}?",
+            f"Rename it to {close[0]!r}, or remove it.",
+        )
+    return Problem(
+        "djjobs.W301",
+        str(key),
+        f"DJJOBS has the unknown key {_show(key)}, which is ignored.",
+        "Remove it, or use a key listed in djjobs' docs, reference/settings.md.",
+    )
 
 
 def _heartbeat(configured: dict, bad: set[str]) -> list[Problem]:
@@ -337,16 +375,30 @@ def _heartbeat(configured: dict, bad: set[str]) -> list[Problem]:
         return []
     beat = configured.get("HEARTBEAT_INTERVAL", DEFAULTS["HEARTBEAT_INTERVAL"])
     lease = configured.get("LEASE_SECONDS", DEFAULTS["LEASE_SECONDS"])
-    hint = (f"Make DJJOBS['HEARTBEAT_INTERVAL'] at most a third of DJJOBS['LEASE_SECONDS'], "
-            f"e.g. {_n(lease / 3)} for {_n(lease)}.")
+    hint = (
+        f"Make DJJOBS['HEARTBEAT_INTERVAL'] at most a third of DJJOBS['LEASE_SECONDS'], "
+        f"e.g. {_n(lease / 3)} for {_n(lease)}."
+    )
     if beat >= lease:
-        return [Problem("djjobs.E302", "HEARTBEAT_INTERVAL",
-                        f"DJJOBS['HEARTBEAT_INTERVAL'] ({_n(beat)}) is not shorter than DJJOBS['LEASE_SECONDS'] "
-                        f"({_n(lease)}): a running job's lease expires between two heartbeats, and the job is "
-                        "rescued and run again while it still runs.", hint)]
+        return [
+            Problem(
+                "djjobs.E302",
+                "HEARTBEAT_INTERVAL",
+                f"DJJOBS['HEARTBEAT_INTERVAL'] ({_n(beat)}) is not shorter than DJJOBS['LEASE_SECONDS'] "
+                f"({_n(lease)}): a running job's lease expires between two heartbeats, and the job is "
+                "rescued and run again while it still runs.",
+                hint,
+            )
+        ]
     if beat > lease / 2:
-        return [Problem("djjobs.W302", "HEARTBEAT_INTERVAL",
-                        f"DJJOBS['HEARTBEAT_INTERVAL'] ({_n(beat)}) is more than half of DJJOBS['LEASE_SECONDS'] "
-                        f"({_n(lease)}): one late heartbeat lets a running job's lease expire, and the job "
-                        "runs again while it still runs.", hint)]
+        return [
+            Problem(
+                "djjobs.W302",
+                "HEARTBEAT_INTERVAL",
+                f"DJJOBS['HEARTBEAT_INTERVAL'] ({_n(beat)}) is more than half of DJJOBS['LEASE_SECONDS'] "
+                f"({_n(lease)}): one late heartbeat lets a running job's lease expire, and the job "
+                "runs again while it still runs.",
+                hint,
+            )
+        ]
     return []

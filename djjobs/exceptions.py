@@ -34,16 +34,21 @@ class LeaseLost(Exception):
     """The job was rescued or cancelled while this worker ran it; its result is dropped."""
 
 
-
-
 class WorkerLost(Exception):
     """Recorded on a job whose worker stopped heartbeating (crash, kill -9, lost machine)."""
-
-
 
 
 class JobTimeout(Exception):
     """Recorded on an attempt that ran past its task's ``timeout``."""
 
 
-__all__ = ["Discard", "InvalidReturnValue", "InvalidTask", "JobTimeout", "LeaseLost", "Retry", "TaskNotFound", "WorkerLost"]
+__all__ = [
+    "Discard",
+    "InvalidReturnValue",
+    "InvalidTask",
+    "JobTimeout",
+    "LeaseLost",
+    "Retry",
+    "TaskNotFound",
+    "WorkerLost",
+]

@@ -26,8 +26,10 @@ def uuid7_texts(count: int) -> list[str]:
     pool = os.urandom(10 * count)  # per id: 9 bytes of hex digits, 1 byte for the variant digit
     hexes = pool.hex()
     variant = _VARIANT
-    texts = [f"{head}{hexes[i:i + 3]}-{variant[pool[j]]}{hexes[i + 3:i + 6]}-{hexes[i + 6:i + 18]}"
-             for i, j in zip(range(0, 20 * count, 20), range(9, 10 * count, 10))]
+    texts = [
+        f"{head}{hexes[i : i + 3]}-{variant[pool[j]]}{hexes[i + 3 : i + 6]}-{hexes[i + 6 : i + 18]}"
+        for i, j in zip(range(0, 20 * count, 20), range(9, 10 * count, 10))
+    ]
     texts.sort()  # same width, same case: text order is the UUIDs' order
     return texts
 

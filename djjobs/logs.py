@@ -115,15 +115,26 @@ def direct_handler(logger: logging.Logger, level: int) -> "BatchingStreamHandler
     as usual. Checked on every call, so a logging change at run time applies at once. Off with
     the other speed-ups (djjobs.db.fast: it reads ``Formatter._fmt``).
     """
-    if not fast.enabled() or logger.filters or type(logger) is not logging.Logger or logging.getLogRecordFactory() is not logging.LogRecord:
+    if (
+        not fast.enabled()
+        or logger.filters
+        or type(logger) is not logging.Logger
+        or logging.getLogRecordFactory() is not logging.LogRecord
+    ):
         return None
     handlers = logger.handlers
     if len(handlers) != 1:
         return None
     handler = handlers[0]
-    if (type(handler) is not BatchingStreamHandler or handler.filters or level < handler.level
-            or type(handler.formatter) is not Formatter or handler.formatter._fmt != DEFAULT_FORMAT
-            or handler.formatter.datefmt is not None or handler.formatter.converter is not time.localtime):
+    if (
+        type(handler) is not BatchingStreamHandler
+        or handler.filters
+        or level < handler.level
+        or type(handler.formatter) is not Formatter
+        or handler.formatter._fmt != DEFAULT_FORMAT
+        or handler.formatter.datefmt is not None
+        or handler.formatter.converter is not time.localtime
+    ):
         return None
     parent = logger.parent if logger.propagate else None
     while parent is not None:  # an ancestor's handler would get the record too

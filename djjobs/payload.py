@@ -85,8 +85,8 @@ def _check_structure(value, what: str, max_depth: int) -> None:
         if depth > max_depth:
             raise ValueError(
                 f"{what} are nested more than {max_depth} levels deep (DJJOBS['MAX_JSON_DEPTH'])."
-                if what.endswith("arguments") else
-                f"{what} is nested more than {max_depth} levels deep (DJJOBS['MAX_JSON_DEPTH'])."
+                if what.endswith("arguments")
+                else f"{what} is nested more than {max_depth} levels deep (DJJOBS['MAX_JSON_DEPTH'])."
             )
         if isinstance(node, dict):
             for key, item in node.items():

@@ -15,9 +15,7 @@ def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | No
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
-def next_delay(
-    attempt: int, max_attempts: int, base: float, cap: float, exc: BaseException
-) -> float | None:
+def next_delay(attempt: int, max_attempts: int, base: float, cap: float, exc: BaseException) -> float | None:
     """Seconds until the next attempt after ``attempt`` failed with ``exc``; None means FAILED."""
     if isinstance(exc, Discard) or attempt >= max_attempts:
         return None

@@ -97,8 +97,7 @@ def _reaches_a_handler(logger: logging.Logger, level: int) -> bool:
     """Would a record of ``level`` logged on ``logger`` be emitted by some handler?"""
     if logger.disabled or not logger.isEnabledFor(level):
         return False
-    record = logger.makeRecord(logger.name, level, __file__, 0, "Task id=%s path=%s state=%s",
-                               ("?", "?", "?"), None)
+    record = logger.makeRecord(logger.name, level, __file__, 0, "Task id=%s path=%s state=%s", ("?", "?", "?"), None)
     if not logger.filter(record):
         return False
     found_handlers = False

@@ -36,4 +36,3 @@ TO_TASK_STATUS = {
     JobStatus.FAILED: TaskResultStatus.FAILED,
     JobStatus.CANCELLED: TaskResultStatus.FAILED,
 }
-

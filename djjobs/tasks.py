@@ -48,7 +48,9 @@ class JobTask(Task):
             try:
                 run_after = timezone.now() + run_after
             except OverflowError:
-                raise InvalidTask(f"run_after is beyond the last date a datetime can hold: now + {run_after}.") from None
+                raise InvalidTask(
+                    f"run_after is beyond the last date a datetime can hold: now + {run_after}."
+                ) from None
         changes = {k: v for k, v in options.items() if v is not None}
         for name, value in (
             ("priority", priority),

@@ -99,7 +99,9 @@ def ensure_peers_venv(log=print) -> Path:
     try:
         proc = subprocess.run(
             [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", *REQUIREMENTS],
-            capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
         raise PeerSetupError(f"pip install did not finish in {INSTALL_TIMEOUT} s") from None
@@ -123,15 +125,27 @@ def run_peers(sizes: dict, db_url: str, peers: list[str], log=print) -> list[dic
         python = ensure_peers_venv(log)
     except Exception as exc:  # noqa: BLE001 - every peer's row says why
         return [{"peer": p, "error": f"peers' virtualenv: {exc}"} for p in peers]
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONHOME")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "VIRTUAL_ENV", "PYTHONHOME")
+    }
     env["PYTHONPATH"] = str(ROOT)
     results = []
     for peer in peers:
         with tempfile.TemporaryDirectory(prefix="djjobs-peers-") as tmp:
             out = Path(tmp) / f"{peer}.json"
-            command = [str(python), str(RUN_PEER), peer, "--db-url", peer_db_url(db_url, peer),
-                       "--sizes-json", json.dumps(sizes), "--json-out", str(out)]
+            command = [
+                str(python),
+                str(RUN_PEER),
+                peer,
+                "--db-url",
+                peer_db_url(db_url, peer),
+                "--sizes-json",
+                json.dumps(sizes),
+                "--json-out",
+                str(out),
+            ]
             code, tail = _run_teeing_stderr(command, env)
             data = None
             if out.exists():

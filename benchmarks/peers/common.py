@@ -61,8 +61,10 @@ def ensure_database(url: str, package: str, version: str) -> str:
 def record_version(url: str, package: str, version: str) -> None:
     with connect(url) as conn:
         conn.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (package text PRIMARY KEY, version text NOT NULL)")
-        conn.execute(f"INSERT INTO {META_TABLE} VALUES (%s, %s) ON CONFLICT (package) DO UPDATE "
-                     f"SET version = EXCLUDED.version", [package, version])
+        conn.execute(
+            f"INSERT INTO {META_TABLE} VALUES (%s, %s) ON CONFLICT (package) DO UPDATE SET version = EXCLUDED.version",
+            [package, version],
+        )
 
 
 def version_of(package: str) -> str:
@@ -216,11 +218,11 @@ class Peer:
         """Run one of the peer's CLI commands (schema install); raise with its output when it fails."""
         import subprocess
 
-        proc = subprocess.run(command, cwd=ROOT, env=self.worker_env(), capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(command, cwd=ROOT, env=self.worker_env(), capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(command[:3])}... exited {proc.returncode}: "
-                               f"{(proc.stderr or proc.stdout)[-1500:]}")
+            raise RuntimeError(
+                f"{' '.join(command[:3])}... exited {proc.returncode}: {(proc.stderr or proc.stdout)[-1500:]}"
+            )
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition") -> None:

@@ -26,11 +26,13 @@ class DjangoTasksDbPeer(Peer):
     def settings(self) -> str:
         import django
 
-        return (f"Django {django.get_version()}, sync tasks, db_worker --interval {INTERVAL} (default 1) "
-                f"--no-startup-delay (default: up to 1 s random), CONN_MAX_AGE={CONN_MAX_AGE} (Django default 0: a "
-                f"reconnect around every job), one job at a time per process (no concurrency option), "
-                f"no LISTEN/NOTIFY, "
-                f"verbosity 1 (default)")
+        return (
+            f"Django {django.get_version()}, sync tasks, db_worker --interval {INTERVAL} (default 1) "
+            f"--no-startup-delay (default: up to 1 s random), CONN_MAX_AGE={CONN_MAX_AGE} (Django default 0: a "
+            f"reconnect around every job), one job at a time per process (no concurrency option), "
+            f"no LISTEN/NOTIFY, "
+            f"verbosity 1 (default)"
+        )
 
     def worker_env(self) -> dict:
         env = super().worker_env()
@@ -57,7 +59,8 @@ class DjangoTasksDbPeer(Peer):
 
     def window(self):
         first, last = self.admin.execute(
-            f"SELECT min(started_at), max(finished_at) FROM {self.job_table} WHERE status = 'SUCCESSFUL'").fetchone()
+            f"SELECT min(started_at), max(finished_at) FROM {self.job_table} WHERE status = 'SUCCESSFUL'"
+        ).fetchone()
         if first is None or last is None:
             return None, ""
         return (last - first).total_seconds(), "first started_at to last finished_at"
@@ -99,12 +102,19 @@ class DjangoTasksDbPeer(Peer):
     def stamps(self, keys: list[str]) -> dict[str, float]:
         rows = self.admin.execute(
             f"SELECT id::text, return_value FROM {self.job_table} WHERE status = 'SUCCESSFUL' AND id = ANY(%s::uuid[])",
-            [keys]).fetchall()
+            [keys],
+        ).fetchall()
         return {key: float(value) for key, value in rows if value is not None}
 
     def worker_command(self, drain: bool) -> list[str]:
-        return [venv_script("django-admin"), "db_worker", f"--settings={SETTINGS}", f"--interval={INTERVAL}",
-                "--no-startup-delay", *(["--batch"] if drain else [])]
+        return [
+            venv_script("django-admin"),
+            "db_worker",
+            f"--settings={SETTINGS}",
+            f"--interval={INTERVAL}",
+            "--no-startup-delay",
+            *(["--batch"] if drain else []),
+        ]
 
 
 PEER = DjangoTasksDbPeer

@@ -53,9 +53,11 @@ class PgQueuerPeer(Peer):
     stamp_note = "the async entrypoint appends time.time() to a file as it starts"
 
     def settings(self) -> str:
-        return (f"async entrypoints, asyncpg driver (default), `pgq run --batch-size {BATCH_SIZE}` (default 10), "
-                f"no concurrency limit (default), LISTEN/NOTIFY (default), dequeue timeout 30 s (default), "
-                f"schema durability durable (default)")
+        return (
+            f"async entrypoints, asyncpg driver (default), `pgq run --batch-size {BATCH_SIZE}` (default 10), "
+            f"no concurrency limit (default), LISTEN/NOTIFY (default), dequeue timeout 30 s (default), "
+            f"schema durability durable (default)"
+        )
 
     def install_schema(self) -> None:
         with connect(self.url) as conn:
@@ -71,15 +73,22 @@ class PgQueuerPeer(Peer):
         return self.admin.execute("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'").fetchone()[0]
 
     def status_counts(self) -> dict:
-        counts = {f"queue:{k}": v for k, v in
-                  self.admin.execute("SELECT status::text, count(*) FROM pgqueuer GROUP BY 1").fetchall()}
-        counts.update({f"log:{k}": v for k, v in
-                       self.admin.execute("SELECT status::text, count(*) FROM pgqueuer_log GROUP BY 1").fetchall()})
+        counts = {
+            f"queue:{k}": v
+            for k, v in self.admin.execute("SELECT status::text, count(*) FROM pgqueuer GROUP BY 1").fetchall()
+        }
+        counts.update(
+            {
+                f"log:{k}": v
+                for k, v in self.admin.execute("SELECT status::text, count(*) FROM pgqueuer_log GROUP BY 1").fetchall()
+            }
+        )
         return counts
 
     def window(self):
         first, last = self.admin.execute(
-            "SELECT min(created), max(created) FROM pgqueuer_log WHERE status = 'successful'").fetchone()
+            "SELECT min(created), max(created) FROM pgqueuer_log WHERE status = 'successful'"
+        ).fetchone()
         if first is None or last is None:
             return None, ""
         return (last - first).total_seconds(), "first to last 'successful' log row (no start time is logged)"
@@ -115,8 +124,7 @@ class PgQueuerPeer(Peer):
         return key
 
     def worker_command(self, drain: bool) -> list[str]:
-        return [venv_script("pgq"), "run", FACTORY, f"--batch-size={BATCH_SIZE}",
-                *(["--mode=drain"] if drain else [])]
+        return [venv_script("pgq"), "run", FACTORY, f"--batch-size={BATCH_SIZE}", *(["--mode=drain"] if drain else [])]
 
 
 PEER = PgQueuerPeer

@@ -41,9 +41,11 @@ class ProcrastinatePeer(Peer):
     stamp_note = "the async task appends time.time() to a file as it starts"
 
     def settings(self) -> str:
-        return (f"async tasks, PsycopgConnector (pool defaults), worker --concurrency {CONCURRENCY} (default 1), "
-                f"LISTEN/NOTIFY on (default), fetch/abort polling 5 s (default), delete_jobs never (default), "
-                f"log level INFO (default)")
+        return (
+            f"async tasks, PsycopgConnector (pool defaults), worker --concurrency {CONCURRENCY} (default 1), "
+            f"LISTEN/NOTIFY on (default), fetch/abort polling 5 s (default), delete_jobs never (default), "
+            f"log level INFO (default)"
+        )
 
     def install_schema(self) -> None:
         with self._conn() as conn:
@@ -57,8 +59,10 @@ class ProcrastinatePeer(Peer):
         return connect(self.url)
 
     def truncate(self) -> None:
-        self.admin.execute("TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers, "
-                           "procrastinate_workers RESTART IDENTITY CASCADE")
+        self.admin.execute(
+            "TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers, "
+            "procrastinate_workers RESTART IDENTITY CASCADE"
+        )
 
     def done_count(self) -> int:
         return self.admin.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'").fetchone()[0]
@@ -69,7 +73,8 @@ class ProcrastinatePeer(Peer):
     def window(self):
         first, last = self.admin.execute(
             "SELECT min(at) FILTER (WHERE type = 'started'), max(at) FILTER (WHERE type = 'succeeded') "
-            "FROM procrastinate_events").fetchone()
+            "FROM procrastinate_events"
+        ).fetchone()
         if first is None or last is None:
             return None, ""
         return (last - first).total_seconds(), "first 'started' to last 'succeeded' event"
@@ -94,8 +99,13 @@ class ProcrastinatePeer(Peer):
         return key
 
     def worker_command(self, drain: bool) -> list[str]:
-        return [venv_script("procrastinate"), f"--app={APP_PATH}", "worker", f"--concurrency={CONCURRENCY}",
-                *(["--one-shot"] if drain else [])]
+        return [
+            venv_script("procrastinate"),
+            f"--app={APP_PATH}",
+            "worker",
+            f"--concurrency={CONCURRENCY}",
+            *(["--one-shot"] if drain else []),
+        ]
 
 
 PEER = ProcrastinatePeer

@@ -39,8 +39,14 @@ MODULES = {
     "procrastinate": "benchmarks.peers.procrastinate_peer",
     "pgqueuer": "benchmarks.peers.pgqueuer_peer",
 }
-DEFAULT_SIZES = {"enqueue_single": 2_000, "enqueue_bulk": 20_000, "process": 20_000, "latency": 200,
-                 "latency_gap_ms": [10, 50], "repeat": 1}
+DEFAULT_SIZES = {
+    "enqueue_single": 2_000,
+    "enqueue_bulk": 20_000,
+    "process": 20_000,
+    "latency": 200,
+    "latency_gap_ms": [10, 50],
+    "repeat": 1,
+}
 CHUNK = 20_000  # jobs per bulk call when pre-enqueueing (as run.py's enqueue_noops)
 WORKER_TIMEOUT = 1800.0
 EXIT_GRACE = 30.0  # seconds a drain-mode worker may linger once every job is done
@@ -48,12 +54,28 @@ EXIT_GRACE = 30.0  # seconds a drain-mode worker may linger once every job is do
 
 class Output:
     def __init__(self, peer: str):
-        self.data = {"peer": peer, "version": None, "settings": "", "setup": "", "rows": [], "metrics": {},
-                     "error": None, "python": platform.python_version()}
+        self.data = {
+            "peer": peer,
+            "version": None,
+            "settings": "",
+            "setup": "",
+            "rows": [],
+            "metrics": {},
+            "error": None,
+            "python": platform.python_version(),
+        }
 
     def add(self, phase, case, jobs, wall, result, notes="", others_cpu=None, cpu=""):
-        row = {"phase": phase, "case": case, "jobs": jobs, "wall": wall, "result": result, "notes": notes,
-               "others_cpu": others_cpu, "cpu": cpu}
+        row = {
+            "phase": phase,
+            "case": case,
+            "jobs": jobs,
+            "wall": wall,
+            "result": result,
+            "notes": notes,
+            "others_cpu": others_cpu,
+            "cpu": cpu,
+        }
         self.data["rows"].append(row)
         extra = "" if others_cpu is None else f" [other processes used {others_cpu:.0f}% CPU meanwhile]"
         extra += f" [CPU ms/job: {cpu}]" if cpu else ""
@@ -141,8 +163,11 @@ def drain(peer, procs: list, n: int, started: float) -> tuple[float, str]:
 
 def phase_enqueue(peer, sizes, out: Output) -> None:
     n1, n2 = sizes["enqueue_single"], sizes["enqueue_bulk"]
-    print(f"\n[1] {peer.name} enqueue throughput: {peer.single_case} x {n1:,} in autocommit; "
-          f"{peer.bulk_case} of {n2:,} jobs ({peer.bulk_note})", flush=True)
+    print(
+        f"\n[1] {peer.name} enqueue throughput: {peer.single_case} x {n1:,} in autocommit; "
+        f"{peer.bulk_case} of {n2:,} jobs ({peer.bulk_note})",
+        flush=True,
+    )
     peer.truncate()
     peer.enqueue_one()  # warm-up: connection, imports, statement caches
     peer.truncate()
@@ -152,9 +177,16 @@ def phase_enqueue(peer, sizes, out: Output) -> None:
         peer.enqueue_singles(n1)
         wall = time.perf_counter() - started
     problem = check_enqueued(peer, n1)
-    out.add("1 enqueue", f"{peer.name}: {peer.single_case}", n1, wall, rate(n1, wall),
-            "; ".join(x for x in (problem, f"{wall / n1 * 1000:.2f} ms/job") if x), others.percent,
-            others.per_job(n1, "self"))
+    out.add(
+        "1 enqueue",
+        f"{peer.name}: {peer.single_case}",
+        n1,
+        wall,
+        rate(n1, wall),
+        "; ".join(x for x in (problem, f"{wall / n1 * 1000:.2f} ms/job") if x),
+        others.percent,
+        others.per_job(n1, "self"),
+    )
     out.metric("enqueue_single", n1 / wall)
     peer.truncate()
 
@@ -163,8 +195,16 @@ def phase_enqueue(peer, sizes, out: Output) -> None:
         peer.enqueue_many(n2)
         wall = time.perf_counter() - started
     problem = check_enqueued(peer, n2)
-    out.add("1 enqueue", f"{peer.name}: {peer.bulk_case}", n2, wall, rate(n2, wall),
-            "; ".join(x for x in (problem, peer.bulk_note) if x), others.percent, others.per_job(n2, "self"))
+    out.add(
+        "1 enqueue",
+        f"{peer.name}: {peer.bulk_case}",
+        n2,
+        wall,
+        rate(n2, wall),
+        "; ".join(x for x in (problem, peer.bulk_note) if x),
+        others.percent,
+        others.per_job(n2, "self"),
+    )
     out.metric("enqueue_bulk", n2 / wall)
     peer.truncate()
 
@@ -173,16 +213,26 @@ def phase_process(peer, sizes, out: Output) -> None:
     n = sizes["process"]
     repeat = max(1, sizes.get("repeat", 1))
     command = " ".join(Path(peer.worker_command(drain=True)[0]).name.split() + peer.worker_command(drain=True)[1:])
-    print(f"\n[2] {peer.name} processing throughput: {n:,} pre-enqueued noop jobs, N x `{command}` "
-          f"started at once, wall clock from spawn to the last exit, start-up included"
-          f"{f'; each case run {repeat} times, the fastest kept' if repeat > 1 else ''}", flush=True)
+    print(
+        f"\n[2] {peer.name} processing throughput: {n:,} pre-enqueued noop jobs, N x `{command}` "
+        f"started at once, wall clock from spawn to the last exit, start-up included"
+        f"{f'; each case run {repeat} times, the fastest kept' if repeat > 1 else ''}",
+        flush=True,
+    )
     peer.truncate()
     with cpu_meter(peer) as others:
         started = time.perf_counter()
         procs = start_workers(peer, 1, drain=True)
         wall, problem = drain(peer, procs, 0, started)
-    out.add("2 process", f"{peer.name}: start-up: 1 worker, empty queue", 0, wall, f"{wall:.2f} s",
-            problem or "python start, imports, connect, first fetch, exit", others.percent)
+    out.add(
+        "2 process",
+        f"{peer.name}: start-up: 1 worker, empty queue",
+        0,
+        wall,
+        f"{wall:.2f} s",
+        problem or "python start, imports, connect, first fetch, exit",
+        others.percent,
+    )
 
     def prepare():
         peer.truncate()
@@ -207,13 +257,27 @@ def phase_process(peer, sizes, out: Output) -> None:
             rates = sorted(n / r[0] for r in results)
             spread = f"best of {repeat} ({rates[0]:,.0f}..{rates[-1]:,.0f} jobs/s)"
         steady = f"steady {rate(n, window)} ({window_what})" if window else "steady n/a"
-        out.add("2 process", f"{peer.name}: {workers} x {peer.drain_note}", n, wall, rate(n, wall),
-                "; ".join(x for x in (problem, steady, spread) if x), others.percent, others.per_job(n))
+        out.add(
+            "2 process",
+            f"{peer.name}: {workers} x {peer.drain_note}",
+            n,
+            wall,
+            rate(n, wall),
+            "; ".join(x for x in (problem, steady, spread) if x),
+            others.percent,
+            others.per_job(n),
+        )
         if not problem:
             out.metric(f"process_{workers}", n / wall)
         peak = max(procs, key=lambda p: p.vm_hwm_kib or 0)
-        out.add("4 memory", f"{peer.name}: worker draining {n:,} jobs ({workers} procs), peak RSS", None, None,
-                mib(peak.vm_hwm_kib), "VmHWM of the largest")
+        out.add(
+            "4 memory",
+            f"{peer.name}: worker draining {n:,} jobs ({workers} procs), peak RSS",
+            None,
+            None,
+            mib(peak.vm_hwm_kib),
+            "VmHWM of the largest",
+        )
         if workers == 1 and peak.vm_hwm_kib:
             out.metric("rss_drain_1", peak.vm_hwm_kib)
     peer.truncate()
@@ -236,8 +300,10 @@ def measure_latency(peer, sizes, command=None, env_extra=None) -> tuple[list, li
         deadline = time.monotonic() + 60
         while warm not in peer.stamps([warm]):
             if time.monotonic() > deadline or worker.popen.poll() is not None:
-                raise RuntimeError(f"the latency worker did not start (exit code {worker.popen.poll()}): "
-                                   f"{worker.stderr[-500:] if worker.popen.poll() is not None else ''}")
+                raise RuntimeError(
+                    f"the latency worker did not start (exit code {worker.popen.poll()}): "
+                    f"{worker.stderr[-500:] if worker.popen.poll() is not None else ''}"
+                )
             time.sleep(0.05)
         rng = random.Random(42)
         for i in range(n):
@@ -263,27 +329,42 @@ def measure_latency(peer, sizes, command=None, env_extra=None) -> tuple[list, li
 def phase_latency(peer, sizes, out: Output) -> None:
     n = sizes["latency"]
     low, high = sizes.get("latency_gap_ms", (10, 50))
-    print(f"\n[3] {peer.name} pick-up latency: 1 idle worker (`{' '.join(peer.worker_command(drain=False)[1:])}`), "
-          f"{n} stamp jobs enqueued one at a time (autocommit) with a random {low}-{high} ms gap; latency = "
-          f"time.time() at the task's start ({peer.stamp_note}) minus time.time() right after the enqueue "
-          f"call returned", flush=True)
+    print(
+        f"\n[3] {peer.name} pick-up latency: 1 idle worker (`{' '.join(peer.worker_command(drain=False)[1:])}`), "
+        f"{n} stamp jobs enqueued one at a time (autocommit) with a random {low}-{high} ms gap; latency = "
+        f"time.time() at the task's start ({peer.stamp_note}) minus time.time() right after the enqueue "
+        f"call returned",
+        flush=True,
+    )
     task_ms, call_ms, worker, others = measure_latency(peer, sizes)
-    out.add("3 latency", f"{peer.name}: enqueue -> task start (task clock)", len(task_ms), None,
-            f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
-            f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; from the enqueue call: median "
-            f"{statistics.median(call_ms):.1f} ms, p99 {percentile(call_ms, 99):.1f} ms; best settings",
-            others.percent)
+    out.add(
+        "3 latency",
+        f"{peer.name}: enqueue -> task start (task clock)",
+        len(task_ms),
+        None,
+        f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
+        f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; from the enqueue call: median "
+        f"{statistics.median(call_ms):.1f} ms, p99 {percentile(call_ms, 99):.1f} ms; best settings",
+        others.percent,
+    )
     out.metric("latency_median", statistics.median(task_ms))
     out.metric("latency_p99", percentile(task_ms, 99))
-    out.add("4 memory", f"{peer.name}: idle worker (latency phase), peak RSS", None, None, mib(worker.vm_hwm_kib),
-            "VmHWM")
+    out.add(
+        "4 memory", f"{peer.name}: idle worker (latency phase), peak RSS", None, None, mib(worker.vm_hwm_kib), "VmHWM"
+    )
     defaults = peer.default_latency_worker()
     if defaults:
         command, label, env_extra = defaults
         task_ms, call_ms, worker, others = measure_latency(peer, sizes, command, env_extra)
-        out.add("3 latency", f"{peer.name}: enqueue -> task start, {label}", len(task_ms), None,
-                f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
-                f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; not used for the ratios", others.percent)
+        out.add(
+            "3 latency",
+            f"{peer.name}: enqueue -> task start, {label}",
+            len(task_ms),
+            None,
+            f"median {statistics.median(task_ms):.1f} ms, p99 {percentile(task_ms, 99):.1f} ms",
+            f"min {task_ms[0]:.1f} ms, max {task_ms[-1]:.0f} ms; not used for the ratios",
+            others.percent,
+        )
     peer.truncate()
 
 
@@ -307,8 +388,11 @@ def main() -> int:
             module = importlib.import_module(MODULES[args.peer])
             peer = module.PEER(args.db_url, stamp_file)
             out.data["version"] = peer.version
-            print(f"\n== {peer.name} {peer.version} (Python {platform.python_version()}), database "
-                  f"{db_name(args.db_url)}", flush=True)
+            print(
+                f"\n== {peer.name} {peer.version} (Python {platform.python_version()}), database "
+                f"{db_name(args.db_url)}",
+                flush=True,
+            )
             out.data["setup"] = peer.setup()
             peer.open()
             out.data["settings"] = peer.settings()

@@ -82,8 +82,11 @@ def start_fulfilment(request):
 
     quantity = 9 if request.POST.get("decline") else 2
     run = fulfilment.start(order_ref=f"WEB-{timezone.now():%H%M%S}", quantity=quantity)
-    messages.success(request, f"Workflow run {run.pk} started ({quantity} items: "
-                              f"{'the card will be declined, watch it compensate' if quantity > 5 else 'it should ship'}).")
+    messages.success(
+        request,
+        f"Workflow run {run.pk} started ({quantity} items: "
+        f"{'the card will be declined, watch it compensate' if quantity > 5 else 'it should ship'}).",
+    )
     return redirect("shop:jobs")
 
 

@@ -48,8 +48,11 @@ def ship(order_ref, reservation, charge_id):
     return {"tracking": f"TRK-{order_ref}"}
 
 
-fulfilment = Workflow("fulfilment", [
-    Step("reserve", reserve_stock, compensate=release_stock),
-    [Step("charge", charge_card, compensate=refund_card), Step("packing_slip", print_packing_slip)],
-    Step("ship", ship),
-])
+fulfilment = Workflow(
+    "fulfilment",
+    [
+        Step("reserve", reserve_stock, compensate=release_stock),
+        [Step("charge", charge_card, compensate=refund_card), Step("packing_slip", print_packing_slip)],
+        Step("ship", ship),
+    ],
+)

@@ -37,26 +37,55 @@ def per_minute_svg(labels: list[str], succeeded: list[int], failed: list[int], t
     bars = []
     for i, (label, ok, bad) in enumerate(zip(labels, succeeded, failed)):
         x = LEFT + i * slot + (slot - bar) / 2
-        bars.append(format_html(
-            '<g><title>{}: {} succeeded, {} failed</title>'
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>'
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>'
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="transparent"/></g>',
-            label, ok, bad,
-            n(x), n(y(ok)), n(bar), n(TOP + plot_h - y(ok)), COLOURS["succeeded"],
-            n(x), n(y(ok + bad)), n(bar), n(y(ok) - y(ok + bad)), COLOURS["failed"],
-            n(x), TOP, n(bar), plot_h,  # the whole column answers the tooltip, even an empty minute
-        ))
-    grid = format_html_join("", (
-        '<line x1="{}" x2="{}" y1="{}" y2="{}" class="djjobs-grid"/>'
-        '<text x="{}" y="{}" text-anchor="end" class="djjobs-axis">{}</text>'
-    ), ((LEFT, WIDTH - RIGHT, n(y(v)), n(y(v)), LEFT - 4, n(y(v) + 4), v) for v in sorted({0, top // 2, top})))
-    ticks = format_html_join("", '<text x="{}" y="{}" text-anchor="middle" class="djjobs-axis">{}</text>', (
-        (n(LEFT + i * slot + slot / 2), HEIGHT - 6, label)
-        for i, label in enumerate(labels) if i % 10 == 0 or i == count - 1
-    ))
+        bars.append(
+            format_html(
+                "<g><title>{}: {} succeeded, {} failed</title>"
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>'
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>'
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="transparent"/></g>',
+                label,
+                ok,
+                bad,
+                n(x),
+                n(y(ok)),
+                n(bar),
+                n(TOP + plot_h - y(ok)),
+                COLOURS["succeeded"],
+                n(x),
+                n(y(ok + bad)),
+                n(bar),
+                n(y(ok) - y(ok + bad)),
+                COLOURS["failed"],
+                n(x),
+                TOP,
+                n(bar),
+                plot_h,  # the whole column answers the tooltip, even an empty minute
+            )
+        )
+    grid = format_html_join(
+        "",
+        (
+            '<line x1="{}" x2="{}" y1="{}" y2="{}" class="djjobs-grid"/>'
+            '<text x="{}" y="{}" text-anchor="end" class="djjobs-axis">{}</text>'
+        ),
+        ((LEFT, WIDTH - RIGHT, n(y(v)), n(y(v)), LEFT - 4, n(y(v) + 4), v) for v in sorted({0, top // 2, top})),
+    )
+    ticks = format_html_join(
+        "",
+        '<text x="{}" y="{}" text-anchor="middle" class="djjobs-axis">{}</text>',
+        (
+            (n(LEFT + i * slot + slot / 2), HEIGHT - 6, label)
+            for i, label in enumerate(labels)
+            if i % 10 == 0 or i == count - 1
+        ),
+    )
     return format_html(
         '<svg class="djjobs-chart" viewBox="0 0 {} {}" width="100%" role="img" aria-label="{}" '
         'xmlns="http://www.w3.org/2000/svg">{}{}{}</svg>',
-        WIDTH, HEIGHT, title, grid, mark_safe("".join(bars)), ticks,
+        WIDTH,
+        HEIGHT,
+        title,
+        grid,
+        mark_safe("".join(bars)),
+        ticks,
     )

@@ -84,8 +84,10 @@ def column_estimates(model, columns) -> dict[str, dict[str, int]]:
         return {}
     found: dict[str, dict[str, int]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(statements.COLUMN_ESTIMATES, [connection.ops.quote_name(model._meta.db_table),
-                                           model._meta.db_table, list(columns)])
+        cursor.execute(
+            statements.COLUMN_ESTIMATES,
+            [connection.ops.quote_name(model._meta.db_table), model._meta.db_table, list(columns)],
+        )
         for column, value, rows in cursor.fetchall():
             if rows is not None:
                 found.setdefault(column, {})[value] = int(rows)

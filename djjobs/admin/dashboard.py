@@ -36,8 +36,14 @@ from .counting import AT_LEAST, ESTIMATE, Tally, column_estimates, settle
 from .display import STYLESHEET, duration_text, job_url, local, status_badge, worker_url
 from .job_filters import known_queues
 
-STATUS_ORDER = (JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING, JobStatus.FAILED, JobStatus.CANCELLED,
-                JobStatus.SUCCESSFUL)
+STATUS_ORDER = (
+    JobStatus.READY,
+    JobStatus.RUNNING,
+    JobStatus.WAITING,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.SUCCESSFUL,
+)
 MINUTES = 60
 FAILING_WINDOW = timedelta(hours=24)
 TOP_FAILING = 5
@@ -68,11 +74,18 @@ def render(model_admin, request) -> TemplateResponse:
         "estimated": any(row["tally"].kind == ESTIMATE for row in statuses),
         "at_least": any(row["tally"].kind == AT_LEAST for row in statuses),
         "queues": queue_rows(counts, estimates, sum(succeeded), sum(failed)),
-        "chart": per_minute_svg([local(m).strftime("%H:%M") for m in minutes], succeeded, failed,
-                                "Jobs succeeded and failed per minute over the last hour"),
-        "hour": {"succeeded": _number(sum(succeeded)), "failed": _number(sum(failed)),
-                 "succeeded_url": jobs_url(status=JobStatus.SUCCESSFUL, finished="hour"),
-                 "failed_url": jobs_url(status=JobStatus.FAILED, finished="hour")},
+        "chart": per_minute_svg(
+            [local(m).strftime("%H:%M") for m in minutes],
+            succeeded,
+            failed,
+            "Jobs succeeded and failed per minute over the last hour",
+        ),
+        "hour": {
+            "succeeded": _number(sum(succeeded)),
+            "failed": _number(sum(failed)),
+            "succeeded_url": jobs_url(status=JobStatus.SUCCESSFUL, finished="hour"),
+            "failed_url": jobs_url(status=JobStatus.FAILED, finished="hour"),
+        },
         "oldest_due": oldest_due(now),
         "workers": workers(now),
         "runs": workflow_runs() if request.user.has_perm("djjobs.view_workflowrun") else None,
@@ -97,6 +110,7 @@ def _refresh(request) -> int | None:
 
 
 # -- counts ------------------------------------------------------------------------------
+
 
 def bounded_counts(now) -> dict[tuple[str, str | None, int], int]:
     """{(part, queue or None, due 0/1): rows} with every part counted up to COUNT_LIMIT + 1
@@ -131,8 +145,11 @@ def queue_rows(counts, estimates: dict, succeeded_hour: int, failed_hour: int) -
     hour, and (PostgreSQL) the estimated number of its jobs in the table."""
     by_status = estimates.get("status", {})
     totals = {
-        "READY": by_status.get(JobStatus.READY), "RUNNING": by_status.get(JobStatus.RUNNING),
-        "WAITING": by_status.get(JobStatus.WAITING), "SUCCESSFUL_HOUR": succeeded_hour, "FAILED_HOUR": failed_hour,
+        "READY": by_status.get(JobStatus.READY),
+        "RUNNING": by_status.get(JobStatus.RUNNING),
+        "WAITING": by_status.get(JobStatus.WAITING),
+        "SUCCESSFUL_HOUR": succeeded_hour,
+        "FAILED_HOUR": failed_hour,
     }
     samples = {part: _part_total(counts, part) for part in totals}
     names = sorted(set(known_queues()) | {queue for (_part, queue, _due) in counts if queue is not None})
@@ -151,8 +168,14 @@ def queue_rows(counts, estimates: dict, succeeded_hour: int, failed_hour: int) -
             n = counts.get((part, name, due), 0)
             cells.append({"tally": _share(n, samples[part], totals[part]), "url": jobs_url(queue=name, **filters)})
         total = estimates.get("queue_name", {}).get(name)
-        rows.append({"name": name, "cells": cells, "url": jobs_url(queue=name),
-                     "total": None if total is None else Tally(total, ESTIMATE)})
+        rows.append(
+            {
+                "name": name,
+                "cells": cells,
+                "url": jobs_url(queue=name),
+                "total": None if total is None else Tally(total, ESTIMATE),
+            }
+        )
     return rows
 
 
@@ -163,12 +186,18 @@ def per_minute(now) -> tuple[list, list[int], list[int]]:
     """The last MINUTES minutes (the current one last) and the jobs that succeeded and failed in each."""
     current = now.replace(second=0, microsecond=0)
     minutes = [current - timedelta(minutes=MINUTES - 1 - i) for i in range(MINUTES)]
-    rows = (Job.objects.filter(status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED], finished_at__gte=minutes[0])
-            .annotate(minute=TruncMinute("finished_at")).order_by().values_list("status", "minute")
-            .annotate(n=Count("*")))
+    rows = (
+        Job.objects.filter(status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED], finished_at__gte=minutes[0])
+        .annotate(minute=TruncMinute("finished_at"))
+        .order_by()
+        .values_list("status", "minute")
+        .annotate(n=Count("*"))
+    )
     zone = minutes[0].tzinfo
-    found = {(status, (minute.astimezone(zone) if zone else minute).replace(second=0, microsecond=0)): n
-             for status, minute, n in rows}
+    found = {
+        (status, (minute.astimezone(zone) if zone else minute).replace(second=0, microsecond=0)): n
+        for status, minute, n in rows
+    }
     succeeded = [found.get((JobStatus.SUCCESSFUL, m), 0) for m in minutes]
     failed = [found.get((JobStatus.FAILED, m), 0) for m in minutes]
     return minutes, succeeded, failed
@@ -176,14 +205,19 @@ def per_minute(now) -> tuple[list, list[int], list[int]]:
 
 # -- the oldest due job ------------------------------------------------------------------
 
+
 def oldest_due(now) -> dict | None:
     """The due READY job whose run_after is earliest, and how long it has waited: per priority
     the first job in claim order (the read model's ready_heads), then those few rows."""
     ids = [head.id for head in read_model.ready_heads()]
     if not ids:
         return None
-    job = (Job.objects.filter(pk__in=ids, run_after__lte=now).order_by("run_after", "-priority")
-           .only("id", "task_path", "queue_name", "priority", "run_after").first())
+    job = (
+        Job.objects.filter(pk__in=ids, run_after__lte=now)
+        .order_by("run_after", "-priority")
+        .only("id", "task_path", "queue_name", "priority", "run_after")
+        .first()
+    )
     if job is None:
         return None
     return {"job": job, "url": job_url(job.pk), "waited": duration_text(now - job.run_after)}
@@ -194,18 +228,24 @@ def oldest_due(now) -> dict | None:
 
 def workers(now) -> dict:
     rows = list(Worker.objects.order_by("-last_heartbeat_at")[:WORKERS_READ])
-    running = dict(Job.objects.filter(status=JobStatus.RUNNING).order_by().values_list("worker_id")
-                   .annotate(n=Count("*")))
+    running = dict(
+        Job.objects.filter(status=JobStatus.RUNNING).order_by().values_list("worker_id").annotate(n=Count("*"))
+    )
     alive = [w for w in rows if w.is_alive]
     for worker in alive:
         worker.running_now = running.get(worker.pk, 0)
         worker.running_url = jobs_url(status=JobStatus.RUNNING, worker_id=worker.pk)
         worker.url = worker_url(worker.pk)
     slots = sum(w.concurrency for w in alive)
-    return {"alive": alive, "alive_count": len(alive), "dead_count": len(rows) - len(alive), "slots": slots,
-            "busy": sum(w.running_now for w in alive),
-            "alive_url": f"{reverse('admin:djjobs_worker_changelist')}?state=alive",
-            "dead_url": f"{reverse('admin:djjobs_worker_changelist')}?state=dead"}
+    return {
+        "alive": alive,
+        "alive_count": len(alive),
+        "dead_count": len(rows) - len(alive),
+        "slots": slots,
+        "busy": sum(w.running_now for w in alive),
+        "alive_url": f"{reverse('admin:djjobs_worker_changelist')}?state=alive",
+        "dead_url": f"{reverse('admin:djjobs_worker_changelist')}?state=dead",
+    }
 
 
 def workflow_runs() -> dict:
@@ -219,9 +259,15 @@ def workflow_runs() -> dict:
     counts = Counter(statuses.values_list("status", flat=True)[: (limit + 1) * len(wanted)])
     runs_url = reverse("admin:djjobs_workflowrun_changelist")
     return {
-        "rows": [{"status": s, "badge": status_badge(s),
-                  "count": f"{_number(min(counts[s], limit))}{'+' if counts[s] > limit else ''}",
-                  "url": f"{runs_url}?{urlencode({'status__exact': s})}"} for s in wanted],
+        "rows": [
+            {
+                "status": s,
+                "badge": status_badge(s),
+                "count": f"{_number(min(counts[s], limit))}{'+' if counts[s] > limit else ''}",
+                "url": f"{runs_url}?{urlencode({'status__exact': s})}",
+            }
+            for s in wanted
+        ],
         "failed": counts[RunStatus.FAILED],
         "url": runs_url,
     }
@@ -236,17 +282,26 @@ def top_failing(now) -> dict:
     top = read_model.top_failing(now - FAILING_WINDOW, counting.limit(), TOP_FAILING)
     rows = []
     if top:
-        latest = {(j.task_path, j.finished_at): j for j in Job.objects.filter(
-            status=JobStatus.FAILED, task_path__in=[path for path, _n, _last in top],
-            finished_at__in=[last for _path, _n, last in top]).only("id", "task_path", "finished_at", "errors")}
+        latest = {
+            (j.task_path, j.finished_at): j
+            for j in Job.objects.filter(
+                status=JobStatus.FAILED,
+                task_path__in=[path for path, _n, _last in top],
+                finished_at__in=[last for _path, _n, last in top],
+            ).only("id", "task_path", "finished_at", "errors")
+        }
         for path, n, last in top:
             job = latest.get((path, last))
             error = (job.errors or [{}])[-1] if job is not None else {}
-            rows.append({
-                "task_path": path, "count": n, "last": last,
-                "url": jobs_url(status=JobStatus.FAILED, task=path, finished="day"),
-                "job_url": job_url(job.pk) if job is not None else None,
-                "error_class": error.get("exception_class_path", ""),
-                "error_message": (error.get("message") or "")[:300],
-            })
+            rows.append(
+                {
+                    "task_path": path,
+                    "count": n,
+                    "last": last,
+                    "url": jobs_url(status=JobStatus.FAILED, task=path, finished="day"),
+                    "job_url": job_url(job.pk) if job is not None else None,
+                    "error_class": error.get("exception_class_path", ""),
+                    "error_message": (error.get("message") or "")[:300],
+                }
+            )
     return {"rows": rows, "hours": int(FAILING_WINDOW.total_seconds() // 3600)}

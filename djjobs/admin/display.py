@@ -24,8 +24,12 @@ def progress_bar(percent: float | None, message: str = "") -> str:
     if percent is None:
         return "-"
     percent = max(0.0, min(100.0, float(percent)))
-    return format_html('<progress class="djjobs-progress" max="100" value="{}" title="{}"></progress> {}%',
-                       f"{percent:.0f}", message or f"{percent:.0f}%", f"{percent:.0f}")
+    return format_html(
+        '<progress class="djjobs-progress" max="100" value="{}" title="{}"></progress> {}%',
+        f"{percent:.0f}",
+        message or f"{percent:.0f}%",
+        f"{percent:.0f}",
+    )
 
 
 def duration_text(delta: timedelta | None) -> str:
@@ -52,8 +56,12 @@ def moment(when: datetime | None, now: datetime | None = None) -> str:
     if when is None:
         return "-"
     now = now or timezone.now()
-    return format_html('<time datetime="{}">{}</time> <span class="quiet">({})</span>', when.isoformat(),
-                       local(when).strftime("%Y-%m-%d %H:%M:%S"), relative(when, now))
+    return format_html(
+        '<time datetime="{}">{}</time> <span class="quiet">({})</span>',
+        when.isoformat(),
+        local(when).strftime("%Y-%m-%d %H:%M:%S"),
+        relative(when, now),
+    )
 
 
 def short_time(when: datetime | None, now: datetime | None = None) -> str:
@@ -63,8 +71,12 @@ def short_time(when: datetime | None, now: datetime | None = None) -> str:
         return "-"
     shown, today = local(when), local(now or timezone.now()).date()
     text = shown.strftime("%H:%M:%S") if shown.date() == today else shown.strftime("%Y-%m-%d %H:%M")
-    return format_html('<time class="djjobs-time" datetime="{}" title="{}">{}</time>', when.isoformat(),
-                       shown.strftime("%Y-%m-%d %H:%M:%S %Z").strip(), text)
+    return format_html(
+        '<time class="djjobs-time" datetime="{}" title="{}">{}</time>',
+        when.isoformat(),
+        shown.strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
+        text,
+    )
 
 
 def job_url(job_id) -> str:

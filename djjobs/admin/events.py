@@ -35,8 +35,17 @@ class EventAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     show_full_result_count = False
     list_select_related = ("cause_job",)
     change_list_template = "djjobs/admin/event_change_list.html"
-    fields = ("id", "name", "occurred_at", "idempotency_key", "payload_pretty", "subscribers_display",
-              "subscriber_jobs", "cause_chain_display", "reactions")
+    fields = (
+        "id",
+        "name",
+        "occurred_at",
+        "idempotency_key",
+        "payload_pretty",
+        "subscribers_display",
+        "subscriber_jobs",
+        "cause_chain_display",
+        "reactions",
+    )
     readonly_fields = fields
 
     class Media:
@@ -44,8 +53,7 @@ class EventAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     def get_queryset(self, request):
         # A correlated subquery (not a JOIN + GROUP BY): the changelist's COUNT(*) drops it.
-        jobs = (Job.objects.filter(event=OuterRef("pk")).order_by().values("event")
-                .annotate(n=Count("pk")).values("n"))
+        jobs = Job.objects.filter(event=OuterRef("pk")).order_by().values("event").annotate(n=Count("pk")).values("n")
         return super().get_queryset(request).annotate(job_total=Coalesce(Subquery(jobs), 0))
 
     def get_urls(self):
@@ -80,16 +88,21 @@ class EventAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         for step_event, job in event.cause_chain():
             if job is not None:
                 steps.append(_job_link(job))
-            steps.append(_event_link(step_event) if step_event.pk != event.pk else format_html("<strong>{}</strong>", event.name))
+            steps.append(
+                _event_link(step_event) if step_event.pk != event.pk else format_html("<strong>{}</strong>", event.name)
+            )
         return format_html_join(" &rarr; ", "{}", ((s,) for s in steps))
 
     @admin.display(description=_("reactions"))
     def reactions(self, event):
         """Events that this event's jobs published."""
         children = Event.objects.filter(cause_job__event=event).select_related("cause_job").order_by("occurred_at")
-        return format_html_join(
-            mark_safe("<br>"), "{} by {}", ((_event_link(e), _job_link(e.cause_job)) for e in children)
-        ) or "-"
+        return (
+            format_html_join(
+                mark_safe("<br>"), "{} by {}", ((_event_link(e), _job_link(e.cause_job)) for e in children)
+            )
+            or "-"
+        )
 
     def has_add_permission(self, request):
         return False

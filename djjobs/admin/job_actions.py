@@ -27,8 +27,13 @@ ACTION_LIMIT = 1000
 
 # (verb for the jobs that changed, why a job with each other outcome did not)
 WORDING = {
-    "retry": ("Retried", {Outcome.NOT_ALLOWED: "not FAILED or CANCELLED, or a workflow's step",
-                          Outcome.CONFLICT: "another active job holds the same unique key"}),
+    "retry": (
+        "Retried",
+        {
+            Outcome.NOT_ALLOWED: "not FAILED or CANCELLED, or a workflow's step",
+            Outcome.CONFLICT: "another active job holds the same unique key",
+        },
+    ),
     "cancel": ("Cancelled", {Outcome.NOT_ALLOWED: "already finished"}),
     "run_now": ("Moved to now", {Outcome.NOT_ALLOWED: "not READY"}),
 }
@@ -42,8 +47,11 @@ def selected_ids(modeladmin, request, queryset) -> list | None:
     ids = list(queryset.order_by().values_list("pk", flat=True)[: ACTION_LIMIT + 1])
     if len(ids) > ACTION_LIMIT:
         modeladmin.message_user(
-            request, f"Select at most {number_format(ACTION_LIMIT, force_grouping=True)} jobs at once "
-            "(narrow the list with its filters); nothing was changed.", messages.ERROR)
+            request,
+            f"Select at most {number_format(ACTION_LIMIT, force_grouping=True)} jobs at once "
+            "(narrow the list with its filters); nothing was changed.",
+            messages.ERROR,
+        )
         return None
     return ids
 
@@ -61,10 +69,16 @@ def report(modeladmin, request, name: str, outcomes: Counter) -> None:
         modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
     if requested:
         modeladmin.message_user(
-            request, f"Asked {requested} running job(s) to stop: a task stops when it checks "
-            "context.is_cancelled() (process mode kills it after CANCEL_GRACE_SECONDS).", messages.SUCCESS)
-    why = [f"{n} {reasons.get(outcome, GONE)}" for outcome, n in sorted(outcomes.items())
-           if outcome not in (Outcome.DONE, Outcome.REQUESTED)]
+            request,
+            f"Asked {requested} running job(s) to stop: a task stops when it checks "
+            "context.is_cancelled() (process mode kills it after CANCEL_GRACE_SECONDS).",
+            messages.SUCCESS,
+        )
+    why = [
+        f"{n} {reasons.get(outcome, GONE)}"
+        for outcome, n in sorted(outcomes.items())
+        if outcome not in (Outcome.DONE, Outcome.REQUESTED)
+    ]
     if why:
         unchanged = sum(outcomes.values()) - done - requested
         modeladmin.message_user(request, f"{unchanged} job(s) unchanged: {'; '.join(why)}.", messages.WARNING)
@@ -92,8 +106,11 @@ def delete_finished(job_ids) -> int:
     from ..models.workflow import ACTIVE_RUN
 
     # A step of a workflow still under way stays: its result is part of the run's context.
-    deleted, _by_model = (Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED)
-                          .exclude(workflow_run__status__in=ACTIVE_RUN).delete())
+    deleted, _by_model = (
+        Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED)
+        .exclude(workflow_run__status__in=ACTIVE_RUN)
+        .delete()
+    )
     return deleted
 
 
@@ -108,8 +125,11 @@ def delete_selected(modeladmin, request, queryset):
         finished = Job.objects.filter(pk__in=ids, status__in=FINISHED).count()
         context = {
             **modeladmin.admin_site.each_context(request),
-            "title": _("Delete jobs?"), "opts": modeladmin.model._meta, "ids": ids,
-            "finished": finished, "active": len(ids) - finished,
+            "title": _("Delete jobs?"),
+            "opts": modeladmin.model._meta,
+            "ids": ids,
+            "finished": finished,
+            "active": len(ids) - finished,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "djjobs/admin/job_delete_confirmation.html", context)
@@ -117,9 +137,11 @@ def delete_selected(modeladmin, request, queryset):
     modeladmin.message_user(request, f"Deleted {deleted} job(s).", messages.SUCCESS if deleted else messages.WARNING)
     if len(ids) > deleted:
         modeladmin.message_user(
-            request, f"{len(ids) - deleted} job(s) kept: not finished (cancel them first), a step of a "
-                     "workflow still under way, or already gone.",
-            messages.WARNING)
+            request,
+            f"{len(ids) - deleted} job(s) kept: not finished (cancel them first), a step of a "
+            "workflow still under way, or already gone.",
+            messages.WARNING,
+        )
     return None
 
 

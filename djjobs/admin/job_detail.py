@@ -51,36 +51,60 @@ def errors_html(errors: list, known_workers: set[str]) -> str:
     blocks = []
     for i, error in enumerate(errors):
         last = i == len(errors) - 1
-        blocks.append(format_html(
-            '<div class="djjobs-error"><p><strong>Attempt {}</strong> · {} · worker {}</p>'
-            '<p><code>{}</code>: {}</p><details{}><summary>Traceback</summary><pre>{}</pre></details></div>',
-            error.get("attempt", "?"), moment(_at(error)), worker_link(error.get("worker_id") or "", known_workers),
-            error.get("exception_class_path", "?"), error.get("message", ""), mark_safe(" open") if last else "",
-            error.get("traceback") or "(no traceback)",
-        ))
+        blocks.append(
+            format_html(
+                '<div class="djjobs-error"><p><strong>Attempt {}</strong> · {} · worker {}</p>'
+                "<p><code>{}</code>: {}</p><details{}><summary>Traceback</summary><pre>{}</pre></details></div>",
+                error.get("attempt", "?"),
+                moment(_at(error)),
+                worker_link(error.get("worker_id") or "", known_workers),
+                error.get("exception_class_path", "?"),
+                error.get("message", ""),
+                mark_safe(" open") if last else "",
+                error.get("traceback") or "(no traceback)",
+            )
+        )
     return mark_safe("".join(blocks))
 
 
 def timeline(job, known_workers: set[str], now: datetime | None = None) -> list[tuple[datetime, str]]:
     """(when, what) for each known moment of the job's life, in order."""
     now = now or timezone.now()
-    entries = [(job.enqueued_at, format_html("Enqueued on queue <code>{}</code>, priority {}", job.queue_name,
-                                             job.priority))]
+    entries = [
+        (job.enqueued_at, format_html("Enqueued on queue <code>{}</code>, priority {}", job.queue_name, job.priority))
+    ]
     if job.scheduled_for is not None:
         entries.append((job.scheduled_for, mark_safe("Fire time of its schedule")))
     workers = list(job.worker_ids or [])
     if job.started_at is not None:
-        entries.append((job.started_at, format_html("Attempt 1 started on {}",
-                                                    worker_link(workers[0] if workers else "", known_workers))))
+        entries.append(
+            (
+                job.started_at,
+                format_html("Attempt 1 started on {}", worker_link(workers[0] if workers else "", known_workers)),
+            )
+        )
     for error in job.errors or []:
         when = _at(error)
         if when is not None:
-            entries.append((when, format_html("Attempt {} failed: <code>{}</code>: {}", error.get("attempt", "?"),
-                                              error.get("exception_class_path", "?"), error.get("message", ""))))
+            entries.append(
+                (
+                    when,
+                    format_html(
+                        "Attempt {} failed: <code>{}</code>: {}",
+                        error.get("attempt", "?"),
+                        error.get("exception_class_path", "?"),
+                        error.get("message", ""),
+                    ),
+                )
+            )
     if job.attempts > 1 and job.last_attempted_at is not None:
         worker = workers[job.attempts - 1] if len(workers) >= job.attempts else job.worker_id
-        entries.append((job.last_attempted_at, format_html("Attempt {} started on {}", job.attempts,
-                                                           worker_link(worker, known_workers))))
+        entries.append(
+            (
+                job.last_attempted_at,
+                format_html("Attempt {} started on {}", job.attempts, worker_link(worker, known_workers)),
+            )
+        )
     if job.status == JobStatus.READY:
         entries.append((job.run_after, mark_safe("Due: a worker may take it from here")))
     if job.status == JobStatus.RUNNING and job.lease_expires_at is not None:
@@ -98,7 +122,8 @@ def timeline_html(job, known_workers: set[str]) -> str:
     return format_html(
         '<table class="djjobs-timeline"><tbody>{}</tbody></table>'
         '<p class="quiet">Ran for {} (first start to finish).</p>',
-        format_html_join("", "<tr><td>{}</td><td class=\"quiet\">{}</td><td>{}</td></tr>", rows), total,
+        format_html_join("", '<tr><td>{}</td><td class="quiet">{}</td><td>{}</td></tr>', rows),
+        total,
     )
 
 
@@ -118,25 +143,45 @@ def origin_html(job) -> str:
         name = schedule.name if schedule is not None else f"#{job.schedule_id}"
         url = reverse("admin:djjobs_schedule_change", args=[quote(job.schedule_id)])
         jobs = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'schedule': job.schedule_id})}"
-        parts.append(format_html('Schedule <a href="{}">{}</a>, fire time {} (<a href="{}">its jobs</a>)',
-                                 url, name, moment(job.scheduled_for), jobs))
+        parts.append(
+            format_html(
+                'Schedule <a href="{}">{}</a>, fire time {} (<a href="{}">its jobs</a>)',
+                url,
+                name,
+                moment(job.scheduled_for),
+                jobs,
+            )
+        )
     if job.event_id is not None:
         event = job.event
         url = reverse("admin:djjobs_event_change", args=[quote(str(job.event_id))])
         parts.append(format_html('Event <a href="{}">{}</a>', url, event.name if event is not None else job.event_id))
     if job.trigger:
         jobs = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'trigger': job.trigger})}"
-        parts.append(format_html('Trigger <a href="{}">{}</a> (<a href="{}">its jobs</a>)',
-                                 reverse("admin:djjobs_triggers"), job.trigger, jobs))
+        parts.append(
+            format_html(
+                'Trigger <a href="{}">{}</a> (<a href="{}">its jobs</a>)',
+                reverse("admin:djjobs_triggers"),
+                job.trigger,
+                jobs,
+            )
+        )
     if job.workflow_run_id is not None:
         run = job.workflow_run
         url = reverse("admin:djjobs_workflowrun_change", args=[quote(str(job.workflow_run_id))])
         from ..workflows import COMPENSATE
 
         role = "compensation of step" if job.workflow_role == COMPENSATE else "step"
-        parts.append(format_html('Workflow <a href="{}">{}</a> ({}), {} {}', url,
-                                 run.name if run is not None else job.workflow_run_id,
-                                 run.status if run is not None else "-", role, job.workflow_step))
+        parts.append(
+            format_html(
+                'Workflow <a href="{}">{}</a> ({}), {} {}',
+                url,
+                run.name if run is not None else job.workflow_run_id,
+                run.status if run is not None else "-",
+                role,
+                job.workflow_step,
+            )
+        )
     if not parts:
         return "Enqueued by code (task.enqueue())"
     return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts))

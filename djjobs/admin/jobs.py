@@ -48,8 +48,17 @@ class JobChangeList(ChangeList):
 
 @admin.register(Job)
 class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
-    list_display = ("status_badge", "task", "queue_name", "priority", "attempts_display", "run_after_display",
-                    "enqueued", "duration_display", "progress_display")
+    list_display = (
+        "status_badge",
+        "task",
+        "queue_name",
+        "priority",
+        "attempts_display",
+        "run_after_display",
+        "enqueued",
+        "duration_display",
+        "progress_display",
+    )
     list_display_links = ("task",)
     list_filter = LIST_FILTERS
     # ?schedule=, ?trigger=, ?workflow_run=, ?worker_id=: the links of schedules, triggers,
@@ -67,16 +76,51 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     change_list_template = "djjobs/admin/job_change_list.html"
     change_form_template = "djjobs/admin/job_change_form.html"
     fieldsets = [
-        (None, {"fields": ("id", "task_path", "status_badge", "queue_name", "priority", "attempts_display",
-                           "progress_detail", "worker_display", "origin")}),
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "task_path",
+                    "status_badge",
+                    "queue_name",
+                    "priority",
+                    "attempts_display",
+                    "progress_detail",
+                    "worker_display",
+                    "origin",
+                )
+            },
+        ),
         (_("Timeline"), {"fields": ("timeline",)}),
-        (_("Arguments and result"), {"fields": ("args_pretty", "kwargs_pretty", "return_value_pretty",
-                                                "checkpoint_pretty")}),
+        (
+            _("Arguments and result"),
+            {"fields": ("args_pretty", "kwargs_pretty", "return_value_pretty", "checkpoint_pretty")},
+        ),
         (_("Errors"), {"fields": ("errors_display",)}),
-        (_("All fields"), {"classes": ("collapse",), "fields": (
-            "backend", "unique_key", "max_attempts", "retry_backoff", "timeout", "takes_context", "run_after",
-            "enqueued_at", "started_at", "last_attempted_at", "finished_at", "lease_expires_at",
-            "cancel_requested_at", "worker_ids", "scheduled_for")}),
+        (
+            _("All fields"),
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "backend",
+                    "unique_key",
+                    "max_attempts",
+                    "retry_backoff",
+                    "timeout",
+                    "takes_context",
+                    "run_after",
+                    "enqueued_at",
+                    "started_at",
+                    "last_attempted_at",
+                    "finished_at",
+                    "lease_expires_at",
+                    "cancel_requested_at",
+                    "worker_ids",
+                    "scheduled_for",
+                ),
+            },
+        ),
     ]
     readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
@@ -133,8 +177,12 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def action_checkbox(self, job):
         # Django renders a form widget's template for each row's checkbox; the same markup
         # written directly costs a fraction of that, on the page every operator opens.
-        return format_html('<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
-                           helpers.ACTION_CHECKBOX_NAME, job.pk, f"Select this job for an action - {job}")
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            job.pk,
+            f"Select this job for an action - {job}",
+        )
 
     @admin.display(description=_("status"))
     def status_badge(self, job):
@@ -154,8 +202,9 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             return "-"
         if job.status in (JobStatus.READY, JobStatus.WAITING):  # when a worker may take it
             shown = local(job.run_after).strftime("%Y-%m-%d %H:%M:%S %Z").strip()
-            return format_html('<span class="djjobs-time" title="{}">{}</span>', shown,
-                               relative(job.run_after, timezone.now()))
+            return format_html(
+                '<span class="djjobs-time" title="{}">{}</span>', shown, relative(job.run_after, timezone.now())
+            )
         return format_html('<span class="quiet">{}</span>', short_time(job.run_after))
 
     @admin.display(description=_("enqueued"), ordering="enqueued_at")
@@ -165,8 +214,9 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     @admin.display(description=_("duration"))
     def duration_display(self, job):
         if job.status == JobStatus.RUNNING and job.last_attempted_at is not None:
-            return format_html('<span class="quiet">running {}</span>',
-                               duration_text(timezone.now() - job.last_attempted_at))
+            return format_html(
+                '<span class="quiet">running {}</span>', duration_text(timezone.now() - job.last_attempted_at)
+            )
         return duration_text(job.duration)
 
     @admin.display(description=_("progress"))
@@ -178,15 +228,22 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def get_object(self, request, object_id, from_field=None):
         # Its schedule and event come in the same query (the page names them).
         try:
-            return self.get_queryset(request).select_related("schedule", "event", "workflow_run").get(pk=uuid.UUID(str(object_id)))
+            return (
+                self.get_queryset(request)
+                .select_related("schedule", "event", "workflow_run")
+                .get(pk=uuid.UUID(str(object_id)))
+            )
         except (Job.DoesNotExist, ValueError, ValidationError):
             return None
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         buttons = []
         if obj is not None and self.has_change_permission(request):
-            buttons = [(reverse("admin:djjobs_job_operation", args=[obj.pk, name]), label)
-                       for name, (label, statuses) in BUTTONS.items() if obj.status in statuses]
+            buttons = [
+                (reverse("admin:djjobs_job_operation", args=[obj.pk, name]), label)
+                for name, (label, statuses) in BUTTONS.items()
+                if obj.status in statuses
+            ]
         context["djjobs_buttons"] = buttons
         return super().render_change_form(request, context, add, change, form_url, obj)
 

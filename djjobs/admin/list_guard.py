@@ -22,8 +22,19 @@ from django.core.exceptions import ValidationError
 
 # The parameters Django's own field filters (FieldListFilter subclasses) use: a field in
 # list_filter may be queried by these, as its filter's links do.
-FILTER_LOOKUPS = ("", "__exact", "__isnull", "__isempty", "__gte", "__gt", "__lte", "__lt", "__in",
-                  "__id__exact", "__pk__exact")
+FILTER_LOOKUPS = (
+    "",
+    "__exact",
+    "__isnull",
+    "__isempty",
+    "__gte",
+    "__gt",
+    "__lte",
+    "__lt",
+    "__in",
+    "__id__exact",
+    "__pk__exact",
+)
 
 
 class ListGuard:
@@ -51,14 +62,20 @@ class ListGuard:
 
     def get_changelist_instance(self, request):
         if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
-            self.message_user(request, "The query string holds a NUL character, which no filter or search "
-                                       "can use: showing the whole list.", messages.ERROR)
+            self.message_user(
+                request,
+                "The query string holds a NUL character, which no filter or search can use: showing the whole list.",
+                messages.ERROR,
+            )
             raise IncorrectLookupParameters("NUL in the query string")
         try:
             return super().get_changelist_instance(request)
         except DisallowedModelAdminLookup as exc:
-            self.message_user(request, f"{exc}: filter with the list's filters or its search box. Showing the "
-                                       "whole list.", messages.ERROR)
+            self.message_user(
+                request,
+                f"{exc}: filter with the list's filters or its search box. Showing the whole list.",
+                messages.ERROR,
+            )
             raise IncorrectLookupParameters(exc) from exc
 
     def response_action(self, request, queryset, *args, **kwargs):  # Django 6 adds action_location
@@ -69,7 +86,11 @@ class ListGuard:
                     raise ValidationError("NUL")
                 pk.to_python(value)
             except ValidationError:
-                self.message_user(request, f"{value[:100]!r} is not the id of a {self.opts.verbose_name}: "
-                                           "select rows of the list; nothing was done.", messages.ERROR)
+                self.message_user(
+                    request,
+                    f"{value[:100]!r} is not the id of a {self.opts.verbose_name}: "
+                    "select rows of the list; nothing was done.",
+                    messages.ERROR,
+                )
                 return None
         return super().response_action(request, queryset, *args, **kwargs)

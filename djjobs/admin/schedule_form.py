@@ -71,17 +71,33 @@ def _tasks() -> list[str]:
 
 
 class ScheduleForm(forms.ModelForm):
-    args = JSONInput(empty=[], help_text="A JSON list, e.g. [42, \"eu\"].")
-    kwargs = JSONInput(empty={}, help_text="A JSON object, e.g. {\"days\": 7}.")
+    args = JSONInput(empty=[], help_text='A JSON list, e.g. [42, "eu"].')
+    kwargs = JSONInput(empty={}, help_text='A JSON object, e.g. {"days": 7}.')
     run_at = WallClockDateTimeField(
-        required=False, widget=widgets.AdminSplitDateTime,
-        label="Run once at", help_text="In the schedule's time zone. The schedule disables itself after this run.",
+        required=False,
+        widget=widgets.AdminSplitDateTime,
+        label="Run once at",
+        help_text="In the schedule's time zone. The schedule disables itself after this run.",
     )
 
     class Meta:
         model = Schedule
-        fields = ("name", "task_path", "description", "enabled", "cron", "interval", "run_at", "time_zone",
-                  "args", "kwargs", "queue_name", "priority", "overlap", "misfire")
+        fields = (
+            "name",
+            "task_path",
+            "description",
+            "enabled",
+            "cron",
+            "interval",
+            "run_at",
+            "time_zone",
+            "args",
+            "kwargs",
+            "queue_name",
+            "priority",
+            "overlap",
+            "misfire",
+        )
         widgets = {
             "task_path": DatalistInput(_tasks, attrs={"size": 60}),
             "time_zone": DatalistInput(_zones),

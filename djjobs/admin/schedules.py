@@ -36,8 +36,11 @@ def _report(modeladmin, request, outcomes, verb) -> None:
     modeladmin.message_user(request, f"{verb} {done} schedule(s).", messages.SUCCESS if done else messages.WARNING)
     if len(outcomes) > done:
         modeladmin.message_user(
-            request, f"{len(outcomes) - done} schedule(s) unchanged (already {verb.lower()}, or a one-off "
-            "whose run is done: give it a new 'run once at').", messages.WARNING)
+            request,
+            f"{len(outcomes) - done} schedule(s) unchanged (already {verb.lower()}, or a one-off "
+            "whose run is done: give it a new 'run once at').",
+            messages.WARNING,
+        )
 
 
 @admin.action(description=_("Enable selected schedules"), permissions=["change"])
@@ -59,8 +62,11 @@ def run_schedules_now(modeladmin, request, queryset):
             modeladmin.message_user(request, f"Schedule {schedule.name} not run: {exc}", messages.ERROR)
         else:
             url = reverse("admin:djjobs_job_change", args=[job.pk])
-            modeladmin.message_user(request, format_html('Schedule {}: enqueued job <a href="{}">{}</a>.', schedule.name, url, job.pk),
-                                    messages.SUCCESS)
+            modeladmin.message_user(
+                request,
+                format_html('Schedule {}: enqueued job <a href="{}">{}</a>.', schedule.name, url, job.pk),
+                messages.SUCCESS,
+            )
 
 
 @admin.action(description=_("Reset selected schedules to their code declaration"), permissions=["change"])
@@ -78,7 +84,7 @@ def reset_to_code(modeladmin, request, queryset):
 
 class RecentJobsFormSet(BaseInlineFormSet):
     def get_queryset(self):
-        return super().get_queryset().order_by("-enqueued_at")[:RecentJobsInline.limit]
+        return super().get_queryset().order_by("-enqueued_at")[: RecentJobsInline.limit]
 
 
 class RecentJobsInline(admin.TabularInline):
@@ -125,12 +131,17 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     readonly_fields = ("preview", "next_run_display", "last_run_display", "skips_display", "code_display")
     fieldsets = [
         (None, {"fields": ("name", "task_path", "description", "enabled")}),
-        (_("When"), {
-            "fields": ("cron", "interval", "run_at", "time_zone", "preview"),
-            "description": _("Give one of cron, interval or run once at. Cron fires on the wall clock of "
-                             "the time zone (DST: a skipped time fires when the clocks jump, a repeated "
-                             "one at its first occurrence); an interval counts elapsed seconds."),
-        }),
+        (
+            _("When"),
+            {
+                "fields": ("cron", "interval", "run_at", "time_zone", "preview"),
+                "description": _(
+                    "Give one of cron, interval or run once at. Cron fires on the wall clock of "
+                    "the time zone (DST: a skipped time fires when the clocks jump, a repeated "
+                    "one at its first occurrence); an interval counts elapsed seconds."
+                ),
+            },
+        ),
         (_("The jobs it enqueues"), {"fields": ("args", "kwargs", "queue_name", "priority")}),
         (_("Policies"), {"fields": ("overlap", "misfire")}),
     ]
@@ -196,8 +207,11 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def preview(self, schedule):
         url = reverse("admin:djjobs_schedule_preview")
         if schedule is None or schedule.pk is None:
-            return format_html('<div id="djjobs-preview" data-url="{}"><p>{}</p></div>', url,
-                               "Fill in cron, interval or run once at to see the next fire times.")
+            return format_html(
+                '<div id="djjobs-preview" data-url="{}"><p>{}</p></div>',
+                url,
+                "Fill in cron, interval or run once at to see the next fire times.",
+            )
         return format_html('<div id="djjobs-preview" data-url="{}">{}</div>', url, _preview_html(schedule))
 
     @admin.display(description=_("next run"))
@@ -242,8 +256,12 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         if form.changed_data == ["enabled"]:  # the list's toggle: the same functions as the actions
             outcome = (tick.enable if obj.enabled else tick.disable)(obj)
             if outcome != Outcome.DONE:
-                self.message_user(request, f"Schedule {obj.name} not {'enabled' if obj.enabled else 'disabled'} "
-                                  "(a one-off whose run is done needs a new 'run once at').", messages.WARNING)
+                self.message_user(
+                    request,
+                    f"Schedule {obj.name} not {'enabled' if obj.enabled else 'disabled'} "
+                    "(a one-off whose run is done needs a new 'run once at').",
+                    messages.WARNING,
+                )
             return
         # Only what the form changed: a worker may be firing this schedule meanwhile.
         obj.save(update_fields=[*form.changed_data, "updated_at"])
@@ -261,11 +279,15 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             return JsonResponse({"ok": False, "errors": [str(exc)]})
         now = timezone.now()
         times = [timing.run_at] if timing.one_off else timing.upcoming(now, PREVIEW_COUNT)
-        return JsonResponse({
-            "ok": True,
-            "description": describe(timing.cron.text if timing.cron else "", timing.interval, timing.run_at, timing.zone),
-            "times": [_when(t, timing.zone, now) for t in times],
-        })
+        return JsonResponse(
+            {
+                "ok": True,
+                "description": describe(
+                    timing.cron.text if timing.cron else "", timing.interval, timing.run_at, timing.zone
+                ),
+                "times": [_when(t, timing.zone, now) for t in times],
+            }
+        )
 
 
 def _timing_from(params) -> Timing:
@@ -282,8 +304,12 @@ def _timing_from(params) -> Timing:
         if parsed_date is None or parsed_time is None:
             raise TimingError("Run once at needs a date (YYYY-MM-DD) and a time (HH:MM:SS).")
         run_at = datetime.combine(parsed_date, parsed_time)
-    return Timing.build(cron=params.get("cron", "").strip(), interval=interval if interval != "" else None,
-                        run_at=run_at, time_zone=params.get("time_zone", "").strip())
+    return Timing.build(
+        cron=params.get("cron", "").strip(),
+        interval=interval if interval != "" else None,
+        run_at=run_at,
+        time_zone=params.get("time_zone", "").strip(),
+    )
 
 
 def _preview_html(schedule):
@@ -294,11 +320,11 @@ def _preview_html(schedule):
     now = timezone.now()
     times = [timing.run_at] if timing.one_off else timing.upcoming(now, PREVIEW_COUNT)
     return format_html(
-        "<p>{}</p><ol>{}</ol>", describe(schedule.cron, schedule.interval, schedule.run_at, timing.zone),
+        "<p>{}</p><ol>{}</ol>",
+        describe(schedule.cron, schedule.interval, schedule.run_at, timing.zone),
         format_html_join("", "<li>{}</li>", ((_when(t, timing.zone, now),) for t in times)),
     )
 
 
 def _show(value) -> str:
     return "(empty)" if value in (None, "", [], {}) else repr(value)
-

@@ -27,12 +27,19 @@ class TriggerListView(TemplateView):
         declared = triggers.registered()
         stats = triggers.stats(t.name for t in declared)
         jobs_url = reverse("admin:djjobs_job_changelist")
-        rows = [{
-            "trigger": t,
-            "task": t.task.module_path,
-            "jobs": stats[t.name]["jobs"],
-            "last_enqueued_at": stats[t.name]["last_enqueued_at"],
-            "jobs_url": f"{jobs_url}?{urlencode({'trigger': t.name})}",
-        } for t in declared]
-        return {**super().get_context_data(**kwargs), **self.admin_site.each_context(self.request),
-                "title": "Triggers", "rows": rows}
+        rows = [
+            {
+                "trigger": t,
+                "task": t.task.module_path,
+                "jobs": stats[t.name]["jobs"],
+                "last_enqueued_at": stats[t.name]["last_enqueued_at"],
+                "jobs_url": f"{jobs_url}?{urlencode({'trigger': t.name})}",
+            }
+            for t in declared
+        ]
+        return {
+            **super().get_context_data(**kwargs),
+            **self.admin_site.each_context(self.request),
+            "title": "Triggers",
+            "rows": rows,
+        }

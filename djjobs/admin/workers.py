@@ -35,8 +35,12 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("alive", _("alive")), ("dead", _("stopped or lost")), ("stopped", _("stopped")),
-                ("lost", _("lost (no heartbeat)"))]
+        return [
+            ("alive", _("alive")),
+            ("dead", _("stopped or lost")),
+            ("stopped", _("stopped")),
+            ("lost", _("lost (no heartbeat)")),
+        ]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -54,8 +58,11 @@ class StateFilter(admin.SimpleListFilter):
 def attach_running(workers: list) -> list:
     """Set ``running_jobs`` on each worker: its RUNNING jobs, read in one query for all of them
     (through the partial index of RUNNING jobs)."""
-    jobs = (Job.objects.filter(status=JobStatus.RUNNING, worker_id__in=[w.pk for w in workers])
-            .only("id", "task_path", "worker_id", "progress", "progress_message").order_by("last_attempted_at"))
+    jobs = (
+        Job.objects.filter(status=JobStatus.RUNNING, worker_id__in=[w.pk for w in workers])
+        .only("id", "task_path", "worker_id", "progress", "progress_message")
+        .order_by("last_attempted_at")
+    )
     by_worker: dict[str, list] = {}
     for job in jobs:
         by_worker.setdefault(job.worker_id, []).append(job)
@@ -72,12 +79,35 @@ class WorkerChangeList(ChangeList):
 
 @admin.register(Worker)
 class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
-    list_display = ("id", "state_badge", "hostname", "pid", "queues_display", "concurrency", "running_now",
-                    "jobs_done", "jobs_failed", "started", "last_heartbeat")
+    list_display = (
+        "id",
+        "state_badge",
+        "hostname",
+        "pid",
+        "queues_display",
+        "concurrency",
+        "running_now",
+        "jobs_done",
+        "jobs_failed",
+        "started",
+        "last_heartbeat",
+    )
     list_filter = (StateFilter, "hostname")
     search_fields = ("=id", "hostname")
-    fields = ("id", "state_badge", "hostname", "pid", "queues_display", "concurrency", "running_now", "jobs_done",
-              "jobs_failed", "started", "last_heartbeat", "stopped")
+    fields = (
+        "id",
+        "state_badge",
+        "hostname",
+        "pid",
+        "queues_display",
+        "concurrency",
+        "running_now",
+        "jobs_done",
+        "jobs_failed",
+        "started",
+        "last_heartbeat",
+        "stopped",
+    )
     readonly_fields = fields
 
     class Media:
@@ -110,9 +140,14 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             jobs = attach_running([worker])[0].running_jobs
         if not jobs:
             return "-"
-        links = format_html_join(mark_safe("<br>"), '<a href="{}">{}</a>{}', (
-            (job_url(job.pk), job.task_name, f" ({job.progress:.0f}%)" if job.progress is not None else "")
-            for job in jobs[:RUNNING_SHOWN]))
+        links = format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a>{}',
+            (
+                (job_url(job.pk), job.task_name, f" ({job.progress:.0f}%)" if job.progress is not None else "")
+                for job in jobs[:RUNNING_SHOWN]
+            ),
+        )
         if len(jobs) > RUNNING_SHOWN:
             url = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'status': 'RUNNING', 'worker_id': worker.pk})}"
             links = format_html('{}<br><a href="{}">and {} more</a>', links, url, len(jobs) - RUNNING_SHOWN)
@@ -124,8 +159,11 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("last heartbeat"), ordering="last_heartbeat_at")
     def last_heartbeat(self, worker):
-        return format_html('{} <span class="quiet">({})</span>', short_time(worker.last_heartbeat_at),
-                           relative(worker.last_heartbeat_at, timezone.now()))
+        return format_html(
+            '{} <span class="quiet">({})</span>',
+            short_time(worker.last_heartbeat_at),
+            relative(worker.last_heartbeat_at, timezone.now()),
+        )
 
     @admin.display(description=_("stopped"))
     def stopped(self, worker):

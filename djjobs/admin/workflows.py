@@ -34,8 +34,11 @@ def cancel_runs(modeladmin, request, queryset):
         return
     reason = f"cancelled by {request.user.get_username()} in the admin"
     cancelled = sum(1 for run_id in ids if cancel_run(run_id, reason))
-    modeladmin.message_user(request, f"Cancelled {cancelled} run(s); their completed steps are being compensated.",
-                            messages.SUCCESS if cancelled else messages.WARNING)
+    modeladmin.message_user(
+        request,
+        f"Cancelled {cancelled} run(s); their completed steps are being compensated.",
+        messages.SUCCESS if cancelled else messages.WARNING,
+    )
     if len(ids) > cancelled:
         modeladmin.message_user(request, f"{len(ids) - cancelled} run(s) left alone: not running.", messages.WARNING)
 
@@ -48,8 +51,17 @@ class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = [cancel_runs]
-    fields = ("id", "name", "status_badge", "reason", "created_at", "finished_at", "steps_table",
-              "input_pretty", "context_pretty")
+    fields = (
+        "id",
+        "name",
+        "status_badge",
+        "reason",
+        "created_at",
+        "finished_at",
+        "steps_table",
+        "input_pretty",
+        "context_pretty",
+    )
     readonly_fields = fields
 
     class Media:
@@ -57,9 +69,15 @@ class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     def get_queryset(self, request):
         steps = Job.objects.filter(workflow_run=OuterRef("pk"), workflow_role=STEP).order_by().values("workflow_run")
-        return super().get_queryset(request).annotate(
-            step_total=Coalesce(Subquery(steps.annotate(n=Count("pk")).values("n")), 0),
-            step_done=Coalesce(Subquery(steps.filter(status=JobStatus.SUCCESSFUL).annotate(n=Count("pk")).values("n")), 0),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                step_total=Coalesce(Subquery(steps.annotate(n=Count("pk")).values("n")), 0),
+                step_done=Coalesce(
+                    Subquery(steps.filter(status=JobStatus.SUCCESSFUL).annotate(n=Count("pk")).values("n")), 0
+                ),
+            )
         )
 
     def has_add_permission(self, request):
@@ -103,28 +121,42 @@ class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     @admin.display(description=_("steps"))
     def steps_table(self, run):
         """Group by group: each step's job and, when it has one, its compensation's job."""
-        jobs = {(j.workflow_role, j.workflow_step): j for j in
-                Job.objects.filter(workflow_run=run).only("id", "status", "attempts", "max_attempts",
-                                                          "workflow_role", "workflow_step", "task_path")}
+        jobs = {
+            (j.workflow_role, j.workflow_step): j
+            for j in Job.objects.filter(workflow_run=run).only(
+                "id", "status", "attempts", "max_attempts", "workflow_role", "workflow_step", "task_path"
+            )
+        }
         rows = []
         for number, group in enumerate(run.plan, start=1):
             for spec in group:
                 step, undo = jobs.get((STEP, spec["name"])), jobs.get((COMPENSATE, spec["name"]))
                 skipped = spec["name"] in run.skipped
-                rows.append((
-                    number, spec["name"], spec["task"],
-                    _job_cell(step) if step else (_skipped(spec) if skipped else "-"),
-                    f"{step.attempts}/{step.max_attempts}" if step else "-",
-                    spec["compensate"] or "-",
-                    _job_cell(undo) if undo else "-",
-                ))
-        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>"
-                                    "<td><code>{}</code></td><td>{}</td></tr>", rows)
+                rows.append(
+                    (
+                        number,
+                        spec["name"],
+                        spec["task"],
+                        _job_cell(step) if step else (_skipped(spec) if skipped else "-"),
+                        f"{step.attempts}/{step.max_attempts}" if step else "-",
+                        spec["compensate"] or "-",
+                        _job_cell(undo) if undo else "-",
+                    )
+                )
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td>"
+            "<td><code>{}</code></td><td>{}</td></tr>",
+            rows,
+        )
         jobs_url = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'workflow_run': run.pk})}"
         return format_html(
             '<table class="djjobs-steps"><thead><tr><th>group</th><th>step</th><th>task</th><th>job</th>'
             "<th>attempts</th><th>compensation</th><th>its job</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a href="{}">These jobs in the job list</a></p>', body, jobs_url)
+            '<p><a href="{}">These jobs in the job list</a></p>',
+            body,
+            jobs_url,
+        )
 
     @admin.display(description=_("input"))
     def input_pretty(self, run):

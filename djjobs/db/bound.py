@@ -19,8 +19,12 @@ from . import fast
 
 
 def usable(connection) -> bool:
-    return (connection.vendor == "postgresql" and not connection.execute_wrappers and not connection.queries_logged
-            and fast.enabled())
+    return (
+        connection.vendor == "postgresql"
+        and not connection.execute_wrappers
+        and not connection.queries_logged
+        and fast.enabled()
+    )
 
 
 def run(connection, sql: str, params, fetch: bool = False) -> list | None:

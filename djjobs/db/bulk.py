@@ -44,14 +44,15 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
             _copy_text(connection, plan.copy_sql, lines, len(rows))
             return
     fixed = [constant[name] for name in plan.param_names]
-    values = [[plan.prep_id(id_, connection), args_text, kwargs_text, *fixed]
-              for id_, _args, _kwargs, args_text, kwargs_text in rows]
+    values = [
+        [plan.prep_id(id_, connection), args_text, kwargs_text, *fixed]
+        for id_, _args, _kwargs, args_text, kwargs_text in rows
+    ]
     if len(values) == 1:
         bound.run(connection, plan.insert_sql, values[0])
         return
     with connection.cursor() as cursor:
         cursor.executemany(plan.insert_sql, values)
-
 
 
 class _Plan:
@@ -89,13 +90,18 @@ class _Plan:
         self.constant_names = [f.attname for f in fields]
         self.param_names = [f.attname for f in fields if f.attname not in literals]
         self.copy_columns = ", ".join(quote(c) for c in (*varying, *(f.column for f in fields)))
-        names = ", ".join(quote(c) for c in (*varying, *(f.column for f in fields if f.attname not in literals),
-                                               *(f.column for f in fields if f.attname in literals)))
+        names = ", ".join(
+            quote(c)
+            for c in (
+                *varying,
+                *(f.column for f in fields if f.attname not in literals),
+                *(f.column for f in fields if f.attname in literals),
+            )
+        )
         cells = ["%s"] * (3 + len(self.param_names)) + [literals[f.attname] for f in fields if f.attname in literals]
         sql = statements.of(connection)
         self.insert_sql = sql.insert_jobs(names, ", ".join(cells))
         self.copy_sql = sql.copy_jobs(self.copy_columns)
-
 
     def prepare(self, common: dict, connection) -> dict:
         """``common``'s values as the driver takes them (Field.get_db_prep_save)."""

@@ -47,9 +47,13 @@ def ready_heads() -> list[ReadyHead]:
     with connection.cursor() as cursor:
         cursor.execute(statements.of(connection).READY_HEADS)
         rows = cursor.fetchall()
-    return [ReadyHead(priority, id_ if isinstance(id_, uuid.UUID) else uuid.UUID(str(id_)),
-                      _datetime(connection, run_after))
-            for priority, id_, run_after in rows if id_ is not None]
+    return [
+        ReadyHead(
+            priority, id_ if isinstance(id_, uuid.UUID) else uuid.UUID(str(id_)), _datetime(connection, run_after)
+        )
+        for priority, id_, run_after in rows
+        if id_ is not None
+    ]
 
 
 def oldest_due_at(now: datetime, heads: list[ReadyHead] | None = None) -> datetime | None:
@@ -98,8 +102,9 @@ def top_failing(since: datetime, limit: int, top: int) -> list[tuple[str, int, d
     last ``limit`` failures since ``since``, most first."""
     connection = _connection()
     with connection.cursor() as cursor:
-        cursor.execute(statements.of(connection).TOP_FAILING,
-                       [connection.ops.adapt_datetimefield_value(since), limit, top])
+        cursor.execute(
+            statements.of(connection).TOP_FAILING, [connection.ops.adapt_datetimefield_value(since), limit, top]
+        )
         return [(path, n, _datetime(connection, last)) for path, n, last in cursor.fetchall()]
 
 

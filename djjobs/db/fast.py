@@ -119,6 +119,8 @@ def field_setter(cls, name: str):
     the caller sets already normalised). Fallback: the caller builds each TaskResult."""
     setter = getattr(vars(cls).get(name), "__set__", None)
     if setter is None:
+
         def setter(obj, value, _name=name):
             object.__setattr__(obj, _name, value)
+
     return setter

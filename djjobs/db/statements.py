@@ -22,8 +22,16 @@ from ..states import JobStatus
 
 # SQL literals of the statuses, from the enum: 'READY', 'RUNNING', ...
 READY, RUNNING, SUCCESSFUL, FAILED, CANCELLED, WAITING = (
-    f"'{s.value}'" for s in (JobStatus.READY, JobStatus.RUNNING, JobStatus.SUCCESSFUL, JobStatus.FAILED,
-                             JobStatus.CANCELLED, JobStatus.WAITING))
+    f"'{s.value}'"
+    for s in (
+        JobStatus.READY,
+        JobStatus.RUNNING,
+        JobStatus.SUCCESSFUL,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.WAITING,
+    )
+)
 
 # -- vendor-independent statements ----------------------------------------------------------------
 
@@ -94,18 +102,20 @@ class Statements:
 
         # -- claim (READY -> RUNNING), PostgreSQL: one statement, FOR UPDATE SKIP LOCKED in a CTE.
         # Four variants: with or without a queue filter, with or without the direct/ahead split.
-        self._claim_pg = {(queues, direct): self._make_claim_pg(queues, direct)
-                          for queues in (False, True) for direct in (False, True)}
+        self._claim_pg = {
+            (queues, direct): self._make_claim_pg(queues, direct)
+            for queues in (False, True)
+            for direct in (False, True)
+        }
 
         # -- batched completion of successes (RUNNING -> SUCCESSFUL), PostgreSQL. Three arrays,
         # not a VALUES row per job: the text is the same for every batch, so the driver parses it
         # once, and there are 3 parameters, not 3 per job.
-        self.SUCCESSES_PG = (
-            f"""UPDATE {t} AS j SET status = {SUCCESSFUL}, return_value = v.rv, finished_at = %s,
+        self.SUCCESSES_PG = f"""UPDATE {t} AS j SET status = {SUCCESSFUL}, return_value = v.rv, finished_at = %s,
                         lease_token = NULL, lease_expires_at = NULL
                     FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
                     WHERE j.id = v.id AND j.status = {RUNNING} AND j.lease_token = v.token
-                    RETURNING j.id::text""")
+                    RETURNING j.id::text"""
 
         # -- the read model's counts (djjobs.db.counts), each read through an index.
         # Per priority with READY jobs (a loose index scan of the claim index: one probe each),
@@ -213,31 +223,38 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
     def claim_select_sqlite(self, queues: int) -> str:
         """SQLite's claim, part 1 (in BEGIN IMMEDIATE): the ids of the due jobs in claim order.
         Parameters: now, ``queues`` queue names, limit."""
-        return self._shape(("claim_select", queues), lambda: (
-            f"""SELECT id FROM {self.table}
+        return self._shape(
+            ("claim_select", queues),
+            lambda: (
+                f"""SELECT id FROM {self.table}
                     WHERE status = {READY} AND run_after <= %s {_in_list("queue_name", queues)}
-                    ORDER BY priority DESC, run_after, id LIMIT %s"""))
+                    ORDER BY priority DESC, run_after, id LIMIT %s"""
+            ),
+        )
 
     def claim_update_sqlite(self, first: int, ids: int) -> str:
         """SQLite's claim, part 2: those ``ids`` READY -> RUNNING, the ``first`` of them (0: all)
         to idle threads, the others claimed ahead. Parameters: now, now, worker, worker, token,
         expires, ``first`` ids, ``ids`` ids."""
+
         def make():
             ahead = f"id NOT IN ({_placeholders(first)})" if first else "1"
-            return (f"""UPDATE {self.table} SET
+            return f"""UPDATE {self.table} SET
                         status = {RUNNING}, attempts = attempts + 1,
                         started_at = COALESCE(started_at, %s), last_attempted_at = %s,
                         worker_id = %s, worker_ids = json_insert(worker_ids, '$[#]', %s),
                         lease_token = %s, lease_expires_at = %s,
                         claimed_ahead = {ahead}
                         WHERE status = {READY} AND id IN ({_placeholders(ids)})
-                        RETURNING {CLAIM_COLUMNS}""")
+                        RETURNING {CLAIM_COLUMNS}"""
+
         return self._shape(("claim_update", first, ids), make)
 
     # -- give-back of prefetched jobs (RUNNING -> READY, as if never claimed) --------------------
 
     def unclaim_pg(self, jobs: int) -> str:
         """Parameters: (id, lease token) per job."""
+
         def make():
             return f"""UPDATE {self.table} AS j SET status = {READY}, attempts = j.attempts - 1,
                       started_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.started_at END,
@@ -247,10 +264,12 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
                       lease_token = NULL, lease_expires_at = NULL
                   FROM (VALUES {", ".join(["(%s::uuid, %s::uuid)"] * jobs)}) AS v(id, token)
                   WHERE j.id = v.id AND j.status = {RUNNING} AND j.lease_token = v.token"""
+
         return self._shape(("unclaim_pg", jobs), make)
 
     def unclaim_sqlite(self, jobs: int) -> str:
         """Parameters: (id hex, lease token hex) per job."""
+
         def make():
             return f"""UPDATE {self.table} SET status = {READY}, attempts = attempts - 1,
                       started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
@@ -260,6 +279,7 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
                       lease_token = NULL, lease_expires_at = NULL
                   WHERE status = {RUNNING}
                     AND (id, lease_token) IN (VALUES {", ".join(["(%s, %s)"] * jobs)})"""
+
         return self._shape(("unclaim_sqlite", jobs), make)
 
     # -- insert (djjobs.db.bulk's plans cache these per set of columns) --------------------------

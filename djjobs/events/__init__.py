@@ -49,8 +49,13 @@ def publish(name: str, payload=None, idempotency_key: str | None = None) -> Publ
 
     payload = _validate(name, payload, idempotency_key)
     tasks = subscribers(name)
-    event = Event(name=name, payload=payload, idempotency_key=idempotency_key,
-                  cause_job_id=current_job_id.get(), subscribers=[t.module_path for t in tasks])
+    event = Event(
+        name=name,
+        payload=payload,
+        idempotency_key=idempotency_key,
+        cause_job_id=current_job_id.get(),
+        subscribers=[t.module_path for t in tasks],
+    )
     with transaction.atomic(using=router.db_for_write(Event)):
         first = _insert(event)
         if first is not event:
@@ -86,11 +91,15 @@ def _enqueue(task: Task, event) -> TaskResult:
 
 def _validate(name, payload, key):
     if not isinstance(name, str) or not name or len(name) > 200 or not storable(name):
-        raise InvalidEvent(f"An event name is a non-empty string of at most 200 characters, without NUL "
-                           f"or lone surrogates, got {name!r}.")
+        raise InvalidEvent(
+            f"An event name is a non-empty string of at most 200 characters, without NUL "
+            f"or lone surrogates, got {name!r}."
+        )
     if key is not None and (not isinstance(key, str) or not key or len(key) > 255 or not storable(key)):
-        raise InvalidEvent(f"idempotency_key must be a non-empty string of at most 255 characters, without "
-                           f"NUL or lone surrogates, got {key!r}.")
+        raise InvalidEvent(
+            f"idempotency_key must be a non-empty string of at most 255 characters, without "
+            f"NUL or lone surrogates, got {key!r}."
+        )
     payload = {} if payload is None else payload
     # Subscribers get the payload two levels down (kwargs {"event": {"payload": ...}}), and
     # DJJOBS['MAX_JSON_DEPTH'] applies to their kwargs: refuse here what their enqueue would.
@@ -101,9 +110,11 @@ def _validate(name, payload, key):
     except ValueError as exc:
         if "nested" not in str(exc):
             raise InvalidEvent(str(exc)) from None
-        raise InvalidEvent(f"An event payload is nested more than {depth - 2} levels deep: subscribers get it "
-                           f"inside their event= argument, two levels down, and DJJOBS['MAX_JSON_DEPTH'] "
-                           f"({depth}) applies to that.") from None
+        raise InvalidEvent(
+            f"An event payload is nested more than {depth - 2} levels deep: subscribers get it "
+            f"inside their event= argument, two levels down, and DJJOBS['MAX_JSON_DEPTH'] "
+            f"({depth}) applies to that."
+        ) from None
     try:
         payload, size = to_json(payload, "An event payload")
     except ValueError as exc:

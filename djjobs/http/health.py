@@ -42,9 +42,15 @@ def snapshot(now: datetime | None = None) -> Snapshot:
     failed = counts.failed_last_hour(now, limit)
     queues = dict.fromkeys(sorted(configured_queues()), 0)
     queues.update(counts.due_by_queue(now, limit))
-    return Snapshot(at=now, workers_alive=Worker.objects.alive(now).count(), last_heartbeat_at=last,
-                    failed_last_hour=failed, count_limit=limit, oldest_due_at=counts.oldest_due_at(now),
-                    queues=queues)
+    return Snapshot(
+        at=now,
+        workers_alive=Worker.objects.alive(now).count(),
+        last_heartbeat_at=last,
+        failed_last_hour=failed,
+        count_limit=limit,
+        oldest_due_at=counts.oldest_due_at(now),
+        queues=queues,
+    )
 
 
 def problems(snap: Snapshot, max_due_age: float) -> list[str]:
@@ -54,8 +60,9 @@ def problems(snap: Snapshot, max_due_age: float) -> list[str]:
         found.append("no worker has sent a heartbeat recently")
     oldest = snap.oldest_due_at
     if oldest is not None and (snap.at - oldest).total_seconds() > max_due_age:
-        found.append(f"the oldest due job has waited {(snap.at - oldest).total_seconds():.0f}s "
-                     f"(more than {max_due_age:g}s)")
+        found.append(
+            f"the oldest due job has waited {(snap.at - oldest).total_seconds():.0f}s (more than {max_due_age:g}s)"
+        )
     return found
 
 
@@ -78,8 +85,10 @@ def report(now: datetime | None = None) -> tuple[dict, bool]:
         "failed_last_hour": snap.failed_last_hour,
         "queues": {name: {"due": due} for name, due in snap.queues.items()},
         "count_limit": snap.count_limit,
-        "thresholds": {"max_due_age_seconds": max_due_age,
-                       "worker_heartbeat_seconds": 3 * float(conf.get("HEARTBEAT_INTERVAL"))},
+        "thresholds": {
+            "max_due_age_seconds": max_due_age,
+            "worker_heartbeat_seconds": 3 * float(conf.get("HEARTBEAT_INTERVAL")),
+        },
     }, not found
 
 

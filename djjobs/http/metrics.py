@@ -46,25 +46,35 @@ def render() -> tuple[bytes, str]:
 
 
 def _queue_metrics(snap):
-    due = GaugeMetricFamily("djjobs_queue_due_jobs",
-                            f"Due READY jobs per queue, among the first {snap.count_limit} in claim order.",
-                            labels=["queue"])
+    due = GaugeMetricFamily(
+        "djjobs_queue_due_jobs",
+        f"Due READY jobs per queue, among the first {snap.count_limit} in claim order.",
+        labels=["queue"],
+    )
     for name, n in snap.queues.items():
         due.add_metric([name], n)
-    age = GaugeMetricFamily("djjobs_oldest_due_job_age_seconds",
-                            "Seconds the oldest due READY job has waited (0: none due).",
-                            value=0.0 if snap.oldest_due_at is None else (snap.at - snap.oldest_due_at).total_seconds())
-    failed = GaugeMetricFamily("djjobs_failed_last_hour_jobs",
-                               f"Jobs that ended FAILED in the last hour (counted up to {snap.count_limit}).",
-                               value=snap.failed_last_hour)
+    age = GaugeMetricFamily(
+        "djjobs_oldest_due_job_age_seconds",
+        "Seconds the oldest due READY job has waited (0: none due).",
+        value=0.0 if snap.oldest_due_at is None else (snap.at - snap.oldest_due_at).total_seconds(),
+    )
+    failed = GaugeMetricFamily(
+        "djjobs_failed_last_hour_jobs",
+        f"Jobs that ended FAILED in the last hour (counted up to {snap.count_limit}).",
+        value=snap.failed_last_hour,
+    )
     return [due, age, failed]
 
 
 def _active_metrics(Job):
     """RUNNING and WAITING jobs per queue (READY is djjobs_queue_due_jobs: bounded)."""
     family = GaugeMetricFamily("djjobs_jobs", "RUNNING and WAITING jobs per queue.", labels=["queue", "status"])
-    rows = (Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.WAITING]).order_by()
-            .values("queue_name", "status").annotate(n=Count("pk")))
+    rows = (
+        Job.objects.filter(status__in=[JobStatus.RUNNING, JobStatus.WAITING])
+        .order_by()
+        .values("queue_name", "status")
+        .annotate(n=Count("pk"))
+    )
     for row in rows:
         family.add_metric([row["queue_name"], row["status"]], row["n"])
     return [family]
@@ -72,13 +82,22 @@ def _active_metrics(Job):
 
 def _finished_metrics(Job, since):
     window = float(conf.get("METRICS_WINDOW"))
-    finished = GaugeMetricFamily("djjobs_jobs_finished", f"Jobs that finished in the last {window:g}s, by final status.",
-                                 labels=["queue", "status"])
-    retries = GaugeMetricFamily("djjobs_job_retries",
-                                f"Attempts beyond the first of the jobs that finished in the last {window:g}s.",
-                                labels=["queue"])
-    rows = (Job.objects.filter(status__in=FINISHED, finished_at__gte=since).order_by()
-            .values("queue_name", "status").annotate(n=Count("pk"), retries=Sum(F("attempts") - 1)))
+    finished = GaugeMetricFamily(
+        "djjobs_jobs_finished",
+        f"Jobs that finished in the last {window:g}s, by final status.",
+        labels=["queue", "status"],
+    )
+    retries = GaugeMetricFamily(
+        "djjobs_job_retries",
+        f"Attempts beyond the first of the jobs that finished in the last {window:g}s.",
+        labels=["queue"],
+    )
+    rows = (
+        Job.objects.filter(status__in=FINISHED, finished_at__gte=since)
+        .order_by()
+        .values("queue_name", "status")
+        .annotate(n=Count("pk"), retries=Sum(F("attempts") - 1))
+    )
     per_queue: dict[str, int] = {}
     for row in rows:
         finished.add_metric([row["queue_name"], row["status"]], row["n"])
@@ -93,10 +112,15 @@ def _durations(Job, since):
     family = GaugeHistogramMetricFamily(
         "djjobs_job_duration_seconds",
         f"Run time of the last attempt of the (up to {DURATION_SAMPLE}) most recent jobs finished in the window.",
-        labels=["queue"])
-    rows = (Job.objects.filter(status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED], finished_at__gte=since,
-                               last_attempted_at__isnull=False)
-            .order_by("-finished_at").values_list("queue_name", "last_attempted_at", "finished_at")[:DURATION_SAMPLE])
+        labels=["queue"],
+    )
+    rows = (
+        Job.objects.filter(
+            status__in=[JobStatus.SUCCESSFUL, JobStatus.FAILED], finished_at__gte=since, last_attempted_at__isnull=False
+        )
+        .order_by("-finished_at")
+        .values_list("queue_name", "last_attempted_at", "finished_at")[:DURATION_SAMPLE]
+    )
     samples: dict[str, list[float]] = {}
     for queue, started, finished in rows:
         samples.setdefault(queue, []).append(max(0.0, (finished - started).total_seconds()))
@@ -114,8 +138,9 @@ def _worker_metrics(snap):
     total = Worker.objects.count()
     workers.add_metric(["alive"], snap.workers_alive)
     workers.add_metric(["gone"], total - snap.workers_alive)
-    jobs = CounterMetricFamily("djjobs_worker_jobs", "Jobs each live worker finished, by outcome.",
-                               labels=["worker", "outcome"])
+    jobs = CounterMetricFamily(
+        "djjobs_worker_jobs", "Jobs each live worker finished, by outcome.", labels=["worker", "outcome"]
+    )
     for worker in Worker.objects.alive(snap.at).only("id", "jobs_done", "jobs_failed"):
         jobs.add_metric([worker.id, "done"], worker.jobs_done)
         jobs.add_metric([worker.id, "failed"], worker.jobs_failed)

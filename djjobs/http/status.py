@@ -60,7 +60,9 @@ def job_status(job) -> dict:
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
         "return_value": job.return_value if job.status == JobStatus.SUCCESSFUL else None,
-        "error": None if last_error is None else {
+        "error": None
+        if last_error is None
+        else {
             "exception_class_path": last_error.get("exception_class_path", ""),
             "message": last_error.get("message", ""),
         },

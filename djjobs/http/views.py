@@ -55,10 +55,14 @@ def _endpoint(*methods: str):
                 # Logged as Django's handler logs these (django.security.<class>).
                 if isinstance(exc, SuspiciousOperation):
                     logging.getLogger(f"django.security.{type(exc).__name__}").error(
-                        str(exc), exc_info=exc, extra={"status_code": 400, "request": request})
+                        str(exc), exc_info=exc, extra={"status_code": 400, "request": request}
+                    )
                 if isinstance(exc, RequestDataTooBig):
-                    return _error(413, f"The body is larger than this server accepts "
-                                       f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, DATA_UPLOAD_MAX_MEMORY_SIZE).")
+                    return _error(
+                        413,
+                        f"The body is larger than this server accepts "
+                        f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes, DATA_UPLOAD_MAX_MEMORY_SIZE).",
+                    )
                 return _error(400, f"The request could not be read ({type(exc).__name__}).")
 
         return csrf_exempt(endpoint)
@@ -165,8 +169,10 @@ def _arguments(body: bytes) -> tuple[list, dict]:
     try:
         data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
-        raise ValueError(f"The body is nested too deeply: arguments may be nested at most "
-                         f"{conf.get('MAX_JSON_DEPTH')} levels deep (DJJOBS['MAX_JSON_DEPTH']).") from None
+        raise ValueError(
+            f"The body is nested too deeply: arguments may be nested at most "
+            f"{conf.get('MAX_JSON_DEPTH')} levels deep (DJJOBS['MAX_JSON_DEPTH'])."
+        ) from None
     except ValueError as exc:
         raise ValueError(f"The body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -168,8 +168,9 @@ def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
     """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
     surrogates, a __str__ that raises)."""
     exc = outcome.error
-    return t.attempt_error(job.attempts, exception_class_path(exc), exception_message(exc),
-                           outcome.traceback, worker_id, timezone.now())
+    return t.attempt_error(
+        job.attempts, exception_class_path(exc), exception_message(exc), outcome.traceback, worker_id, timezone.now()
+    )
 
 
 def complete(job, outcome: Outcome, worker_id: str) -> bool:
@@ -180,8 +181,10 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
     now = timezone.now()
     mine = Job.objects.filter(id=job.id)
     # Failures are rare: one extra read to honour a cancellation request is cheap there.
-    cancel_requested = not outcome.succeeded and mine.filter(
-        status=RUNNING, lease_token=job.lease_token, cancel_requested_at__isnull=False).exists()
+    cancel_requested = (
+        not outcome.succeeded
+        and mine.filter(status=RUNNING, lease_token=job.lease_token, cancel_requested_at__isnull=False).exists()
+    )
     status, delay = t.decide(job, outcome, cancel_requested)
     changes = {"lease_token": None, "lease_expires_at": None}
     if status == SUCCESSFUL:
@@ -223,9 +226,9 @@ def _relax_this_transaction(connection) -> None:
 def unstorable(outcome: Outcome, exc: BaseException) -> Outcome:
     """The failure to record for a success whose write the database (or its driver) refused:
     InvalidReturnValue (not retried), saying why, with the refused write's traceback."""
-    error = InvalidReturnValue(clean_text(
-        f"The return value could not be stored: {exception_class_path(exc)}: {exception_message(exc)}"
-    ))
+    error = InvalidReturnValue(
+        clean_text(f"The return value could not be stored: {exception_class_path(exc)}: {exception_message(exc)}")
+    )
     error.__cause__ = exc
     return Outcome(error=error, traceback=format_traceback(error), duration=outcome.duration)
 
@@ -242,8 +245,9 @@ def time_out(job, worker_id: str, pid: int | None = None) -> bool:
     process ``pid`` was killed) with a JobTimeout, retried per its policy; task_finished when it
     ended. False if the job was no longer this worker's. Database errors propagate."""
     message = t.timeout_message(job.attempts, job.timeout, pid)
-    outcome = Outcome(error=JobTimeout(message), traceback=t.timeout_traceback(message),
-                      duration=job.timeout if pid is None else 0.0)
+    outcome = Outcome(
+        error=JobTimeout(message), traceback=t.timeout_traceback(message), duration=job.timeout if pid is None else 0.0
+    )
     if not complete(job, outcome, worker_id):
         return False
     if t.ends(job.status):
@@ -290,8 +294,12 @@ def complete_successes(items: list, worker_id: str, refused: set | None = None) 
         raise
     except Exception as exc:  # noqa: BLE001 - whatever the driver raises for one value
         if len(items) > 1:
-            logger.warning("completing %d job(s) in one statement failed (%s: %s); writing them one at a time",
-                           len(items), type(exc).__name__, clean_text(exception_message(exc)).strip())
+            logger.warning(
+                "completing %d job(s) in one statement failed (%s: %s); writing them one at a time",
+                len(items),
+                type(exc).__name__,
+                clean_text(exception_message(exc)).strip(),
+            )
         first_error = exc
     done = set()
     for item in items:
@@ -309,15 +317,21 @@ def complete_successes(items: list, worker_id: str, refused: set | None = None) 
         if not isinstance(error, VALUE_ERRORS):  # not the value's fault: left to the rescuer
             if len(items) == 1:
                 raise error
-            logger.error("job %s: its completion could not be written (%s: %s); it will be rescued when "
-                         "its lease expires", job_key(job), type(error).__name__,
-                         clean_text(exception_message(error)).strip())
+            logger.error(
+                "job %s: its completion could not be written (%s: %s); it will be rescued when its lease expires",
+                job_key(job),
+                type(error).__name__,
+                clean_text(exception_message(error)).strip(),
+            )
             if refused is not None:
                 refused.add(job_key(job))
             continue
         failure = unstorable(outcome, error)
-        logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
-                     job_key(job), failure.error)
+        logger.error(
+            "job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+            job_key(job),
+            failure.error,
+        )
         try:
             if complete(job, failure, worker_id):
                 adopt(outcome, failure)
@@ -325,8 +339,10 @@ def complete_successes(items: list, worker_id: str, refused: set | None = None) 
         except TRANSIENT:
             raise
         except Exception:
-            logger.exception("job %s: its failure could not be stored either; it will be rescued when "
-                             "its lease expires", job_key(job))
+            logger.exception(
+                "job %s: its failure could not be stored either; it will be rescued when its lease expires",
+                job_key(job),
+            )
             if refused is not None:
                 refused.add(job_key(job))
     return done
@@ -362,14 +378,27 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
                 text = token_texts[id(token)] = str(token)
             tokens.append(text)
             values.append(None if outcome.return_value is None else outcome.return_json)
-        done = {row[0] for row in bound.run(connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True)}
+        done = {
+            row[0]
+            for row in bound.run(
+                connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True
+            )
+        }
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
         done = set()
         with transaction.atomic(using=connection.alias):
             for job, outcome in items:
-                if write(Job.objects.filter(id=job.id), RUNNING, SUCCESSFUL, "batch", job.lease_token,
-                         return_value=outcome.return_value, finished_at=now,
-                         lease_token=None, lease_expires_at=None):
+                if write(
+                    Job.objects.filter(id=job.id),
+                    RUNNING,
+                    SUCCESSFUL,
+                    "batch",
+                    job.lease_token,
+                    return_value=outcome.return_value,
+                    finished_at=now,
+                    lease_token=None,
+                    lease_expires_at=None,
+                ):
                     done.add(job_key(job))
     for job, _outcome in items:
         if job_key(job) in done:
@@ -397,8 +426,18 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
         rows = list(
             jobs.select_for_update(skip_locked=True)
             .filter(status=RUNNING)
-            .only("id", "attempts", "max_attempts", "errors", "lease_token", "worker_id", "worker_ids",
-                  "workflow_run_id", "cancel_requested_at", "claimed_ahead")[:batch]
+            .only(
+                "id",
+                "attempts",
+                "max_attempts",
+                "errors",
+                "lease_token",
+                "worker_id",
+                "worker_ids",
+                "workflow_run_id",
+                "cancel_requested_at",
+                "claimed_ahead",
+            )[:batch]
         )
         runs, ended = set(), []
         for job in rows:
@@ -420,8 +459,16 @@ def kill_cancelled(job) -> bool:
     """Process mode: the job ignored its cancellation and its process was killed: CANCELLED."""
     Job = _job_model()
     with transaction.atomic():
-        if not write(Job.objects.filter(id=job.id), RUNNING, CANCELLED, "kill_cancel", job.lease_token,
-                     finished_at=timezone.now(), lease_token=None, lease_expires_at=None):
+        if not write(
+            Job.objects.filter(id=job.id),
+            RUNNING,
+            CANCELLED,
+            "kill_cancel",
+            job.lease_token,
+            finished_at=timezone.now(),
+            lease_token=None,
+            lease_expires_at=None,
+        ):
             return False
         if job.workflow_run_id is not None:
             _advance(job.workflow_run_id)
@@ -464,8 +511,9 @@ def cancel_now(jobs) -> bool:
     """READY or WAITING jobs -> CANCELLED; a workflow's step makes its run compensate."""
     with transaction.atomic(using=jobs.db):
         ids = list(jobs.filter(status__in=list(t.CANCELLABLE)).values_list("id", flat=True))
-        if not ids or not write(jobs.filter(id__in=ids), t.CANCELLABLE, CANCELLED, "cancel",
-                                finished_at=timezone.now()):
+        if not ids or not write(
+            jobs.filter(id__in=ids), t.CANCELLABLE, CANCELLED, "cancel", finished_at=timezone.now()
+        ):
             return False
         _advance_runs_of(jobs)
         finished_on_commit(ids, jobs.db)
@@ -475,17 +523,25 @@ def cancel_now(jobs) -> bool:
 def request_cancel(jobs) -> int:
     """Ask RUNNING jobs to stop (``context.is_cancelled()``); not a change of status. Returns
     how many had not been asked yet."""
-    return write(jobs.filter(cancel_requested_at__isnull=True), RUNNING, None, "cancel",
-                 cancel_requested_at=timezone.now())
+    return write(
+        jobs.filter(cancel_requested_at__isnull=True), RUNNING, None, "cancel", cancel_requested_at=timezone.now()
+    )
 
 
 def retry(jobs) -> int:
     """FAILED or CANCELLED jobs -> READY, due now, with at least one attempt left
     (transitions.retry_max_attempts). IntegrityError: another active job holds the key."""
     with transaction.atomic(using=jobs.db):
-        changed = write(jobs, t.RETRYABLE, READY, "retry", run_after=timezone.now(), finished_at=None,
-                        cancel_requested_at=None,
-                        max_attempts=Greatest(F("max_attempts"), F("attempts") + 1))
+        changed = write(
+            jobs,
+            t.RETRYABLE,
+            READY,
+            "retry",
+            run_after=timezone.now(),
+            finished_at=None,
+            cancel_requested_at=None,
+            max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
+        )
         if changed:
             _advance_runs_of(jobs)
     return changed
@@ -511,12 +567,20 @@ def stop_steps(steps, now) -> None:
     Job = _job_model()
     waiting = steps.filter(status__in=list(t.CANCELLABLE))
     ids = list(waiting.values_list("id", flat=True)) if _listening() else None
-    write(waiting if ids is None else Job.objects.filter(id__in=ids), t.CANCELLABLE, CANCELLED, "stop_run",
-          finished_at=now)
+    write(
+        waiting if ids is None else Job.objects.filter(id__in=ids),
+        t.CANCELLABLE,
+        CANCELLED,
+        "stop_run",
+        finished_at=now,
+    )
     if ids:
         finished_on_commit(ids)
-    running = list(steps.filter(status=RUNNING, cancel_requested_at__isnull=True)
-                   .select_for_update(skip_locked=True).values_list("id", flat=True))
+    running = list(
+        steps.filter(status=RUNNING, cancel_requested_at__isnull=True)
+        .select_for_update(skip_locked=True)
+        .values_list("id", flat=True)
+    )
     if running:
         write(Job.objects.filter(id__in=running), RUNNING, None, "stop_run", cancel_requested_at=now)
 

@@ -108,9 +108,19 @@ def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
     return results
 
 
-def insert(task: Task, args=(), kwargs=None, *, backend=None, now: datetime | None = None,
-           fields: dict[str, Any] | None = None, guarded: bool | None = None, holder: bool = True,
-           payload: Payload | None = None, checked: bool = False):
+def insert(
+    task: Task,
+    args=(),
+    kwargs=None,
+    *,
+    backend=None,
+    now: datetime | None = None,
+    fields: dict[str, Any] | None = None,
+    guarded: bool | None = None,
+    holder: bool = True,
+    payload: Payload | None = None,
+    checked: bool = False,
+):
     """Insert one job of ``task`` for a producer other than the plain enqueue; returns (row,
     TaskResult). ``row`` is the Job (guarded) or a light row with its id and columns.
 
@@ -159,8 +169,15 @@ def insert_unfindable(task_path: str, kwargs: dict, now: datetime, **fields: Any
     started): written so that it fails saying why. No TaskResult nor signal: there is no task."""
     from ..models import Job
 
-    Job.objects.create(task_path=task_path, status=JobStatus.READY, run_after=now, enqueued_at=now,
-                       kwargs=kwargs, max_attempts=1, **fields)
+    Job.objects.create(
+        task_path=task_path,
+        status=JobStatus.READY,
+        run_after=now,
+        enqueued_at=now,
+        kwargs=kwargs,
+        max_attempts=1,
+        **fields,
+    )
 
 
 # -- the checks and the columns, shared by every producer ----------------------------------------
@@ -196,7 +213,9 @@ def encode_payload(args, kwargs, limit: int | None = None) -> Payload:
     size = byte_size(args_text) + byte_size(kwargs_text) + 2
     limit = conf.get("MAX_PAYLOAD_BYTES") if limit is None else limit
     if size > limit:
-        raise InvalidTask(f"Task arguments are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES']).")
+        raise InvalidTask(
+            f"Task arguments are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES'])."
+        )
     return args, kwargs, args_text, kwargs_text
 
 

@@ -41,8 +41,9 @@ class Outage:
         self.wait = wait  # guard(): how the loop pauses after an error (None: it does not)
         self._last_error = 0.0
 
-    def ride_out(self, func, *args, on_retry: Callable[[BaseException, float], None] | None = None,
-                 keep_atomic: bool = False):
+    def ride_out(
+        self, func, *args, on_retry: Callable[[BaseException, float], None] | None = None, keep_atomic: bool = False
+    ):
         """``func(*args)``, repeated on TRANSIENT errors while the lease lasts. ``on_retry(exc,
         delay)`` is called before each pause (to log, or to narrow what is left to write)."""
         deadline = time.monotonic() + conf.get("LEASE_SECONDS")
@@ -67,8 +68,9 @@ class Outage:
         except (DatabaseError, InterfaceError) as exc:
             now = time.monotonic()
             if now - self._last_error >= 1.0:
-                logger.error("%s: database error in %s: %s", self.name, getattr(func, "__name__", "step"),
-                             str(exc).strip())
+                logger.error(
+                    "%s: database error in %s: %s", self.name, getattr(func, "__name__", "step"), str(exc).strip()
+                )
                 self._last_error = now
             close_connections()
             if self.wait is not None:

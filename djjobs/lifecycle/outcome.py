@@ -52,5 +52,7 @@ def format_traceback(exc: BaseException) -> str:
     except BaseException as inner:
         if isinstance(inner, KeyboardInterrupt):
             raise
-        return (f"{exception_class_path(exc)}: {exception_message(exc)}\n"
-                f"(the traceback could not be formatted: {type(inner).__name__})\n")
+        return (
+            f"{exception_class_path(exc)}: {exception_message(exc)}\n"
+            f"(the traceback could not be formatted: {type(inner).__name__})\n"
+        )

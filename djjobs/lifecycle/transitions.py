@@ -121,9 +121,7 @@ def decide(job, outcome, cancel_requested: bool = False) -> tuple[str, float | N
         return CANCELLED, None
     if isinstance(outcome.error, NOT_RETRYABLE):
         return FAILED, None
-    delay = next_delay(
-        job.attempts, job.max_attempts, job.retry_backoff, conf.get("RETRY_BACKOFF_MAX"), outcome.error
-    )
+    delay = next_delay(job.attempts, job.max_attempts, job.retry_backoff, conf.get("RETRY_BACKOFF_MAX"), outcome.error)
     return (FAILED, None) if delay is None else (READY, delay)
 
 
@@ -167,8 +165,7 @@ def after_lost_worker(job) -> Lost:
     loss counts). Otherwise the attempt counts: a job whose cancellation was requested ends
     CANCELLED, as its worker would have decided; one without attempts left ends FAILED."""
     cancel_requested = job.cancel_requested_at is not None
-    if (job.claimed_ahead and not cancel_requested
-            and not any(entry.get("counted") is False for entry in job.errors)):
+    if job.claimed_ahead and not cancel_requested and not any(entry.get("counted") is False for entry in job.errors):
         return Lost(READY, True)
     if cancel_requested:
         return Lost(CANCELLED, False)
@@ -180,11 +177,18 @@ def after_lost_worker(job) -> Lost:
 def worker_lost_error(job, why: str, lost: Lost, at) -> dict:
     """The WorkerLost error record of a lost worker's job."""
     message = f"worker {job.worker_id!r} lost: {why}"
-    entry = {"attempt": job.attempts, "exception_class_path": WORKER_LOST, "message": message,
-             "traceback": "", "worker_id": job.worker_id, "at": at.isoformat()}
+    entry = {
+        "attempt": job.attempts,
+        "exception_class_path": WORKER_LOST,
+        "message": message,
+        "traceback": "",
+        "worker_id": job.worker_id,
+        "at": at.isoformat(),
+    }
     if lost.refund:
-        entry["message"] += ("; the job was claimed ahead and may not have started: "
-                             "this attempt is not counted (once per job)")
+        entry["message"] += (
+            "; the job was claimed ahead and may not have started: this attempt is not counted (once per job)"
+        )
         entry["counted"] = False
     elif lost.status == CANCELLED:
         entry["message"] += "; its cancellation had been requested"

@@ -46,8 +46,9 @@ def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
 
     # A workflow's jobs go with their run (_prune_runs): its steps' results are its context.
     old = Job.objects.filter(status=status, finished_at__lt=cutoff, workflow_run__isnull=True)
-    return _delete_in_batches(old, lambda ids: Job.objects.filter(id__in=ids).delete()[0],
-                              batch_size, max_batches, dry_run)
+    return _delete_in_batches(
+        old, lambda ids: Job.objects.filter(id__in=ids).delete()[0], batch_size, max_batches, dry_run
+    )
 
 
 def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
@@ -57,8 +58,10 @@ def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
 
     days = conf.get("RETENTION_DAYS")
     deleted = 0
-    for statuses, job_status in (([RunStatus.SUCCESSFUL], JobStatus.SUCCESSFUL),
-                                 ([RunStatus.COMPENSATED, RunStatus.FAILED], JobStatus.FAILED)):
+    for statuses, job_status in (
+        ([RunStatus.SUCCESSFUL], JobStatus.SUCCESSFUL),
+        ([RunStatus.COMPENSATED, RunStatus.FAILED], JobStatus.FAILED),
+    ):
         if days.get(job_status) is None:
             continue
         old = WorkflowRun.objects.filter(status__in=statuses, finished_at__lt=now - timedelta(days=days[job_status]))

@@ -54,12 +54,16 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="job",
-            index=models.Index(condition=models.Q(("event__isnull", False)), fields=["event"], name="djjobs_job_event_idx"),
+            index=models.Index(
+                condition=models.Q(("event__isnull", False)), fields=["event"], name="djjobs_job_event_idx"
+            ),
         ),
         migrations.AddIndex(
             model_name="job",
             index=models.Index(
-                condition=models.Q(("trigger__isnull", False)), fields=["trigger", "enqueued_at"], name="djjobs_job_trigger_idx"
+                condition=models.Q(("trigger__isnull", False)),
+                fields=["trigger", "enqueued_at"],
+                name="djjobs_job_trigger_idx",
             ),
         ),
         migrations.AddConstraint(

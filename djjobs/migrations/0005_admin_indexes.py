@@ -53,12 +53,18 @@ class Migration(migrations.Migration):
         ),
         AddIndexConcurrently(
             model_name="job",
-            index=models.Index(fields=["finished_at", "id"], condition=models.Q(("finished_at__isnull", False)),
-                               name="djjobs_job_finished_at_idx"),
+            index=models.Index(
+                fields=["finished_at", "id"],
+                condition=models.Q(("finished_at__isnull", False)),
+                name="djjobs_job_finished_at_idx",
+            ),
         ),
         AddIndexConcurrently(
             model_name="job",
-            index=models.Index(fields=["unique_key"], condition=models.Q(("unique_key__isnull", False)),
-                               name="djjobs_job_unique_key_idx"),
+            index=models.Index(
+                fields=["unique_key"],
+                condition=models.Q(("unique_key__isnull", False)),
+                name="djjobs_job_unique_key_idx",
+            ),
         ),
     ]

@@ -15,7 +15,10 @@ class Migration(migrations.Migration):
     operations = [
         AddIndexConcurrently(
             model_name="job",
-            index=models.Index(fields=["workflow_run"], condition=models.Q(("workflow_run__isnull", False)),
-                               name="djjobs_job_workflow_idx"),
+            index=models.Index(
+                fields=["workflow_run"],
+                condition=models.Q(("workflow_run__isnull", False)),
+                name="djjobs_job_workflow_idx",
+            ),
         ),
     ]

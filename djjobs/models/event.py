@@ -21,8 +21,13 @@ class Event(models.Model):
     # The job whose task published this event (None: published outside any job). No database
     # constraint and DO_NOTHING: pruning jobs must neither cascade here nor be slowed down.
     cause_job = models.ForeignKey(
-        "djjobs.Job", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
-        related_name="published_events", verbose_name=_("caused by job"),
+        "djjobs.Job",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="published_events",
+        verbose_name=_("caused by job"),
     )
     # Dotted paths of the tasks subscribed when it was published (empty: nobody listened).
     subscribers = models.JSONField(default=list, blank=True)
@@ -44,8 +49,12 @@ class Event(models.Model):
 
     def as_argument(self) -> dict:
         """What a subscriber task receives as its ``event`` keyword argument."""
-        return {"name": self.name, "payload": self.payload, "id": str(self.id),
-                "occurred_at": self.occurred_at.isoformat()}
+        return {
+            "name": self.name,
+            "payload": self.payload,
+            "id": str(self.id),
+            "occurred_at": self.occurred_at.isoformat(),
+        }
 
     def cause_chain(self) -> list:
         """[(event, job that published it or None), ...] from the root cause down to this event."""
@@ -53,7 +62,11 @@ class Event(models.Model):
 
         chain, event = [], self
         while event is not None and len(chain) < MAX_CHAIN:
-            job = Job.objects.select_related("event").filter(pk=event.cause_job_id).first() if event.cause_job_id else None
+            job = (
+                Job.objects.select_related("event").filter(pk=event.cause_job_id).first()
+                if event.cause_job_id
+                else None
+            )
             chain.append((event, job))
             event = job.event if job is not None else None
         chain.reverse()

@@ -81,21 +81,47 @@ class Job(models.Model):
     checkpoint = models.JSONField(null=True, blank=True)
 
     # Provenance (djjobs.events, djjobs.triggers): the event this job handles, the trigger that enqueued it.
-    event = models.ForeignKey("djjobs.Event", null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="jobs", db_index=False, editable=False)
+    event = models.ForeignKey(
+        "djjobs.Event",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
+        editable=False,
+    )
     trigger = models.CharField(max_length=255, null=True, blank=True, editable=False)
     # The schedule that fired this job and the fire time it is for (djjobs.schedules.tick): one job
     # per (schedule, fire time), whatever the number of workers ticking.
-    schedule = models.ForeignKey("djjobs.Schedule", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="jobs", db_index=False, editable=False)  # indexed by the constraint
+    schedule = models.ForeignKey(
+        "djjobs.Schedule",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,
+        editable=False,
+    )  # indexed by the constraint
     scheduled_for = models.DateTimeField(_("scheduled for"), null=True, blank=True, editable=False)
     # A workflow's step or compensation (djjobs.workflows): the run, the step's name, and which
     # of the two this job is. Deleting a run deletes its jobs.
-    workflow_run = models.ForeignKey("djjobs.WorkflowRun", null=True, blank=True, on_delete=models.CASCADE,
-                                     related_name="jobs", db_index=False, editable=False)
+    workflow_run = models.ForeignKey(
+        "djjobs.WorkflowRun",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="jobs",
+        db_index=False,
+        editable=False,
+    )
     workflow_step = models.CharField(max_length=100, null=True, blank=True, editable=False)
-    workflow_role = models.CharField(max_length=10, null=True, blank=True, editable=False,
-                                     choices=[("step", _("step")), ("compensate", _("compensation"))])
+    workflow_role = models.CharField(
+        max_length=10,
+        null=True,
+        blank=True,
+        editable=False,
+        choices=[("step", _("step")), ("compensate", _("compensation"))],
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -122,21 +148,25 @@ class Job(models.Model):
             models.Index(fields=["task_path", "status"], name="djjobs_job_task_idx"),
             # An event's subscriber jobs; a trigger's jobs (the admin's counts). Partial: most jobs have neither.
             models.Index(fields=["event"], condition=Q(event__isnull=False), name="djjobs_job_event_idx"),
-            models.Index(fields=["trigger", "enqueued_at"], condition=Q(trigger__isnull=False),
-                         name="djjobs_job_trigger_idx"),
+            models.Index(
+                fields=["trigger", "enqueued_at"], condition=Q(trigger__isnull=False), name="djjobs_job_trigger_idx"
+            ),
             # The admin's job list (migration 0005): every filter in the list's order, newest
             # first, so a first page reads one page of index entries; search by unique key.
             models.Index(fields=["enqueued_at", "id"], name="djjobs_job_enqueued_idx"),
             models.Index(fields=["status", "enqueued_at", "id"], name="djjobs_job_status_enq_idx"),
             models.Index(fields=["queue_name", "enqueued_at", "id"], name="djjobs_job_queue_enq_idx"),
             models.Index(fields=["task_path", "enqueued_at", "id"], name="djjobs_job_task_enq_idx"),
-            models.Index(fields=["finished_at", "id"], condition=Q(finished_at__isnull=False),
-                         name="djjobs_job_finished_at_idx"),
-            models.Index(fields=["unique_key"], condition=Q(unique_key__isnull=False),
-                         name="djjobs_job_unique_key_idx"),
+            models.Index(
+                fields=["finished_at", "id"], condition=Q(finished_at__isnull=False), name="djjobs_job_finished_at_idx"
+            ),
+            models.Index(
+                fields=["unique_key"], condition=Q(unique_key__isnull=False), name="djjobs_job_unique_key_idx"
+            ),
             # A run's jobs. Partial: most jobs belong to no workflow.
-            models.Index(fields=["workflow_run"], condition=Q(workflow_run__isnull=False),
-                         name="djjobs_job_workflow_idx"),
+            models.Index(
+                fields=["workflow_run"], condition=Q(workflow_run__isnull=False), name="djjobs_job_workflow_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(

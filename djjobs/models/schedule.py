@@ -15,8 +15,21 @@ from ..schedules.policy import Misfire, Overlap
 
 # What a code declaration sets; a code-managed row whose values differ from its declaration
 # was edited in the admin ("overridden") and keeps those edits on the next migrate.
-DEFINITION_FIELDS = ("task_path", "args", "kwargs", "cron", "interval", "run_at", "time_zone", "enabled",
-                     "queue_name", "priority", "overlap", "misfire", "description")
+DEFINITION_FIELDS = (
+    "task_path",
+    "args",
+    "kwargs",
+    "cron",
+    "interval",
+    "run_at",
+    "time_zone",
+    "enabled",
+    "queue_name",
+    "priority",
+    "overlap",
+    "misfire",
+    "description",
+)
 TIMING_FIELDS = ("cron", "interval", "run_at", "time_zone", "enabled")
 
 
@@ -43,28 +56,49 @@ class Schedule(models.Model):
 
     # When: exactly one of cron, interval and run_at (see djjobs.schedules.cron for the DST rule).
     cron = models.CharField(
-        _("cron"), max_length=120, blank=True, default="",
+        _("cron"),
+        max_length=120,
+        blank=True,
+        default="",
         help_text=_("5 fields (minute hour day month weekday), or 6 with seconds last; e.g. 0 2 * * *"),
     )
     interval = models.PositiveIntegerField(
-        _("interval (seconds)"), null=True, blank=True,
+        _("interval (seconds)"),
+        null=True,
+        blank=True,
         help_text=_("Every N seconds, at the multiples of N since 1970-01-01 UTC."),
     )
-    run_at = models.DateTimeField(_("run once at"), null=True, blank=True,
-                                  help_text=_("One run at this time; the schedule disables itself after it."))
-    time_zone = models.CharField(_("time zone"), max_length=64, default=default_time_zone,
-                                 help_text=_("IANA name, e.g. Europe/London; cron and run_at are read in it."))
+    run_at = models.DateTimeField(
+        _("run once at"),
+        null=True,
+        blank=True,
+        help_text=_("One run at this time; the schedule disables itself after it."),
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        default=default_time_zone,
+        help_text=_("IANA name, e.g. Europe/London; cron and run_at are read in it."),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
 
     # The jobs it enqueues: blank/null take the task's own queue and priority.
     queue_name = models.CharField(_("queue"), max_length=64, blank=True, default="")
     priority = models.SmallIntegerField(_("priority"), null=True, blank=True, help_text=_("-100..100"))
-    overlap = models.CharField(_("overlap"), max_length=10, choices=[(o.value, o.value) for o in Overlap],
-                               default=Overlap.ALLOW.value,
-                               help_text=_("skip: do not fire while the previous run is READY or RUNNING."))
-    misfire = models.CharField(_("misfire"), max_length=10, choices=[(m.value, m.value) for m in Misfire],
-                               default=Misfire.RUN_ONCE.value,
-                               help_text=_("Runs missed while no worker ran: one catch-up run, none, or all."))
+    overlap = models.CharField(
+        _("overlap"),
+        max_length=10,
+        choices=[(o.value, o.value) for o in Overlap],
+        default=Overlap.ALLOW.value,
+        help_text=_("skip: do not fire while the previous run is READY or RUNNING."),
+    )
+    misfire = models.CharField(
+        _("misfire"),
+        max_length=10,
+        choices=[(m.value, m.value) for m in Misfire],
+        default=Misfire.RUN_ONCE.value,
+        help_text=_("Runs missed while no worker ran: one catch-up run, none, or all."),
+    )
     description = models.TextField(_("description"), blank=True, default="")
 
     # Firing state, written by the scheduler.
@@ -102,10 +136,12 @@ class Schedule(models.Model):
                 ),
                 name="djjobs_schedule_one_timing",
             ),
-            models.CheckConstraint(condition=Q(interval__isnull=True) | Q(interval__gte=1),
-                                   name="djjobs_schedule_interval_positive"),
             models.CheckConstraint(
-                condition=Q(priority__isnull=True) | Q(priority__gte=TASK_MIN_PRIORITY, priority__lte=TASK_MAX_PRIORITY),
+                condition=Q(interval__isnull=True) | Q(interval__gte=1), name="djjobs_schedule_interval_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__isnull=True)
+                | Q(priority__gte=TASK_MIN_PRIORITY, priority__lte=TASK_MAX_PRIORITY),
                 name="djjobs_schedule_priority_range",
             ),
         ]

@@ -50,8 +50,9 @@ class WorkflowRun(models.Model):
         indexes = [
             models.Index(fields=["created_at", "id"], name="djjobs_run_created_idx"),
             models.Index(fields=["status", "created_at"], name="djjobs_run_status_idx"),
-            models.Index(fields=["finished_at"], condition=Q(finished_at__isnull=False),
-                         name="djjobs_run_finished_idx"),
+            models.Index(
+                fields=["finished_at"], condition=Q(finished_at__isnull=False), name="djjobs_run_finished_idx"
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(status__in=RunStatus.values), name="djjobs_run_status_valid"),

@@ -74,7 +74,9 @@ def parse_cron(expr: str) -> Cron:
         )
     for name, field in zip(FIELD_NAMES, fields):
         if _RANDOM_OR_HASHED.search(field):
-            raise TimingError(f"Cron expression {expr!r}: random (R) and hashed (H) values are not supported ({name} field).")
+            raise TimingError(
+                f"Cron expression {expr!r}: random (R) and hashed (H) values are not supported ({name} field)."
+            )
     try:
         parsed = croniter(text, datetime(2000, 1, 1))
     except CroniterError as exc:
@@ -96,7 +98,9 @@ def _field_problem(fields: list[str]) -> str:
         try:
             croniter(" ".join(probe), datetime(2000, 1, 1))
         except CroniterError:
-            return f"the {name} field {field!r} is not valid (allowed: {ranges[i]}, *, lists a,b, ranges a-b, steps */n)"
+            return (
+                f"the {name} field {field!r} is not valid (allowed: {ranges[i]}, *, lists a,b, ranges a-b, steps */n)"
+            )
     return ""
 
 
@@ -128,11 +132,15 @@ class Timing:
     zone: tzinfo = UTC
 
     @classmethod
-    def build(cls, *, cron: str = "", interval: int | None = None, run_at: datetime | None = None,
-              time_zone: str = "UTC") -> "Timing":
+    def build(
+        cls, *, cron: str = "", interval: int | None = None, run_at: datetime | None = None, time_zone: str = "UTC"
+    ) -> "Timing":
         """Validate and combine the parts; exactly one of cron, interval and run_at is given."""
-        given = [name for name, value in (("cron", cron), ("interval", interval), ("run_at", run_at))
-                 if value not in (None, "")]
+        given = [
+            name
+            for name, value in (("cron", cron), ("interval", interval), ("run_at", run_at))
+            if value not in (None, "")
+        ]
         if len(given) != 1:
             problem = "none is" if not given else f"{' and '.join(given)} are"
             raise TimingError(f"Give exactly one of cron, interval and run_at ({problem} set).")
@@ -156,7 +164,9 @@ class Timing:
                 yield self.run_at.astimezone(UTC)
             return
         start = _seconds(after)
-        instants = _interval_instants(self.interval, start) if self.interval else _cron_instants(self.cron, self.zone, start)
+        instants = (
+            _interval_instants(self.interval, start) if self.interval else _cron_instants(self.cron, self.zone, start)
+        )
         for instant in instants:
             yield datetime.fromtimestamp(instant, UTC)
 
@@ -191,7 +201,10 @@ def localize(wall: datetime, zone: tzinfo) -> datetime:
     if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
         return first.astimezone(UTC)
     wall_s = _wall_seconds(wall)
-    before, after = int(first.utcoffset().total_seconds()), int(wall.replace(tzinfo=zone, fold=1).utcoffset().total_seconds())
+    before, after = (
+        int(first.utcoffset().total_seconds()),
+        int(wall.replace(tzinfo=zone, fold=1).utcoffset().total_seconds()),
+    )
     lo, hi = sorted((wall_s - before, wall_s - after))
     jump = _first_change(zone, lo - 1, hi + 1, _offset(zone, lo - 1))
     return datetime.fromtimestamp(jump if jump is not None else wall_s - before, UTC)

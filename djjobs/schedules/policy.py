@@ -75,7 +75,8 @@ def plan(
         if len(fire) > len(kept):
             skipped += len(fire) - len(kept)
             reasons.append(
-                "the previous run was still READY or RUNNING (overlap: skip)" if previous_active
+                "the previous run was still READY or RUNNING (overlap: skip)"
+                if previous_active
                 else f"{len(fire) - 1} catch-up run(s) would have overlapped (overlap: skip)"
             )
         fire = kept
@@ -96,7 +97,9 @@ def _catch_up(timing, due_at, end, now, misfire, keep, max_lateness) -> tuple[li
     return catch_up, dropped, f"{count} not caught up (misfire: {misfire})"
 
 
-def _fires(timing: Timing, due_at: datetime, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:
+def _fires(
+    timing: Timing, due_at: datetime, start: datetime, end: datetime, limit: int | None = None
+) -> list[datetime]:
     """The schedule's fire times in [start, end]: ``due_at`` itself, then the timing's."""
     head = [due_at] if start <= due_at <= end else []
     after = max(due_at, start - timedelta(microseconds=1))

@@ -22,8 +22,21 @@ from .. import conf
 
 logger = logging.getLogger("djjobs")
 
-KEYS = {"task", "cron", "interval", "run_at", "time_zone", "args", "kwargs", "queue_name", "priority",
-        "overlap", "misfire", "description", "enabled"}
+KEYS = {
+    "task",
+    "cron",
+    "interval",
+    "run_at",
+    "time_zone",
+    "args",
+    "kwargs",
+    "queue_name",
+    "priority",
+    "overlap",
+    "misfire",
+    "description",
+    "enabled",
+}
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,14 @@ class Report:
     conflicts: list[str] = field(default_factory=list)  # an admin-made row has the declared name
 
     def lines(self) -> list[str]:
-        labels = [("created", self.created), ("updated", self.updated),
-                  ("kept admin changes of", self.overridden), ("deleted (no longer declared)", self.deleted),
-                  ("released to the admin (no longer declared, changed in the admin)", self.released),
-                  ("not synced (an admin-made schedule has the name)", self.conflicts)]
+        labels = [
+            ("created", self.created),
+            ("updated", self.updated),
+            ("kept admin changes of", self.overridden),
+            ("deleted (no longer declared)", self.deleted),
+            ("released to the admin (no longer declared, changed in the admin)", self.released),
+            ("not synced (an admin-made schedule has the name)", self.conflicts),
+        ]
         return [f"  Schedules {label}: {', '.join(names)}" for label, names in labels if names]
 
 
@@ -132,7 +149,8 @@ def problems() -> list[str]:
             build(declaration).full_clean(exclude=["name"], validate_unique=False, validate_constraints=False)
         except ValidationError as exc:
             details = "; ".join(
-                f"{'' if key == '__all__' else key + ': '}{' '.join(errors)}" for key, errors in exc.message_dict.items()
+                f"{'' if key == '__all__' else key + ': '}{' '.join(errors)}"
+                for key, errors in exc.message_dict.items()
             )
             messages.append(f"{declaration.source}: {details}")
     return messages

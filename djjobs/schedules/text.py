@@ -11,10 +11,24 @@ from datetime import datetime, timedelta
 from .cron import TimingError, parse_cron
 
 DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = ["", "January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]
+MONTHS = [
+    "",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _NAMES = {name[:3].lower(): i for i, name in enumerate(DAYS[:7])} | {
-    name[:3].lower(): i for i, name in enumerate(MONTHS) if name}
+    name[:3].lower(): i for i, name in enumerate(MONTHS) if name
+}
 
 
 class _Unsupported(Exception):

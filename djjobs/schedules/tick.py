@@ -51,8 +51,13 @@ def tick(now: datetime | None = None) -> int:
         schedule = None
         try:
             with transaction.atomic(using=alias):
-                schedule = (Schedule.objects.select_for_update(skip_locked=True).due(now).exclude(pk__in=failed)
-                            .order_by("next_run_at").first())
+                schedule = (
+                    Schedule.objects.select_for_update(skip_locked=True)
+                    .due(now)
+                    .exclude(pk__in=failed)
+                    .order_by("next_run_at")
+                    .first()
+                )
                 if schedule is None:
                     break
                 fired += _fire(schedule, now)
@@ -62,8 +67,11 @@ def tick(now: datetime | None = None) -> int:
             if schedule is None:
                 raise
             failed.append(schedule.pk)
-            logger.exception("schedule %s could not fire (rolled back; tried again next tick): %s",
-                             getattr(schedule, "name", "?"), exc)
+            logger.exception(
+                "schedule %s could not fire (rolled back; tried again next tick): %s",
+                getattr(schedule, "name", "?"),
+                exc,
+            )
     return fired
 
 
@@ -78,9 +86,14 @@ def _fire(schedule, now: datetime) -> int:
     task, problem = find_task(schedule.task_path)
     previous_active = schedule.overlap == Overlap.SKIP and schedule.jobs.filter(status__in=ACTIVE).exists()
     decided = plan(
-        timing, schedule.next_run_at, now,
-        misfire=schedule.misfire, overlap=schedule.overlap, previous_active=previous_active,
-        grace=conf.get("SCHEDULE_MISFIRE_GRACE"), max_lateness=conf.get("SCHEDULE_MAX_LATENESS"),
+        timing,
+        schedule.next_run_at,
+        now,
+        misfire=schedule.misfire,
+        overlap=schedule.overlap,
+        previous_active=previous_active,
+        grace=conf.get("SCHEDULE_MISFIRE_GRACE"),
+        max_lateness=conf.get("SCHEDULE_MAX_LATENESS"),
         cap=conf.get("SCHEDULE_CATCH_UP_MAX"),
     )
     skipped, reasons, last, enqueued = decided.skipped, list(decided.reasons), None, 0
@@ -94,7 +107,11 @@ def _fire(schedule, now: datetime) -> int:
     for reason in reasons:
         logger.warning("schedule %s skipped a run: %s", schedule.name, reason)
     _record(
-        schedule, now=now, next_run_at=decided.next_run_at, last=last, skipped=skipped,
+        schedule,
+        now=now,
+        next_run_at=decided.next_run_at,
+        last=last,
+        skipped=skipped,
         reason=reasons[-1] if reasons else "",
         enabled=False if timing.one_off and decided.next_run_at is None else None,
     )
@@ -131,8 +148,14 @@ def _enqueue(schedule, task: Task, when: datetime, now: datetime):
     task = task.using(**overrides) if overrides else task
     try:
         job, _result = insert.insert(
-            task, schedule.args, schedule.kwargs, now=now, guarded=True, holder=False,
-            fields={"run_after": when, "schedule_id": schedule.pk, "scheduled_for": when})
+            task,
+            schedule.args,
+            schedule.kwargs,
+            now=now,
+            guarded=True,
+            holder=False,
+            fields={"run_after": when, "schedule_id": schedule.pk, "scheduled_for": when},
+        )
     except InvalidTask as exc:
         return None, f"cannot enqueue {schedule.task_path}: {exc}"
     except IntegrityError:

@@ -29,7 +29,10 @@ def validate_schedule(schedule) -> dict[str, list[str]]:
         add(field, message)
     priority = schedule.priority  # not an int: the field's own validation says so
     if _is_int(priority) and not TASK_MIN_PRIORITY <= priority <= TASK_MAX_PRIORITY:
-        add("priority", f"Priority must be between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}, got {schedule.priority}.")
+        add(
+            "priority",
+            f"Priority must be between {TASK_MIN_PRIORITY} and {TASK_MAX_PRIORITY}, got {schedule.priority}.",
+        )
     task, problem = find_task(schedule.task_path)
     if problem:
         add("task_path", problem)
@@ -81,15 +84,20 @@ def _timing_problems(schedule):
             yield "interval", str(exc)
     ran = schedule.last_run_at
     if schedule.run_at is not None and schedule.enabled and ran is not None and schedule.run_at <= ran:
-        yield "run_at", (f"This one-off already ran (for {ran:%Y-%m-%d %H:%M:%S %Z}); give it a later "
-                         "time to run it again, or leave it disabled.")
+        yield (
+            "run_at",
+            (
+                f"This one-off already ran (for {ran:%Y-%m-%d %H:%M:%S %Z}); give it a later "
+                "time to run it again, or leave it disabled."
+            ),
+        )
 
 
 def _payload_problems(args, kwargs):
     if not isinstance(args, list):
-        yield "args", f"args must be a JSON list, e.g. [1, \"two\"]; got {type(args).__name__}."
+        yield "args", f'args must be a JSON list, e.g. [1, "two"]; got {type(args).__name__}.'
     if not isinstance(kwargs, dict):
-        yield "kwargs", f"kwargs must be a JSON object, e.g. {{\"days\": 7}}; got {type(kwargs).__name__}."
+        yield "kwargs", f'kwargs must be a JSON object, e.g. {{"days": 7}}; got {type(kwargs).__name__}.'
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         return
     # Encoded as enqueue() does (djjobs.lifecycle.insert.encode_payload): the same rules, the same size, and

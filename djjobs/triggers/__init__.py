@@ -32,8 +32,23 @@ from ..provenance import stamping
 from .conditions import CREATE, DELETE, UPDATE, Change, Condition, as_condition, changed, evaluating
 
 __all__ = [
-    "CREATE", "DELETE", "UPDATE", "Condition", "Trigger", "changed", "connect", "fire", "is_suppressed",
-    "on_create", "on_delete", "on_update", "register", "registered", "stats", "suppressed", "triggered",
+    "CREATE",
+    "DELETE",
+    "UPDATE",
+    "Condition",
+    "Trigger",
+    "changed",
+    "connect",
+    "fire",
+    "is_suppressed",
+    "on_create",
+    "on_delete",
+    "on_update",
+    "register",
+    "registered",
+    "stats",
+    "suppressed",
+    "triggered",
     "unregister",
 ]
 
@@ -122,6 +137,7 @@ def on_delete(model, task=None, *, args=None, kwargs=None, when=None, unique=Fal
 
 def _declare(event, model, task, **options):
     if task is None:
+
         def decorator(task):
             _declare(event, model, task, **options)
             return task
@@ -132,7 +148,9 @@ def _declare(event, model, task, **options):
 
 def _build(event, model, task, *, args, kwargs, when, unique, name) -> Trigger:
     if not isinstance(task, Task):
-        raise ImproperlyConfigured(f"A trigger enqueues a task, got {task!r}: put @triggers.on_{event}(...) above @task.")
+        raise ImproperlyConfigured(
+            f"A trigger enqueues a task, got {task!r}: put @triggers.on_{event}(...) above @task."
+        )
     if not (isinstance(model, str) or (inspect.isclass(model) and issubclass(model, models.Model))):
         raise ImproperlyConfigured(f"A trigger's model is a model class or 'app_label.Model', got {model!r}.")
     condition = None if when is None else as_condition(when)
@@ -140,8 +158,9 @@ def _build(event, model, task, *, args, kwargs, when, unique, name) -> Trigger:
         raise ImproperlyConfigured("changed() has no meaning for on_delete: a deleted row has no new values.")
     if unique and not hasattr(task, "unique_key"):
         raise ImproperlyConfigured(f"unique=True needs a djjobs task; {task.module_path} is not one.")
-    trigger = Trigger(name="", model=model, event=event, task=task, args=args, kwargs=kwargs,
-                      when=condition, unique=unique)
+    trigger = Trigger(
+        name="", model=model, event=event, task=task, args=args, kwargs=kwargs, when=condition, unique=unique
+    )
     trigger.name = name or f"{trigger.model_label}.{event}:{task.module_path}"
     if len(trigger.name) > 255:
         raise ImproperlyConfigured(f"A trigger name is at most 255 characters: {trigger.name!r}.")
@@ -219,7 +238,8 @@ def _for(sender, event) -> tuple[Trigger, ...]:
     key = (sender, event)
     if key not in _cache:
         _cache[key] = tuple(
-            t for t in _registry.values()
+            t
+            for t in _registry.values()
             if t.event == event and not isinstance(t.model, str) and issubclass(sender, t.model)
         )
     return _cache[key]
@@ -378,6 +398,7 @@ class suppressed:  # noqa: N801 - used like contextlib.suppress
 
     def __call__(self, function):
         if inspect.iscoroutinefunction(function):
+
             @wraps(function)
             async def async_wrapper(*args, **kwargs):
                 with suppressed():
@@ -403,7 +424,11 @@ def stats(names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
     from ..models import Job
 
     names = list(_registry) if names is None else list(names)
-    rows = (Job.objects.filter(trigger__in=names).order_by().values("trigger")
-            .annotate(jobs=Count("pk"), last_enqueued_at=Max("enqueued_at")))
+    rows = (
+        Job.objects.filter(trigger__in=names)
+        .order_by()
+        .values("trigger")
+        .annotate(jobs=Count("pk"), last_enqueued_at=Max("enqueued_at"))
+    )
     found = {row["trigger"]: {"jobs": row["jobs"], "last_enqueued_at": row["last_enqueued_at"]} for row in rows}
     return {name: found.get(name, {"jobs": 0, "last_enqueued_at": None}) for name in names}

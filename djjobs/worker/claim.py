@@ -60,7 +60,11 @@ class ClaimedJob:
 
 
 def claim(
-    worker_id: str, queues: list[str] | None, limit: int, lease_seconds: float, relaxed: bool = False,
+    worker_id: str,
+    queues: list[str] | None,
+    limit: int,
+    lease_seconds: float,
+    relaxed: bool = False,
     direct: int | None = None,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` due jobs of ``queues`` (None: every queue) for ``worker_id``.
@@ -135,8 +139,16 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
                 first = ids if direct is None else ids[:direct]
                 cursor.execute(
                     sql.claim_update_sqlite(len(first), len(ids)),
-                    [adapt(now), adapt(now), worker_id, worker_id, token.hex,
-                     adapt(now + timedelta(seconds=lease_seconds)), *first, *ids],
+                    [
+                        adapt(now),
+                        adapt(now),
+                        worker_id,
+                        worker_id,
+                        token.hex,
+                        adapt(now + timedelta(seconds=lease_seconds)),
+                        *first,
+                        *ids,
+                    ],
                 )
                 rows = cursor.fetchall()
             if own_transaction:
@@ -168,9 +180,29 @@ def _dt(value, connection):
 
 
 def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
-    (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
-     started_at, last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
-     checkpoint, run_id, ahead) = row
+    (
+        id_,
+        task_path,
+        backend,
+        queue,
+        priority,
+        args,
+        kwargs,
+        takes_context,
+        run_after,
+        enqueued_at,
+        started_at,
+        last_attempted_at,
+        attempts,
+        max_attempts,
+        backoff,
+        timeout,
+        errors,
+        worker_ids,
+        checkpoint,
+        run_id,
+        ahead,
+    ) = row
     id_ = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_)
     if run_id is not None and not isinstance(run_id, uuid.UUID):
         run_id = uuid.UUID(run_id)
@@ -207,19 +239,55 @@ def _to_claimed_postgresql(rows, token, now, worker_id) -> list[ClaimedJob]:
     loads = json.loads
     empty = _EMPTY_JSON
     jobs = []
-    for (id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after, enqueued_at,
-         started_at, _last_attempted_at, attempts, max_attempts, backoff, timeout, errors, worker_ids,
-         checkpoint, run_id, ahead) in rows:
+    for (
+        id_,
+        task_path,
+        backend,
+        queue,
+        priority,
+        args,
+        kwargs,
+        takes_context,
+        run_after,
+        enqueued_at,
+        started_at,
+        _last_attempted_at,
+        attempts,
+        max_attempts,
+        backoff,
+        timeout,
+        errors,
+        worker_ids,
+        checkpoint,
+        run_id,
+        ahead,
+    ) in rows:
         maker = empty.get(args)
         args = maker() if maker is not None else loads(args)
         maker = empty.get(kwargs)
         kwargs = maker() if maker is not None else loads(kwargs)
         job = ClaimedJob(
-            id_, task_path, backend, queue, priority, args, kwargs, takes_context, run_after,
-            enqueued_at, started_at or now, now, attempts, max_attempts, backoff, timeout,
+            id_,
+            task_path,
+            backend,
+            queue,
+            priority,
+            args,
+            kwargs,
+            takes_context,
+            run_after,
+            enqueued_at,
+            started_at or now,
+            now,
+            attempts,
+            max_attempts,
+            backoff,
+            timeout,
             [] if errors is None else _json(errors),
             [worker_id] if worker_ids is None else _json(worker_ids),
-            _json(checkpoint), token, str(id_),
+            _json(checkpoint),
+            token,
+            str(id_),
         )
         if run_id is not None:
             job.workflow_run_id = run_id

@@ -87,19 +87,22 @@ class Completer(threading.Thread):
 
         def on_retry(exc, delay):
             pending[0] = _written_apart(pending[0], done)
-            logger.warning("completing %d job(s) failed (%s); retrying in %.1fs", len(pending[0]),
-                           str(exc).strip(), delay)
+            logger.warning(
+                "completing %d job(s) failed (%s); retrying in %.1fs", len(pending[0]), str(exc).strip(), delay
+            )
 
         try:
             return _OUTAGE.ride_out(write, on_retry=on_retry)
         except TRANSIENT as exc:
             left = _written_apart(pending[0], done)
-            logger.error("could not complete %d job(s): %s; they will be rescued when their leases expire",
-                         len(left), str(exc).strip())
+            logger.error(
+                "could not complete %d job(s): %s; they will be rescued when their leases expire",
+                len(left),
+                str(exc).strip(),
+            )
         except Exception:  # a bug, or a driver's surprise: this batch only
             left = _written_apart(pending[0], done)
-            logger.exception("could not complete %d job(s); they will be rescued when their leases expire",
-                             len(left))
+            logger.exception("could not complete %d job(s); they will be rescued when their leases expire", len(left))
             close_connections()
         refused.update(job.key for job, _ in left)
         return done

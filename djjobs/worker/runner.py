@@ -103,8 +103,13 @@ class Worker:
     def run(self) -> int:
         """Work until stopped (or, with burst, until nothing is due); returns the exit code."""
         self._install_signal_handlers()
-        logger.info("worker %s starting: queues=%s concurrency=%d%s", self.worker_id,
-                    ",".join(self.queues or ["*"]), self.concurrency, " burst" if self.burst else "")
+        logger.info(
+            "worker %s starting: queues=%s concurrency=%d%s",
+            self.worker_id,
+            ",".join(self.queues or ["*"]),
+            self.concurrency,
+            " burst" if self.burst else "",
+        )
         self._guarded(self._register)
         heartbeat = self._start(threading.Thread(target=self._heartbeat_loop, name="djjobs-heartbeat", daemon=True))
         if conf.get("LISTEN") and not self.burst and listen_supported():
@@ -162,9 +167,13 @@ class Worker:
         live on holding leases it renews for jobs it never finishes. So it stops claiming and
         heartbeating (its jobs' leases expire and the rescuer takes them), gives its prefetched
         jobs back, and exits with code 1, for systemd or the supervisor to start a fresh one."""
-        logger.critical("worker %s: thread %s died; the worker stops (exit code 1) so that it is "
-                        "restarted, and its running jobs will be rescued", self.worker_id, thread.name,
-                        exc_info=True)  # noqa: LOG014 - called from an except block
+        logger.critical(
+            "worker %s: thread %s died; the worker stops (exit code 1) so that it is "
+            "restarted, and its running jobs will be rescued",
+            self.worker_id,
+            thread.name,
+            exc_info=True,  # noqa: LOG014 - called from an except block
+        )
         self._exit_code = 1
         self._crashed.set()
         self.stop()
@@ -224,8 +233,11 @@ class Worker:
                 if claim_failures and claim_failures < BURST_CLAIM_TRIES:
                     continue  # _guarded waited a moment: ask again
                 if claim_failures:
-                    logger.error("worker %s: burst ends, the database could not be asked what is due "
-                                 "(%d tries)", self.worker_id, claim_failures)
+                    logger.error(
+                        "worker %s: burst ends, the database could not be asked what is due (%d tries)",
+                        self.worker_id,
+                        claim_failures,
+                    )
                     self._exit_code = 1
                 break
             flush_logs()  # an idle worker's log lines appear now, a busy one's once per claim
@@ -312,8 +324,7 @@ class Worker:
             outcome, completed = attempt(job, self.worker_id, None, _NOT_IN_ATOMIC)
             self._avg_duration = 0.9 * self._avg_duration + 0.1 * (time.monotonic() - started)
             # Batched unless a workflow's run must move on in the completion's transaction.
-            if (completed is None and outcome.succeeded and self._completer is not None
-                    and job.workflow_run_id is None):
+            if completed is None and outcome.succeeded and self._completer is not None and job.workflow_run_id is None:
                 with self._lock:
                     if (running := self._running.get(job.key)) is not None:
                         running.finished = True
@@ -325,8 +336,11 @@ class Worker:
                 completed = complete_with_retry(job, outcome, self.worker_id)
             status = finish(job, outcome, completed, self.worker_id)
         except Exception:
-            logger.exception("worker %s could not run or complete job %s; it will be rescued when its lease "
-                             "expires", self.worker_id, job.id)
+            logger.exception(
+                "worker %s could not run or complete job %s; it will be rescued when its lease expires",
+                self.worker_id,
+                job.id,
+            )
             connections.close_all()
         finally:
             with self._lock:
@@ -374,8 +388,15 @@ class Worker:
                 self._running.pop(job.key, None)
                 self._timed.pop(job.key, None)
             if completed:
-                logger.error("job timed out task=%s id=%s attempt=%d/%d timeout=%gs, now %s",
-                             job.task_path, job.id, job.attempts, job.max_attempts, job.timeout, job.status)
+                logger.error(
+                    "job timed out task=%s id=%s attempt=%d/%d timeout=%gs, now %s",
+                    job.task_path,
+                    job.id,
+                    job.attempts,
+                    job.max_attempts,
+                    job.timeout,
+                    job.status,
+                )
 
     # -- database guard ------------------------------------------------------------------
 
@@ -411,8 +432,13 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         interval = conf.get("HEARTBEAT_INTERVAL")
         if not (isinstance(interval, (int, float)) and 0 < interval < self.lease_seconds):  # djjobs.E301/E302
-            logger.warning("DJJOBS['HEARTBEAT_INTERVAL'] %r is not between 0 and LEASE_SECONDS (%s): renewing "
-                           "leases every %s s instead", interval, self.lease_seconds, self.lease_seconds / 3)
+            logger.warning(
+                "DJJOBS['HEARTBEAT_INTERVAL'] %r is not between 0 and LEASE_SECONDS (%s): renewing "
+                "leases every %s s instead",
+                interval,
+                self.lease_seconds,
+                self.lease_seconds / 3,
+            )
             interval = self.lease_seconds / 3
         while not self.stopping.wait(interval):
             self._guarded(self._heartbeat)
@@ -450,6 +476,10 @@ class Worker:
         if self._signals > 1:
             logger.warning("worker %s: second signal, exiting now; running jobs will be rescued", self.worker_id)
             os._exit(1)
-        logger.info("worker %s: %s received, finishing %d running job(s)", self.worker_id,
-                    signal.Signals(signum).name, self._busy)
+        logger.info(
+            "worker %s: %s received, finishing %d running job(s)",
+            self.worker_id,
+            signal.Signals(signum).name,
+            self._busy,
+        )
         self.stop()

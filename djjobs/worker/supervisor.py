@@ -51,8 +51,12 @@ class Supervisor:
         worker_id: str | None = None,
     ):
         self.processes = processes
-        self.worker_kwargs = {"queues": queues, "concurrency": concurrency, "burst": burst,
-                              "max_jobs": max_jobs_per_child}
+        self.worker_kwargs = {
+            "queues": queues,
+            "concurrency": concurrency,
+            "burst": burst,
+            "max_jobs": max_jobs_per_child,
+        }
         self.burst = burst
         self.base_id = (worker_id or default_worker_id())[:52]
         self.children: dict[int, _Child] = {}  # pid -> child
@@ -98,8 +102,7 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 random.seed()
-                code = Worker(worker_id=worker_id, thread_timeouts=False, parent_pid=parent,
-                              **self.worker_kwargs).run()
+                code = Worker(worker_id=worker_id, thread_timeouts=False, parent_pid=parent, **self.worker_kwargs).run()
             except BaseException:
                 logger.exception("worker process %s crashed", worker_id)
             finally:
@@ -125,8 +128,14 @@ class Supervisor:
         """A child ended: release what it held, and replace it unless we are stopping."""
         released = self._guarded(self._release, child, f"worker process exited with code {code}")
         if code != 0 or released:
-            logger.warning("supervisor %s: worker %s (pid %d) exited with code %d; %d job(s) released",
-                           self.base_id, child.worker_id, child.pid, code, released or 0)
+            logger.warning(
+                "supervisor %s: worker %s (pid %d) exited with code %d; %d job(s) released",
+                self.base_id,
+                child.worker_id,
+                child.pid,
+                code,
+                released or 0,
+            )
         if self.stopping.is_set() or (self.burst and code == 0):
             return
         if self.burst and code > 0:
@@ -180,8 +189,14 @@ class Supervisor:
             time_out(job, child.worker_id, child.pid)
         else:
             kill_cancelled(job)
-        logger.error("supervisor %s: killed worker %s (pid %d): job %s %s", self.base_id, child.worker_id,
-                     child.pid, job.id, "timed out" if reason == "timeout" else "ignored its cancellation")
+        logger.error(
+            "supervisor %s: killed worker %s (pid %d): job %s %s",
+            self.base_id,
+            child.worker_id,
+            child.pid,
+            job.id,
+            "timed out" if reason == "timeout" else "ignored its cancellation",
+        )
         self._on_exit(child, -signal.SIGKILL)
 
     # -- signals and the database --------------------------------------------------------
@@ -197,8 +212,9 @@ class Supervisor:
             for pid in list(self.children):
                 _kill(pid, signal.SIGKILL)
             os._exit(1)
-        logger.info("supervisor %s: %s received, stopping workers gracefully", self.base_id,
-                    signal.Signals(signum).name)
+        logger.info(
+            "supervisor %s: %s received, stopping workers gracefully", self.base_id, signal.Signals(signum).name
+        )
         self.stopping.set()
         for pid in list(self.children):
             _kill(pid, signal.SIGTERM)

@@ -43,8 +43,7 @@ def attempt(job, worker_id: str, sender=None, in_atomic: dict[str, bool] | None 
         except Exception:  # a receiver's failure is not the job's: it runs all the same
             logger.exception("a task_started receiver failed for job %s; the job runs all the same", job_key(job))
     if logger.isEnabledFor(logging.INFO):
-        _info("job started task=%s id=%s attempt=%d/%d", job.task_path, job_key(job),
-              job.attempts, job.max_attempts)
+        _info("job started task=%s id=%s attempt=%d/%d", job.task_path, job_key(job), job.attempts, job.max_attempts)
     if in_atomic is None:
         in_atomic = _atomic_state()
     if getattr(task, "atomic", False):
@@ -63,11 +62,19 @@ def finish(job, outcome, completed: bool | None, worker_id: str, sender=None) ->
     """
     if not completed:
         if completed is None:
-            logger.error("job result not recorded task=%s id=%s: the database refused it (see above); "
-                         "the job will be rescued when its lease expires", job.task_path, job.id)
+            logger.error(
+                "job result not recorded task=%s id=%s: the database refused it (see above); "
+                "the job will be rescued when its lease expires",
+                job.task_path,
+                job.id,
+            )
         else:
-            logger.warning("job result dropped task=%s id=%s: no longer owned by %s (rescued or cancelled)",
-                           job.task_path, job.id, worker_id)
+            logger.warning(
+                "job result dropped task=%s id=%s: no longer owned by %s (rescued or cancelled)",
+                job.task_path,
+                job.id,
+                worker_id,
+            )
         return None
     _log_finish(job, outcome)
     if job.status in FINISHED:  # transitions.ends(), inlined on the hot path: the signal rule
@@ -86,6 +93,7 @@ def complete_with_retry(job, outcome, worker_id: str) -> bool:
     trigger, the driver) is recorded instead as an InvalidReturnValue failure (and ``outcome``
     becomes it); a failure that cannot be written raises at once (the lease decides).
     """
+
     def on_retry(exc, delay):
         logger.warning("job %s: completion failed (%s); retrying in %.1fs", job.id, str(exc).strip(), delay)
 
@@ -97,8 +105,11 @@ def complete_with_retry(job, outcome, worker_id: str) -> bool:
         if not outcome.succeeded:
             raise
         failure = unstorable(outcome, exc)
-        logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
-                     job_key(job), failure.error)
+        logger.error(
+            "job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+            job_key(job),
+            failure.error,
+        )
         completed = complete_with_retry(job, failure, worker_id)
         if completed:
             adopt(outcome, failure)
@@ -138,8 +149,11 @@ def _execute_atomic(job, task, worker_id):
     except _Rollback:
         if refused is not None:
             failure = unstorable(outcome, refused)
-            logger.error("job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
-                         job_key(job), failure.error)
+            logger.error(
+                "job %s: its return value could not be stored (%s); failing it as InvalidReturnValue",
+                job_key(job),
+                failure.error,
+            )
             adopt(outcome, failure)
         return outcome, None
     except LeaseLost:
@@ -163,24 +177,44 @@ def _info(msg: str, *args) -> None:
         return
     frame = fast.caller_frame()
     code = frame.f_code
-    logger.handle(logger.makeRecord(logger.name, logging.INFO, code.co_filename, frame.f_lineno, msg, args,
-                                    None, code.co_name))
+    logger.handle(
+        logger.makeRecord(logger.name, logging.INFO, code.co_filename, frame.f_lineno, msg, args, None, code.co_name)
+    )
 
 
 def _log_finish(job, outcome) -> None:
     if outcome.succeeded:
         if logger.isEnabledFor(logging.INFO):
-            _info("job succeeded task=%s id=%s attempt=%d duration=%.3fs",
-                  job.task_path, job_key(job), job.attempts, outcome.duration)
+            _info(
+                "job succeeded task=%s id=%s attempt=%d duration=%.3fs",
+                job.task_path,
+                job_key(job),
+                job.attempts,
+                outcome.duration,
+            )
         return
     error = clean_text(f"{type(outcome.error).__name__}: {exception_message(outcome.error)}")
     if job.status == JobStatus.READY:
-        logger.warning("job failed, will retry task=%s id=%s attempt=%d/%d duration=%.3fs at=%s error=%s",
-                       job.task_path, job.id, job.attempts, job.max_attempts, outcome.duration,
-                       job.run_after.isoformat(), error)
+        logger.warning(
+            "job failed, will retry task=%s id=%s attempt=%d/%d duration=%.3fs at=%s error=%s",
+            job.task_path,
+            job.id,
+            job.attempts,
+            job.max_attempts,
+            outcome.duration,
+            job.run_after.isoformat(),
+            error,
+        )
     else:
-        logger.error("job failed task=%s id=%s attempt=%d/%d duration=%.3fs error=%s",
-                     job.task_path, job.id, job.attempts, job.max_attempts, outcome.duration, error)
+        logger.error(
+            "job failed task=%s id=%s attempt=%d/%d duration=%.3fs error=%s",
+            job.task_path,
+            job.id,
+            job.attempts,
+            job.max_attempts,
+            outcome.duration,
+            error,
+        )
 
 
 def _atomic_state() -> dict[str, bool]:

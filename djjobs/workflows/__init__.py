@@ -56,8 +56,15 @@ class Step:
     keyword arguments of its own (JSON; they win over the context's, and its compensation gets
     them too), and optionally the task that undoes it."""
 
-    def __init__(self, name_or_task, task: Task | None = None, *, kwargs: dict | None = None,
-                 compensate: Task | None = None, when: str | None = None):
+    def __init__(
+        self,
+        name_or_task,
+        task: Task | None = None,
+        *,
+        kwargs: dict | None = None,
+        compensate: Task | None = None,
+        when: str | None = None,
+    ):
         if task is None:
             name_or_task, task = getattr(name_or_task, "name", None), name_or_task
         if not isinstance(task, Task):
@@ -65,7 +72,12 @@ class Step:
         if compensate is not None and not isinstance(compensate, Task):
             raise InvalidTask(f"compensate= takes a task (decorate it with @djjobs.task), got {compensate!r}.")
         name = name_or_task
-        if not isinstance(name, str) or not name or len(name) > 100 or not name.replace("_", "").replace("-", "").isalnum():
+        if (
+            not isinstance(name, str)
+            or not name
+            or len(name) > 100
+            or not name.replace("_", "").replace("-", "").isalnum()
+        ):
             raise InvalidTask(f"A step name is 1 to 100 letters, digits, '_' or '-', got {name!r}.")
         kwargs = dict(kwargs or {})
         try:
@@ -85,8 +97,10 @@ class Workflow:
 
     def __init__(self, name: str, steps):
         if not isinstance(name, str) or not name or len(name) > 200 or not storable(name):
-            raise InvalidTask(f"A workflow name is a non-empty string of at most 200 characters, without NUL "
-                              f"or lone surrogates, got {name!r}.")
+            raise InvalidTask(
+                f"A workflow name is a non-empty string of at most 200 characters, without NUL "
+                f"or lone surrogates, got {name!r}."
+            )
         groups = []
         for group in steps:
             group = list(group) if isinstance(group, (list, tuple)) else [group]
@@ -108,10 +122,19 @@ class Workflow:
         return f"Workflow({self.name!r}, {len(self.groups)} group(s))"
 
     def plan(self) -> list[list[dict]]:
-        return [[{"name": s.name, "task": s.task.module_path, "kwargs": s.kwargs,
-                  "compensate": s.compensate.module_path if s.compensate else None, "when": s.when}
-                 for s in group]
-                for group in self.groups]
+        return [
+            [
+                {
+                    "name": s.name,
+                    "task": s.task.module_path,
+                    "kwargs": s.kwargs,
+                    "compensate": s.compensate.module_path if s.compensate else None,
+                    "when": s.when,
+                }
+                for s in group
+            ]
+            for group in self.groups
+        ]
 
     def start(self, **input):
         """Start a run: its row and a job per step, in the caller's transaction; the WorkflowRun."""
@@ -123,20 +146,25 @@ class Workflow:
             raise InvalidTask(str(exc)) from None
         limit = conf.get("MAX_PAYLOAD_BYTES")
         if byte_size(text) > limit:
-            raise InvalidTask(f"Workflow input is {byte_size(text)} bytes encoded; the limit is {limit} "
-                              "(DJJOBS['MAX_PAYLOAD_BYTES']).")
+            raise InvalidTask(
+                f"Workflow input is {byte_size(text)} bytes encoded; the limit is {limit} "
+                "(DJJOBS['MAX_PAYLOAD_BYTES'])."
+            )
         for group in self.groups:
             for step in group:
                 for task in filter(None, (step.task, step.compensate)):
                     backend = _backend(task)
                     if not isinstance(backend, JobsBackend):
-                        raise InvalidTask(f"Step {step.name!r}: {task.module_path} uses the TASKS backend "
-                                          f"{task.backend!r}, which is not djjobs; a workflow's jobs live in djjobs.")
+                        raise InvalidTask(
+                            f"Step {step.name!r}: {task.module_path} uses the TASKS backend "
+                            f"{task.backend!r}, which is not djjobs; a workflow's jobs live in djjobs."
+                        )
                     insert.check_task(backend, task)
         now = timezone.now()
         with transaction.atomic():
-            run = WorkflowRun.objects.create(name=self.name, plan=self.plan(), input=input, context=input,
-                                             created_at=now)
+            run = WorkflowRun.objects.create(
+                name=self.name, plan=self.plan(), input=input, context=input, created_at=now
+            )
             # The first group is READY at once, unless a step of it has a when= condition: then
             # advance() decides, as for any later group (and may skip to the next one).
             conditional = any(step.when for step in self.groups[0])
@@ -169,8 +197,14 @@ def advance(run_id) -> None:
         steps, undos = _jobs_of(run)
         now = timezone.now()
         if run.status == RunStatus.RUNNING:
-            stopped = next((steps[s["name"]] for s in _flat(run.plan)
-                            if s["name"] in steps and steps[s["name"]].status in _STOPPED), None)
+            stopped = next(
+                (
+                    steps[s["name"]]
+                    for s in _flat(run.plan)
+                    if s["name"] in steps and steps[s["name"]].status in _STOPPED
+                ),
+                None,
+            )
             if stopped is None:
                 _run_forward(run, steps, now)
                 return
@@ -201,9 +235,15 @@ def _run_forward(run, steps, now) -> None:
     for group in run.plan:
         # A step whose when= key is false in the context as its group comes up is skipped:
         # its job is deleted (it never ran) and its name recorded on the run.
-        dropped = [steps.pop(spec["name"]) for spec in group
-                   if spec.get("when") and not context.get(spec["when"]) and spec["name"] not in skipped
-                   and spec["name"] in steps and steps[spec["name"]].status == JobStatus.WAITING]
+        dropped = [
+            steps.pop(spec["name"])
+            for spec in group
+            if spec.get("when")
+            and not context.get(spec["when"])
+            and spec["name"] not in skipped
+            and spec["name"] in steps
+            and steps[spec["name"]].status == JobStatus.WAITING
+        ]
         if dropped:
             finish.skip_steps([j.pk for j in dropped])
             skipped += [j.workflow_step for j in dropped]
@@ -232,8 +272,16 @@ def _jobs_of(run) -> tuple[dict, dict]:
     from ..models import Job
 
     jobs = Job.objects.filter(workflow_run_id=run.pk).only(
-        "id", "status", "task_path", "takes_context", "return_value", "errors", "workflow_step",
-        "workflow_role", "cancel_requested_at")
+        "id",
+        "status",
+        "task_path",
+        "takes_context",
+        "return_value",
+        "errors",
+        "workflow_step",
+        "workflow_role",
+        "cancel_requested_at",
+    )
     steps, undos = {}, {}
     for job in jobs:
         (steps if job.workflow_role == STEP else undos)[job.workflow_step] = job
@@ -270,8 +318,12 @@ def _compensate(run, steps, undos, now) -> None:
             continue
         if undo.status in _STOPPED:
             if run.status != RunStatus.FAILED:
-                _save(run, status=RunStatus.FAILED, finished_at=now,
-                      reason=f"{run.reason}; compensation of {spec['name']!r} {_ended(undo)}")
+                _save(
+                    run,
+                    status=RunStatus.FAILED,
+                    finished_at=now,
+                    reason=f"{run.reason}; compensation of {spec['name']!r} {_ended(undo)}",
+                )
             return
         _save(run, status=RunStatus.COMPENSATING, finished_at=None)  # under way (perhaps retried)
         return
@@ -323,8 +375,11 @@ def _accepted(task: Task, context: dict) -> dict:
         parameters = parameters[1:]  # the TaskContext
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return dict(context)
-    names = {p.name for p in parameters
-             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    names = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
     return {k: v for k, v in context.items() if k in names}
 
 
@@ -340,15 +395,31 @@ def _backend(task: Task):
     return task_backends[task.backend]
 
 
-def _insert(run, task: Task, name: str, role: str, status: str, kwargs: dict, now, *,
-            from_context: bool = False) -> None:
+def _insert(
+    run, task: Task, name: str, role: str, status: str, kwargs: dict, now, *, from_context: bool = False
+) -> None:
     """A step's (or a compensation's) job, through the one insert path (its task was checked by
     start()). At start() its kwargs are checked as any task's arguments; later ones come from
     the run's context and are written as _context_text() says."""
     payload = ([], kwargs, "[]", _context_text(kwargs) if kwargs else "{}") if from_context else None
-    insert.insert(task, (), kwargs, backend=_backend(task), now=now, checked=True, guarded=False, payload=payload,
-                  fields={"status": status, "unique_key": None, "run_after": now, "workflow_run_id": run.pk,
-                          "workflow_step": name, "workflow_role": role})
+    insert.insert(
+        task,
+        (),
+        kwargs,
+        backend=_backend(task),
+        now=now,
+        checked=True,
+        guarded=False,
+        payload=payload,
+        fields={
+            "status": status,
+            "unique_key": None,
+            "run_after": now,
+            "workflow_run_id": run.pk,
+            "workflow_step": name,
+            "workflow_role": role,
+        },
+    )
 
 
 def _context_text(kwargs: dict) -> str:
@@ -370,7 +441,8 @@ def _insert_by_path(run, spec: dict, context: dict, now) -> None:
     try:
         task = resolve_task(path)
     except TaskNotFound:
-        insert.insert_unfindable(path, kwargs, now, workflow_run_id=run.pk, workflow_step=name,
-                                 workflow_role=COMPENSATE)
+        insert.insert_unfindable(
+            path, kwargs, now, workflow_run_id=run.pk, workflow_step=name, workflow_role=COMPENSATE
+        )
         return
     _insert(run, task, name, COMPENSATE, JobStatus.READY, kwargs, now, from_context=True)

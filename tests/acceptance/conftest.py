@@ -92,8 +92,9 @@ class WorkerProcess:
 
     def wait_started(self, timeout=30.0) -> None:
         """Wait until the worker logged that it starts its loop (Django is set up, it claims next)."""
-        wait_until(lambda: "starting:" in self.text(),
-                   timeout=timeout, message=f"worker {self.pid} to start", workers=[self])
+        wait_until(
+            lambda: "starting:" in self.text(), timeout=timeout, message=f"worker {self.pid} to start", workers=[self]
+        )
 
     def signal(self, signum) -> None:
         self.proc.send_signal(signum)

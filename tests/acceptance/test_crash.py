@@ -82,8 +82,9 @@ def wait_children(supervisor, count, exclude=(), timeout=30.0) -> set:
 
     def ready():
         children = supervisor.children()
-        registered = set(WorkerRow.objects.filter(pid__in=children, stopped_at__isnull=True)
-                         .values_list("pid", flat=True))
+        registered = set(
+            WorkerRow.objects.filter(pid__in=children, stopped_at__isnull=True).values_list("pid", flat=True)
+        )
         workers = children & registered
         return workers if len(workers) == count and not workers & exclude else None
 
@@ -98,8 +99,7 @@ def worker_pids() -> dict:
 def spread(values) -> str:
     if not values:
         return "n=0"
-    return (f"n={len(values)} min={min(values):.3f}s median={statistics.median(values):.3f}s "
-            f"max={max(values):.3f}s")
+    return f"n={len(values)} min={min(values):.3f}s median={statistics.median(values):.3f}s max={max(values):.3f}s"
 
 
 def seconds(delta) -> float:
@@ -161,8 +161,10 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
     for _ in range(10):  # interleaved, so atomic jobs run all along the load
         load_ids += [r.id for r in load_record.enqueue_many([{"ms": rng.randint(20, 200)} for _ in range(200)])]
         # Shorter: on SQLite an atomic task holds the database's write lock while it runs.
-        atomic_ids += [r.id for r in atomic_load.enqueue_many(
-            [{"ms": rng.randint(10, 60), "marker": str(marker)} for _ in range(20)])]
+        atomic_ids += [
+            r.id
+            for r in atomic_load.enqueue_many([{"ms": rng.randint(10, 60), "marker": str(marker)} for _ in range(20)])
+        ]
     total = len(load_ids) + len(atomic_ids)
     assert Job.objects.count() == total == 2200
 
@@ -187,8 +189,12 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
         os.kill(victim, signal.SIGKILL)
     kills_done = time.monotonic()
 
-    wait_until(lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == total,
-               timeout=150, message=f"{total} jobs SUCCESSFUL", workers=[supervisor])
+    wait_until(
+        lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == total,
+        timeout=150,
+        message=f"{total} jobs SUCCESSFUL",
+        workers=[supervisor],
+    )
     elapsed = time.monotonic() - started
     assert supervisor.stop(timeout=30) == 0, supervisor.log()
 
@@ -207,8 +213,10 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
 
     # Each failed attempt is a WorkerLost from the supervisor's release of a killed child.
     release_latency, rerun_latency = [], []
-    starts = {(job_id, attempt): created for job_id, attempt, created in
-              Execution.objects.values_list("job_id", "attempt", "created")}
+    starts = {
+        (job_id, attempt): created
+        for job_id, attempt, created in Execution.objects.values_list("job_id", "attempt", "created")
+    }
     lost_jobs = 0
     for job in Job.objects.only("id", "attempts", "errors", "worker_ids", "last_attempted_at"):
         # An error of a job claimed ahead (prefetched) whose attempt was given back is not counted.
@@ -233,8 +241,9 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
 
     # Every load job ran; each run that did not finish was on a killed process.
     runs = defaultdict(list)
-    for job_id, attempt, pid in Execution.objects.filter(label="load").order_by("attempt").values_list(
-            "job_id", "attempt", "pid"):
+    for job_id, attempt, pid in (
+        Execution.objects.filter(label="load").order_by("attempt").values_list("job_id", "attempt", "pid")
+    ):
         runs[job_id].append((attempt, pid))
     assert len(runs) == len(load_ids) == 2000
     assert set(runs) == {str(i) for i in load_ids}
@@ -260,12 +269,14 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
     assert inserted >= len(atomic_ids)
 
     with capsys.disabled():
-        print(f"\n[kill -9 under load] {total} jobs, {kills_wanted} children killed in "
-              f"{kills_done - started:.1f}s, all done in {elapsed:.1f}s ({connection.vendor}); "
-              f"{lost_jobs} jobs lost an attempt, {duplicated} load jobs ran twice+, "
-              f"{atomic_rerun} atomic jobs re-ran, {inserted - len(atomic_ids)} atomic rows inserted by killed runs "
-              f"and rolled back; "
-              f"unfinished at the kills {unfinished_at_kill[0]}..{unfinished_at_kill[-1]}")
+        print(
+            f"\n[kill -9 under load] {total} jobs, {kills_wanted} children killed in "
+            f"{kills_done - started:.1f}s, all done in {elapsed:.1f}s ({connection.vendor}); "
+            f"{lost_jobs} jobs lost an attempt, {duplicated} load jobs ran twice+, "
+            f"{atomic_rerun} atomic jobs re-ran, {inserted - len(atomic_ids)} atomic rows inserted by killed runs "
+            f"and rolled back; "
+            f"unfinished at the kills {unfinished_at_kill[0]}..{unfinished_at_kill[-1]}"
+        )
         print(f"[kill -9 under load] kill -> release (WorkerLost recorded): {spread(release_latency)}")
         print(f"[kill -9 under load] kill -> next attempt starts:          {spread(rerun_latency)}")
 
@@ -274,36 +285,51 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("resume", [
-    "after",  # SIGCONT once the new owner completed the job: the status guard rejects A
-    "during",  # SIGCONT while the new owner still runs it: only the lease token tells them apart
-])
-@pytest.mark.parametrize("atomic", [
-    # A SIGSTOPped atomic task holds SQLite's write lock (its transaction is open): on SQLite
-    # every other process would wait for it, so this one runs on PostgreSQL only.
-    pytest.param(True, marks=pytest.mark.postgresql, id="atomic"),
-    pytest.param(False, id="plain"),
-])
+@pytest.mark.parametrize(
+    "resume",
+    [
+        "after",  # SIGCONT once the new owner completed the job: the status guard rejects A
+        "during",  # SIGCONT while the new owner still runs it: only the lease token tells them apart
+    ],
+)
+@pytest.mark.parametrize(
+    "atomic",
+    [
+        # A SIGSTOPped atomic task holds SQLite's write lock (its transaction is open): on SQLite
+        # every other process would wait for it, so this one runs on PostgreSQL only.
+        pytest.param(True, marks=pytest.mark.postgresql, id="atomic"),
+        pytest.param(False, id="plain"),
+    ],
+)
 def test_sigstopped_worker_loses_its_job_and_cannot_complete_it(workers, tmp_path, atomic, resume):
     task, label = (atomic_load, "atomic") if atomic else (plain_load, "plain")
     marker = tmp_path / "runs.txt"
     marker.touch()
     a = workers("--concurrency", "1", "--worker-id", "stopped", settings=FAST)
     result = task.enqueue(ms=2000 if resume == "after" else 3000, marker=str(marker))
-    wait_until(lambda: marker.read_text().count("start") == 1, timeout=60,
-               message="the job to start on worker A", workers=[a])
+    wait_until(
+        lambda: marker.read_text().count("start") == 1, timeout=60, message="the job to start on worker A", workers=[a]
+    )
     sigstop(a)
     job = Job.objects.get(id=result.id)
     assert (job.status, job.attempts, job.worker_ids) == (JobStatus.RUNNING, 1, ["stopped"])
 
     b = workers("--concurrency", "1", "--worker-id", "rescuer", settings=FAST)
     if resume == "during":
-        wait_until(lambda: marker.read_text().count("start") == 2, timeout=60,
-                   message="worker B to rescue the job and start it", workers=[b])
+        wait_until(
+            lambda: marker.read_text().count("start") == 2,
+            timeout=60,
+            message="worker B to rescue the job and start it",
+            workers=[b],
+        )
         assert process_state(a.pid) == "T"  # A stayed stopped all along
         os.kill(a.pid, signal.SIGCONT)
-        wait_until(lambda: "job result dropped" in a.text(), timeout=30,
-                   message="worker A to drop its late result", workers=[a])
+        wait_until(
+            lambda: "job result dropped" in a.text(),
+            timeout=30,
+            message="worker A to drop its late result",
+            workers=[a],
+        )
         job = Job.objects.get(id=result.id)
         # A's completion changed nothing: the job is still B's, running.
         assert (job.status, job.attempts, job.worker_id) == (JobStatus.RUNNING, 2, "rescuer")
@@ -311,23 +337,32 @@ def test_sigstopped_worker_loses_its_job_and_cannot_complete_it(workers, tmp_pat
         # Atomic: A's row rolled back and B's is not committed yet.
         assert executions(result.id) == ([] if atomic else [(label, 1, a.pid), (label, 2, b.pid)])
 
-    done = wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).first(),
-                      timeout=60, message="worker B to complete the job", workers=[b])
+    done = wait_until(
+        lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).first(),
+        timeout=60,
+        message="worker B to complete the job",
+        workers=[b],
+    )
     if resume == "after":
         assert process_state(a.pid) == "T"  # A stayed stopped all along
     assert done.attempts == 2
     assert done.worker_ids == ["stopped", "rescuer"]
     assert done.return_value == {"pid": b.pid}
     assert [(e["attempt"], e["exception_class_path"], e["worker_id"]) for e in done.errors] == [
-        (1, WORKER_LOST, "stopped")]
+        (1, WORKER_LOST, "stopped")
+    ]
     assert "lease expired" in done.errors[0]["message"]
     expected_rows = [(label, 2, b.pid)] if atomic else [(label, 1, a.pid), (label, 2, b.pid)]
     assert executions(result.id) == expected_rows
 
     if resume == "after":
         os.kill(a.pid, signal.SIGCONT)
-        wait_until(lambda: "job result dropped" in a.text(), timeout=30,
-                   message="worker A to drop its late result", workers=[a])
+        wait_until(
+            lambda: "job result dropped" in a.text(),
+            timeout=30,
+            message="worker A to drop its late result",
+            workers=[a],
+        )
     ends = [f"end {b.pid} 2", f"end {a.pid} 1"] if resume == "after" else [f"end {a.pid} 1", f"end {b.pid} 2"]
     assert marker.read_text().split("\n") == [f"start {a.pid} 1", f"start {b.pid} 2", *ends, ""]
 
@@ -368,8 +403,12 @@ def test_sigterm_20_times_while_busy_runs_every_job_once(workers, capsys):
     for i in range(rounds):
         # One at a time: a worker starting up meanwhile would slow this one's exit on a small machine.
         current_name, current = start(i)
-        wait_until(lambda: Execution.objects.filter(pid__in=pids_of(current_name), label="start").exists(),  # noqa: B023 - waited on now
-                   timeout=30, message=f"worker {current_name} to start a job", workers=[current])
+        wait_until(
+            lambda: Execution.objects.filter(pid__in=pids_of(current_name), label="start").exists(),  # noqa: B023 - waited on now
+            timeout=30,
+            message=f"worker {current_name} to start a job",
+            workers=[current],
+        )
         signalled_at = timezone.now()
         signalled = time.monotonic()
         current.signal(signal.SIGTERM)
@@ -394,13 +433,15 @@ def test_sigterm_20_times_while_busy_runs_every_job_once(workers, capsys):
     assert all(errors == [] for errors in Job.objects.values_list("errors", flat=True))
     per_job = Counter(Execution.objects.values_list("job_id", "label"))
     assert per_job == Counter({(str(i), label): 1 for i in ids for label in ("start", "end")})  # no duplicates
-    by_worker = Counter(w[0][:len("term-00")] for w in Job.objects.values_list("worker_ids", flat=True))
+    by_worker = Counter(w[0][: len("term-00")] for w in Job.objects.values_list("worker_ids", flat=True))
     assert all(by_worker[f"term-{i:02d}"] >= 1 for i in range(rounds)), by_worker
     with capsys.disabled():
-        print(f"\n[SIGTERM x{rounds}] {loop:.1f}s; {in_flight} jobs finished after their SIGTERM; "
-              f"exit after SIGTERM {spread(exits)} (grace {grace}s); "
-              f"{len(ids) - by_worker['drain']} jobs by the signalled workers, "
-              f"{by_worker['drain']} by the final --burst ({connection.vendor})")
+        print(
+            f"\n[SIGTERM x{rounds}] {loop:.1f}s; {in_flight} jobs finished after their SIGTERM; "
+            f"exit after SIGTERM {spread(exits)} (grace {grace}s); "
+            f"{len(ids) - by_worker['drain']} jobs by the signalled workers, "
+            f"{by_worker['drain']} by the final --burst ({connection.vendor})"
+        )
 
 
 def executions_of_pids(pids):
@@ -415,15 +456,15 @@ def test_poison_job_fails_after_exactly_5_attempts_while_500_neighbours_succeed(
     poison = always_fails.enqueue()
     good = {r.id for r in record_job.enqueue_many([{"label": f"n{i}"} for i in range(500)])}
     worker = workers("--concurrency", "4", "--worker-id", "poison")
-    wait_until(lambda: Job.objects.finished().count() == 501, timeout=90,
-               message="501 jobs finished", workers=[worker])
+    wait_until(lambda: Job.objects.finished().count() == 501, timeout=90, message="501 jobs finished", workers=[worker])
     assert worker.stop() == 0, worker.log()
 
     job = Job.objects.get(id=poison.id)
     assert job.status == JobStatus.FAILED
     assert job.attempts == 5 and job.max_attempts == 5
     assert [(e["attempt"], e["exception_class_path"], e["message"]) for e in job.errors] == [
-        (n, "builtins.RuntimeError", "boom") for n in range(1, 6)]
+        (n, "builtins.RuntimeError", "boom") for n in range(1, 6)
+    ]
     assert job.finished_at is not None
     assert statuses(good) == {JobStatus.SUCCESSFUL: 500}
     assert set(Job.objects.filter(id__in=good).values_list("attempts", flat=True)) == {1}
@@ -436,13 +477,16 @@ def test_job_that_kills_its_worker_process_fails_after_3_attempts_and_the_superv
     supervisor = workers("--processes", "1", "--concurrency", "1", "--worker-id", "victim")
     wait_children(supervisor, 1)
     result = kills_own_worker.enqueue()
-    wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.FAILED).exists(), timeout=60,
-               message="the self-killing job to fail", workers=[supervisor])
+    wait_until(
+        lambda: Job.objects.filter(id=result.id, status=JobStatus.FAILED).exists(),
+        timeout=60,
+        message="the self-killing job to fail",
+        workers=[supervisor],
+    )
 
     job = Job.objects.get(id=result.id)
     assert job.attempts == 3 and job.max_attempts == 3
-    assert [(e["attempt"], e["exception_class_path"]) for e in job.errors] == [
-        (n, WORKER_LOST) for n in (1, 2, 3)]
+    assert [(e["attempt"], e["exception_class_path"]) for e in job.errors] == [(n, WORKER_LOST) for n in (1, 2, 3)]
     assert all(CHILD_KILLED in e["message"] for e in job.errors), job.errors
     runs = executions(result.id)
     assert [(label, attempt) for label, attempt, _ in runs] == [("suicide", 1), ("suicide", 2), ("suicide", 3)]
@@ -453,8 +497,12 @@ def test_job_that_kills_its_worker_process_fails_after_3_attempts_and_the_superv
     assert supervisor.proc.poll() is None
     (child,) = wait_children(supervisor, 1, exclude=killed)
     others = {r.id for r in record_job.enqueue_many([{"label": f"after-{i}"} for i in range(10)])}
-    wait_until(lambda: statuses(others) == {JobStatus.SUCCESSFUL: 10}, timeout=60,
-               message="10 jobs after the poison one", workers=[supervisor])
+    wait_until(
+        lambda: statuses(others) == {JobStatus.SUCCESSFUL: 10},
+        timeout=60,
+        message="10 jobs after the poison one",
+        workers=[supervisor],
+    )
     assert set(Execution.objects.filter(job_id__in=[str(i) for i in others]).values_list("pid", flat=True)) == {child}
     assert supervisor.text().count(CHILD_KILLED_LOG) == 3
     assert supervisor.stop() == 0, supervisor.log()
@@ -471,13 +519,15 @@ def test_os_exit_in_thread_mode_costs_no_attempt_to_the_prefetched_jobs_that_nev
     worker never started get their attempt back: every one of them succeeds on the next worker."""
     marker = tmp_path / "exited"
     with transaction.atomic():
-        warm = [r.id for r in record_job.using(max_attempts=1).enqueue_many(
-            [{"label": f"warm-{i}"} for i in range(60)])]
+        warm = [
+            r.id for r in record_job.using(max_attempts=1).enqueue_many([{"label": f"warm-{i}"} for i in range(60)])
+        ]
         # Busy the other thread while the job below kills the worker: the jobs after them wait.
         blocker = slow_record.enqueue(seconds=1.0)
         exiting = exits_worker_once.enqueue(marker=str(marker))
-        after = [r.id for r in record_job.using(max_attempts=1).enqueue_many(
-            [{"label": f"after-{i}"} for i in range(50)])]
+        after = [
+            r.id for r in record_job.using(max_attempts=1).enqueue_many([{"label": f"after-{i}"} for i in range(50)])
+        ]
     first = workers("--concurrency", "2", "--worker-id", "exits", settings=FAST)
     assert first.wait(60) == 3, first.log()  # os._exit(3) in the task
     assert marker.exists()
@@ -487,8 +537,12 @@ def test_os_exit_in_thread_mode_costs_no_attempt_to_the_prefetched_jobs_that_nev
 
     second = workers("--concurrency", "2", "--worker-id", "after", settings=FAST)
     everything = [*warm, blocker.id, exiting.id, *after]
-    wait_until(lambda: Job.objects.finished().count() == len(everything), timeout=60,
-               message="every job finished", workers=[second])
+    wait_until(
+        lambda: Job.objects.finished().count() == len(everything),
+        timeout=60,
+        message="every job finished",
+        workers=[second],
+    )
     assert second.stop() == 0, second.log()
 
     # Which jobs the dead worker had started: record_job records each run (autocommit) first.
@@ -534,10 +588,13 @@ def test_a_job_whose_cancellation_was_requested_ends_cancelled_when_its_worker_d
         os.kill(child.pop(), signal.SIGKILL)  # the supervisor releases the child's job at once
     else:
         worker.kill()
-    rescuer = worker if mode == "processes" else workers("--concurrency", "1", "--worker-id", "rescuer",
-                                                          settings=FAST)
-    wait_until(lambda: Job.objects.filter(id=result.id).exclude(status=JobStatus.RUNNING).exists(), timeout=30,
-               message="the lost job to be released", workers=[rescuer])
+    rescuer = worker if mode == "processes" else workers("--concurrency", "1", "--worker-id", "rescuer", settings=FAST)
+    wait_until(
+        lambda: Job.objects.filter(id=result.id).exclude(status=JobStatus.RUNNING).exists(),
+        timeout=30,
+        message="the lost job to be released",
+        workers=[rescuer],
+    )
     job = Job.objects.get(id=result.id)
     assert job.status == JobStatus.CANCELLED and job.finished_at is not None
     assert job.attempts == 1
@@ -555,8 +612,12 @@ def test_timeout_kills_the_worker_process_and_fails_the_job(workers):
     supervisor = workers("--processes", "1", "--concurrency", "2", "--worker-id", "timeouts")
     (first,) = wait_children(supervisor, 1)
     result = overstays_30s.enqueue()
-    wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.FAILED).exists(), timeout=30,
-               message="the job to time out", workers=[supervisor])
+    wait_until(
+        lambda: Job.objects.filter(id=result.id, status=JobStatus.FAILED).exists(),
+        timeout=30,
+        message="the job to time out",
+        workers=[supervisor],
+    )
 
     job = Job.objects.get(id=result.id)
     assert job.attempts == 1 and job.timeout == 2
@@ -568,8 +629,12 @@ def test_timeout_kills_the_worker_process_and_fails_the_job(workers):
     (second,) = wait_children(supervisor, 1, exclude={first})
     assert process_state(first) is None  # killed and reaped
     others = {r.id for r in record_job.enqueue_many([{"label": f"after-{i}"} for i in range(5)])}
-    wait_until(lambda: statuses(others) == {JobStatus.SUCCESSFUL: 5}, timeout=60,
-               message="5 jobs after the timeout", workers=[supervisor])
+    wait_until(
+        lambda: statuses(others) == {JobStatus.SUCCESSFUL: 5},
+        timeout=60,
+        message="5 jobs after the timeout",
+        workers=[supervisor],
+    )
     assert set(Execution.objects.filter(label__startswith="after-").values_list("pid", flat=True)) == {second}
     assert "timed out" in supervisor.text()
     assert supervisor.stop() == 0, supervisor.log()
@@ -582,16 +647,24 @@ def test_cancellation_in_process_mode_stubborn_killed_after_grace_cooperative_st
     wait_children(supervisor, 2)
     stubborn = ignores_cancel.enqueue(seconds=30.0)
     cooperative = cooperative_cancel.enqueue(seconds=30.0)
-    wait_until(lambda: Execution.objects.filter(label="start").count() == 2, timeout=30,
-               message="both jobs to start", workers=[supervisor])
-    (_, _, stubborn_pid), = executions(stubborn.id)
-    (_, _, cooperative_pid), = executions(cooperative.id)
+    wait_until(
+        lambda: Execution.objects.filter(label="start").count() == 2,
+        timeout=30,
+        message="both jobs to start",
+        workers=[supervisor],
+    )
+    ((_, _, stubborn_pid),) = executions(stubborn.id)
+    ((_, _, cooperative_pid),) = executions(cooperative.id)
     assert stubborn_pid != cooperative_pid
 
     assert djjobs.cancel(stubborn.id) == Outcome.REQUESTED
     assert djjobs.cancel(cooperative.id) == Outcome.REQUESTED
-    wait_until(lambda: statuses([stubborn.id, cooperative.id]) == {JobStatus.CANCELLED: 2}, timeout=30,
-               message="both jobs CANCELLED", workers=[supervisor])
+    wait_until(
+        lambda: statuses([stubborn.id, cooperative.id]) == {JobStatus.CANCELLED: 2},
+        timeout=30,
+        message="both jobs CANCELLED",
+        workers=[supervisor],
+    )
 
     job = Job.objects.get(id=cooperative.id)
     stopped_in = seconds(job.finished_at - job.cancel_requested_at)
@@ -631,8 +704,13 @@ def test_sigterm_while_the_supervisor_pauses_after_a_fast_crash_stops_it(workers
     # The second attempt's child dies within FAST_CRASH (1 s) of starting: the supervisor
     # pauses 1 s before replacing it. After that death the job is FAILED: nothing is left to run.
     result = kills_own_worker.using(max_attempts=2).enqueue()
-    wait_until(lambda: supervisor.text().count(CHILD_KILLED_LOG) == 2, timeout=60, interval=0.01,
-               message="the second child to die", workers=[supervisor])
+    wait_until(
+        lambda: supervisor.text().count(CHILD_KILLED_LOG) == 2,
+        timeout=60,
+        interval=0.01,
+        message="the second child to die",
+        workers=[supervisor],
+    )
     if supervisor.children() or "pause-0.3" in supervisor.text():
         pytest.skip("missed the supervisor's 1 s restart pause (a loaded machine)")
     supervisor.signal(signal.SIGTERM)  # inside the pause
@@ -653,8 +731,12 @@ def test_sigterm_still_enforces_timeouts(workers, mode):
     else:
         worker = workers("--processes", "1", "--concurrency", "1", "--worker-id", "tstop")
     result = overstays_30s.enqueue()  # timeout=2, sleeps 30 s
-    wait_until(lambda: Execution.objects.filter(job_id=result.id, label="start").exists(), timeout=60,
-               message="the job to start", workers=[worker])
+    wait_until(
+        lambda: Execution.objects.filter(job_id=result.id, label="start").exists(),
+        timeout=60,
+        message="the job to start",
+        workers=[worker],
+    )
     worker.signal(signal.SIGTERM)
 
     code = exit_code_within(worker, 2 + 4)
@@ -670,14 +752,21 @@ def test_kill_9_of_the_supervisor_its_workers_finish_their_jobs_and_exit(workers
     supervisor = workers("--processes", "2", "--concurrency", "2", "--worker-id", "orphans", settings=FAST)
     children = wait_children(supervisor, 2)
     results = slow_record.enqueue_many([{"seconds": 1.0}] * 8)
-    wait_until(lambda: Execution.objects.filter(label="start").count() == 4, timeout=30,
-               message="4 jobs running", workers=[supervisor])
+    wait_until(
+        lambda: Execution.objects.filter(label="start").count() == 4,
+        timeout=30,
+        message="4 jobs running",
+        workers=[supervisor],
+    )
     os.kill(supervisor.pid, signal.SIGKILL)
     supervisor.proc.wait(timeout=30)
 
     # Orphaned, each worker process notices its supervisor is gone, finishes its jobs and exits.
-    wait_until(lambda: all(process_state(pid) in (None, "Z") for pid in children), timeout=1.0 + 10,
-               message="the orphaned worker processes to exit")
+    wait_until(
+        lambda: all(process_state(pid) in (None, "Z") for pid in children),
+        timeout=1.0 + 10,
+        message="the orphaned worker processes to exit",
+    )
     running = {str(i) for i in Execution.objects.filter(label="start").values_list("job_id", flat=True)}
     assert len(running) == 4
     assert statuses(running) == {JobStatus.SUCCESSFUL: 4}
@@ -701,8 +790,12 @@ def test_checkpointed_job_resumes_after_kill_9(workers, mode):
     else:  # the supervisor releases the job at once; its next child resumes it
         first = workers("--processes", "1", "--concurrency", "1", "--worker-id", "chunks", settings=FAST)
     result = chunks_with_checkpoint.enqueue(chunks=chunks, seconds=0.3)
-    wait_until(lambda: Execution.objects.filter(job_id=result.id).count() >= 3, timeout=60,
-               message="3 chunks done", workers=[first])
+    wait_until(
+        lambda: Execution.objects.filter(job_id=result.id).count() >= 3,
+        timeout=60,
+        message="3 chunks done",
+        workers=[first],
+    )
     (_, _, victim), *_ = executions(result.id)
     os.kill(victim, signal.SIGKILL)
 
@@ -716,8 +809,12 @@ def test_checkpointed_job_resumes_after_kill_9(workers, mode):
     else:
         checkpoint = None
         watch = [first]
-    wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).exists(), timeout=60,
-               message="the job to finish", workers=watch)
+    wait_until(
+        lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).exists(),
+        timeout=60,
+        message="the job to finish",
+        workers=watch,
+    )
 
     job = Job.objects.get(id=result.id)
     assert job.attempts == 2
@@ -754,8 +851,12 @@ def test_database_connections_terminated_5_times_mid_run(workers, capsys):
     rng = random.Random(8)
     ids = {r.id for r in load_record.enqueue_many([{"ms": rng.randint(5, 30)} for _ in range(1000)])}
     worker = workers("--concurrency", "4", "--worker-id", "outage", settings=FAST)
-    wait_until(lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() >= 100, timeout=60,
-               message="100 jobs done", workers=[worker])
+    wait_until(
+        lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() >= 100,
+        timeout=60,
+        message="100 jobs done",
+        workers=[worker],
+    )
 
     terminated, unfinished = [], []
     for _ in range(5):
@@ -770,8 +871,12 @@ def test_database_connections_terminated_5_times_mid_run(workers, capsys):
     assert min(unfinished) > 0, unfinished  # every purge hit the worker mid-run
     assert min(terminated) >= 1, terminated
 
-    wait_until(lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 1000, timeout=120,
-               message="1,000 jobs SUCCESSFUL", workers=[worker])
+    wait_until(
+        lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 1000,
+        timeout=120,
+        message="1,000 jobs SUCCESSFUL",
+        workers=[worker],
+    )
     assert worker.proc.poll() is None  # it never exited
     log = worker.text()
     db_errors = sum("database error" in line for line in log.splitlines())
@@ -783,10 +888,12 @@ def test_database_connections_terminated_5_times_mid_run(workers, capsys):
     reruns = Execution.objects.count() - 1000
     assert db_errors <= 3 * len(terminated), log[-5000:]
     attempts = Counter(Job.objects.values_list("attempts", flat=True))
-    causes = Counter(e["exception_class_path"] for errors in Job.objects.values_list("errors", flat=True)
-                     for e in errors)
+    causes = Counter(
+        e["exception_class_path"] for errors in Job.objects.values_list("errors", flat=True) for e in errors
+    )
     with capsys.disabled():
-        print(f"\n[connections terminated] backends killed per purge {terminated}; jobs left at each "
-              f"{unfinished}; 'database error' log lines {db_errors}; runs beyond one per job {reruns}; "
-              f"attempts {dict(sorted(attempts.items()))}; failed attempts {dict(causes)}")
-
+        print(
+            f"\n[connections terminated] backends killed per purge {terminated}; jobs left at each "
+            f"{unfinished}; 'database error' log lines {db_errors}; runs beyond one per job {reruns}; "
+            f"attempts {dict(sorted(attempts.items()))}; failed attempts {dict(causes)}"
+        )

@@ -14,7 +14,9 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the demo runs on SQLite; checked in the SQLite run")
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="the demo runs on SQLite; checked in the SQLite run"
+)
 
 CLIENT_SCRIPT = r"""
 import django
@@ -67,12 +69,18 @@ def _run(args, env, timeout=60):
 
 
 def test_demo_end_to_end(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo_project.settings",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo_project.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("DJJOBS_TEST_DB_NAME", None)
     manage = [sys.executable, "manage.py"]
     assert "no issues" in _run([*manage, "check"], env)
-    assert "Schedules created: demo_project.shop.tasks.clean_up, nightly-report" in _run([*manage, "migrate", "--noinput"], env)
+    assert "Schedules created: demo_project.shop.tasks.clean_up, nightly-report" in _run(
+        [*manage, "migrate", "--noinput"], env
+    )
     first = _run([*manage, "demo_setup"], env)
     assert "admin" in first and "http://127.0.0.1:8000/admin/" in first
     _run([*manage, "demo_setup"], env)  # idempotent
@@ -82,20 +90,25 @@ def test_demo_end_to_end(tmp_path):
     assert "client ok" in _run([sys.executable, "-c", CLIENT_SCRIPT], env)
 
     # Retries of the flaky and poison jobs come due after their backoff: burst until settled.
-    expected = {"build_report=SUCCESSFUL:1", "flaky_sync=SUCCESSFUL:3", "poison=FAILED:3",
-                "send_receipt=SUCCESSFUL:1"}
+    expected = {"build_report=SUCCESSFUL:1", "flaky_sync=SUCCESSFUL:3", "poison=FAILED:3", "send_receipt=SUCCESSFUL:1"}
     deadline = time.monotonic() + 90
     while True:
         _run([*manage, "run_workers", "--burst", "-v", "0"], env)
         statuses = set(_run([sys.executable, "-c", STATUS_SCRIPT], env).strip().split(","))
         runs = _run([sys.executable, "-c", RUNS_SCRIPT], env).strip().splitlines()
-        if (statuses == expected and runs[0] == "fulfilment=SUCCESSFUL;fulfilment=COMPENSATED;fulfilment=SUCCESSFUL") \
-                or time.monotonic() > deadline:
+        if (
+            statuses == expected and runs[0] == "fulfilment=SUCCESSFUL;fulfilment=COMPENSATED;fulfilment=SUCCESSFUL"
+        ) or time.monotonic() > deadline:
             break
         time.sleep(0.5)  # a retry's backoff (0.5-2 s) must pass before the next burst
     assert statuses == expected
     # The demo's workflow runs: DEMO-1 shipped; DEMO-2's card was declined (twice: two
     # attempts) and its reservation released; the one started from the page shipped.
     assert runs[0] == "fulfilment=SUCCESSFUL;fulfilment=COMPENSATED;fulfilment=SUCCESSFUL"
-    assert set(runs[1].split(",")) == {"charge/step=FAILED", "packing_slip/step=SUCCESSFUL", "ship/step=CANCELLED",
-                                       "reserve/step=SUCCESSFUL", "reserve/compensate=SUCCESSFUL"}
+    assert set(runs[1].split(",")) == {
+        "charge/step=FAILED",
+        "packing_slip/step=SUCCESSFUL",
+        "ship/step=CANCELLED",
+        "reserve/step=SUCCESSFUL",
+        "reserve/compensate=SUCCESSFUL",
+    }

@@ -11,7 +11,9 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="the demo runs on SQLite; checked in the SQLite run")
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="the demo runs on SQLite; checked in the SQLite run"
+)
 
 ORDER_SCRIPT = r"""
 import json, re, django
@@ -53,8 +55,12 @@ def _run(args, env):
 
 
 def test_order_page_follows_the_receipt_job_through_its_status_url(tmp_path):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "demo_project.settings",
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "demo_project.settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("DJJOBS_TEST_DB_NAME", None)
     _run([sys.executable, "manage.py", "migrate", "--noinput"], env)
     _run([sys.executable, "manage.py", "demo_setup"], env)

@@ -45,16 +45,22 @@ def _neighbours_and(enqueue_bad):
 
 
 def _no_worker_lost():
-    return not any(e["exception_class_path"] == WORKER_LOST for errors in Job.objects.values_list("errors", flat=True)
-                   for e in errors)
+    return not any(
+        e["exception_class_path"] == WORKER_LOST
+        for errors in Job.objects.values_list("errors", flat=True)
+        for e in errors
+    )
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("kind, says", [
-    ("nul", "NUL character"),
-    ("surrogate", "lone surrogate"),
-    ("poison", "could not be stored"),  # refused by the database itself: the batched write fails
-])
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("nul", "NUL character"),
+        ("surrogate", "lone surrogate"),
+        ("poison", "could not be stored"),  # refused by the database itself: the batched write fails
+    ],
+)
 def test_a_return_value_that_cannot_be_stored_fails_only_its_own_job(workers, kind, says):
     with poison_trigger():
         bad, good = _neighbours_and(lambda: hostile_return.enqueue(kind))  # max_attempts=2
@@ -84,7 +90,9 @@ def test_an_exception_whose_str_raises_is_recorded_and_retried_never_worker_lost
     assert (job.status, job.attempts) == (JobStatus.FAILED, 2), (job.errors, worker.log())
     placeholder = "<unprintable EvilStr: __str__ raised RuntimeError>"
     assert [(e["attempt"], e["exception_class_path"], e["message"]) for e in job.errors] == [
-        (1, "tests.testapp.tasks.EvilStr", placeholder), (2, "tests.testapp.tasks.EvilStr", placeholder)]
+        (1, "tests.testapp.tasks.EvilStr", placeholder),
+        (2, "tests.testapp.tasks.EvilStr", placeholder),
+    ]
     for error in job.errors:
         assert 'raise EvilStr("hidden")' in error["traceback"] and "EvilStr" in error["traceback"].splitlines()[-1]
     assert len(set(job.worker_ids)) == 1  # both attempts on the live worker
@@ -108,8 +116,9 @@ def test_an_error_message_with_nul_and_a_lone_surrogate_is_stored_escaped(worker
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("mode", [("--concurrency", "2"), ("--processes", "1", "--concurrency", "1")],
-                         ids=["thread mode", "process mode"])
+@pytest.mark.parametrize(
+    "mode", [("--concurrency", "2"), ("--processes", "1", "--concurrency", "1")], ids=["thread mode", "process mode"]
+)
 def test_a_job_that_fails_by_timeout_sends_task_finished_once(workers, tmp_path, monkeypatch, mode):
     """A task_finished receiver of the test app (tests.testapp.tasks._record_finished) writes
     "<id> <status>" per signal to a file: the timed-out job's line appears once, FAILED, after
@@ -129,8 +138,9 @@ def test_a_job_that_fails_by_timeout_sends_task_finished_once(workers, tmp_path,
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("mode", [("--concurrency", "2"), ("--processes", "1", "--concurrency", "2")],
-                         ids=["thread mode", "process mode"])
+@pytest.mark.parametrize(
+    "mode", [("--concurrency", "2"), ("--processes", "1", "--concurrency", "2")], ids=["thread mode", "process mode"]
+)
 def test_a_worker_thread_that_dies_takes_the_worker_down_and_its_job_is_rescued(workers, mode):
     """A task raising KeyboardInterrupt ends its job thread (the executor lets it through): the
     worker logs it with its traceback and exits with code 1 instead of living on without the
@@ -148,8 +158,11 @@ def test_a_worker_thread_that_dies_takes_the_worker_down_and_its_job_is_rescued(
     if "--processes" not in mode:
         job = Job.objects.get(id=result.id)
         assert job.status == JobStatus.RUNNING  # left to the rescuer: its lease is not renewed
-        wait_until(lambda: Job.objects.get(id=result.id).lease_expires_at < timezone.now(), timeout=30,
-                   message="the dead worker's lease to expire")
+        wait_until(
+            lambda: Job.objects.get(id=result.id).lease_expires_at < timezone.now(),
+            timeout=30,
+            message="the dead worker's lease to expire",
+        )
         assert rescue_expired() == 1
     job = Job.objects.get(id=result.id)
     assert job.status != JobStatus.RUNNING

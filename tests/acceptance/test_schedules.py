@@ -29,9 +29,13 @@ def test_every_second_schedules_fire_each_tick_exactly_once_through_kill_9(worke
         worker.wait_started()
     # Five schedules firing every second: three 1-second intervals, two 6-field (seconds) crons.
     schedules = [
-        Schedule.objects.create(name=f"tick-{i}", task_path="tests.testapp.tasks.record_job",
-                                kwargs={"label": f"tick-{i}"}, time_zone="UTC",
-                                **({"interval": 1} if i < 3 else {"cron": "* * * * * *"}))
+        Schedule.objects.create(
+            name=f"tick-{i}",
+            task_path="tests.testapp.tasks.record_job",
+            kwargs={"label": f"tick-{i}"},
+            time_zone="UTC",
+            **({"interval": 1} if i < 3 else {"cron": "* * * * * *"}),
+        )
         for i in range(5)
     ]
     first = {s.pk: s.next_run_at for s in schedules}
@@ -49,8 +53,12 @@ def test_every_second_schedules_fire_each_tick_exactly_once_through_kill_9(worke
     end = timezone.now().replace(microsecond=0)
 
     # Every fire time up to ``end`` has been handled once each schedule's next run is past it.
-    wait_until(lambda: all(s.next_run_at > end for s in Schedule.objects.filter(pk__in=first)),
-               timeout=30, message="the schedules to pass the end of the run", workers=alive)
+    wait_until(
+        lambda: all(s.next_run_at > end for s in Schedule.objects.filter(pk__in=first)),
+        timeout=30,
+        message="the schedules to pass the end of the run",
+        workers=alive,
+    )
     Schedule.objects.filter(pk__in=first).update(enabled=False)
 
     expected_total = duplicates = missing = extra = 0
@@ -64,16 +72,22 @@ def test_every_second_schedules_fire_each_tick_exactly_once_through_kill_9(worke
         extra += len(set(counts) - expected)
 
     fired_ids = list(Job.objects.filter(schedule_id__in=first, scheduled_for__lte=end).values_list("id", flat=True))
-    wait_until(lambda: Job.objects.filter(id__in=fired_ids, status=JobStatus.SUCCESSFUL).count() == len(fired_ids),
-               timeout=60, message="every fired job to succeed (the killed workers' jobs are rescued)", workers=alive)
+    wait_until(
+        lambda: Job.objects.filter(id__in=fired_ids, status=JobStatus.SUCCESSFUL).count() == len(fired_ids),
+        timeout=60,
+        message="every fired job to succeed (the killed workers' jobs are rescued)",
+        workers=alive,
+    )
     runs = Counter(Execution.objects.filter(job_id__in=[str(i) for i in fired_ids]).values_list("job_id", flat=True))
     rerun = sum(1 for n in runs.values() if n > 1)
     for worker in alive:
         assert worker.stop() == 0, worker.log()
     with capsys.disabled():
-        print(f"\n[schedules] {len(first)} schedules x {RUN_SECONDS}+ s, 3 workers, {kills} kill -9 + restarts "
-              f"({connection.vendor}): fires expected {expected_total}, recorded {len(fired_ids)}, "
-              f"duplicates {duplicates}, missing {missing}, extra {extra}; jobs re-run after a kill {rerun}")
+        print(
+            f"\n[schedules] {len(first)} schedules x {RUN_SECONDS}+ s, 3 workers, {kills} kill -9 + restarts "
+            f"({connection.vendor}): fires expected {expected_total}, recorded {len(fired_ids)}, "
+            f"duplicates {duplicates}, missing {missing}, extra {extra}; jobs re-run after a kill {rerun}"
+        )
     assert (duplicates, missing, extra) == (0, 0, 0)
     assert len(fired_ids) == expected_total
     assert len(runs) == len(fired_ids)  # every fired job ran (a killed worker's job may run twice: at-least-once)

@@ -53,8 +53,12 @@ def test_two_workers_drain_2000_jobs_exactly_once(workers, capsys, threads):
     assert len(results) == 2000
     assert Job.objects.count() == 2000
 
-    wait_until(lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 2000,
-               timeout=120, message="2,000 jobs SUCCESSFUL", workers=[a, b])
+    wait_until(
+        lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 2000,
+        timeout=120,
+        message="2,000 jobs SUCCESSFUL",
+        workers=[a, b],
+    )
     elapsed = time.monotonic() - started
 
     assert a.stop() == 0, a.log()
@@ -77,20 +81,25 @@ def test_two_workers_drain_2000_jobs_exactly_once(workers, capsys, threads):
     assert set(per_pid) == {a.pid, b.pid}, per_pid
     assert per_pid[a.pid] == per_worker["acc-a"] and per_pid[b.pid] == per_worker["acc-b"]
     with capsys.disabled():
-        print(f"\n[drain] 2,000 jobs in {elapsed:.1f}s by two workers x {threads} threads {dict(per_worker)} "
-              f"({connection.vendor})")
+        print(
+            f"\n[drain] 2,000 jobs in {elapsed:.1f}s by two workers x {threads} threads {dict(per_worker)} "
+            f"({connection.vendor})"
+        )
 
 
 @pytest.mark.timeout(120)
 def test_out_of_the_box_logging_writes_each_job_line_exactly_once(workers):
     """run_workers' own batching handler: every start and success line appears, once, though
     lines are written in batches and the worker processes are forked from a supervisor."""
-    worker = workers("--processes", "2", "--concurrency", "2",
-                     settings="tests.acceptance.default_logging_settings")
+    worker = workers("--processes", "2", "--concurrency", "2", settings="tests.acceptance.default_logging_settings")
     worker.wait_started()
     results = record_job.enqueue_many([{"label": str(i)} for i in range(300)])
-    wait_until(lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 300,
-               timeout=60, message="300 jobs SUCCESSFUL", workers=[worker])
+    wait_until(
+        lambda: Job.objects.filter(status=JobStatus.SUCCESSFUL).count() == 300,
+        timeout=60,
+        message="300 jobs SUCCESSFUL",
+        workers=[worker],
+    )
     assert worker.stop() == 0, worker.log()
     text = worker.text()
     for result in results:
@@ -154,8 +163,12 @@ def test_sigterm_finishes_running_jobs_and_claims_no_more(workers):
     worker = workers("--concurrency", "2")
 
     # Both slots busy, and both tasks inside their sleep.
-    wait_until(lambda: Execution.objects.filter(label="start").count() == 2,
-               timeout=60, message="2 jobs RUNNING", workers=[worker])
+    wait_until(
+        lambda: Execution.objects.filter(label="start").count() == 2,
+        timeout=60,
+        message="2 jobs RUNNING",
+        workers=[worker],
+    )
     assert {str(i) for i in running_ids()} == {short.id, long.id}
     assert not Execution.objects.filter(label="end").exists(), "too slow: the short job ended before SIGTERM"
     signalled = time.monotonic()
@@ -183,8 +196,12 @@ def test_sigterm_finishes_running_jobs_and_claims_no_more(workers):
 def test_second_signal_exits_at_once_and_leaves_the_job_running(workers):
     worker = workers("--concurrency", "1")
     result = slow_record.enqueue(seconds=30.0)
-    wait_until(lambda: Execution.objects.filter(job_id=result.id, label="start").exists(),
-               timeout=60, message="the 30 s job to start", workers=[worker])
+    wait_until(
+        lambda: Execution.objects.filter(job_id=result.id, label="start").exists(),
+        timeout=60,
+        message="the 30 s job to start",
+        workers=[worker],
+    )
 
     worker.signal(signal.SIGTERM)
     # The first signal is graceful: the worker waits for its 30 s job.
@@ -213,8 +230,12 @@ def test_second_signal_exits_at_once_and_leaves_the_job_running(workers):
 def test_kill_9_job_is_rescued_and_rerun(workers, capsys):
     a = workers("--concurrency", "1", "--worker-id", "doomed", settings=FAST)
     result = slow_record.enqueue(seconds=4.0)
-    wait_until(lambda: Execution.objects.filter(job_id=result.id, label="start").exists(),
-               timeout=60, message="the job to start on worker A", workers=[a])
+    wait_until(
+        lambda: Execution.objects.filter(job_id=result.id, label="start").exists(),
+        timeout=60,
+        message="the job to start on worker A",
+        workers=[a],
+    )
 
     a.proc.send_signal(signal.SIGKILL)
     killed = time.monotonic()
@@ -224,11 +245,19 @@ def test_kill_9_job_is_rescued_and_rerun(workers, capsys):
     assert job.status == JobStatus.RUNNING and job.attempts == 1 and job.worker_ids == ["doomed"]
 
     b = workers("--concurrency", "1", "--worker-id", "rescuer", settings=FAST)
-    wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.RUNNING, attempts=2).exists(),
-               timeout=60, message="the job to run again", workers=[b])
+    wait_until(
+        lambda: Job.objects.filter(id=result.id, status=JobStatus.RUNNING, attempts=2).exists(),
+        timeout=60,
+        message="the job to run again",
+        workers=[b],
+    )
     recovery = time.monotonic() - killed
-    wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).exists(),
-               timeout=60, message="the job to succeed on worker B", workers=[b])
+    wait_until(
+        lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).exists(),
+        timeout=60,
+        message="the job to succeed on worker B",
+        workers=[b],
+    )
     assert b.stop() == 0, b.log()
 
     job = Job.objects.get(id=result.id)
@@ -245,9 +274,11 @@ def test_kill_9_job_is_rescued_and_rerun(workers, capsys):
 
     bound = fast_settings.LEASE_SECONDS + fast_settings.RESCUE_INTERVAL + 10
     with capsys.disabled():
-        print(f"\n[kill -9 recovery] {recovery:.2f}s from SIGKILL to RUNNING again "
-              f"(lease {fast_settings.LEASE_SECONDS}s, rescue every {fast_settings.RESCUE_INTERVAL}s, "
-              f"bound {bound}s, {connection.vendor})")
+        print(
+            f"\n[kill -9 recovery] {recovery:.2f}s from SIGKILL to RUNNING again "
+            f"(lease {fast_settings.LEASE_SECONDS}s, rescue every {fast_settings.RESCUE_INTERVAL}s, "
+            f"bound {bound}s, {connection.vendor})"
+        )
     assert recovery < bound, recovery
 
 
@@ -263,8 +294,12 @@ def test_job_longer_than_the_lease_runs_exactly_once(workers):
     seconds = 2 * fast_settings.LEASE_SECONDS  # 6 s, with a 3 s lease renewed every second
     result = slow_record.enqueue(seconds=float(seconds))
 
-    wait_until(lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).exists(),
-               timeout=60, message="the long job to succeed", workers=[a, b])
+    wait_until(
+        lambda: Job.objects.filter(id=result.id, status=JobStatus.SUCCESSFUL).exists(),
+        timeout=60,
+        message="the long job to succeed",
+        workers=[a, b],
+    )
     assert a.stop() == 0, a.log()
     assert b.stop() == 0, b.log()
 

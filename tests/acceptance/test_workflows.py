@@ -84,6 +84,11 @@ def test_kill_9_during_runs_loses_no_step_and_never_runs_one_early(workers):
         assert max(ids["a"]) < min(ids["b1"]) and max(ids["a"]) < min(ids["b2"]), (n, ids)
         assert max(ids["b1"] + ids["b2"]) < min(ids["c"]), (n, ids)
         assert WorkflowRun.objects.get(pk=run.pk).context == {
-            "run_no": n, "seconds": run.input["seconds"], "done_a": True, "done_b1": True, "done_b2": True,
-            "done_c": True}
+            "run_no": n,
+            "seconds": run.input["seconds"],
+            "done_a": True,
+            "done_b1": True,
+            "done_b2": True,
+            "done_c": True,
+        }
     assert "killed" in supervisor.text() or "exited with code -9" in supervisor.text()

@@ -32,12 +32,26 @@ def _failed_flaky_job() -> Job:
 def _busy_system():
     """Some of everything: finished, failed, running, due and scheduled jobs, two live workers."""
     now = timezone.now()
-    Worker.objects.create(id="web-1-4242-a1b2", hostname="web-1", pid=4242, queues=["default", "emails"],
-                          concurrency=4, jobs_done=1200, jobs_failed=7)
-    Worker.objects.create(id="web-2-5151-c3d4", hostname="web-2", pid=5151, queues=[], concurrency=8,
-                          jobs_done=3400, jobs_failed=2)
-    Worker.objects.create(id="web-3-6161-dead", hostname="web-3", pid=6161, concurrency=4, jobs_done=50,
-                          last_heartbeat_at=now - timedelta(minutes=20))
+    Worker.objects.create(
+        id="web-1-4242-a1b2",
+        hostname="web-1",
+        pid=4242,
+        queues=["default", "emails"],
+        concurrency=4,
+        jobs_done=1200,
+        jobs_failed=7,
+    )
+    Worker.objects.create(
+        id="web-2-5151-c3d4", hostname="web-2", pid=5151, queues=[], concurrency=8, jobs_done=3400, jobs_failed=2
+    )
+    Worker.objects.create(
+        id="web-3-6161-dead",
+        hostname="web-3",
+        pid=6161,
+        concurrency=4,
+        jobs_done=50,
+        last_heartbeat_at=now - timedelta(minutes=20),
+    )
     for i in range(12):
         tasks.add.enqueue(i, i)
     tasks.send_receipt.enqueue(42)

@@ -117,7 +117,10 @@ def test_jobs_cannot_be_added_or_saved_by_hand(client, failed_job):
 def test_retry_reports_what_changed_and_why_not(client, failed_job, succeeded_job):
     client.force_login(_user("view_job", "change_job"))
     response = _post_action(client, "retry_jobs", failed_job, succeeded_job)
-    assert _messages(response) == ["Retried 1 job(s).", "1 job(s) unchanged: 1 not FAILED or CANCELLED, or a workflow's step."]
+    assert _messages(response) == [
+        "Retried 1 job(s).",
+        "1 job(s) unchanged: 1 not FAILED or CANCELLED, or a workflow's step.",
+    ]
     assert Job.objects.get(pk=failed_job.pk).status == "READY"
 
 
@@ -127,7 +130,9 @@ def test_retry_conflict_on_unique_key_is_explained(client, failed_job):
     client.force_login(_user("view_job", "change_job"))
     response = _post_action(client, "retry_jobs", failed_job)
     assert _messages(response) == [
-        "Retried 0 job(s).", "1 job(s) unchanged: 1 another active job holds the same unique key."]
+        "Retried 0 job(s).",
+        "1 job(s) unchanged: 1 another active job holds the same unique key.",
+    ]
 
 
 def test_cancel_ready_running_and_finished(client, ready_job, succeeded_job):
@@ -155,7 +160,9 @@ def test_actions_refuse_too_big_a_selection(client, ready_job, monkeypatch):
     others = [Job.objects.get(pk=tasks.add.using(run_after=timedelta(hours=1)).enqueue(i, i).id) for i in range(2)]
     client.force_login(_user("view_job", "change_job"))
     response = _post_action(client, "cancel_jobs", ready_job, *others)
-    assert _messages(response) == ["Select at most 2 jobs at once (narrow the list with its filters); nothing was changed."]
+    assert _messages(response) == [
+        "Select at most 2 jobs at once (narrow the list with its filters); nothing was changed."
+    ]
     assert not Job.objects.filter(status="CANCELLED").exists()
 
 
@@ -167,12 +174,12 @@ def test_delete_asks_first_then_deletes_finished_jobs_only(client, failed_job, s
     assert confirm.status_code == 200 and "2 finished jobs will be deleted." in page
     assert "1 selected job is not finished and will be kept" in page
     assert Job.objects.count() == 3
-    done = client.post(reverse(LIST), {"action": "delete_selected", "post": "yes", "_selected_action": selected},
-                       follow=True)
+    done = client.post(
+        reverse(LIST), {"action": "delete_selected", "post": "yes", "_selected_action": selected}, follow=True
+    )
     assert _messages(done) == [
         "Deleted 2 job(s).",
-        ("1 job(s) kept: not finished (cancel them first), a step of a workflow still under way, "
-         "or already gone."),
+        ("1 job(s) kept: not finished (cancel them first), a step of a workflow still under way, or already gone."),
     ]
     assert list(Job.objects.values_list("pk", flat=True)) == [ready_job.pk]
 
@@ -188,9 +195,19 @@ def test_the_delete_view_refuses_active_jobs(client, ready_job, failed_job):
 
 def test_detail_shows_args_errors_and_timeline_escaped(client, failed_job):
     Job.objects.filter(pk=failed_job.pk).update(
-        args=["<i>arg</i>"], kwargs={"k": "<b>kw</b>"},
-        errors=[{"attempt": 1, "exception_class_path": "x.<Y>", "message": "<script>alert(1)</script>",
-                 "traceback": "<b>tb</b>", "worker_id": "<w>", "at": timezone.now().isoformat()}])
+        args=["<i>arg</i>"],
+        kwargs={"k": "<b>kw</b>"},
+        errors=[
+            {
+                "attempt": 1,
+                "exception_class_path": "x.<Y>",
+                "message": "<script>alert(1)</script>",
+                "traceback": "<b>tb</b>",
+                "worker_id": "<w>",
+                "at": timezone.now().isoformat(),
+            }
+        ],
+    )
     client.force_login(_user("view_job"))
     page = client.get(reverse("admin:djjobs_job_change", args=[failed_job.pk])).content.decode()
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -204,8 +221,10 @@ def test_detail_timeline_of_a_retried_job(client):
     run_jobs()
     client.force_login(_user("view_job"))
     page = client.get(reverse("admin:djjobs_job_change", args=[result.id])).content.decode()
-    order = [page.index(text) for text in ("Enqueued on queue", "Attempt 1 started", "Attempt 1 failed",
-                                            "Attempt 2 started", "Finished")]
+    order = [
+        page.index(text)
+        for text in ("Enqueued on queue", "Attempt 1 started", "Attempt 1 failed", "Attempt 2 started", "Finished")
+    ]
     assert order == sorted(order)
     assert "flaky failure on attempt 1" in page and "&quot;succeed_on&quot;: 2" in page
 
@@ -215,8 +234,13 @@ def test_detail_links_worker_schedule_event_and_trigger(client):
     schedule = Schedule.objects.create(name="nightly", task_path="tests.testapp.tasks.add", cron="0 3 * * *")
     event = djjobs.publish("order.validated", {"order_id": 1}).event
     job = Job.objects.filter(event=event).first()
-    Job.objects.filter(pk=job.pk).update(worker_id="w-1", worker_ids=["w-1"], schedule=schedule,
-                                         scheduled_for=timezone.now(), trigger="shop.Order:update")
+    Job.objects.filter(pk=job.pk).update(
+        worker_id="w-1",
+        worker_ids=["w-1"],
+        schedule=schedule,
+        scheduled_for=timezone.now(),
+        trigger="shop.Order:update",
+    )
     client.force_login(_user("view_job"))
     page = client.get(reverse("admin:djjobs_job_change", args=[job.pk])).content.decode()
     assert reverse("admin:djjobs_worker_change", args=["w-1"]) in page
@@ -268,8 +292,9 @@ def test_unknown_job_redirects(client):
 def test_worker_list_shows_state_and_running_jobs(client):
     Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=2)
     Worker.objects.create(id="w-2", hostname="h", pid=2, concurrency=2, stopped_at=timezone.now())
-    Worker.objects.create(id="w-3", hostname="h", pid=3, concurrency=2,
-                          last_heartbeat_at=timezone.now() - timedelta(minutes=10))
+    Worker.objects.create(
+        id="w-3", hostname="h", pid=3, concurrency=2, last_heartbeat_at=timezone.now() - timedelta(minutes=10)
+    )
     result = tasks.add.enqueue(1, 1)
     claim("w-1", None, 1, 30)
     client.force_login(_user("view_worker"))
@@ -311,13 +336,26 @@ def test_workers_are_read_only(client):
     assert Worker.objects.get(pk="w-1").hostname == "h"
 
 
-@pytest.mark.parametrize(("model", "codename", "action", "make"), [
-    ("schedule", "view_schedule", "enable_schedules",
-     lambda: Schedule.objects.create(name="s", task_path="tests.testapp.tasks.add", cron="0 3 * * *", enabled=False)),
-    ("worker", "view_worker", "delete_selected",
-     lambda: Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=1)),
-    ("event", "view_event", "delete_selected", lambda: djjobs.publish("nobody.listens").event),
-])
+@pytest.mark.parametrize(
+    ("model", "codename", "action", "make"),
+    [
+        (
+            "schedule",
+            "view_schedule",
+            "enable_schedules",
+            lambda: Schedule.objects.create(
+                name="s", task_path="tests.testapp.tasks.add", cron="0 3 * * *", enabled=False
+            ),
+        ),
+        (
+            "worker",
+            "view_worker",
+            "delete_selected",
+            lambda: Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=1),
+        ),
+        ("event", "view_event", "delete_selected", lambda: djjobs.publish("nobody.listens").event),
+    ],
+)
 def test_every_djjobs_admin_answers_403_to_a_forbidden_action(client, model, codename, action, make):
     obj = make()
     client.force_login(_user(codename))

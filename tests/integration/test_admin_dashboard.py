@@ -37,8 +37,9 @@ def admin(client):
 @pytest.fixture
 def busy():
     Worker.objects.create(id="w-live", hostname="app-1", pid=1, concurrency=4, jobs_done=10, jobs_failed=1)
-    Worker.objects.create(id="w-gone", hostname="app-2", pid=2, concurrency=4,
-                          last_heartbeat_at=timezone.now() - timedelta(minutes=30))
+    Worker.objects.create(
+        id="w-gone", hostname="app-2", pid=2, concurrency=4, last_heartbeat_at=timezone.now() - timedelta(minutes=30)
+    )
     tasks.add.enqueue_many([(i, i) for i in range(5)])
     tasks.send_receipt.enqueue(1)
     tasks.http_fails.enqueue()
@@ -54,9 +55,17 @@ def busy():
 
 def test_counts_by_status_link_to_the_list(admin, busy):
     page = admin.get(_url()).content.decode()
-    cards = re.findall(r'<span class="djjobs-card-number">([^<]+)</span><span class="djjobs-status djjobs-\w+">(\w+)</span>', page)
+    cards = re.findall(
+        r'<span class="djjobs-card-number">([^<]+)</span><span class="djjobs-status djjobs-\w+">(\w+)</span>', page
+    )
     assert {status: count for count, status in cards} == {
-        "READY": "2", "RUNNING": "1", "WAITING": "0", "FAILED": "3", "CANCELLED": "0", "SUCCESSFUL": "6"}
+        "READY": "2",
+        "RUNNING": "1",
+        "WAITING": "0",
+        "FAILED": "3",
+        "CANCELLED": "0",
+        "SUCCESSFUL": "6",
+    }
     for status in ("READY", "FAILED", "SUCCESSFUL"):
         assert f'href="{_jobs(status=status)}"' in page
 
@@ -147,8 +156,9 @@ def test_counts_past_the_limit(admin, busy, monkeypatch):
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE djjobs_job")
     page = admin.get(_url()).content.decode()
-    successful = re.search(r'<span class="djjobs-card-number">([^<]+)</span><span class="djjobs-status djjobs-successful">',
-                           page).group(1)
+    successful = re.search(
+        r'<span class="djjobs-card-number">([^<]+)</span><span class="djjobs-status djjobs-successful">', page
+    ).group(1)
     assert successful == ("~6" if connection.vendor == "postgresql" else "4+")
     assert "Counts read at most 4 index entries each" in page
 

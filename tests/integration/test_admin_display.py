@@ -10,7 +10,9 @@ from djjobs.admin.counting import AT_LEAST, ESTIMATE, EXACT, Tally, settle
 from djjobs.admin.display import count_text, duration_text, progress_bar, status_badge
 
 
-@pytest.mark.parametrize(("value", "top"), [(0, 1), (1, 1), (3, 5), (7, 10), (11, 20), (199, 200), (201, 500), (5001, 10000)])
+@pytest.mark.parametrize(
+    ("value", "top"), [(0, 1), (1, 1), (3, 5), (7, 10), (11, 20), (199, 200), (201, 500), (5001, 10000)]
+)
 def test_nice_ceiling(value, top):
     assert nice_ceiling(value) == top
 
@@ -31,13 +33,16 @@ def test_chart_of_an_idle_hour():
     assert svg.count("<title>") == 60 and ">1</text>" in svg  # the axis still has a top
 
 
-@pytest.mark.parametrize(("counted", "estimate", "expected"), [
-    (3, None, Tally(3, EXACT)),
-    (10, 999, Tally(10, EXACT)),
-    (11, None, Tally(10, AT_LEAST)),
-    (11, 5000, Tally(5000, ESTIMATE)),
-    (11, 7, Tally(10, AT_LEAST)),  # an estimate below what was counted is wrong
-])
+@pytest.mark.parametrize(
+    ("counted", "estimate", "expected"),
+    [
+        (3, None, Tally(3, EXACT)),
+        (10, 999, Tally(10, EXACT)),
+        (11, None, Tally(10, AT_LEAST)),
+        (11, 5000, Tally(5000, ESTIMATE)),
+        (11, 7, Tally(10, AT_LEAST)),  # an estimate below what was counted is wrong
+    ],
+)
 def test_settle(counted, estimate, expected):
     assert settle(counted, estimate, limit=10) == expected
 
@@ -49,7 +54,9 @@ def test_count_text():
     assert str(Tally(5, ESTIMATE)) == "~5"
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0.012, "12 ms"), (3.44, "3.4 s"), (125, "2 min 5 s"), (4200, "1 h 10 min")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.012, "12 ms"), (3.44, "3.4 s"), (125, "2 min 5 s"), (4200, "1 h 10 min")]
+)
 def test_duration_text(seconds, text):
     assert duration_text(timedelta(seconds=seconds)) == text
 

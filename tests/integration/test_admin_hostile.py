@@ -51,34 +51,40 @@ def _refused(client, model, query, text):
     assert any(text in m for m in messages), messages
 
 
-@pytest.mark.parametrize("query, text", [
-    pytest.param({"errors__contains": "x"}, "Filtering by errors__contains not allowed", id="json-contains"),
-    pytest.param({"worker_id__regex": "["}, "Filtering by worker_id__regex not allowed", id="invalid-regex"),
-    pytest.param({"task_path__iregex": "(*"}, "Filtering by task_path__iregex not allowed", id="invalid-iregex"),
-    pytest.param({"args__0__gt": "x"}, "Filtering by args__0__gt not allowed", id="json-path"),
-    pytest.param({"return_value__has_key": "x"}, "not allowed", id="json-has-key"),
-    pytest.param({"kwargs__contained_by": "{}"}, "not allowed", id="json-contained-by"),
-    pytest.param({"id__gt": "x"}, "Filtering by id__gt not allowed", id="id-range"),
-    pytest.param({"status": "RUNNING", "worker_id__startswith": "w"}, "not allowed", id="beside-a-filter"),
-    pytest.param({"trigger": "a\x00b"}, "NUL character", id="nul-in-a-link-filter"),
-    pytest.param({"q": "a\x00b"}, "NUL character", id="nul-in-the-search"),
-    pytest.param({"status": "RUNNING", "worker_id": "\x00"}, "NUL character", id="nul-in-the-worker-link"),
-    pytest.param({"x\x00": "1"}, "NUL character", id="nul-in-a-name"),
-])
+@pytest.mark.parametrize(
+    "query, text",
+    [
+        pytest.param({"errors__contains": "x"}, "Filtering by errors__contains not allowed", id="json-contains"),
+        pytest.param({"worker_id__regex": "["}, "Filtering by worker_id__regex not allowed", id="invalid-regex"),
+        pytest.param({"task_path__iregex": "(*"}, "Filtering by task_path__iregex not allowed", id="invalid-iregex"),
+        pytest.param({"args__0__gt": "x"}, "Filtering by args__0__gt not allowed", id="json-path"),
+        pytest.param({"return_value__has_key": "x"}, "not allowed", id="json-has-key"),
+        pytest.param({"kwargs__contained_by": "{}"}, "not allowed", id="json-contained-by"),
+        pytest.param({"id__gt": "x"}, "Filtering by id__gt not allowed", id="id-range"),
+        pytest.param({"status": "RUNNING", "worker_id__startswith": "w"}, "not allowed", id="beside-a-filter"),
+        pytest.param({"trigger": "a\x00b"}, "NUL character", id="nul-in-a-link-filter"),
+        pytest.param({"q": "a\x00b"}, "NUL character", id="nul-in-the-search"),
+        pytest.param({"status": "RUNNING", "worker_id": "\x00"}, "NUL character", id="nul-in-the-worker-link"),
+        pytest.param({"x\x00": "1"}, "NUL character", id="nul-in-a-name"),
+    ],
+)
 def test_job_list_refuses_lookups_it_does_not_offer(admin, rows, query, text):
     _refused(admin, "job", query, text)
 
 
-@pytest.mark.parametrize("model, query", [
-    ("schedule", {"args__contains": "1"}),
-    ("schedule", {"name__regex": "["}),
-    ("event", {"payload__contains": "x"}),
-    ("event", {"name__regex": "["}),
-    ("workflowrun", {"context__contains": "x"}),
-    ("workflowrun", {"name__iregex": "("}),
-    ("worker", {"queues__contains": "default"}),
-    ("worker", {"hostname__regex": "["}),
-])
+@pytest.mark.parametrize(
+    "model, query",
+    [
+        ("schedule", {"args__contains": "1"}),
+        ("schedule", {"name__regex": "["}),
+        ("event", {"payload__contains": "x"}),
+        ("event", {"name__regex": "["}),
+        ("workflowrun", {"context__contains": "x"}),
+        ("workflowrun", {"name__iregex": "("}),
+        ("worker", {"queues__contains": "default"}),
+        ("worker", {"hostname__regex": "["}),
+    ],
+)
 def test_every_djjobs_list_refuses_lookups_it_does_not_offer(admin, rows, model, query):
     _refused(admin, model, query, "not allowed")
 
@@ -88,27 +94,45 @@ def test_every_djjobs_list_refuses_a_nul_in_its_search(admin, rows, model):
     _refused(admin, model, {"q": "\x00"}, "NUL character")
 
 
-@pytest.mark.parametrize("model, query", [
-    ("job", {"status": "FAILED"}), ("job", {"queue": "default", "task": "tests.testapp.tasks.add"}),
-    ("job", {"enqueued": "hour", "finished": "day", "due": "now"}), ("job", {"status": "RUNNING", "worker_id": "w-1"}),
-    ("job", {"trigger": "t"}), ("job", {"schedule": "1"}), ("job", {"schedule__exact": "1"}),
-    ("job", {"workflow_run": "00000000-0000-0000-0000-000000000000"}),
-    ("job", {"event": "00000000-0000-0000-0000-000000000000"}),
-    ("schedule", {"enabled__exact": "1", "overlap__exact": "skip"}), ("schedule", {"code_managed__exact": "0"}),
-    ("workflowrun", {"status__exact": "RUNNING"}), ("workflowrun", {"name": "test-three"}),
-    ("worker", {"state": "alive", "hostname": "h"}), ("worker", {"hostname__exact": "h"}),
-    ("event", {"q": "nobody.listens"}), ("job", {"q": "tests.testapp.tasks.add", "o": "1"}),
-])
+@pytest.mark.parametrize(
+    "model, query",
+    [
+        ("job", {"status": "FAILED"}),
+        ("job", {"queue": "default", "task": "tests.testapp.tasks.add"}),
+        ("job", {"enqueued": "hour", "finished": "day", "due": "now"}),
+        ("job", {"status": "RUNNING", "worker_id": "w-1"}),
+        ("job", {"trigger": "t"}),
+        ("job", {"schedule": "1"}),
+        ("job", {"schedule__exact": "1"}),
+        ("job", {"workflow_run": "00000000-0000-0000-0000-000000000000"}),
+        ("job", {"event": "00000000-0000-0000-0000-000000000000"}),
+        ("schedule", {"enabled__exact": "1", "overlap__exact": "skip"}),
+        ("schedule", {"code_managed__exact": "0"}),
+        ("workflowrun", {"status__exact": "RUNNING"}),
+        ("workflowrun", {"name": "test-three"}),
+        ("worker", {"state": "alive", "hostname": "h"}),
+        ("worker", {"hostname__exact": "h"}),
+        ("event", {"q": "nobody.listens"}),
+        ("job", {"q": "tests.testapp.tasks.add", "o": "1"}),
+    ],
+)
 def test_the_filters_and_links_the_lists_offer_still_work(admin, rows, model, query):
     response = admin.get(reverse(f"admin:djjobs_{model}_changelist"), query)
     assert response.status_code == 200, response.get("Location")
 
 
-@pytest.mark.parametrize("model, action", [
-    ("job", "retry_jobs"), ("job", "cancel_jobs"), ("job", "delete_selected"),
-    ("schedule", "run_schedules_now"), ("event", "delete_selected"), ("workflowrun", "cancel_runs"),
-    ("worker", "delete_selected"),
-])
+@pytest.mark.parametrize(
+    "model, action",
+    [
+        ("job", "retry_jobs"),
+        ("job", "cancel_jobs"),
+        ("job", "delete_selected"),
+        ("schedule", "run_schedules_now"),
+        ("event", "delete_selected"),
+        ("workflowrun", "cancel_runs"),
+        ("worker", "delete_selected"),
+    ],
+)
 @pytest.mark.parametrize("selected", ["not-an-id", "1\x00"])
 def test_an_action_on_a_selection_that_is_not_ids_is_refused_with_a_message(admin, rows, model, action, selected):
     models = {"job": Job, "schedule": Schedule, "event": Event, "workflowrun": WorkflowRun, "worker": Worker}

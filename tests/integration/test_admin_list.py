@@ -48,21 +48,24 @@ def mix():
     return {name: str(job_id) for name, job_id in jobs.items()}
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ({"status": "FAILED"}, {"fails"}),
-    ({"status": "SUCCESSFUL"}, {"ok", "receipt", "old"}),
-    ({"status": "READY"}, {"later", "due"}),
-    ({"queue": "emails"}, {"receipt"}),
-    ({"queue": "urgent"}, {"due"}),
-    ({"task": "tests.testapp.tasks.add"}, {"ok", "later", "due", "old"}),
-    ({"enqueued": "hour"}, {"ok", "receipt", "fails", "later", "due"}),
-    ({"enqueued": "week"}, {"ok", "receipt", "fails", "later", "due", "old"}),
-    ({"finished": "hour"}, {"ok", "receipt", "fails"}),
-    ({"finished": "week"}, {"ok", "receipt", "fails", "old"}),
-    ({"due": "now"}, {"due"}),
-    ({"due": "later"}, {"later"}),
-    ({"status": "SUCCESSFUL", "queue": "default", "finished": "day"}, {"ok"}),
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"status": "FAILED"}, {"fails"}),
+        ({"status": "SUCCESSFUL"}, {"ok", "receipt", "old"}),
+        ({"status": "READY"}, {"later", "due"}),
+        ({"queue": "emails"}, {"receipt"}),
+        ({"queue": "urgent"}, {"due"}),
+        ({"task": "tests.testapp.tasks.add"}, {"ok", "later", "due", "old"}),
+        ({"enqueued": "hour"}, {"ok", "receipt", "fails", "later", "due"}),
+        ({"enqueued": "week"}, {"ok", "receipt", "fails", "later", "due", "old"}),
+        ({"finished": "hour"}, {"ok", "receipt", "fails"}),
+        ({"finished": "week"}, {"ok", "receipt", "fails", "old"}),
+        ({"due": "now"}, {"due"}),
+        ({"due": "later"}, {"later"}),
+        ({"status": "SUCCESSFUL", "queue": "default", "finished": "day"}, {"ok"}),
+    ],
+)
 def test_filters(admin, mix, query, expected):
     response = admin.get(_url(), query)
     assert response.status_code == 200
@@ -81,16 +84,21 @@ def test_finished_filter_lists_newest_finished_first(admin, mix):
     first, second = tasks.add.enqueue(8, 8).id, tasks.add.enqueue(9, 9).id
     run_jobs()
     Job.objects.filter(pk=first).update(finished_at=timezone.now() + timedelta(seconds=5))
-    ids = re.findall(r'name="_selected_action" value="([0-9a-f-]{36})"', admin.get(_url(), {"finished": "hour"}).content.decode())
+    ids = re.findall(
+        r'name="_selected_action" value="([0-9a-f-]{36})"', admin.get(_url(), {"finished": "hour"}).content.decode()
+    )
     assert ids[0] == str(first) and ids.index(str(second)) > 0
 
 
-@pytest.mark.parametrize(("term", "expected"), [
-    ("fails", {"fails"}),  # part of a declared task's path
-    ("tests.testapp.tasks.send_receipt", {"receipt"}),
-    ("receipt-9", {"receipt"}),  # unique key
-    ("no-such-thing", set()),
-])
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("fails", {"fails"}),  # part of a declared task's path
+        ("tests.testapp.tasks.send_receipt", {"receipt"}),
+        ("receipt-9", {"receipt"}),  # unique key
+        ("no-such-thing", set()),
+    ],
+)
 def test_search(admin, mix, term, expected):
     assert _ids(admin.get(_url(), {"q": term})) == {mix[name] for name in expected}
 
@@ -123,8 +131,21 @@ def _expected_list_queries(filtered: bool) -> int:
     return 4 + (1 if connection.vendor == "postgresql" and not filtered else 0)
 
 
-@pytest.mark.parametrize("query", [{}, {"status": "FAILED", "queue": "default", "task": "tests.testapp.tasks.add",
-                                         "enqueued": "day", "finished": "day", "due": "now"}, {"q": "receipt"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {
+            "status": "FAILED",
+            "queue": "default",
+            "task": "tests.testapp.tasks.add",
+            "enqueued": "day",
+            "finished": "day",
+            "due": "now",
+        },
+        {"q": "receipt"},
+    ],
+)
 def test_list_queries_do_not_grow_with_rows(admin, mix, query, django_assert_num_queries):
     expected = _expected_list_queries(filtered=bool(query))
     with django_assert_num_queries(expected):
@@ -144,7 +165,7 @@ def test_count_stops_at_its_limit(admin, monkeypatch):
     if connection.vendor == "postgresql":
         assert re.search(r'class="djjobs-count"[^>]*>~1\d</span>', page)  # EXPLAIN's estimate
     else:
-        assert '>5+</span>' in page
+        assert ">5+</span>" in page
 
 
 @pytest.mark.postgresql

@@ -81,8 +81,15 @@ def test_default_payload_limit_is_one_mebibyte():
 
 
 @pytest.mark.parametrize(
-    "option,value", [("max_attempts", 0), ("max_attempts", 1.5), ("retry_backoff", -1), ("timeout", -3),
-                     ("unique_key", ""), ("unique_key", "k" * 256)]
+    "option,value",
+    [
+        ("max_attempts", 0),
+        ("max_attempts", 1.5),
+        ("retry_backoff", -1),
+        ("timeout", -3),
+        ("unique_key", ""),
+        ("unique_key", "k" * 256),
+    ],
 )
 def test_invalid_options_are_refused(option, value):
     with pytest.raises(InvalidTask, match=option):
@@ -104,7 +111,6 @@ def test_enqueue_many_with_a_bad_item_writes_nothing():
         tasks.add.enqueue_many([(1, 2), (object(), 2)])
     with pytest.raises(InvalidTask, match="tuples of args or dicts"):
         tasks.add.enqueue_many([(1, 2), 5])
-
 
 
 def test_task_workers_could_not_find_is_refused():
@@ -272,10 +278,18 @@ def test_any_queue_backend_still_refuses_names_the_column_cannot_hold(settings, 
         tasks.echo.using(queue_name=queue).enqueue(1)
 
 
-@pytest.mark.parametrize("option,value", [
-    ("max_attempts", 2**31), ("max_attempts", True), ("retry_backoff", math.inf),
-    ("retry_backoff", 365 * 24 * 3600 + 1), ("timeout", math.inf), ("timeout", 1e300), ("timeout", True),
-])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("max_attempts", 2**31),
+        ("max_attempts", True),
+        ("retry_backoff", math.inf),
+        ("retry_backoff", 365 * 24 * 3600 + 1),
+        ("timeout", math.inf),
+        ("timeout", 1e300),
+        ("timeout", True),
+    ],
+)
 def test_options_a_worker_could_not_use_are_refused(option, value):
     with pytest.raises(InvalidTask, match=option):
         tasks.echo.using(**{option: value}).enqueue(1)
@@ -385,8 +399,9 @@ def test_a_step_returning_a_value_at_the_depth_limit_does_not_break_the_run(writ
     from djjobs.testing import run_jobs
     from djjobs.workflows import Step, Workflow
 
-    flow = Workflow("deep-context", [Step("deep", tasks.literal, kwargs={"text": repr(deep(64))}),
-                                     Step("next", tasks.http_echo)])  # takes **kwargs: the whole context
+    flow = Workflow(
+        "deep-context", [Step("deep", tasks.literal, kwargs={"text": repr(deep(64))}), Step("next", tasks.http_echo)]
+    )  # takes **kwargs: the whole context
     run = flow.start()
     assert run_jobs() == 2
     run.refresh_from_db()
@@ -412,8 +427,17 @@ def running_context(writes_jobs):
     return JobContext(task_result=result, job_id=result.id, lease_token=token)
 
 
-@pytest.mark.parametrize("name", ["nul-in-a-value", "nul-in-a-dict-key", "lone-surrogate", "lone-surrogate-in-a-key",
-                                  "nesting-65", "nesting-100000"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nul-in-a-value",
+        "nul-in-a-dict-key",
+        "lone-surrogate",
+        "lone-surrogate-in-a-key",
+        "nesting-65",
+        "nesting-100000",
+    ],
+)
 def test_save_checkpoint_refuses_hostile_data_and_keeps_the_last_one(running_context, name):
     args, kwargs, message = _hostile(name)
     assert running_context.save_checkpoint({"done": 1})

@@ -49,12 +49,25 @@ def test_missing_app_is_an_error():
 
 # The reproductions of issue 13: `manage.py check` passed (or crashed) with each of them.
 DANGEROUS = [
-    ("LEASE_SECONDS", -1), ("LEASE_SECONDS", 0), ("LEASE_SECONDS", "30"),
-    ("HEARTBEAT_INTERVAL", 0), ("HEARTBEAT_INTERVAL", "x"), ("HEARTBEAT_INTERVAL", 30),
-    ("POLL_INTERVAL", -1), ("POLL_INTERVAL", "1"), ("CONCURRENCY", 0), ("CONCURRENCY", "4"),
-    ("MAX_ATTEMPTS", 0), ("RETENTION_DAYS", {"SUCCESSFUL": -1}), ("STATUS_URL_MAX_AGE", "x"),
-    ("HTTP_TOKEN_HEADER", 123), ("HEALTH_COUNT_LIMIT", -1), ("METRICS_PUBLIC", "False"),
-    ("MAX_PAYLOAD_BYTES", "big"), ("MAX_JSON_DEPTH", "64"), ("MAX_RETURN_VALUE_BYTES", 0),
+    ("LEASE_SECONDS", -1),
+    ("LEASE_SECONDS", 0),
+    ("LEASE_SECONDS", "30"),
+    ("HEARTBEAT_INTERVAL", 0),
+    ("HEARTBEAT_INTERVAL", "x"),
+    ("HEARTBEAT_INTERVAL", 30),
+    ("POLL_INTERVAL", -1),
+    ("POLL_INTERVAL", "1"),
+    ("CONCURRENCY", 0),
+    ("CONCURRENCY", "4"),
+    ("MAX_ATTEMPTS", 0),
+    ("RETENTION_DAYS", {"SUCCESSFUL": -1}),
+    ("STATUS_URL_MAX_AGE", "x"),
+    ("HTTP_TOKEN_HEADER", 123),
+    ("HEALTH_COUNT_LIMIT", -1),
+    ("METRICS_PUBLIC", "False"),
+    ("MAX_PAYLOAD_BYTES", "big"),
+    ("MAX_JSON_DEPTH", "64"),
+    ("MAX_RETURN_VALUE_BYTES", 0),
 ]
 
 
@@ -87,9 +100,13 @@ def test_check_reports_djjobs_that_is_not_a_dict_without_crashing(settings, conf
 def test_check_survives_wrong_types_in_schedules_and_tokens(settings):
     """Every check reading DJJOBS copes with a value of the wrong type (no TypeError)."""
     settings.DJJOBS = {
-        **settings.DJJOBS, "MAX_PAYLOAD_BYTES": "big", "MAX_JSON_DEPTH": None, "HTTP_TOKENS": {1: None},
-        "SCHEDULES": {"s": {"task": "tests.testapp.tasks.add", "cron": "0 2 * * *", "priority": "high",
-                            "args": [[[1]]]}},
+        **settings.DJJOBS,
+        "MAX_PAYLOAD_BYTES": "big",
+        "MAX_JSON_DEPTH": None,
+        "HTTP_TOKENS": {1: None},
+        "SCHEDULES": {
+            "s": {"task": "tests.testapp.tasks.add", "cron": "0 2 * * *", "priority": "high", "args": [[[1]]]}
+        },
     }
     with pytest.raises(SystemCheckError) as caught:
         call_command("check")
@@ -106,8 +123,9 @@ def test_check_warns_about_an_unknown_key_naming_the_closest(settings):
     settings.DJJOBS = {**settings.DJJOBS, "LEASE_SECOND": 60}
     err = StringIO()
     call_command("check", stderr=err)
-    assert ("(djjobs.W301) DJJOBS has the unknown key 'LEASE_SECOND', which is ignored: did you mean "
-            "'LEASE_SECONDS'?") in err.getvalue()
+    assert (
+        "(djjobs.W301) DJJOBS has the unknown key 'LEASE_SECOND', which is ignored: did you mean 'LEASE_SECONDS'?"
+    ) in err.getvalue()
     assert "HINT: Rename it to 'LEASE_SECONDS', or remove it." in err.getvalue()
 
 
@@ -169,8 +187,9 @@ def _manage(tmp_path, djjobs: str, *argv) -> subprocess.CompletedProcess:
         f"DJJOBS = {djjobs}\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "DJANGO_SETTINGS_MODULE": "bad_settings"}
-    return subprocess.run([sys.executable, "-m", "django", *argv], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "django", *argv], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_manage_py_check_with_djjobs_a_list_is_an_error_not_a_traceback(tmp_path):

@@ -64,11 +64,14 @@ def test_enqueue_with_kwargs_and_empty_body(enqueuer):
     assert Job.objects.count() == 2
 
 
-@pytest.mark.parametrize("user_kwargs", [
-    pytest.param(None, id="anonymous"),
-    pytest.param({"name": "plain"}, id="non-staff-without-permission"),
-    pytest.param({"name": "staff", "staff": True}, id="staff-without-permission"),
-])
+@pytest.mark.parametrize(
+    "user_kwargs",
+    [
+        pytest.param(None, id="anonymous"),
+        pytest.param({"name": "plain"}, id="non-staff-without-permission"),
+        pytest.param({"name": "staff", "staff": True}, id="staff-without-permission"),
+    ],
+)
 def test_enqueue_403_without_the_permission(client, user_kwargs):
     if user_kwargs:
         client.force_login(_user(**user_kwargs))
@@ -85,8 +88,9 @@ def test_enqueue_by_a_non_staff_user_with_the_permission_and_by_a_superuser(clie
 
 
 def test_enqueue_404_unknown_task(enqueuer):
-    response = enqueuer.post(reverse("djjobs:enqueue", args=["tests.testapp.tasks.nope"]), "{}",
-                             content_type="application/json")
+    response = enqueuer.post(
+        reverse("djjobs:enqueue", args=["tests.testapp.tasks.nope"]), "{}", content_type="application/json"
+    )
     assert response.status_code == 404 and "Unknown task" in response.json()["error"]
 
 
@@ -96,15 +100,18 @@ def test_enqueue_403_task_not_declared_http(enqueuer):
     assert Job.objects.count() == 0
 
 
-@pytest.mark.parametrize("body, message", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "JSON object"),
-    ({"args": {"a": 1}}, "JSON array"),
-    ({"args": [1], "priority": 5}, "Unknown key"),
-    ({"args": [1]}, "do not fit"),
-    ({"args": [1, 2], "kwargs": {"c": 3}}, "do not fit"),
-    ({"args": ["x" * 2000, 1]}, "bytes encoded"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ({"args": {"a": 1}}, "JSON array"),
+        ({"args": [1], "priority": 5}, "Unknown key"),
+        ({"args": [1]}, "do not fit"),
+        ({"args": [1, 2], "kwargs": {"c": 3}}, "do not fit"),
+        ({"args": ["x" * 2000, 1]}, "bytes encoded"),
+    ],
+)
 def test_enqueue_400_bad_body_or_arguments_writes_nothing(enqueuer, settings, body, message):
     settings.DJJOBS = {**settings.DJJOBS, "MAX_PAYLOAD_BYTES": 1000}
     response = _post(enqueuer, tasks.http_add, body)
@@ -176,8 +183,20 @@ def test_status_for_staff(client, job):
     assert response.status_code == 200
     body = response.json()
     assert body["id"] == str(job.pk) and body["status"] == "READY" and body["finished"] is False
-    assert set(body) >= {"task", "queue", "progress", "progress_message", "attempts", "max_attempts",
-                         "enqueued_at", "run_after", "started_at", "finished_at", "return_value", "error"}
+    assert set(body) >= {
+        "task",
+        "queue",
+        "progress",
+        "progress_message",
+        "attempts",
+        "max_attempts",
+        "enqueued_at",
+        "run_after",
+        "started_at",
+        "finished_at",
+        "return_value",
+        "error",
+    }
     run_jobs()
     body = client.get(_status_url(job.pk)).json()
     assert body["progress"] == 100.0 and body["progress_message"] == "step 2" and body["return_value"] == 2
@@ -230,8 +249,9 @@ def test_failed_job_status_summarises_the_error_without_traceback(client):
 
 
 def _worker(name="w-1", heartbeat_age=0.0):
-    return Worker.objects.create(id=name, hostname="h", pid=1, concurrency=2,
-                                 last_heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age))
+    return Worker.objects.create(
+        id=name, hostname="h", pid=1, concurrency=2, last_heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age)
+    )
 
 
 def test_health_ok_then_503_when_workers_stop(client):
@@ -242,8 +262,18 @@ def test_health_ok_then_503_when_workers_stop(client):
     body = response.json()
     assert body["status"] == "ok" and body["problems"] == []
     assert body["workers"]["alive"] == 1 and body["queues"]["default"]["due"] == 1
-    assert set(body) == {"status", "problems", "checked_at", "workers", "oldest_due_age_seconds", "due",
-                         "failed_last_hour", "queues", "count_limit", "thresholds"}
+    assert set(body) == {
+        "status",
+        "problems",
+        "checked_at",
+        "workers",
+        "oldest_due_age_seconds",
+        "due",
+        "failed_last_hour",
+        "queues",
+        "count_limit",
+        "thresholds",
+    }
     assert body["queues"]["emails"] == {"due": 0}  # a configured queue without jobs
     worker.stopped_at = timezone.now()  # the worker stops
     worker.save()
@@ -335,7 +365,9 @@ def test_metrics_501_without_prometheus_client(client, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "prometheus_client" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "prometheus_client" else real(name, *a)
+    )
     client.force_login(_user("staff", staff=True))
     response = client.get("/jobs/metrics/")
     assert response.status_code == 501 and "djjobs[prometheus]" in response.json()["error"]
@@ -356,28 +388,34 @@ def _json_error(response, status_code: int, text: str) -> None:
     assert text in error, error
 
 
-@pytest.mark.parametrize("body, message", [
-    pytest.param('{"args": ["a\\u0000b"]}', "NUL character", id="nul-in-an-argument"),
-    pytest.param('{"kwargs": {"a\\u0000": 1}}', "NUL character", id="nul-in-a-key"),
-    pytest.param('{"args": [{"x": ["\\u0000"]}]}', "NUL character", id="nul-nested"),
-    pytest.param('{"args": ["\\ud800"]}', "lone surrogate", id="lone-surrogate"),
-    pytest.param('{"kwargs": {"\\udfff": 1}}', "lone surrogate", id="lone-surrogate-key"),
-    pytest.param(_deep_body(65), "nested more than 64 levels", id="nesting-65"),
-    pytest.param(_deep_body(900), "nested more than 64 levels", id="nesting-900"),
-    pytest.param(_deep_body(100_000), "nested too deeply", id="nesting-100000"),
-    pytest.param('{"kwargs": {"x": ' + '{"k": ' * 100_000 + "1" + "}" * 100_001 + "}", "nested too deeply",
-                 id="nesting-100000-objects"),
-    pytest.param('{"args": [NaN]}', "NaN is not a JSON number", id="nan"),
-    pytest.param('{"args": [-Infinity]}', "-Infinity is not a JSON number", id="infinity"),
-    pytest.param('{"args": [1e400]}', "1e400 is out of range", id="float-overflow"),
-    pytest.param(b'{"args": ["\xff"]}', "not UTF-8", id="invalid-utf8"),
-    pytest.param(b'{"args": ["\xed\xa0\x80"]}', "not UTF-8", id="utf8-encoded-surrogate"),
-    pytest.param('\ufeff{"args": []}', "not valid JSON", id="byte-order-mark"),
-    pytest.param("null", "must be a JSON object", id="null"),
-    pytest.param('"args"', "must be a JSON object", id="string"),
-    pytest.param("7", "must be a JSON object", id="number"),
-    pytest.param('{"args": [1]} {"args": [2]}', "not valid JSON", id="two-documents"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        pytest.param('{"args": ["a\\u0000b"]}', "NUL character", id="nul-in-an-argument"),
+        pytest.param('{"kwargs": {"a\\u0000": 1}}', "NUL character", id="nul-in-a-key"),
+        pytest.param('{"args": [{"x": ["\\u0000"]}]}', "NUL character", id="nul-nested"),
+        pytest.param('{"args": ["\\ud800"]}', "lone surrogate", id="lone-surrogate"),
+        pytest.param('{"kwargs": {"\\udfff": 1}}', "lone surrogate", id="lone-surrogate-key"),
+        pytest.param(_deep_body(65), "nested more than 64 levels", id="nesting-65"),
+        pytest.param(_deep_body(900), "nested more than 64 levels", id="nesting-900"),
+        pytest.param(_deep_body(100_000), "nested too deeply", id="nesting-100000"),
+        pytest.param(
+            '{"kwargs": {"x": ' + '{"k": ' * 100_000 + "1" + "}" * 100_001 + "}",
+            "nested too deeply",
+            id="nesting-100000-objects",
+        ),
+        pytest.param('{"args": [NaN]}', "NaN is not a JSON number", id="nan"),
+        pytest.param('{"args": [-Infinity]}', "-Infinity is not a JSON number", id="infinity"),
+        pytest.param('{"args": [1e400]}', "1e400 is out of range", id="float-overflow"),
+        pytest.param(b'{"args": ["\xff"]}', "not UTF-8", id="invalid-utf8"),
+        pytest.param(b'{"args": ["\xed\xa0\x80"]}', "not UTF-8", id="utf8-encoded-surrogate"),
+        pytest.param('\ufeff{"args": []}', "not valid JSON", id="byte-order-mark"),
+        pytest.param("null", "must be a JSON object", id="null"),
+        pytest.param('"args"', "must be a JSON object", id="string"),
+        pytest.param("7", "must be a JSON object", id="number"),
+        pytest.param('{"args": [1]} {"args": [2]}', "not valid JSON", id="two-documents"),
+    ],
+)
 def test_enqueue_refuses_hostile_bodies_with_a_json_400(enqueuer, body, message):
     data = body.encode() if isinstance(body, str) else body
     started = time.perf_counter()
@@ -427,8 +465,9 @@ def test_enqueue_413_when_the_csrf_check_reads_an_oversize_form(settings):
     client = Client(enforce_csrf_checks=True)
     client.force_login(_user("enqueuer", can_enqueue=True))
     client.cookies["csrftoken"] = "x" * 32  # no X-CSRFToken header: the check reads the form's field
-    response = client.post(_enqueue_url(tasks.http_echo), "a=" + "x" * 200,
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        _enqueue_url(tasks.http_echo), "a=" + "x" * 200, content_type="application/x-www-form-urlencoded"
+    )
     _json_error(response, 413, "DATA_UPLOAD_MAX_MEMORY_SIZE")
     assert Job.objects.count() == 0
 

@@ -31,7 +31,11 @@ def test_decorator_options_are_stored_on_the_job():
     tasks.send_receipt.enqueue(42)
     job = Job.objects.get()
     assert (job.queue_name, job.priority, job.max_attempts, job.retry_backoff, job.timeout) == (
-        "emails", 10, 5, 2.0, 30.0,
+        "emails",
+        10,
+        5,
+        2.0,
+        30.0,
     )
 
 
@@ -231,8 +235,16 @@ def test_jobs_of_different_options_in_turn_each_store_their_own():
         tasks.add.using(max_attempts=2, timeout=2),
     ]
     ids = [variant.enqueue(1, 2).id for _round in range(2) for variant in variants]
-    stored = {str(j.id): (j.task_path.rsplit(".", 1)[1], j.priority, j.queue_name, j.max_attempts, j.timeout)
-              for j in Job.objects.all()}
-    expected = [("add", 5, "default", 3, None), ("add", 6, "default", 3, None), ("add", 5, "emails", 3, None),
-                ("send_receipt", 10, "emails", 5, 30.0), ("add", 0, "default", 2, 1.5), ("add", 0, "default", 2, 2.0)]
+    stored = {
+        str(j.id): (j.task_path.rsplit(".", 1)[1], j.priority, j.queue_name, j.max_attempts, j.timeout)
+        for j in Job.objects.all()
+    }
+    expected = [
+        ("add", 5, "default", 3, None),
+        ("add", 6, "default", 3, None),
+        ("add", 5, "emails", 3, None),
+        ("send_receipt", 10, "emails", 5, 30.0),
+        ("add", 0, "default", 2, 1.5),
+        ("add", 0, "default", 2, 2.0),
+    ]
     assert [stored[i] for i in ids] == expected * 2

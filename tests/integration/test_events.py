@@ -18,12 +18,17 @@ def test_fan_out_one_job_per_subscriber_with_the_event_argument():
     published = djjobs.publish("order.validated", {"order_id": 42})
     event = published.event
     assert sorted(r.task.module_path for r in published) == sorted(
-        [tasks.charge_payment.module_path, tasks.reserve_stock.module_path])
+        [tasks.charge_payment.module_path, tasks.reserve_stock.module_path]
+    )
     jobs = Job.objects.filter(event=event)
     assert jobs.count() == 2 and {str(j.id) for j in jobs} == {r.id for r in published}
     argument = jobs.first().kwargs["event"]
-    assert argument == {"name": "order.validated", "payload": {"order_id": 42}, "id": str(event.id),
-                        "occurred_at": event.occurred_at.isoformat()}
+    assert argument == {
+        "name": "order.validated",
+        "payload": {"order_id": 42},
+        "id": str(event.id),
+        "occurred_at": event.occurred_at.isoformat(),
+    }
     assert event.subscribers == sorted([tasks.charge_payment.module_path, tasks.reserve_stock.module_path])
     assert event.cause_job_id is None
 
@@ -66,12 +71,15 @@ def test_idempotency_key_inside_an_outer_transaction_keeps_it_usable():
         assert Event.objects.count() == 1  # the transaction is still usable after the conflict
 
 
-@pytest.mark.parametrize("args, message", [
-    (("", {}), "non-empty string"),
-    (("x", {1: "a"}), "JSON"),
-    (("x", object()), "JSON"),
-    (("x", {}, ""), "idempotency_key"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("", {}), "non-empty string"),
+        (("x", {1: "a"}), "JSON"),
+        (("x", object()), "JSON"),
+        (("x", {}, ""), "idempotency_key"),
+    ],
+)
 def test_bad_input_writes_nothing(args, message):
     with pytest.raises(InvalidEvent, match=message):
         djjobs.publish(*args)

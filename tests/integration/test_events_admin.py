@@ -33,7 +33,7 @@ def test_event_list_and_detail_show_jobs_cause_chain_and_reactions(client):
     assert "&lt;script&gt;x&lt;/script&gt;" in page and "<script>x</script>" not in page
     sent = Event.objects.get(name="confirmation.sent")
     page = client.get(reverse("admin:djjobs_event_change", args=[sent.pk])).content.decode()
-    chain = page[page.index("order.validated"):]
+    chain = page[page.index("order.validated") :]
     assert chain.index("charge_payment") < chain.index("payment.charged") < chain.index("send_confirmation")
 
 

@@ -68,14 +68,88 @@ class Opaque:
         return "Opaque()"
 
 
-ODD_KEYS = ["", " ", "\n", "\t", "\r\n", "__proto__", "constructor", "$where", "a.b", 'a"b', "\\", "\\u0000",
-            "null", "true", "1", "ключ", "🙂", "e\u0301", "\u202eevil", "\u2028", "\ufeff", "\uffff", "\U0010ffff"]
-FLOATS = [0.0, -0.0, 0.1, 1.5, -2.75, 1e-7, 2.5e-10, 5e-324, 1e15, 1e16, 1e22, 1.2345678901234567e+30, 1e300,
-          -1e300, 1.7976931348623157e+308, 2.2250738585072014e-308]
+ODD_KEYS = [
+    "",
+    " ",
+    "\n",
+    "\t",
+    "\r\n",
+    "__proto__",
+    "constructor",
+    "$where",
+    "a.b",
+    'a"b',
+    "\\",
+    "\\u0000",
+    "null",
+    "true",
+    "1",
+    "ключ",
+    "🙂",
+    "e\u0301",
+    "\u202eevil",
+    "\u2028",
+    "\ufeff",
+    "\uffff",
+    "\U0010ffff",
+]
+FLOATS = [
+    0.0,
+    -0.0,
+    0.1,
+    1.5,
+    -2.75,
+    1e-7,
+    2.5e-10,
+    5e-324,
+    1e15,
+    1e16,
+    1e22,
+    1.2345678901234567e30,
+    1e300,
+    -1e300,
+    1.7976931348623157e308,
+    2.2250738585072014e-308,
+]
 INTS = [0, -1, 2**31 - 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, -(2**63) - 1, 10**400, -(10**399), 10**4299]
-PIECES = ["a", "Z", "0", " ", "'", '"', "\\", "/", "{", "}", "[", "]", ":", ",", "\t", "\n", "\r", "\x0b", "\x01",
-          "\x1f", "\x7f", "é", "ß", "中文", "🙂", "e\u0301", "\u202e", "\u2028", "\u2029", "\ufeff", "\uffff",
-          "\U0010ffff", "\\u0000", "\\ud800", "%00", "\xa0"]
+PIECES = [
+    "a",
+    "Z",
+    "0",
+    " ",
+    "'",
+    '"',
+    "\\",
+    "/",
+    "{",
+    "}",
+    "[",
+    "]",
+    ":",
+    ",",
+    "\t",
+    "\n",
+    "\r",
+    "\x0b",
+    "\x01",
+    "\x1f",
+    "\x7f",
+    "é",
+    "ß",
+    "中文",
+    "🙂",
+    "e\u0301",
+    "\u202e",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\uffff",
+    "\U0010ffff",
+    "\\u0000",
+    "\\ud800",
+    "%00",
+    "\xa0",
+]
 
 
 class Hostile:
@@ -83,8 +157,16 @@ class Hostile:
         self.rng = random.Random(seed)
 
     def values(self, count: int) -> list:
-        kinds = [(self.scalar, 20), (self.text, 20), (self.nested, 20), (self.deep, 12), (self.wide, 6),
-                 (self.odd_keys, 10), (self.not_json, 8), (self.mixed, 12)]
+        kinds = [
+            (self.scalar, 20),
+            (self.text, 20),
+            (self.nested, 20),
+            (self.deep, 12),
+            (self.wide, 6),
+            (self.odd_keys, 10),
+            (self.not_json, 8),
+            (self.mixed, 12),
+        ]
         makers = [maker for maker, weight in kinds for _ in range(weight)]
         values = [self.rng.choice(makers)() for _ in range(count)]
         # A few rare ones, always in: the largest payloads and the deepest value.
@@ -117,11 +199,17 @@ class Hostile:
 
     def scalar(self):
         rng = self.rng
-        return rng.choice([
-            lambda: rng.randint(-1000, 1000), lambda: rng.choice(INTS), lambda: rng.choice(FLOATS),
-            lambda: rng.uniform(-1, 1) * 10 ** rng.randint(-300, 300), lambda: rng.random() < 0.5,
-            lambda: None, self.text,
-        ])()
+        return rng.choice(
+            [
+                lambda: rng.randint(-1000, 1000),
+                lambda: rng.choice(INTS),
+                lambda: rng.choice(FLOATS),
+                lambda: rng.uniform(-1, 1) * 10 ** rng.randint(-300, 300),
+                lambda: rng.random() < 0.5,
+                lambda: None,
+                self.text,
+            ]
+        )()
 
     def nested(self, depth=None):
         rng = self.rng
@@ -151,17 +239,30 @@ class Hostile:
 
     def not_json(self):
         rng = self.rng
-        return rng.choice([
-            lambda: (1, "two", [3]), lambda: {"t": (1, 2)}, lambda: {1, 2}, lambda: b"bytes", lambda: Opaque(),
-            lambda: math.nan, lambda: [math.inf], lambda: {"x": -math.inf}, lambda: {1: "int key"},
-            lambda: {"ok": {2: "nested int key"}}, lambda: 10**4300, lambda: [{"deep": [10**5000]}],
-            lambda: {(1, 2): "tuple key"},
-        ])()
+        return rng.choice(
+            [
+                lambda: (1, "two", [3]),
+                lambda: {"t": (1, 2)},
+                lambda: {1, 2},
+                lambda: b"bytes",
+                lambda: Opaque(),
+                lambda: math.nan,
+                lambda: [math.inf],
+                lambda: {"x": -math.inf},
+                lambda: {1: "int key"},
+                lambda: {"ok": {2: "nested int key"}},
+                lambda: 10**4300,
+                lambda: [{"deep": [10**5000]}],
+                lambda: {(1, 2): "tuple key"},
+            ]
+        )()
 
     def mixed(self):
         rng = self.rng
-        return [rng.choice([self.scalar, self.text, self.nested, self.odd_keys, self.not_json])()
-                for _ in range(rng.randint(1, 5))]
+        return [
+            rng.choice([self.scalar, self.text, self.nested, self.odd_keys, self.not_json])()
+            for _ in range(rng.randint(1, 5))
+        ]
 
 
 def _deep_list(levels, leaf=1):

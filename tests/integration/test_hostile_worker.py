@@ -33,14 +33,17 @@ def _job(result):
 
 @pytest.mark.django_db
 @override_settings(DJJOBS={**DJJOBS, "MAX_RETURN_VALUE_BYTES": 1000})
-@pytest.mark.parametrize("kind, says", [
-    ("nul", "NUL"),
-    ("nul_key", "NUL"),
-    ("surrogate", "surrogate"),
-    ("deep", "nested more than 64 levels"),
-    ("big", "1003 bytes as JSON, more than DJJOBS['MAX_RETURN_VALUE_BYTES'] (1000)"),
-    ("big_unicode", "1004 bytes as JSON"),  # 501 characters, 1004 bytes with the quotes
-])
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("nul", "NUL"),
+        ("nul_key", "NUL"),
+        ("surrogate", "surrogate"),
+        ("deep", "nested more than 64 levels"),
+        ("big", "1003 bytes as JSON, more than DJJOBS['MAX_RETURN_VALUE_BYTES'] (1000)"),
+        ("big_unicode", "1004 bytes as JSON"),  # 501 characters, 1004 bytes with the quotes
+    ],
+)
 def test_an_unstorable_return_value_fails_the_job_as_invalid_return_value_without_retry(kind, says):
     result = tasks.hostile_return.enqueue(kind)  # max_attempts=2
     assert run_jobs() == 1
@@ -113,9 +116,11 @@ def test_a_batched_write_refused_for_one_job_writes_the_others_and_fails_that_on
     with poison_trigger():
         tasks.add.enqueue_many([(1, 1), (2, 2), (3, 3)])
         jobs = claim("w", None, 3, 30)
-        outcomes = [Outcome(return_value=1, return_json="1"),
-                    Outcome(return_value={"poison": True}, return_json='{"poison":true}'),
-                    Outcome(return_value=3, return_json="3")]
+        outcomes = [
+            Outcome(return_value=1, return_json="1"),
+            Outcome(return_value={"poison": True}, return_json='{"poison":true}'),
+            Outcome(return_value=3, return_json="3"),
+        ]
         done = complete_successes(list(zip(jobs, outcomes)), "w")
     assert done == {j.key for j in jobs}  # written: two successes and the failure
     rows = {j.id: j for j in Job.objects.all()}
@@ -136,9 +141,11 @@ def test_a_lone_surrogate_the_driver_cannot_encode_fails_only_its_job():
     for a lone surrogate. A value executor.encode() now refuses: it is forced in here."""
     tasks.add.enqueue_many([(1, 1), (2, 2), (3, 3)])
     jobs = claim("w", None, 3, 30)
-    outcomes = [Outcome(return_value=1, return_json="1"),
-                Outcome(return_value={"v": "\ud800"}, return_json='{"v":"\ud800"}'),
-                Outcome(return_value=3, return_json="3")]
+    outcomes = [
+        Outcome(return_value=1, return_json="1"),
+        Outcome(return_value={"v": "\ud800"}, return_json='{"v":"\ud800"}'),
+        Outcome(return_value=3, return_json="3"),
+    ]
     done = complete_successes(list(zip(jobs, outcomes)), "w")
     assert done == {j.key for j in jobs}
     statuses = dict(Job.objects.values_list("id", "status"))
@@ -245,7 +252,9 @@ def test_an_exception_whose_str_raises_is_recorded_with_a_placeholder_and_retrie
     job = _job(result)
     assert (job.status, job.attempts) == ("FAILED", 2)
     assert [(e["attempt"], e["exception_class_path"], e["message"]) for e in job.errors] == [
-        (1, "tests.testapp.tasks.EvilStr", PLACEHOLDER), (2, "tests.testapp.tasks.EvilStr", PLACEHOLDER)]
+        (1, "tests.testapp.tasks.EvilStr", PLACEHOLDER),
+        (2, "tests.testapp.tasks.EvilStr", PLACEHOLDER),
+    ]
     assert all('raise EvilStr("hidden")' in e["traceback"] for e in job.errors)
     assert seen == [("FAILED", ["tests.testapp.tasks.EvilStr"] * 2)]
     assert f"error=EvilStr: {PLACEHOLDER}" in caplog.text  # the worker's log line
@@ -263,8 +272,9 @@ def test_a_traceback_that_cannot_be_formatted_still_fails_the_job(monkeypatch):
     run_jobs()
     [error] = _job(result).errors
     assert error["exception_class_path"] == "djjobs.exceptions.Discard"
-    assert error["traceback"] == ("djjobs.exceptions.Discard: not worth retrying\n"
-                                  "(the traceback could not be formatted: RuntimeError)\n")
+    assert error["traceback"] == (
+        "djjobs.exceptions.Discard: not worth retrying\n(the traceback could not be formatted: RuntimeError)\n"
+    )
 
 
 @pytest.mark.django_db

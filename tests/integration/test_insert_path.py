@@ -48,8 +48,9 @@ def trigger():
 
 def _schedule(name="insert-path", args=(1, 2), **fields) -> Schedule:
     # Written around Schedule.clean() (a bad schedule may be in the table): what the tick does with it.
-    schedule = Schedule.objects.create(name=name, task_path=tasks.add.module_path, cron="* * * * *",
-                                       time_zone="UTC", args=list(args), **fields)
+    schedule = Schedule.objects.create(
+        name=name, task_path=tasks.add.module_path, cron="* * * * *", time_zone="UTC", args=list(args), **fields
+    )
     # Due: the start of this minute, a fire time of "* * * * *" (one second ago could be off the
     # grid with a minute boundary in between: two fire times).
     Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now().replace(second=0, microsecond=0))
@@ -104,8 +105,16 @@ def _workflow():
     return {"workflow_run_id": run.pk}
 
 
-PRODUCERS = {"enqueue": _enqueue, "unique": _unique, "enqueue_many": _many, "tick": _tick, "run_now": _run_now,
-             "event": _event, "trigger": _trigger, "workflow": _workflow}
+PRODUCERS = {
+    "enqueue": _enqueue,
+    "unique": _unique,
+    "enqueue_many": _many,
+    "tick": _tick,
+    "run_now": _run_now,
+    "event": _event,
+    "trigger": _trigger,
+    "workflow": _workflow,
+}
 
 
 @pytest.mark.parametrize("producer", list(PRODUCERS))
@@ -156,8 +165,11 @@ def test_a_rolled_back_producer_leaves_no_job(trigger):
 
 
 def test_enqueue_unique_and_many_refuse_a_nul_argument():
-    for enqueue in (tasks.echo.enqueue, tasks.echo.using(unique_key="k").enqueue,
-                    lambda value: tasks.echo.enqueue_many([(value,)])):
+    for enqueue in (
+        tasks.echo.enqueue,
+        tasks.echo.using(unique_key="k").enqueue,
+        lambda value: tasks.echo.enqueue_many([(value,)]),
+    ):
         with pytest.raises(InvalidTask, match="NUL"):
             enqueue(NUL)
     assert not Job.objects.exists()
@@ -186,8 +198,9 @@ def test_an_event_with_a_nul_in_its_payload_is_refused():
 
 
 def test_a_trigger_whose_arguments_hold_a_nul_refuses_the_write_that_fired_it():
-    made = triggers.on_create(TrackedOrder, tasks.order_changed, kwargs=lambda order: {"order_id": NUL},
-                              name="insert-path-nul")
+    made = triggers.on_create(
+        TrackedOrder, tasks.order_changed, kwargs=lambda order: {"order_id": NUL}, name="insert-path-nul"
+    )
     try:
         with pytest.raises(InvalidTask, match="NUL"):
             with transaction.atomic():

@@ -79,7 +79,9 @@ def test_completion_rides_out_a_database_error(monkeypatch, path):
     from djjobs.worker import completer as completer_module
     from djjobs.worker import turn as process_module
 
-    module, name = (completer_module, "complete_successes") if path == "batched success" else (process_module, "complete")
+    module, name = (
+        (completer_module, "complete_successes") if path == "batched success" else (process_module, "complete")
+    )
     calls = []
     real = getattr(module, name)
 
@@ -116,15 +118,17 @@ def test_batched_completion_honours_leases():
     done = complete_successes([(j, Outcome(return_value=i, return_json=str(i))) for i, j in enumerate(jobs)], "w")
     assert done == {jobs[0].key, jobs[2].key}
     assert dict(Job.objects.values_list("id", "status")) == {
-        jobs[0].id: "SUCCESSFUL", jobs[1].id: "RUNNING", jobs[2].id: "SUCCESSFUL"}
+        jobs[0].id: "SUCCESSFUL",
+        jobs[1].id: "RUNNING",
+        jobs[2].id: "SUCCESSFUL",
+    }
     assert Job.objects.get(pk=jobs[2].id).return_value == 2
 
 
 @pytest.mark.django_db
 class TestPrune:
     def _finished(self, status, days_ago):
-        return Job.objects.create(task_path="x.y", status=status,
-                                  finished_at=timezone.now() - timedelta(days=days_ago))
+        return Job.objects.create(task_path="x.y", status=status, finished_at=timezone.now() - timedelta(days=days_ago))
 
     def test_deletes_only_finished_jobs_past_retention(self):
         self._finished("SUCCESSFUL", 15)
@@ -134,8 +138,7 @@ class TestPrune:
         self._finished("CANCELLED", 91)
         active = Job.objects.create(task_path="x.y", status="READY")
         counts = prune(batch_size=1)
-        assert counts == {"SUCCESSFUL": 1, "FAILED": 1, "CANCELLED": 1, "workflow runs": 0, "events": 0,
-                          "workers": 0}
+        assert counts == {"SUCCESSFUL": 1, "FAILED": 1, "CANCELLED": 1, "workflow runs": 0, "events": 0, "workers": 0}
         assert set(Job.objects.values_list("pk", flat=True)) == {keep_recent.pk, keep_failed.pk, active.pk}
 
     def test_none_keeps_for_ever_and_dry_run_deletes_nothing(self):
@@ -156,8 +159,9 @@ class TestPrune:
     def test_old_events_are_deleted_and_their_jobs_keep_running(self):
         from djjobs.models import Event
 
-        old = Event.objects.create(name="order.paid", occurred_at=timezone.now() - timedelta(days=91),
-                                   idempotency_key="pay-1")
+        old = Event.objects.create(
+            name="order.paid", occurred_at=timezone.now() - timedelta(days=91), idempotency_key="pay-1"
+        )
         recent = Event.objects.create(name="order.paid", occurred_at=timezone.now() - timedelta(days=89))
         job = Job.objects.create(task_path="x.y", status="READY", event=old)
         assert prune(dry_run=True)["events"] == 1
@@ -169,8 +173,9 @@ class TestPrune:
             assert prune()["events"] == 1
 
     def test_dead_worker_rows_are_deleted(self):
-        Worker.objects.create(id="old", hostname="h", pid=1, concurrency=1,
-                              last_heartbeat_at=timezone.now() - timedelta(hours=2))
+        Worker.objects.create(
+            id="old", hostname="h", pid=1, concurrency=1, last_heartbeat_at=timezone.now() - timedelta(hours=2)
+        )
         Worker.objects.create(id="new", hostname="h", pid=2, concurrency=1)
         assert prune()["workers"] == 1
         assert list(Worker.objects.values_list("id", flat=True)) == ["new"]
@@ -189,8 +194,15 @@ def test_unclaim_gives_jobs_back_as_if_never_claimed():
     assert unclaim(jobs) == 2
     for job in jobs[:2]:
         row = Job.objects.get(pk=job.id)
-        assert (row.status, row.attempts, row.started_at, row.last_attempted_at, row.worker_id, row.worker_ids,
-                row.lease_token) == ("READY", 0, None, None, "", [], None)
+        assert (
+            row.status,
+            row.attempts,
+            row.started_at,
+            row.last_attempted_at,
+            row.worker_id,
+            row.worker_ids,
+            row.lease_token,
+        ) == ("READY", 0, None, None, "", [], None)
         assert row.run_after == job.run_after  # its place in the queue is kept
     assert Job.objects.get(pk=jobs[2].id).status == "RUNNING"
 

@@ -269,22 +269,25 @@ def test_enable_and_disable():
 # -- validation --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, field, message", [
-    ({"cron": "61 * * * *"}, "cron", "the minute field '61' is not valid"),
-    ({"cron": "* * *"}, "cron", "has 3 field(s)"),
-    ({"task_path": "tests.testapp.tasks.nope"}, "task_path", "Unknown task"),
-    ({"task_path": "tests.testapp.tasks.not_a_task"}, "task_path", "is not a task"),
-    ({"task_path": ""}, "task_path", "This field cannot be blank."),
-    ({"args": {"a": 1}}, "args", "args must be a JSON list"),
-    ({"kwargs": [1]}, "kwargs", "kwargs must be a JSON object"),
-    ({"cron": "", "interval": 0}, "interval", "at least 1 second, got 0"),
-    ({"time_zone": "Mars/Olympus"}, "time_zone", "Unknown time zone 'Mars/Olympus'"),
-    ({"cron": ""}, "__all__", "Give exactly one of cron, interval and run once at (none is set)"),
-    ({"interval": 60}, "__all__", "(cron and interval are set)"),
-    ({"queue_name": "nope"}, "queue_name", "Queue 'nope' is not valid"),
-    ({"priority": 500}, "priority", "between -100 and 100"),
-    ({"misfire": "later"}, "misfire", "is not a valid choice"),
-])
+@pytest.mark.parametrize(
+    "fields, field, message",
+    [
+        ({"cron": "61 * * * *"}, "cron", "the minute field '61' is not valid"),
+        ({"cron": "* * *"}, "cron", "has 3 field(s)"),
+        ({"task_path": "tests.testapp.tasks.nope"}, "task_path", "Unknown task"),
+        ({"task_path": "tests.testapp.tasks.not_a_task"}, "task_path", "is not a task"),
+        ({"task_path": ""}, "task_path", "This field cannot be blank."),
+        ({"args": {"a": 1}}, "args", "args must be a JSON list"),
+        ({"kwargs": [1]}, "kwargs", "kwargs must be a JSON object"),
+        ({"cron": "", "interval": 0}, "interval", "at least 1 second, got 0"),
+        ({"time_zone": "Mars/Olympus"}, "time_zone", "Unknown time zone 'Mars/Olympus'"),
+        ({"cron": ""}, "__all__", "Give exactly one of cron, interval and run once at (none is set)"),
+        ({"interval": 60}, "__all__", "(cron and interval are set)"),
+        ({"queue_name": "nope"}, "queue_name", "Queue 'nope' is not valid"),
+        ({"priority": 500}, "priority", "between -100 and 100"),
+        ({"misfire": "later"}, "misfire", "is not a valid choice"),
+    ],
+)
 def test_model_validation_says_what_is_wrong(fields, field, message):
     schedule = Schedule(name="bad", **{"task_path": RECORD, "cron": "* * * * *", "time_zone": "UTC", **fields})
     with pytest.raises(ValidationError) as caught:

@@ -42,9 +42,23 @@ def make(name="nightly", **fields) -> Schedule:
 
 
 def form_data(**fields):
-    data = {"name": "report", "task_path": RECORD, "description": "", "enabled": "on", "cron": "0 2 * * *",
-            "interval": "", "run_at_0": "", "run_at_1": "", "time_zone": "Europe/London", "args": "[]",
-            "kwargs": "{}", "queue_name": "", "priority": "", "overlap": "allow", "misfire": "run_once"}
+    data = {
+        "name": "report",
+        "task_path": RECORD,
+        "description": "",
+        "enabled": "on",
+        "cron": "0 2 * * *",
+        "interval": "",
+        "run_at_0": "",
+        "run_at_1": "",
+        "time_zone": "Europe/London",
+        "args": "[]",
+        "kwargs": "{}",
+        "queue_name": "",
+        "priority": "",
+        "overlap": "allow",
+        "misfire": "run_once",
+    }
     data.update(fields)
     return {key: value for key, value in data.items() if value is not None}
 
@@ -88,20 +102,23 @@ def test_list_escapes_names_and_shows_code_managed(admin_client):
 # -- the form ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"cron": "61 * * * *"}, "the minute field &#x27;61&#x27; is not valid"),
-    ({"cron": "0 2 * *"}, "has 4 field(s)"),
-    ({"task_path": "tests.testapp.tasks.nope"}, "Unknown task"),
-    ({"args": "[1, 2"}, "Not valid JSON: Expecting"),
-    ({"kwargs": "{'a': 1}"}, "Not valid JSON: Expecting property name enclosed in double quotes"),
-    ({"kwargs": "[1]"}, "kwargs must be a JSON object"),
-    ({"cron": "", "interval": "0"}, "at least 1 second, got 0"),
-    ({"cron": "", "interval": "-3"}, "Ensure this value is greater than or equal to 0"),
-    ({"time_zone": "Mars/Olympus"}, "Unknown time zone &#x27;Mars/Olympus&#x27;"),
-    ({"cron": ""}, "Give exactly one of cron, interval and run once at (none is set)"),
-    ({"interval": "60"}, "(cron and interval are set)"),
-    ({"queue_name": "nope"}, "Queue &#x27;nope&#x27; is not valid"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"cron": "61 * * * *"}, "the minute field &#x27;61&#x27; is not valid"),
+        ({"cron": "0 2 * *"}, "has 4 field(s)"),
+        ({"task_path": "tests.testapp.tasks.nope"}, "Unknown task"),
+        ({"args": "[1, 2"}, "Not valid JSON: Expecting"),
+        ({"kwargs": "{'a': 1}"}, "Not valid JSON: Expecting property name enclosed in double quotes"),
+        ({"kwargs": "[1]"}, "kwargs must be a JSON object"),
+        ({"cron": "", "interval": "0"}, "at least 1 second, got 0"),
+        ({"cron": "", "interval": "-3"}, "Ensure this value is greater than or equal to 0"),
+        ({"time_zone": "Mars/Olympus"}, "Unknown time zone &#x27;Mars/Olympus&#x27;"),
+        ({"cron": ""}, "Give exactly one of cron, interval and run once at (none is set)"),
+        ({"interval": "60"}, "(cron and interval are set)"),
+        ({"queue_name": "nope"}, "Queue &#x27;nope&#x27; is not valid"),
+    ],
+)
 def test_form_rejects_bad_input_with_a_clear_error(admin_client, fields, message):
     response = admin_client.post(reverse(ADD), form_data(**fields))
     assert response.status_code == 200
@@ -110,8 +127,9 @@ def test_form_rejects_bad_input_with_a_clear_error(admin_client, fields, message
 
 
 def test_form_creates_a_schedule_and_reads_run_at_in_its_zone(admin_client):
-    response = admin_client.post(reverse(ADD), form_data(cron="", run_at_0="2030-07-01", run_at_1="09:00:00",
-                                                         kwargs='{"label": "once"}'))
+    response = admin_client.post(
+        reverse(ADD), form_data(cron="", run_at_0="2030-07-01", run_at_1="09:00:00", kwargs='{"label": "once"}')
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     schedule = Schedule.objects.get(name="report")
     assert schedule.run_at == datetime(2030, 7, 1, 8, tzinfo=UTC)  # 09:00 BST
@@ -215,7 +233,10 @@ def test_reset_to_code_action(admin_client):
     code = Schedule.objects.get(name="tests.testapp.tasks.new_year_report")
     Schedule.objects.filter(pk=code.pk).update(cron="0 4 1 1 *")
     text = post_action(admin_client, "reset_to_code", code, make()).content.decode()
-    assert "Reset 1 schedule(s)" in text and "Schedule nightly not reset: schedule &#x27;nightly&#x27; is not declared in code" in text
+    assert (
+        "Reset 1 schedule(s)" in text
+        and "Schedule nightly not reset: schedule &#x27;nightly&#x27; is not declared in code" in text
+    )
     assert Schedule.objects.get(pk=code.pk).cron == "0 3 1 1 *"
 
 
@@ -227,7 +248,9 @@ def test_view_only_user_sees_no_actions_and_cannot_post_them(client):
     response = post_action(client, "run_schedules_now", schedule)
     assert response.status_code in (200, 403)
     assert not Job.objects.exists()
-    response = client.post(reverse("admin:djjobs_schedule_change", args=[schedule.pk]), form_data(name="nightly", cron="* * * * *"))
+    response = client.post(
+        reverse("admin:djjobs_schedule_change", args=[schedule.pk]), form_data(name="nightly", cron="* * * * *")
+    )
     assert response.status_code == 403
     assert Schedule.objects.get(pk=schedule.pk).cron == "0 2 * * *"
 

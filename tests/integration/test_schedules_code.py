@@ -41,12 +41,23 @@ def test_task_declared_schedule_exists_after_migrate():
 
 
 def test_settings_schedules_are_created_updated_and_deleted_on_migrate():
-    nightly = {"task": RECORD, "cron": "0 2 * * *", "time_zone": "Europe/London", "kwargs": {"label": "n"},
-               "queue_name": "urgent", "description": "The nightly report"}
+    nightly = {
+        "task": RECORD,
+        "cron": "0 2 * * *",
+        "time_zone": "Europe/London",
+        "kwargs": {"label": "n"},
+        "queue_name": "urgent",
+        "description": "The nightly report",
+    }
     with settings_with(nightly=nightly, ping={"task": RECORD, "interval": 30}):
         assert "Schedules created: nightly, ping" in migrate()
     row = Schedule.objects.get(name="nightly")
-    assert (row.code_managed, row.kwargs, row.queue_name, row.time_zone) == (True, {"label": "n"}, "urgent", "Europe/London")
+    assert (row.code_managed, row.kwargs, row.queue_name, row.time_zone) == (
+        True,
+        {"label": "n"},
+        "urgent",
+        "Europe/London",
+    )
     assert Schedule.objects.get(name="ping").interval == 30
     with settings_with(nightly={**nightly, "cron": "0 3 * * *"}, ping={"task": RECORD, "interval": 30}):
         assert "Schedules updated: nightly" in migrate()
@@ -105,15 +116,22 @@ def test_one_off_declared_in_settings_runs_once_and_is_not_overridden_by_firing(
 
 
 def test_sync_skips_invalid_declarations_and_the_check_reports_them():
-    with settings_with(bad={"task": RECORD, "cron": "0 25 * * *"}, worse={"task": "nope.gone", "interval": 0},
-                       odd={"task": RECORD, "cron": "* * * * *", "colour": "red"}, good={"task": RECORD, "interval": 60}):
+    with settings_with(
+        bad={"task": RECORD, "cron": "0 25 * * *"},
+        worse={"task": "nope.gone", "interval": 0},
+        odd={"task": RECORD, "cron": "* * * * *", "colour": "red"},
+        good={"task": RECORD, "interval": 60},
+    ):
         report = sync()
         errors = check_schedules()
     assert report.created == ["good"]
     assert not Schedule.objects.filter(name__in=["bad", "worse", "odd"]).exists()
     messages = {e.msg for e in errors}
     assert {e.id for e in errors} == {"djjobs.E201"}
-    assert any("DJJOBS['SCHEDULES']['bad']: cron: Cron expression '0 25 * * *' is not valid: the hour field" in m for m in messages)
+    assert any(
+        "DJJOBS['SCHEDULES']['bad']: cron: Cron expression '0 25 * * *' is not valid: the hour field" in m
+        for m in messages
+    )
     assert any("['worse']" in m and "Unknown task" in m and "at least 1 second" in m for m in messages)
     assert any("['odd']: unknown key(s) colour" in m for m in messages)
 
@@ -180,19 +198,22 @@ def test_add_enable_disable():
     assert "next run 2030-07-01 09:00:00 BST" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--cron", "0 25 * * *"], "cron: Cron expression '0 25 * * *' is not valid: the hour field '25'"),
-    (["--cron", "* * *"], "has 3 field(s)"),
-    (["--cron", "* * * * *", "--task", "nope.gone"], "task_path: Unknown task"),
-    (["--interval", "0"], "interval: The interval must be at least 1 second, got 0"),
-    (["--cron", "* * * * *", "--time-zone", "Mars/Olympus"], "time_zone: Unknown time zone 'Mars/Olympus'"),
-    (["--cron", "* * * * *", "--args", "[1,"], "--args is not valid JSON"),
-    (["--cron", "* * * * *", "--kwargs", "[1]"], "kwargs: kwargs must be a JSON object"),
-    ([], "Give exactly one of cron, interval and run once at (none is set)"),
-    (["--cron", "* * * * *", "--interval", "5"], "(cron and interval are set)"),
-    (["--run-at", "next tuesday"], "--run-at 'next tuesday' is not an ISO date and time"),
-    (["--cron", "* * * * *", "--misfire", "later"], "misfire: Value 'later' is not a valid choice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cron", "0 25 * * *"], "cron: Cron expression '0 25 * * *' is not valid: the hour field '25'"),
+        (["--cron", "* * *"], "has 3 field(s)"),
+        (["--cron", "* * * * *", "--task", "nope.gone"], "task_path: Unknown task"),
+        (["--interval", "0"], "interval: The interval must be at least 1 second, got 0"),
+        (["--cron", "* * * * *", "--time-zone", "Mars/Olympus"], "time_zone: Unknown time zone 'Mars/Olympus'"),
+        (["--cron", "* * * * *", "--args", "[1,"], "--args is not valid JSON"),
+        (["--cron", "* * * * *", "--kwargs", "[1]"], "kwargs: kwargs must be a JSON object"),
+        ([], "Give exactly one of cron, interval and run once at (none is set)"),
+        (["--cron", "* * * * *", "--interval", "5"], "(cron and interval are set)"),
+        (["--run-at", "next tuesday"], "--run-at 'next tuesday' is not an ISO date and time"),
+        (["--cron", "* * * * *", "--misfire", "later"], "misfire: Value 'later' is not a valid choice"),
+    ],
+)
 def test_add_rejects_bad_input_and_saves_nothing(argv, message):
     base = ["--add", "bad"] + ([] if "--task" in argv else ["--task", RECORD])
     with pytest.raises(CommandError) as caught:

@@ -17,6 +17,7 @@ def _fast_paths_on(settings):
     """These tests are of a speed-up (djjobs.db.fast): on, even in CI's run with them off."""
     settings.DJJOBS = {**settings.DJJOBS, "FAST_PATHS": True}
 
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -92,7 +93,9 @@ def test_the_projects_own_receivers_always_get_both_signals(django_tasks_logger)
         task_started.disconnect(started)
         task_finished.disconnect(finished)
     assert [(kind, status) for kind, job_id, status in seen if job_id == result.id] == [
-        ("started", "RUNNING"), ("finished", "SUCCESSFUL")]
+        ("started", "RUNNING"),
+        ("finished", "SUCCESSFUL"),
+    ]
 
 
 def test_the_answer_is_kept_until_a_receiver_connects_or_disconnects(django_tasks_logger):

@@ -27,8 +27,16 @@ def _plan(sql, params) -> str:
 @pytest.mark.parametrize("direct", [False, True])
 def test_the_claim_reads_the_claim_index(queues, direct):
     now = timezone.now()
-    params = {"queues": ["default"], "limit": 10, "worker": "w", "worker_json": '["w"]', "token": uuid.uuid4(),
-              "now": now, "expires": now + timedelta(seconds=60), "direct": 2}
+    params = {
+        "queues": ["default"],
+        "limit": 10,
+        "worker": "w",
+        "worker_json": '["w"]',
+        "token": uuid.uuid4(),
+        "now": now,
+        "expires": now + timedelta(seconds=60),
+        "direct": 2,
+    }
     assert "djjobs_job_claim_idx" in _plan(statements.of(connection).claim_pg(queues, direct), params)
 
 

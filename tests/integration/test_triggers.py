@@ -43,7 +43,10 @@ def test_on_create_enqueues_with_args_and_records_the_trigger(declared):
     trigger = declared(triggers.on_create, args=lambda order: [order.pk])
     order = TrackedOrder.objects.create(status="new")
     job = _jobs().get()
-    assert job.args == [order.pk] and job.trigger == trigger.name == f"testapp.TrackedOrder.create:{tasks.order_changed.module_path}"
+    assert (
+        job.args == [order.pk]
+        and job.trigger == trigger.name == f"testapp.TrackedOrder.create:{tasks.order_changed.module_path}"
+    )
     assert triggers.triggered(order) == [str(job.id)]
     order.note = "changed"
     order.save()  # an update: create triggers do not fire

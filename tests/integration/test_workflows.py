@@ -50,8 +50,13 @@ def test_start_writes_the_run_and_every_step_first_group_ready():
     assert jobs["step", "reserve"].task_path == wf_reserve.module_path
     for name in ("charge", "notify", "ship"):
         assert jobs["step", name].status == JobStatus.WAITING
-    assert refreshed(run).plan[1][0] == {"name": "charge", "task": wf_charge.module_path, "kwargs": {},
-                                         "compensate": "tests.testapp.workflows.wf_refund", "when": None}
+    assert refreshed(run).plan[1][0] == {
+        "name": "charge",
+        "task": wf_charge.module_path,
+        "kwargs": {},
+        "compensate": "tests.testapp.workflows.wf_refund",
+        "when": None,
+    }
 
 
 def test_start_is_part_of_the_callers_transaction():
@@ -69,17 +74,20 @@ def test_bad_input_writes_nothing():
     assert WorkflowRun.objects.count() == 0 and Job.objects.count() == 0
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: Workflow("w", []), "no steps"),
-    (lambda: Workflow("w", [[]]), "empty group"),
-    (lambda: Workflow("w", [Step("a", add), Step("a", add)]), "more than one step 'a'"),
-    (lambda: Workflow("w", ["add"]), "holds Steps"),
-    (lambda: Step("a", lambda: None), "runs a task"),
-    (lambda: Step("a b", add), "step name"),
-    (lambda: Step("a", add, compensate="x"), "compensate= takes a task"),
-    (lambda: Step("a", add, kwargs={"when": timezone.now()}), "JSON"),
-    (lambda: Step("a", add, when=""), "when= names a key"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: Workflow("w", []), "no steps"),
+        (lambda: Workflow("w", [[]]), "empty group"),
+        (lambda: Workflow("w", [Step("a", add), Step("a", add)]), "more than one step 'a'"),
+        (lambda: Workflow("w", ["add"]), "holds Steps"),
+        (lambda: Step("a", lambda: None), "runs a task"),
+        (lambda: Step("a b", add), "step name"),
+        (lambda: Step("a", add, compensate="x"), "compensate= takes a task"),
+        (lambda: Step("a", add, kwargs={"when": timezone.now()}), "JSON"),
+        (lambda: Step("a", add, when=""), "when= names a key"),
+    ],
+)
 def test_bad_definitions_are_refused(build, message):
     with pytest.raises(InvalidTask, match=message):
         build()
@@ -93,8 +101,13 @@ def test_groups_run_in_order_with_the_context_merged():
     assert run_jobs() == 4
     run = refreshed(run)
     assert run.status == RunStatus.SUCCESSFUL and run.finished_at is not None
-    assert run.context == {"order_id": 7, "reservation": "R7", "charge_id": "C7", "notify": "notified",
-                           "tracking": "T7"}
+    assert run.context == {
+        "order_id": 7,
+        "reservation": "R7",
+        "charge_id": "C7",
+        "notify": "notified",
+        "tracking": "T7",
+    }
     done = labels()
     assert done[0] == "reserve:7"
     assert set(done[1:3]) == {"charge:7:10", "notify:['order_id', 'reservation']"}
@@ -102,8 +115,7 @@ def test_groups_run_in_order_with_the_context_merged():
     jobs = steps(run)
     # Each step got the context's keys its function takes; **kwargs takes them all.
     assert jobs["step", "charge"].kwargs == {"order_id": 7}
-    assert jobs["step", "ship"].kwargs == {"order_id": 7, "reservation": "R7", "charge_id": "C7",
-                                           "notify": "notified"}
+    assert jobs["step", "ship"].kwargs == {"order_id": 7, "reservation": "R7", "charge_id": "C7", "notify": "notified"}
     assert all(j.status == JobStatus.SUCCESSFUL for j in jobs.values())
 
 
@@ -238,7 +250,8 @@ def test_a_rescued_step_out_of_attempts_compensates():
     run_jobs(max_jobs=1)
     claimed = claim("w-lost", None, 2, 30)
     Job.objects.filter(id__in=[j.id for j in claimed]).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1), max_attempts=1)
+        lease_expires_at=timezone.now() - timedelta(seconds=1), max_attempts=1
+    )
     assert rescue_expired() == 2
     run = refreshed(run)
     assert run.status == RunStatus.COMPENSATING
@@ -316,8 +329,10 @@ def test_a_step_is_retried_while_its_run_waits():
     from tests.testapp.tasks import flaky
     from tests.testapp.workflows import wf_step
 
-    retried = Workflow("test-retried", [Step("flaky", flaky, kwargs={"succeed_on": 3}),
-                                        Step("after", wf_step, kwargs={"name": "after"})])
+    retried = Workflow(
+        "test-retried",
+        [Step("flaky", flaky, kwargs={"succeed_on": 3}), Step("after", wf_step, kwargs={"name": "after"})],
+    )
     run = retried.start()
     run_jobs()
     jobs = steps(run)

@@ -71,8 +71,10 @@ def test_a_finished_step_of_a_running_run_is_not_deleted(client):
     step = Job.objects.get(workflow_run=run, workflow_step="reserve")
     assert step.status == JobStatus.SUCCESSFUL
     _login(client, "view_job", "delete_job")
-    client.post(reverse("admin:djjobs_job_changelist"),
-                {"action": "delete_selected", "post": "yes", "_selected_action": [str(step.pk)]})
+    client.post(
+        reverse("admin:djjobs_job_changelist"),
+        {"action": "delete_selected", "post": "yes", "_selected_action": [str(step.pk)]},
+    )
     assert Job.objects.filter(pk=step.pk).exists()
     assert client.get(reverse("admin:djjobs_job_delete", args=[step.pk])).status_code == 403
 
@@ -84,8 +86,10 @@ def test_a_run_under_way_is_not_deleted(client):
     _login(client, "view_workflowrun", "delete_workflowrun", "delete_job")  # its jobs go with it
     assert client.get(reverse("admin:djjobs_workflowrun_delete", args=[running.pk])).status_code == 403
     for selected in ([running.pk, done.pk], [running.pk]):  # Django refuses the whole selection
-        client.post(reverse(LIST), {"action": "delete_selected", "post": "yes",
-                                    "_selected_action": [str(pk) for pk in selected]})
+        client.post(
+            reverse(LIST),
+            {"action": "delete_selected", "post": "yes", "_selected_action": [str(pk) for pk in selected]},
+        )
         assert WorkflowRun.objects.filter(pk__in=selected).count() == len(selected)
     client.post(reverse(LIST), {"action": "delete_selected", "post": "yes", "_selected_action": [str(done.pk)]})
     assert WorkflowRun.objects.filter(pk=running.pk).exists()
@@ -101,10 +105,10 @@ def test_the_dashboard_counts_runs_under_way_and_failed(client):
     checkout.start(order_id=1)
     _login(client, "view_job", "view_workflowrun")
     page = client.get(reverse("admin:djjobs_dashboard")).content.decode()
-    runs = page[page.index('id="djjobs-runs"'):]
-    runs = runs[:runs.index("</div>")]
-    assert "?status__exact=RUNNING\">1</a>" in runs and "?status__exact=FAILED\">1</a>" in runs
-    assert "?status__exact=COMPENSATING\">0</a>" in runs
+    runs = page[page.index('id="djjobs-runs"') :]
+    runs = runs[: runs.index("</div>")]
+    assert '?status__exact=RUNNING">1</a>' in runs and '?status__exact=FAILED">1</a>' in runs
+    assert '?status__exact=COMPENSATING">0</a>' in runs
     assert "A compensation failed" in runs
 
 

@@ -29,9 +29,7 @@ def record(label=""):
 
 @task(takes_context=True, max_attempts=5)
 def record_ctx(context, label=""):
-    Execution.objects.create(
-        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=str(label)
-    )
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=str(label))
     return label
 
 
@@ -95,9 +93,7 @@ not_a_task = 42
 @task(takes_context=True)
 def record_job(context, label=""):
     """Records one Execution per run with the job's id, so exactly-once can be counted."""
-    Execution.objects.create(
-        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=str(label)
-    )
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=str(label))
     return label
 
 
@@ -152,8 +148,9 @@ def checkpointed(context, chunks=5, crash_at=None):
     for chunk in range(done, chunks):
         if crash_at is not None and chunk == crash_at and context.attempt == 1:
             raise RuntimeError(f"crash at chunk {chunk}")
-        Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(),
-                                 label=f"chunk-{chunk}")
+        Execution.objects.create(
+            job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=f"chunk-{chunk}"
+        )
         context.save_checkpoint({"done": chunk + 1})
     return done
 
@@ -259,8 +256,9 @@ def chunks_with_checkpoint(context, chunks=10, seconds=0.3):
     start = (context.checkpoint or {}).get("next", 0)
     for n in range(start, chunks):
         time.sleep(seconds)
-        Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(),
-                                 label=f"chunk-{n}")
+        Execution.objects.create(
+            job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=f"chunk-{n}"
+        )
         context.save_checkpoint({"next": n + 1})
     return start
 
@@ -293,8 +291,11 @@ def reserve_stock(event):
 def send_confirmation(event):
     import djjobs
 
-    djjobs.publish("confirmation.sent", {"order_id": event["payload"]["order_id"]},
-                   idempotency_key=f"confirmation-{event['payload']['order_id']}")
+    djjobs.publish(
+        "confirmation.sent",
+        {"order_id": event["payload"]["order_id"]},
+        idempotency_key=f"confirmation-{event['payload']['order_id']}",
+    )
     return "sent"
 
 

@@ -72,17 +72,23 @@ def wf_undo_once_broken(name):
         raise RuntimeError("the undo broke")
 
 
-checkout = Workflow("test-checkout", [
-    Step("reserve", wf_reserve, compensate=wf_release),
-    [Step("charge", wf_charge, compensate=wf_refund), Step("notify", wf_notify)],
-    Step("ship", wf_ship),
-])
+checkout = Workflow(
+    "test-checkout",
+    [
+        Step("reserve", wf_reserve, compensate=wf_release),
+        [Step("charge", wf_charge, compensate=wf_refund), Step("notify", wf_notify)],
+        Step("ship", wf_ship),
+    ],
+)
 
-three = Workflow("test-three", [
-    Step("a", wf_step, kwargs={"name": "a"}, compensate=wf_undo),
-    Step("b", wf_step, kwargs={"name": "b"}, compensate=wf_undo_once_broken),
-    Step("c", wf_step, kwargs={"name": "c"}, compensate=wf_undo),
-])
+three = Workflow(
+    "test-three",
+    [
+        Step("a", wf_step, kwargs={"name": "a"}, compensate=wf_undo),
+        Step("b", wf_step, kwargs={"name": "b"}, compensate=wf_undo_once_broken),
+        Step("c", wf_step, kwargs={"name": "c"}, compensate=wf_undo),
+    ],
+)
 
 
 @task()
@@ -94,22 +100,33 @@ def wf_sleep(run_no, name, seconds=0.2):
     return {f"done_{name}": True}
 
 
-slow = Workflow("test-slow", [
-    Step("a", wf_sleep, kwargs={"name": "a"}),
-    [Step("b1", wf_sleep, kwargs={"name": "b1"}), Step("b2", wf_sleep, kwargs={"name": "b2"})],
-    Step("c", wf_sleep, kwargs={"name": "c"}),
-])
+slow = Workflow(
+    "test-slow",
+    [
+        Step("a", wf_sleep, kwargs={"name": "a"}),
+        [Step("b1", wf_sleep, kwargs={"name": "b1"}), Step("b2", wf_sleep, kwargs={"name": "b2"})],
+        Step("c", wf_sleep, kwargs={"name": "c"}),
+    ],
+)
 
 
-branchy = Workflow("test-branchy", [
-    Step("a", wf_step, kwargs={"name": "a"}, compensate=wf_undo),
-    [Step("gift", wf_step, kwargs={"name": "gift"}, when="gift_wrap", compensate=wf_undo),
-     Step("b", wf_step, kwargs={"name": "b"})],
-    Step("express", wf_step, kwargs={"name": "express"}, when="express"),
-    Step("c", wf_step, kwargs={"name": "c"}),
-])
+branchy = Workflow(
+    "test-branchy",
+    [
+        Step("a", wf_step, kwargs={"name": "a"}, compensate=wf_undo),
+        [
+            Step("gift", wf_step, kwargs={"name": "gift"}, when="gift_wrap", compensate=wf_undo),
+            Step("b", wf_step, kwargs={"name": "b"}),
+        ],
+        Step("express", wf_step, kwargs={"name": "express"}, when="express"),
+        Step("c", wf_step, kwargs={"name": "c"}),
+    ],
+)
 
-skips_first = Workflow("test-skips-first", [
-    Step("maybe", wf_step, kwargs={"name": "maybe"}, when="wanted"),
-    Step("then", wf_step, kwargs={"name": "then"}),
-])
+skips_first = Workflow(
+    "test-skips-first",
+    [
+        Step("maybe", wf_step, kwargs={"name": "maybe"}, when="wanted"),
+        Step("then", wf_step, kwargs={"name": "then"}),
+    ],
+)

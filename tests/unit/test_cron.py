@@ -30,22 +30,25 @@ def local(times, zone) -> list[str]:
 # -- parsing and validation ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("expr, message", [
-    ("* * *", "has 3 field(s); it needs 5"),
-    ("* * * * * * 2030", "has 7 field(s)"),
-    ("", "has 0 field(s)"),
-    ("61 * * * *", "the minute field '61' is not valid (allowed: 0-59"),
-    ("0 24 * * *", "the hour field '24' is not valid"),
-    ("0 0 32 * *", "the day of month field '32' is not valid"),
-    ("0 0 * 13 *", "the month field '13' is not valid"),
-    ("0 0 * * 9", "the day of week field '9' is not valid"),
-    ("0 0 * * * 60", "the second field '60' is not valid"),
-    ("*/0 * * * *", "the minute field '*/0' is not valid"),
-    ("a b c d e", "is not valid"),
-    ("0 0 31 2 *", "never fires"),
-    ("H * * * *", "random (R) and hashed (H) values are not supported (minute field)"),
-    ("0 R * * *", "random (R) and hashed (H)"),
-])
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("* * *", "has 3 field(s); it needs 5"),
+        ("* * * * * * 2030", "has 7 field(s)"),
+        ("", "has 0 field(s)"),
+        ("61 * * * *", "the minute field '61' is not valid (allowed: 0-59"),
+        ("0 24 * * *", "the hour field '24' is not valid"),
+        ("0 0 32 * *", "the day of month field '32' is not valid"),
+        ("0 0 * 13 *", "the month field '13' is not valid"),
+        ("0 0 * * 9", "the day of week field '9' is not valid"),
+        ("0 0 * * * 60", "the second field '60' is not valid"),
+        ("*/0 * * * *", "the minute field '*/0' is not valid"),
+        ("a b c d e", "is not valid"),
+        ("0 0 31 2 *", "never fires"),
+        ("H * * * *", "random (R) and hashed (H) values are not supported (minute field)"),
+        ("0 R * * *", "random (R) and hashed (H)"),
+    ],
+)
 def test_bad_cron_says_what_is_wrong(expr, message):
     with pytest.raises(TimingError) as caught:
         parse_cron(expr)
@@ -60,24 +63,30 @@ def test_aliases_names_and_whitespace():
     assert not parse_cron("0 2 * * *").real_time and not parse_cron("0 */2 * * *").real_time
 
 
-@pytest.mark.parametrize("name, message", [
-    ("Mars/Olympus", "Unknown time zone 'Mars/Olympus'"),
-    ("../etc/passwd", "Unknown time zone"),
-    ("", "A time zone is required"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("Mars/Olympus", "Unknown time zone 'Mars/Olympus'"),
+        ("../etc/passwd", "Unknown time zone"),
+        ("", "A time zone is required"),
+    ],
+)
 def test_bad_zone(name, message):
     with pytest.raises(TimingError, match=message.replace("(", r"\(")):
         get_zone(name)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "Give exactly one of cron, interval and run_at (none is set)"),
-    ({"cron": "* * * * *", "interval": 5}, "(cron and interval are set)"),
-    ({"interval": 0}, "at least 1 second, got 0"),
-    ({"interval": -5}, "at least 1 second, got -5"),
-    ({"interval": 1.5}, "whole number of seconds"),
-    ({"run_at": "tomorrow"}, "run_at must be a date and time"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "Give exactly one of cron, interval and run_at (none is set)"),
+        ({"cron": "* * * * *", "interval": 5}, "(cron and interval are set)"),
+        ({"interval": 0}, "at least 1 second, got 0"),
+        ({"interval": -5}, "at least 1 second, got -5"),
+        ({"interval": 1.5}, "whole number of seconds"),
+        ({"run_at": "tomorrow"}, "run_at must be a date and time"),
+    ],
+)
 def test_build_refuses(kwargs, message):
     with pytest.raises(TimingError) as caught:
         Timing.build(**kwargs)
@@ -89,7 +98,11 @@ def test_build_refuses(kwargs, message):
 
 def test_five_field_cron_next_times():
     now = utc(2024, 5, 6, 10, 2, 30)
-    assert cron("*/5 * * * *").upcoming(now, 3) == [utc(2024, 5, 6, 10, 5), utc(2024, 5, 6, 10, 10), utc(2024, 5, 6, 10, 15)]
+    assert cron("*/5 * * * *").upcoming(now, 3) == [
+        utc(2024, 5, 6, 10, 5),
+        utc(2024, 5, 6, 10, 10),
+        utc(2024, 5, 6, 10, 15),
+    ]
     assert cron("0 2 * * *").next_after(now) == utc(2024, 5, 7, 2)
     assert cron("0 9 * * MON-FRI").upcoming(utc(2024, 5, 10, 12), 2) == [utc(2024, 5, 13, 9), utc(2024, 5, 14, 9)]
     assert cron("0 0 1 * *").next_after(now) == utc(2024, 6, 1)
@@ -104,8 +117,11 @@ def test_fire_times_are_strictly_after():
 
 def test_six_fields_are_seconds_last():
     now = utc(2024, 5, 6, 10, 0, 7)
-    assert cron("* * * * * */15").upcoming(now, 3) == [utc(2024, 5, 6, 10, 0, 15), utc(2024, 5, 6, 10, 0, 30),
-                                                      utc(2024, 5, 6, 10, 0, 45)]
+    assert cron("* * * * * */15").upcoming(now, 3) == [
+        utc(2024, 5, 6, 10, 0, 15),
+        utc(2024, 5, 6, 10, 0, 30),
+        utc(2024, 5, 6, 10, 0, 45),
+    ]
     assert cron("* * * * * *").upcoming(now, 2) == [utc(2024, 5, 6, 10, 0, 8), utc(2024, 5, 6, 10, 0, 9)]
     assert cron("0 2 * * * 30").next_after(now) == utc(2024, 5, 7, 2, 0, 30)
 
@@ -117,7 +133,10 @@ def test_cron_in_a_zone():
 
 
 def test_interval_is_aligned_to_the_epoch():
-    assert Timing.build(interval=60).upcoming(utc(2024, 5, 6, 10, 0, 30), 2) == [utc(2024, 5, 6, 10, 1), utc(2024, 5, 6, 10, 2)]
+    assert Timing.build(interval=60).upcoming(utc(2024, 5, 6, 10, 0, 30), 2) == [
+        utc(2024, 5, 6, 10, 1),
+        utc(2024, 5, 6, 10, 2),
+    ]
     assert Timing.build(interval=1).next_after(utc(2024, 5, 6, 10, 0, 0, 200)) == utc(2024, 5, 6, 10, 0, 1)
     seven = Timing.build(interval=7).upcoming(utc(2024, 1, 1), 3)
     assert all(int(t.timestamp()) % 7 == 0 for t in seven) and seven[1] - seven[0] == timedelta(seconds=7)
@@ -187,10 +206,13 @@ def test_wall_clock_schedules_fire_once_per_local_day_all_year(zone, expr):
     assert times == sorted(set(times))
 
 
-@pytest.mark.parametrize("zone, spring_day, autumn_day", [
-    ("Europe/London", (2024, 3, 31), (2024, 10, 27)),
-    ("America/New_York", (2024, 3, 10), (2024, 11, 3)),
-])
+@pytest.mark.parametrize(
+    "zone, spring_day, autumn_day",
+    [
+        ("Europe/London", (2024, 3, 31), (2024, 10, 27)),
+        ("America/New_York", (2024, 3, 10), (2024, 11, 3)),
+    ],
+)
 def test_hourly_schedules_follow_real_time(zone, spring_day, autumn_day):
     tz = ZoneInfo(zone)
     for day, hours in ((spring_day, 23), (autumn_day, 25)):
@@ -214,25 +236,28 @@ def test_localize_applies_the_rule():
 # -- descriptions ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("expr, text", [
-    ("0 2 * * *", "At 02:00, every day"),
-    ("*/5 * * * *", "Every 5 minutes"),
-    ("* * * * *", "Every minute"),
-    ("* * * * * *", "Every second"),
-    ("* * * * * */10", "Every 10 seconds"),
-    ("0 * * * *", "Every hour, on the hour"),
-    ("15 * * * *", "At minute 15 of every hour"),
-    ("0 9 * * 1-5", "At 09:00, on Monday to Friday"),
-    ("30 8,17 * * MON,FRI", "At 08:30 and 17:30, on Monday and Friday"),
-    ("0 0 1,15 * *", "At 00:00, on days 1 and 15 of the month"),
-    ("0 12 * 1-3 *", "At 12:00, every day, in January, February and March"),
-    ("0 */2 * * *", "Every 2 hours, on the hour"),
-    ("*/10 9-17 * * *", "Every 10 minutes, from 09:00 to 17:59"),
-    ("0 2 * * * 30", "At 02:00:30, every day"),
-    ("@weekly", "At 00:00, on Sunday"),
-    ("0 0 L * *", "cron: 0 0 L * *"),
-    ("not a cron", "cron: not a cron"),
-])
+@pytest.mark.parametrize(
+    "expr, text",
+    [
+        ("0 2 * * *", "At 02:00, every day"),
+        ("*/5 * * * *", "Every 5 minutes"),
+        ("* * * * *", "Every minute"),
+        ("* * * * * *", "Every second"),
+        ("* * * * * */10", "Every 10 seconds"),
+        ("0 * * * *", "Every hour, on the hour"),
+        ("15 * * * *", "At minute 15 of every hour"),
+        ("0 9 * * 1-5", "At 09:00, on Monday to Friday"),
+        ("30 8,17 * * MON,FRI", "At 08:30 and 17:30, on Monday and Friday"),
+        ("0 0 1,15 * *", "At 00:00, on days 1 and 15 of the month"),
+        ("0 12 * 1-3 *", "At 12:00, every day, in January, February and March"),
+        ("0 */2 * * *", "Every 2 hours, on the hour"),
+        ("*/10 9-17 * * *", "Every 10 minutes, from 09:00 to 17:59"),
+        ("0 2 * * * 30", "At 02:00:30, every day"),
+        ("@weekly", "At 00:00, on Sunday"),
+        ("0 0 L * *", "cron: 0 0 L * *"),
+        ("not a cron", "cron: not a cron"),
+    ],
+)
 def test_describe_cron(expr, text):
     assert describe_cron(expr) == text
 

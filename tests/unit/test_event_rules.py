@@ -15,17 +15,27 @@ JOB = "0196f0c2-0000-7000-8000-000000000001"
 
 def _snap(alive=1, oldest_age=None):
     oldest = None if oldest_age is None else NOW - timedelta(seconds=oldest_age)
-    return health.Snapshot(at=NOW, workers_alive=alive, last_heartbeat_at=NOW, failed_last_hour=0, count_limit=10,
-                           oldest_due_at=oldest, queues={"default": 0 if oldest is None else 1})
+    return health.Snapshot(
+        at=NOW,
+        workers_alive=alive,
+        last_heartbeat_at=NOW,
+        failed_last_hour=0,
+        count_limit=10,
+        oldest_due_at=oldest,
+        queues={"default": 0 if oldest is None else 1},
+    )
 
 
-@pytest.mark.parametrize("alive, oldest_age, expected", [
-    (1, None, []),
-    (1, 299, []),
-    (0, None, ["no worker has sent a heartbeat recently"]),
-    (1, 301, ["the oldest due job has waited 301s (more than 300s)"]),
-    (0, 400, ["no worker has sent a heartbeat recently", "the oldest due job has waited 400s (more than 300s)"]),
-])
+@pytest.mark.parametrize(
+    "alive, oldest_age, expected",
+    [
+        (1, None, []),
+        (1, 299, []),
+        (0, None, ["no worker has sent a heartbeat recently"]),
+        (1, 301, ["the oldest due job has waited 301s (more than 300s)"]),
+        (0, 400, ["no worker has sent a heartbeat recently", "the oldest due job has waited 400s (more than 300s)"]),
+    ],
+)
 def test_health_problems(alive, oldest_age, expected):
     assert health.problems(_snap(alive, oldest_age), 300) == expected
 
@@ -35,15 +45,18 @@ def _judge(condition, instance, event=UPDATE, previous=None, update_fields=None)
         return condition(instance)
 
 
-@pytest.mark.parametrize("condition, previous, new, expected", [
-    (changed("status"), "new", "paid", True),
-    (changed("status"), "paid", "paid", False),
-    (changed("status", to="shipped"), "paid", "shipped", True),
-    (changed("status", to="shipped"), "paid", "cancelled", False),
-    (changed("status", from_="paid"), "paid", "shipped", True),
-    (changed("status", from_="paid"), "new", "shipped", False),
-    (changed("status", from_="paid", to="shipped"), "paid", "shipped", True),
-])
+@pytest.mark.parametrize(
+    "condition, previous, new, expected",
+    [
+        (changed("status"), "new", "paid", True),
+        (changed("status"), "paid", "paid", False),
+        (changed("status", to="shipped"), "paid", "shipped", True),
+        (changed("status", to="shipped"), "paid", "cancelled", False),
+        (changed("status", from_="paid"), "paid", "shipped", True),
+        (changed("status", from_="paid"), "new", "shipped", False),
+        (changed("status", from_="paid", to="shipped"), "paid", "shipped", True),
+    ],
+)
 def test_changed_on_update(condition, previous, new, expected):
     assert _judge(condition, TrackedOrder(status=new), previous={"status": previous}) is expected
 

@@ -41,7 +41,6 @@ def _attempt_path(job, outcome, cancel_requested, kind):
     return status, job.attempts, (None if outcome.succeeded else kind)
 
 
-
 def _rescue_path(job):
     changes = t.lost_worker_changes(job, "gone", NOW)
     entry = changes["errors"][-1]
@@ -58,45 +57,123 @@ def _timeout(job):
 
 # path, scenario, job, run -> expected (status, attempts, error kind, task_finished, advance of its run)
 CASES = [
-    ("complete", "success", FakeJob(), lambda j: _attempt_path(j, Outcome(return_value=1), False, "attempt"),
-     (OK, 1, None, True, True)),
-    ("complete", "success though cancel requested", FakeJob(),
-     lambda j: _attempt_path(j, Outcome(return_value=1), True, "attempt"), (OK, 1, None, True, True)),
-    ("complete", "error, attempts left", FakeJob(),
-     lambda j: _attempt_path(j, Outcome(error=ValueError("x")), False, "attempt"), (R, 1, "attempt", False, False)),
-    ("complete", "Retry(delay), attempts left", FakeJob(),
-     lambda j: _attempt_path(j, Outcome(error=Retry(delay=5)), False, "attempt"), (R, 1, "attempt", False, False)),
-    ("complete", "error, attempts spent", FakeJob(attempts=3),
-     lambda j: _attempt_path(j, Outcome(error=ValueError("x")), False, "attempt"), (FAIL, 3, "attempt", True, True)),
-    ("complete", "Discard", FakeJob(),
-     lambda j: _attempt_path(j, Outcome(error=Discard("no")), False, "attempt"), (FAIL, 1, "attempt", True, True)),
-    ("complete", "bad return value", FakeJob(),
-     lambda j: _attempt_path(j, Outcome(error=InvalidReturnValue("x")), False, "attempt"),
-     (FAIL, 1, "attempt", True, True)),
-    ("complete", "error, cancel requested", FakeJob(),
-     lambda j: _attempt_path(j, Outcome(error=ValueError("x")), True, "attempt"), (CXL, 1, "attempt", True, True)),
-    ("timeout", "attempts left", FakeJob(), lambda j: _attempt_path(j, _timeout(j), False, "JobTimeout"),
-     (R, 1, "JobTimeout", False, False)),
-    ("timeout", "attempts spent", FakeJob(attempts=3), lambda j: _attempt_path(j, _timeout(j), False, "JobTimeout"),
-     (FAIL, 3, "JobTimeout", True, True)),
-    ("timeout", "cancel requested", FakeJob(), lambda j: _attempt_path(j, _timeout(j), True, "JobTimeout"),
-     (CXL, 1, "JobTimeout", True, True)),
+    (
+        "complete",
+        "success",
+        FakeJob(),
+        lambda j: _attempt_path(j, Outcome(return_value=1), False, "attempt"),
+        (OK, 1, None, True, True),
+    ),
+    (
+        "complete",
+        "success though cancel requested",
+        FakeJob(),
+        lambda j: _attempt_path(j, Outcome(return_value=1), True, "attempt"),
+        (OK, 1, None, True, True),
+    ),
+    (
+        "complete",
+        "error, attempts left",
+        FakeJob(),
+        lambda j: _attempt_path(j, Outcome(error=ValueError("x")), False, "attempt"),
+        (R, 1, "attempt", False, False),
+    ),
+    (
+        "complete",
+        "Retry(delay), attempts left",
+        FakeJob(),
+        lambda j: _attempt_path(j, Outcome(error=Retry(delay=5)), False, "attempt"),
+        (R, 1, "attempt", False, False),
+    ),
+    (
+        "complete",
+        "error, attempts spent",
+        FakeJob(attempts=3),
+        lambda j: _attempt_path(j, Outcome(error=ValueError("x")), False, "attempt"),
+        (FAIL, 3, "attempt", True, True),
+    ),
+    (
+        "complete",
+        "Discard",
+        FakeJob(),
+        lambda j: _attempt_path(j, Outcome(error=Discard("no")), False, "attempt"),
+        (FAIL, 1, "attempt", True, True),
+    ),
+    (
+        "complete",
+        "bad return value",
+        FakeJob(),
+        lambda j: _attempt_path(j, Outcome(error=InvalidReturnValue("x")), False, "attempt"),
+        (FAIL, 1, "attempt", True, True),
+    ),
+    (
+        "complete",
+        "error, cancel requested",
+        FakeJob(),
+        lambda j: _attempt_path(j, Outcome(error=ValueError("x")), True, "attempt"),
+        (CXL, 1, "attempt", True, True),
+    ),
+    (
+        "timeout",
+        "attempts left",
+        FakeJob(),
+        lambda j: _attempt_path(j, _timeout(j), False, "JobTimeout"),
+        (R, 1, "JobTimeout", False, False),
+    ),
+    (
+        "timeout",
+        "attempts spent",
+        FakeJob(attempts=3),
+        lambda j: _attempt_path(j, _timeout(j), False, "JobTimeout"),
+        (FAIL, 3, "JobTimeout", True, True),
+    ),
+    (
+        "timeout",
+        "cancel requested",
+        FakeJob(),
+        lambda j: _attempt_path(j, _timeout(j), True, "JobTimeout"),
+        (CXL, 1, "JobTimeout", True, True),
+    ),
     ("rescue", "direct, attempts left", FakeJob(), _rescue_path, (R, 1, "WorkerLost", False, False)),
     ("rescue", "direct, attempts spent", FakeJob(attempts=3), _rescue_path, (FAIL, 3, "WorkerLost", True, True)),
-    ("rescue", "claimed ahead, first loss", FakeJob(claimed_ahead=True, attempts=3), _rescue_path,
-     (R, 2, "WorkerLost(uncounted)", False, False)),
-    ("rescue", "claimed ahead, second loss, spent", FakeJob(claimed_ahead=True, attempts=3, errors=[UNCOUNTED]),
-     _rescue_path, (FAIL, 3, "WorkerLost", True, True)),
-    ("rescue", "cancel requested", FakeJob(cancel_requested_at=NOW), _rescue_path,
-     (CXL, 1, "WorkerLost", True, True)),
-    ("rescue", "claimed ahead, cancel requested", FakeJob(claimed_ahead=True, cancel_requested_at=NOW),
-     _rescue_path, (CXL, 1, "WorkerLost", True, True)),
-    ("kill_cancel", "ignored its cancellation", FakeJob(cancel_requested_at=NOW), lambda j: (CXL, j.attempts, None),
-     (CXL, 1, None, True, True)),
+    (
+        "rescue",
+        "claimed ahead, first loss",
+        FakeJob(claimed_ahead=True, attempts=3),
+        _rescue_path,
+        (R, 2, "WorkerLost(uncounted)", False, False),
+    ),
+    (
+        "rescue",
+        "claimed ahead, second loss, spent",
+        FakeJob(claimed_ahead=True, attempts=3, errors=[UNCOUNTED]),
+        _rescue_path,
+        (FAIL, 3, "WorkerLost", True, True),
+    ),
+    ("rescue", "cancel requested", FakeJob(cancel_requested_at=NOW), _rescue_path, (CXL, 1, "WorkerLost", True, True)),
+    (
+        "rescue",
+        "claimed ahead, cancel requested",
+        FakeJob(claimed_ahead=True, cancel_requested_at=NOW),
+        _rescue_path,
+        (CXL, 1, "WorkerLost", True, True),
+    ),
+    (
+        "kill_cancel",
+        "ignored its cancellation",
+        FakeJob(cancel_requested_at=NOW),
+        lambda j: (CXL, j.attempts, None),
+        (CXL, 1, None, True, True),
+    ),
     ("cancel", "READY", FakeJob(attempts=0), lambda j: (CXL, j.attempts, None), (CXL, 0, None, True, True)),
     ("stop_run", "WAITING", FakeJob(attempts=0), lambda j: (CXL, j.attempts, None), (CXL, 0, None, True, True)),
-    ("unclaim", "prefetched, never started", FakeJob(), lambda j: (R, j.attempts - 1, None),
-     (R, 0, None, False, False)),
+    (
+        "unclaim",
+        "prefetched, never started",
+        FakeJob(),
+        lambda j: (R, j.attempts - 1, None),
+        (R, 0, None, False, False),
+    ),
     ("release_step", "next group", FakeJob(attempts=0), lambda j: (R, j.attempts, None), (R, 0, None, False, False)),
 ]
 
@@ -120,22 +197,24 @@ def test_retry_goes_back_to_ready_with_an_attempt_left_and_advances_its_run():
     assert not t.ends(R) and t.advances(R, True, "retry")
 
 
-@pytest.mark.parametrize("status, answer", [(R, "cancel"), (W, "cancel"), (RUN, "request"), (OK, None),
-                                            (FAIL, None), (CXL, None)])
+@pytest.mark.parametrize(
+    "status, answer", [(R, "cancel"), (W, "cancel"), (RUN, "request"), (OK, None), (FAIL, None), (CXL, None)]
+)
 def test_cancel_by_status(status, answer):
     assert t.on_cancel(status) == answer
 
 
-@pytest.mark.parametrize("source, target", [(OK, R), (FAIL, RUN), (W, RUN), (W, OK), (R, OK), (CXL, FAIL),
-                                            (OK, CXL)])
+@pytest.mark.parametrize("source, target", [(OK, R), (FAIL, RUN), (W, RUN), (W, OK), (R, OK), (CXL, FAIL), (OK, CXL)])
 def test_a_transition_not_in_the_table_raises(source, target):
     assert not t.can_transition(source, target)
     with pytest.raises(t.IllegalTransition):
         t.check(source, target)
 
 
-@pytest.mark.parametrize("path, source, target", [("unclaim", RUN, FAIL), ("batch", RUN, FAIL),
-                                                  ("cancel", RUN, CXL), ("retry", OK, R), ("rescue", R, FAIL)])
+@pytest.mark.parametrize(
+    "path, source, target",
+    [("unclaim", RUN, FAIL), ("batch", RUN, FAIL), ("cancel", RUN, CXL), ("retry", OK, R), ("rescue", R, FAIL)],
+)
 def test_a_transition_its_path_does_not_make_raises(path, source, target):
     with pytest.raises(t.IllegalTransition):
         t.check(source, target, path)

@@ -118,7 +118,9 @@ def test_a_line_written_directly_reads_as_logging_would_write_it(default_setup):
     written = stream.getvalue()
     expected = _record_line(handler, logger, "job started task=%s id=%s", "a.b", "1")
     # Same text but the milliseconds of the time stamp (the two were made a moment apart).
-    assert written.split(" ", 2)[2] == expected.split(" ", 2)[2] == "INFO djjobs.test_direct job started task=a.b id=1\n"
+    assert (
+        written.split(" ", 2)[2] == expected.split(" ", 2)[2] == "INFO djjobs.test_direct job started task=a.b id=1\n"
+    )
     assert written[:19] == expected[:19] or written[:16] == expected[:16]
     assert written[19] == "," and written[20:23].isdigit() and written[23] == " "
 

@@ -162,8 +162,13 @@ def test_a_secret_is_never_shown():
 
 @pytest.mark.parametrize(
     "key,closest",
-    [("LEASE_SECOND", "LEASE_SECONDS"), ("lease_seconds", "LEASE_SECONDS"), ("HEARTBEAT", "HEARTBEAT_INTERVAL"),
-     ("METRIC_PUBLIC", "METRICS_PUBLIC"), ("MAX_RETURN_BYTES", "MAX_RETURN_VALUE_BYTES")],
+    [
+        ("LEASE_SECOND", "LEASE_SECONDS"),
+        ("lease_seconds", "LEASE_SECONDS"),
+        ("HEARTBEAT", "HEARTBEAT_INTERVAL"),
+        ("METRIC_PUBLIC", "METRICS_PUBLIC"),
+        ("MAX_RETURN_BYTES", "MAX_RETURN_VALUE_BYTES"),
+    ],
 )
 def test_an_unknown_key_is_a_warning_naming_the_closest_key(key, closest):
     [problem] = conf.validate({key: 30})
@@ -193,8 +198,12 @@ def test_djjobs_that_is_not_a_dict_is_one_error(configured):
 
 @pytest.mark.parametrize(
     "configured",
-    [{"HEARTBEAT_INTERVAL": 30}, {"HEARTBEAT_INTERVAL": 45}, {"LEASE_SECONDS": 10},
-     {"LEASE_SECONDS": 5, "HEARTBEAT_INTERVAL": 6}],
+    [
+        {"HEARTBEAT_INTERVAL": 30},
+        {"HEARTBEAT_INTERVAL": 45},
+        {"LEASE_SECONDS": 10},
+        {"LEASE_SECONDS": 5, "HEARTBEAT_INTERVAL": 6},
+    ],
 )
 def test_a_heartbeat_not_shorter_than_the_lease_is_an_error(configured):
     [problem] = conf.validate(configured)

@@ -39,8 +39,12 @@ def _strings(tree):
             parts_of_fstrings.update(id(v) for v in node.values)
             yield node.lineno, "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
-                and id(node) not in parts_of_fstrings):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in skip
+            and id(node) not in parts_of_fstrings
+        ):
             yield node.lineno, node.value
 
 
@@ -62,27 +66,36 @@ def _modules():
 
 
 def test_no_module_but_statements_has_the_table_or_a_status_in_sql():
-    found = [f"{path.relative_to(PACKAGE.parent)}:{line}: {why}"
-             for path in _modules() for line, why in offences(path.read_text())]
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: {why}"
+        for path in _modules()
+        for line, why in offences(path.read_text())
+    ]
     assert not found, "SQL outside djjobs/db/statements.py:\n" + "\n".join(found)
 
 
-@pytest.mark.parametrize("source", [
-    's = "SELECT id FROM djjobs_job WHERE run_after <= %s"',
-    "s = \"UPDATE x SET a = 1 WHERE status = 'READY'\"",
-    "s = f\"UPDATE {t} SET a = 1 WHERE status = '{READY.value}'\"",
-    "s = f\"\"\"UPDATE djjobs_job AS j SET status = '{s}'\"\"\"",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        's = "SELECT id FROM djjobs_job WHERE run_after <= %s"',
+        "s = \"UPDATE x SET a = 1 WHERE status = 'READY'\"",
+        "s = f\"UPDATE {t} SET a = 1 WHERE status = '{READY.value}'\"",
+        's = f"""UPDATE djjobs_job AS j SET status = \'{s}\'"""',
+    ],
+)
 def test_the_check_sees_sql_that_names_the_table_or_a_status(source):
     assert offences(source)
 
 
-@pytest.mark.parametrize("source", [
-    '"""A docstring: UPDATE djjobs_job SET status = \'READY\'."""',
-    "url = reverse('admin:djjobs_job_changelist')",
-    "s = \"status = 'READY' is not SQL without a keyword\"",
-    "s = f\"SELECT id FROM {t} WHERE status = {READY}\"",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        '"""A docstring: UPDATE djjobs_job SET status = \'READY\'."""',
+        "url = reverse('admin:djjobs_job_changelist')",
+        "s = \"status = 'READY' is not SQL without a keyword\"",
+        's = f"SELECT id FROM {t} WHERE status = {READY}"',
+    ],
+)
 def test_the_check_leaves_other_strings_alone(source):
     assert not offences(source)
 

@@ -21,23 +21,36 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--queues", help="Comma-separated queue names (default: every queue of the backend).")
-        parser.add_argument("--concurrency", type=int,
-                            help=f"Threads running jobs, 1 to {conf.CONCURRENCY_MAX} (default DJJOBS['CONCURRENCY']).")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            help=f"Threads running jobs, 1 to {conf.CONCURRENCY_MAX} (default DJJOBS['CONCURRENCY']).",
+        )
         parser.add_argument("--burst", action="store_true", help="Process every job due now, then exit 0.")
         parser.add_argument("--max-jobs", type=int, help="Exit after claiming this many jobs.")
         parser.add_argument("--worker-id", help="Name of this worker in logs and job rows (default host-pid-random).")
         parser.add_argument("--backend", default="default", help="The TASKS alias whose queues to serve.")
-        parser.add_argument("--processes", type=int,
-                            help=f"Run a supervisor with this many worker processes, 1 to {PROCESSES_MAX} "
-                                 "(each with --concurrency threads).")
-        parser.add_argument("--max-jobs-per-child", type=int,
-                            help="With --processes: replace a worker process after it claimed this many jobs.")
+        parser.add_argument(
+            "--processes",
+            type=int,
+            help=f"Run a supervisor with this many worker processes, 1 to {PROCESSES_MAX} "
+            "(each with --concurrency threads).",
+        )
+        parser.add_argument(
+            "--max-jobs-per-child",
+            type=int,
+            help="With --processes: replace a worker process after it claimed this many jobs.",
+        )
 
     def handle(self, *args, **options):
         self._configure_logging(options["verbosity"])
         queues = self._queues(options["queues"], options["backend"])
-        for name, high in (("concurrency", conf.CONCURRENCY_MAX), ("processes", PROCESSES_MAX),
-                           ("max_jobs", None), ("max_jobs_per_child", None)):
+        for name, high in (
+            ("concurrency", conf.CONCURRENCY_MAX),
+            ("processes", PROCESSES_MAX),
+            ("max_jobs", None),
+            ("max_jobs_per_child", None),
+        ):
             value, option = options[name], f"--{name.replace('_', '-')}"
             if value is not None and high is not None and not 1 <= value <= high:
                 raise CommandError(f"{option} must be from 1 to {high}, got {value}.")
@@ -85,11 +98,15 @@ class Command(BaseCommand):
             return sorted(known) or None
         queues = [q.strip() for q in value.split(",")]
         if not all(queues):  # "" or ",,," would otherwise serve every queue
-            raise CommandError(f"--queues {value!r} has an empty queue name; give comma-separated names, "
-                               "e.g. --queues default,emails, or leave --queues out to serve every queue.")
+            raise CommandError(
+                f"--queues {value!r} has an empty queue name; give comma-separated names, "
+                "e.g. --queues default,emails, or leave --queues out to serve every queue."
+            )
         unknown = sorted(set(queues) - known) if known else []
         if unknown:
-            raise CommandError(f"Unknown queue(s) {', '.join(unknown)}; TASKS[{alias!r}]['QUEUES'] has {', '.join(sorted(known))}.")
+            raise CommandError(
+                f"Unknown queue(s) {', '.join(unknown)}; TASKS[{alias!r}]['QUEUES'] has {', '.join(sorted(known))}."
+            )
         return queues
 
     def _refuse_dangerous_settings(self):

@@ -19,8 +19,10 @@ COUNT_MAX = 1000  # fire times listed per schedule
 
 
 class Command(BaseCommand):
-    help = ("List schedules with their next fire times (default), or: --run NAME (enqueue one run now), "
-            "--enable/--disable NAME, --add NAME --task PATH (--cron EXPR | --interval SECONDS | --run-at TIME).")
+    help = (
+        "List schedules with their next fire times (default), or: --run NAME (enqueue one run now), "
+        "--enable/--disable NAME, --add NAME --task PATH (--cron EXPR | --interval SECONDS | --run-at TIME)."
+    )
 
     def add_arguments(self, parser):
         act = parser.add_mutually_exclusive_group()
@@ -28,8 +30,9 @@ class Command(BaseCommand):
         act.add_argument("--enable", metavar="NAME", help="Enable this schedule.")
         act.add_argument("--disable", metavar="NAME", help="Disable this schedule.")
         act.add_argument("--add", metavar="NAME", help="Create a schedule with this name (see the options below).")
-        parser.add_argument("--count", type=int, default=5,
-                            help=f"Fire times listed per schedule, 1 to {COUNT_MAX} (default 5).")
+        parser.add_argument(
+            "--count", type=int, default=5, help=f"Fire times listed per schedule, 1 to {COUNT_MAX} (default 5)."
+        )
         new = parser.add_argument_group("--add")
         new.add_argument("--task", help="The task's dotted path.")
         new.add_argument("--cron", default="", help="Cron expression, 5 fields or 6 with seconds last.")
@@ -64,7 +67,9 @@ class Command(BaseCommand):
 
         schedules = list(Schedule.objects.order_by("name"))
         if not schedules:
-            self.stdout.write("No schedules. Add one in the admin, with --add, or declare one in code (docs/schedules.md).")
+            self.stdout.write(
+                "No schedules. Add one in the admin, with --add, or declare one in code (docs/schedules.md)."
+            )
             return
         now = timezone.now()
         for schedule in schedules:
@@ -72,7 +77,9 @@ class Command(BaseCommand):
             flags = ["enabled" if schedule.enabled else "disabled", "code" if schedule.code_managed else "admin"]
             if schedule.overridden_fields():
                 flags.append("overridden: " + ", ".join(schedule.overridden_fields()))
-            self.stdout.write(self.style.MIGRATE_HEADING(schedule.name) + f"  [{'; '.join(flags)}]  {schedule.task_path}")
+            self.stdout.write(
+                self.style.MIGRATE_HEADING(schedule.name) + f"  [{'; '.join(flags)}]  {schedule.task_path}"
+            )
             when = describe(schedule.cron, schedule.interval, schedule.run_at, zone)
             self.stdout.write(f"    {when} ({schedule.time_zone})")
             times = schedule.upcoming(count, now)
@@ -81,7 +88,9 @@ class Command(BaseCommand):
             if schedule.last_run_at:
                 job = schedule.last_job
                 status = f"{job.status} (job {job.pk})" if job else "(job pruned)"
-                self.stdout.write(f"    last: {timezone.localtime(schedule.last_run_at, zone):%Y-%m-%d %H:%M:%S %Z} {status}")
+                self.stdout.write(
+                    f"    last: {timezone.localtime(schedule.last_run_at, zone):%Y-%m-%d %H:%M:%S %Z} {status}"
+                )
             if schedule.skipped_runs:
                 self.stdout.write(f"    skipped: {schedule.skipped_runs}, last: {schedule.last_skip_reason}")
 
@@ -109,18 +118,28 @@ class Command(BaseCommand):
         outcome = (tick.enable if enable else tick.disable)(schedule)
         verb = "enabled" if enable else "disabled"
         if outcome != Outcome.DONE:
-            raise CommandError(f"Schedule {name!r} was not {verb}: it is {verb} already"
-                               + (", or a one-off whose run is done." if enable else "."))
+            raise CommandError(
+                f"Schedule {name!r} was not {verb}: it is {verb} already"
+                + (", or a one-off whose run is done." if enable else ".")
+            )
         self.stdout.write(self.style.SUCCESS(f"Schedule {name!r} {verb}."))
 
     def _add(self, name: str, options) -> None:
         from ...models import Schedule
 
         schedule = Schedule(
-            name=name, task_path=options["task"] or "", cron=options["cron"], interval=options["interval"],
-            args=_json(options["job_args"], "--args"), kwargs=_json(options["job_kwargs"], "--kwargs"),
-            queue_name=options["queue"], priority=options["priority"], overlap=options["overlap"],
-            misfire=options["misfire"], description=options["description"], enabled=not options["disabled"],
+            name=name,
+            task_path=options["task"] or "",
+            cron=options["cron"],
+            interval=options["interval"],
+            args=_json(options["job_args"], "--args"),
+            kwargs=_json(options["job_kwargs"], "--kwargs"),
+            queue_name=options["queue"],
+            priority=options["priority"],
+            overlap=options["overlap"],
+            misfire=options["misfire"],
+            description=options["description"],
+            enabled=not options["disabled"],
         )
         if options["time_zone"]:
             schedule.time_zone = options["time_zone"]
@@ -129,8 +148,10 @@ class Command(BaseCommand):
         try:
             schedule.full_clean()
         except ValidationError as exc:
-            problems = "\n".join(f"  {'' if field == '__all__' else field + ': '}{' '.join(messages)}"
-                                 for field, messages in exc.message_dict.items())
+            problems = "\n".join(
+                f"  {'' if field == '__all__' else field + ': '}{' '.join(messages)}"
+                for field, messages in exc.message_dict.items()
+            )
             raise CommandError(f"Schedule {name!r} not saved:\n{problems}") from None
         schedule.save()
         first = schedule.next_run_at
@@ -144,8 +165,10 @@ def _json(text: str, option: str):
     except json.JSONDecodeError as exc:
         raise CommandError(f"{option} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
     except RecursionError:
-        raise CommandError(f"{option} is nested too deeply to be read; the limit is "
-                           f"{conf.get('MAX_JSON_DEPTH')} levels (DJJOBS['MAX_JSON_DEPTH']).") from None
+        raise CommandError(
+            f"{option} is nested too deeply to be read; the limit is "
+            f"{conf.get('MAX_JSON_DEPTH')} levels (DJJOBS['MAX_JSON_DEPTH'])."
+        ) from None
     except ValueError as exc:  # e.g. a number of more than 4300 digits
         raise CommandError(f"{option} cannot be read: {exc}.") from None
     try:  # what a job may store (nesting, NUL, lone surrogates), before anything walks it recursively

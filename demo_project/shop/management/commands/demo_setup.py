@@ -22,8 +22,10 @@ PRODUCTS = [
 
 
 class Command(BaseCommand):
-    help = ("Create or update the demo superuser admin/admin and sample products, arm a one-off reminder "
-            "schedule two minutes ahead, then print the login.")
+    help = (
+        "Create or update the demo superuser admin/admin and sample products, arm a one-off reminder "
+        "schedule two minutes ahead, then print the login."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="Where the demo is served.")
@@ -50,8 +52,10 @@ class Command(BaseCommand):
         if not WorkflowRun.objects.filter(name=fulfilment.name).exists():
             fulfilment.start(order_ref="DEMO-1", quantity=2)
             fulfilment.start(order_ref="DEMO-2", quantity=9)
-            self.stdout.write("Started two 'fulfilment' workflow runs: DEMO-1 ships, DEMO-2's card is declined "
-                              "and it compensates (admin: Workflow runs).")
+            self.stdout.write(
+                "Started two 'fulfilment' workflow runs: DEMO-1 ships, DEMO-2's card is declined "
+                "and it compensates (admin: Workflow runs)."
+            )
 
         reminder = self._arm_reminder()
         self.stdout.write(f"One-off schedule 'welcome-reminder' fires at {reminder:%H:%M:%S %Z}, then disables itself.")
