@@ -29,6 +29,20 @@ def run_now(job_id):
     return _run_now(job_id)
 
 
+def pause_queue(name):
+    """Pause a queue: it keeps accepting jobs, no worker claims from it. See djjobs.queues."""
+    from .queues import pause_queue as _pause
+
+    return _pause(name)
+
+
+def resume_queue(name):
+    """Resume a paused queue. See djjobs.queues."""
+    from .queues import resume_queue as _resume
+
+    return _resume(name)
+
+
 def publish(name, payload=None, idempotency_key=None):
     """Record the event ``name`` and enqueue one job per subscribed task. See djjobs.events."""
     from .events import publish as _publish
@@ -36,4 +50,16 @@ def publish(name, payload=None, idempotency_key=None):
     return _publish(name, payload, idempotency_key)
 
 
-__all__ = ["Discard", "JobTask", "Retry", "cancel", "publish", "retry", "run_now", "task", "triggers"]
+__all__ = [
+    "Discard",
+    "JobTask",
+    "Retry",
+    "cancel",
+    "pause_queue",
+    "publish",
+    "resume_queue",
+    "retry",
+    "run_now",
+    "task",
+    "triggers",
+]

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from . import conf
+from . import conf, flow
 from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult, TaskResultDoesNotExist
 from .lifecycle import insert
 from .payload import storable
@@ -49,6 +49,7 @@ class JobsBackend(BaseTaskBackend):
             raise InvalidTask("unique_key must be a non-empty string of at most 255 characters.")
         if key is not None and not storable(key):
             raise InvalidTask("unique_key must not contain the NUL character (\\x00) or a lone surrogate.")
+        flow.check_options(task)
         if not self.queues:  # QUEUES = []: any queue name, but one the queue_name column can hold
             name = task.queue_name
             if not isinstance(name, str) or not name or len(name) > 64 or not storable(name):

@@ -60,6 +60,10 @@ DEFAULTS: dict[str, Any] = {
     "FAST_PATHS": True,
     # Seconds an idle worker sleeps between polls (jittered by +-10%).
     "POLL_INTERVAL": 1.0,
+    # Limits per queue, cluster-wide: {"emails": {"concurrency": 5, "rate_limit": "100/m"}}.
+    # A limit set in the admin or with `manage.py queues` takes precedence over the one here
+    # (docs: how-to/flow-control.md).
+    "QUEUE_LIMITS": {},
     # Seconds a RUNNING job may ignore its cancellation before process mode kills its process.
     "CANCEL_GRACE_SECONDS": 10.0,
     # Days finished jobs are kept before workers and prune_jobs delete them; None keeps for ever.
@@ -228,6 +232,28 @@ def _retention_days(value: dict) -> str:
     return ""
 
 
+def _queue_limits(value: dict) -> str:
+    from .flow import MAX_LIMIT, parse_rate
+
+    for name, limits in value.items():
+        if not isinstance(name, str) or not name or len(name) > 64:
+            return f"a queue name is {_show(name)}, but it must be a non-empty string of at most 64 characters"
+        if not isinstance(limits, dict) or set(limits) - {"concurrency", "rate_limit"}:
+            return f'the limits of {name!r} are {_show(limits)}, but they must be a dict with "concurrency" and/or "rate_limit"'
+        concurrency = limits.get("concurrency")
+        if concurrency is not None and (
+            not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_LIMIT
+        ):
+            return f"the concurrency of {name!r} is {_show(concurrency)}, but it must be a whole number from 1 to {MAX_LIMIT}"
+        rate = limits.get("rate_limit")
+        if rate is not None:
+            try:
+                parse_rate(rate)
+            except ValueError as exc:
+                return f"the rate_limit of {name!r}: {exc}"
+    return ""
+
+
 def _http_tokens(value: dict) -> str:
     for token, username in value.items():
         if not isinstance(token, str) or not token:
@@ -274,6 +300,11 @@ RULES: dict[str, Rule] = {
     "ASYNC_COMMIT": Rule("bool"),
     "FAST_PATHS": Rule("bool"),
     "POLL_INTERVAL": _seconds(),
+    "QUEUE_LIMITS": Rule(
+        "dict",
+        items=_queue_limits,
+        text='a dict of {queue: {"concurrency": N, "rate_limit": "N/s|m|h"}}',
+    ),
     "CANCEL_GRACE_SECONDS": _seconds(above=False),
     "RETENTION_DAYS": Rule(
         "dict",

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.utils import timezone
 
+from . import flow
 from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, InvalidTask, Task, TaskResult
 
-_OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key", "atomic")
+_OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key", "atomic", *flow.OPTIONS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,6 +21,13 @@ class JobTask(Task):
     timeout: float | None = None  # seconds a run may take
     unique_key: str | None = None  # at most one READY/RUNNING job with this key
     atomic: bool = False  # run the body and its completion in one transaction
+    # Flow control (djjobs.flow): a key is a string or a callable of the job's arguments.
+    fifo_key: Any = None  # jobs with one key run one at a time, in enqueue order
+    fifo_on_failure: str | None = None  # "continue" (default) or "hold": a FAILED job blocks its key
+    concurrency: int | None = None  # at most N RUNNING in the cluster (of the task, or per concurrency_key)
+    concurrency_key: Any = None
+    rate_limit: str | None = None  # "N/s|m|h": at most N starts in any such window (of the task, or per rate_key)
+    rate_key: Any = None
     # Declarations read by other parts (not per-enqueue options):
     schedule: str | None = None  # a cron expression: a code-managed Schedule (djjobs.schedules.tick)
     subscribe: str | tuple[str, ...] | None = None  # event name(s) this task handles (djjobs.events)
@@ -27,6 +35,7 @@ class JobTask(Task):
 
     def __post_init__(self):
         Task.__post_init__(self)  # zero-argument super() does not work in slotted dataclasses
+        flow.check_options(self)
         from .registry import declare
 
         declare(self)
@@ -76,7 +85,8 @@ def task(
     takes_context: bool = False,
     **options: Any,
 ):
-    """Django's ``@task`` plus djjobs options (max_attempts, retry_backoff, timeout, unique_key, atomic)."""
+    """Django's ``@task`` plus djjobs options (max_attempts, retry_backoff, timeout, unique_key, atomic,
+    and flow control's fifo_key, fifo_on_failure, concurrency, concurrency_key, rate_limit, rate_key)."""
     if "run_after" in options:
         raise TypeError(
             "run_after cannot be defined statically with the @task decorator. "

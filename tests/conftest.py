@@ -8,3 +8,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgresql" in item.keywords and vendor != "postgresql":
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_queue_look():
+    """A worker process reads which queues are paused or limited once a second; each test starts
+    with a fresh look (the rows of the test before were rolled back)."""
+    from djjobs.queues import forget
+
+    forget()
+    yield
+    forget()

@@ -45,6 +45,14 @@ ROLLBACK = "ROLLBACK"
 RELAX_THIS_TRANSACTION = "SET LOCAL synchronous_commit TO off"
 RELAX_CONNECTION = "SET synchronous_commit TO off"
 
+# FIFO order on PostgreSQL: the sequence of migration 0009.
+FIFO_NEXTVAL = "SELECT nextval('djjobs_fifo_seq')"
+
+# Flow control's claims on PostgreSQL take turns (one transaction-scoped advisory lock): what a
+# claim counts (running jobs, recent starts) stays true until it commits what it claimed.
+FLOW_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+FLOW_LOCK_ID = 0x646A6A6F6273  # "djjobs"
+
 # LISTEN/NOTIFY: the channel the trigger of migration 0002 notifies (payload: the queue's name).
 NOTIFY_CHANNEL = "djjobs"
 LISTEN = f"LISTEN {NOTIFY_CHANNEL}"
@@ -73,7 +81,7 @@ WHERE s.schemaname = current_schema() AND s.tablename = %s AND s.attname = ANY(%
 CLAIM_COLUMNS = (
     "id, task_path, backend, queue_name, priority, args, kwargs, takes_context, run_after, "
     "enqueued_at, started_at, last_attempted_at, attempts, max_attempts, retry_backoff, "
-    "timeout, errors, worker_ids, checkpoint, workflow_run_id, claimed_ahead"
+    "timeout, errors, worker_ids, checkpoint, workflow_run_id, claimed_ahead, fifo_key"
 )
 
 # PostgreSQL returns less than CLAIM_COLUMNS where the claim itself knows the value: NULL for
@@ -84,8 +92,12 @@ CLAIM_RETURNING_PG = (
     "j.id, j.task_path, j.backend, j.queue_name, j.priority, j.args::text, j.kwargs::text, j.takes_context, "
     "j.run_after, j.enqueued_at, CASE WHEN j.attempts > 1 THEN j.started_at END, NULL, j.attempts, "
     "j.max_attempts, j.retry_backoff, j.timeout, NULLIF(j.errors, '[]'::jsonb), "
-    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint, j.workflow_run_id, j.claimed_ahead"
+    "CASE WHEN j.attempts > 1 THEN j.worker_ids END, j.checkpoint, j.workflow_run_id, j.claimed_ahead, j.fifo_key"
 )
+
+# The plain claim takes free jobs only: jobs under a concurrency or rate limit are claimed by
+# djjobs.worker.gate (this is also the limited claim index's condition, negated).
+FREE = "concurrency_key IS NULL AND rate_key IS NULL"
 
 _SHAPES_KEPT = 256  # statements cached per shape (number of placeholders), per vendor
 
@@ -101,12 +113,24 @@ class Statements:
         t = self.table = table  # quoted
 
         # -- claim (READY -> RUNNING), PostgreSQL: one statement, FOR UPDATE SKIP LOCKED in a CTE.
-        # Four variants: with or without a queue filter, with or without the direct/ahead split.
+        # Eight variants: with or without a queue filter, with or without the direct/ahead split,
+        # with or without queues to skip (paused or limited).
         self._claim_pg = {
-            (queues, direct): self._make_claim_pg(queues, direct)
+            (queues, direct, skip): self._make_claim_pg(queues, direct, skip)
             for queues in (False, True)
             for direct in (False, True)
+            for skip in (False, True)
         }
+        # The limited claim's UPDATE (djjobs.worker.gate chose the ids): as the claim's, all to
+        # idle threads. Parameters as claim_pg's, and ids (a list of UUIDs).
+        self.CLAIM_IDS_PG = f"""
+        UPDATE {t} AS j SET
+            {_CLAIM_SET_PG},
+            claimed_ahead = FALSE
+        FROM (SELECT unnest(%(ids)s::uuid[]) AS id) AS picked
+        WHERE j.id = picked.id AND j.status = {READY}
+        RETURNING {CLAIM_RETURNING_PG}
+    """
 
         # -- batched completion of successes (RUNNING -> SUCCESSFUL), PostgreSQL. Three arrays,
         # not a VALUES row per job: the text is the same for every batch, so the driver parses it
@@ -176,18 +200,23 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
     ORDER BY finished_at DESC LIMIT %s
 ) AS recent GROUP BY task_path ORDER BY COUNT(*) DESC, MAX(finished_at) DESC LIMIT %s
 """
+        # FIFO on SQLite: the key's last number plus one (writers take turns).
+        self.FIFO_NEXT_SEQ = f"SELECT COALESCE(MAX(fifo_seq), 0) + 1 FROM {t} WHERE fifo_key = %s"
         self._shapes: dict = {}
 
     # -- claim -----------------------------------------------------------------------------------
 
-    def claim_pg(self, queues: bool, direct: bool) -> str:
-        """The PostgreSQL claim; named parameters now, limit, worker, worker_json, token, expires,
-        and queues (with ``queues``), direct (with ``direct``: how many go to idle threads)."""
-        return self._claim_pg[queues, direct]
+    def claim_pg(self, queues: bool, direct: bool, skip: bool = False) -> str:
+        """The PostgreSQL claim of free jobs; named parameters now, limit, worker, worker_json,
+        token, expires, and queues (with ``queues``), direct (with ``direct``: how many go to
+        idle threads), skip (with ``skip``: queues left alone, paused or limited)."""
+        return self._claim_pg[queues, direct, skip]
 
-    def _make_claim_pg(self, queues: bool, direct: bool) -> str:
+    def _make_claim_pg(self, queues: bool, direct: bool, skip: bool) -> str:
         t = self.table
         queue_filter = "AND queue_name = ANY(%(queues)s)" if queues else ""
+        if skip:
+            queue_filter += " AND queue_name <> ALL(%(skip)s)"
         if not direct:
             ahead, numbered, source = "FALSE", "", "picked"
         else:
@@ -201,33 +230,27 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
         return f"""
         WITH {"locked" if direct else "picked"} AS (
             SELECT id{", priority, run_after" if direct else ""} FROM {t}
-            WHERE status = {READY} AND run_after <= %(now)s {queue_filter}
+            WHERE status = {READY} AND run_after <= %(now)s AND {FREE} {queue_filter}
             ORDER BY priority DESC, run_after, id
             LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED
         ){numbered}
         UPDATE {t} AS j SET
-            status = {RUNNING},
-            attempts = j.attempts + 1,
-            started_at = COALESCE(j.started_at, %(now)s),
-            last_attempted_at = %(now)s,
-            worker_id = %(worker)s,
-            worker_ids = j.worker_ids || %(worker_json)s::jsonb,
-            lease_token = %(token)s,
-            lease_expires_at = %(expires)s,
+            {_CLAIM_SET_PG},
             claimed_ahead = {ahead}
         FROM {source} WHERE j.id = picked.id
         RETURNING {CLAIM_RETURNING_PG}
     """
 
-    def claim_select_sqlite(self, queues: int) -> str:
-        """SQLite's claim, part 1 (in BEGIN IMMEDIATE): the ids of the due jobs in claim order.
-        Parameters: now, ``queues`` queue names, limit."""
+    def claim_select_sqlite(self, queues: int, skip: int = 0) -> str:
+        """SQLite's claim, part 1 (in BEGIN IMMEDIATE): the ids of the due free jobs in claim
+        order. Parameters: now, ``queues`` queue names, ``skip`` queue names left alone, limit."""
         return self._shape(
-            ("claim_select", queues),
+            ("claim_select", queues, skip),
             lambda: (
                 f"""SELECT id FROM {self.table}
-                    WHERE status = {READY} AND run_after <= %s {_in_list("queue_name", queues)}
+                    WHERE status = {READY} AND run_after <= %s AND {FREE} {_in_list("queue_name", queues)}
+                    {_in_list("queue_name", skip, "NOT IN")}
                     ORDER BY priority DESC, run_after, id LIMIT %s"""
             ),
         )
@@ -301,8 +324,19 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
         return sql
 
 
-def _in_list(column: str, n: int) -> str:
-    return f"AND {column} IN ({_placeholders(n)})" if n else ""
+def _in_list(column: str, n: int, operator: str = "IN") -> str:
+    return f"AND {column} {operator} ({_placeholders(n)})" if n else ""
+
+
+# What the PostgreSQL claims write (named parameters now, worker, worker_json, token, expires).
+_CLAIM_SET_PG = f"""status = {RUNNING},
+            attempts = j.attempts + 1,
+            started_at = COALESCE(j.started_at, %(now)s),
+            last_attempted_at = %(now)s,
+            worker_id = %(worker)s,
+            worker_ids = j.worker_ids || %(worker_json)s::jsonb,
+            lease_token = %(token)s,
+            lease_expires_at = %(expires)s"""
 
 
 _built: dict[str, Statements] = {}

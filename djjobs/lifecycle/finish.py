@@ -20,7 +20,7 @@ import logging
 from datetime import timedelta
 
 from django.db import DataError, IntegrityError, connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -48,17 +48,22 @@ SUCCESSFUL, FAILED, CANCELLED = JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatu
 VALUE_ERRORS = (DataError, IntegrityError, UnicodeError, ValueError)
 
 _ANY_OWNER = object()
+_UNKNOWN = object()
 
 
 # -- the guard --------------------------------------------------------------------------------
 
 
-def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, **changes) -> int:
+def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, fifo=_UNKNOWN, **changes) -> int:
     """The one guarded UPDATE: ``jobs`` (a Job queryset) that are in ``source`` (a status, or
     several) — and, when ``token`` is given, still hold that lease — move to ``target`` with
     ``changes``. ``target`` None: a write that keeps the status (run now, a cancel request).
     Returns the row count; raises IllegalTransition, writing nothing, for a move the table
-    (or the path) does not allow."""
+    (or the path) does not allow.
+
+    A job that ends lets the next job of its FIFO key run, in the same transaction (release_fifo;
+    a FAILED job with fifo_on_failure="hold" keeps its key). ``fifo``: the caller knows the job
+    has no FIFO key (None) or has one (its key); by default it is read, for ending writes only."""
     if target is not None:
         t.check(source, target, path)
         changes["status"] = target
@@ -70,7 +75,57 @@ def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, **chang
         jobs = jobs.filter(status__in=list(source))
     if token is not _ANY_OWNER:
         jobs = jobs.filter(lease_token=token)
-    return jobs.update(**changes)
+    if target not in FINISHED or fifo is None:
+        return jobs.update(**changes)
+    with transaction.atomic(using=jobs.db):
+        keys = list(jobs.filter(fifo_key__isnull=False).values_list("fifo_key", "fifo_hold"))
+        count = jobs.update(**changes)
+        if count:
+            for key, hold in keys:
+                if not (hold and target == FAILED):
+                    release_fifo(key, jobs.db)
+        return count
+
+
+def release_fifo(key: str, using: str) -> bool:
+    """The job holding FIFO ``key`` ended: the next WAITING job of the key (by its sequence
+    number) becomes READY, unless the key is held again (its unique constraint decides: a
+    concurrent enqueuer that found the key free made a READY job, and that one holds it).
+    Runs in the caller's transaction. True if a job was released."""
+    Job = _job_model()
+    if Job.objects.filter(fifo_key=key).holding_fifo_key().exists():
+        return False
+    following = (
+        Job.objects.filter(fifo_key=key, status=WAITING).order_by("fifo_seq", "id").values_list("pk", flat=True)[:1]
+    )
+    following = list(following)
+    if not following:
+        return False
+    try:
+        with transaction.atomic(using=using):
+            return bool(write(Job.objects.filter(pk=following[0]), WAITING, READY, "fifo_next"))
+    except IntegrityError:
+        return False
+
+
+def release_stranded_fifo(limit: int = 1000) -> int:
+    """Keys with WAITING jobs and no job holding them: a job enqueued behind a key's last job
+    while that one ended (neither transaction saw the other's row). The rescuer's sweep calls
+    this; each key's next job is released. Returns how many were."""
+    Job = _job_model()
+    keys = (
+        Job.objects.filter(status=WAITING, fifo_key__isnull=False)
+        .exclude(fifo_key__in=Job.objects.holding_fifo_key().values("fifo_key"))
+        .values_list("fifo_key", flat=True)
+        .order_by("fifo_key")
+        .distinct()[:limit]
+    )
+    using = router.db_for_write(Job)
+    released = 0
+    for key in list(keys):
+        with transaction.atomic(using=using):
+            released += release_fifo(key, using)
+    return released
 
 
 def _job_model():
@@ -202,10 +257,10 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
         with transaction.atomic(using=mine.db):
             if outermost:
                 _relax_this_transaction(connection)
-            if not write(mine, RUNNING, status, "complete", job.lease_token, **changes):
+            if not write(mine, RUNNING, status, "complete", job.lease_token, fifo=_fifo_of(job), **changes):
                 return False
             _advance(run_id)
-    elif not write(mine, RUNNING, status, "complete", job.lease_token, **changes):
+    elif not write(mine, RUNNING, status, "complete", job.lease_token, fifo=_fifo_of(job), **changes):
         return False
     changes["status"] = status
     for name, value in changes.items():
@@ -275,6 +330,11 @@ def relax_commits(connection) -> None:
 
 
 # -- batched completion of successes ----------------------------------------------------------
+
+
+def _fifo_of(job):
+    """What write() needs to know of a job's FIFO key: a claimed job carries it (None: none)."""
+    return getattr(job, "fifo_key", _UNKNOWN)
 
 
 def complete_successes(items: list, worker_id: str, refused: set | None = None) -> set[str]:
@@ -365,7 +425,13 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
     Job = _job_model()
     now = timezone.now()
     connection = connections[router.db_for_write(Job)]
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and any(getattr(job, "fifo_key", None) for job, _ in items):
+        # A FIFO job's key is released in its completion's transaction: those are written row by row.
+        keyed = [item for item in items if getattr(item[0], "fifo_key", None)]
+        done = _write_each(Job, connection, keyed, now) | _write_successes(
+            [item for item in items if not getattr(item[0], "fifo_key", None)], worker_id
+        )
+    elif connection.vendor == "postgresql":
         relax_commits(connection)  # the completer's own connection
         # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
         ids, tokens, values = [], [], []
@@ -385,25 +451,32 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
             )
         }
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
-        done = set()
-        with transaction.atomic(using=connection.alias):
-            for job, outcome in items:
-                if write(
-                    Job.objects.filter(id=job.id),
-                    RUNNING,
-                    SUCCESSFUL,
-                    "batch",
-                    job.lease_token,
-                    return_value=outcome.return_value,
-                    finished_at=now,
-                    lease_token=None,
-                    lease_expires_at=None,
-                ):
-                    done.add(job_key(job))
+        done = _write_each(Job, connection, items, now)
     for job, _outcome in items:
         if job_key(job) in done:
             job.status, job.finished_at = SUCCESSFUL, now
             job.return_value = _outcome.return_value
+    return done
+
+
+def _write_each(Job, connection, items: list, now) -> set[str]:
+    """Successes written one guarded UPDATE each, in one transaction."""
+    done = set()
+    with transaction.atomic(using=connection.alias):
+        for job, outcome in items:
+            if write(
+                Job.objects.filter(id=job.id),
+                RUNNING,
+                SUCCESSFUL,
+                "batch",
+                job.lease_token,
+                fifo=_fifo_of(job),
+                return_value=outcome.return_value,
+                finished_at=now,
+                lease_token=None,
+                lease_expires_at=None,
+            ):
+                done.add(job_key(job))
     return done
 
 
@@ -508,11 +581,16 @@ def unclaim(jobs) -> int:
 
 
 def cancel_now(jobs) -> bool:
-    """READY or WAITING jobs -> CANCELLED; a workflow's step makes its run compensate."""
+    """READY or WAITING jobs -> CANCELLED, and FAILED jobs holding their FIFO key (the key moves
+    on); a workflow's step makes its run compensate."""
     with transaction.atomic(using=jobs.db):
-        ids = list(jobs.filter(status__in=list(t.CANCELLABLE)).values_list("id", flat=True))
+        ids = list(
+            jobs.filter(
+                Q(status__in=list(t.CANCELLABLE)) | Q(status=FAILED, fifo_hold=True, fifo_key__isnull=False)
+            ).values_list("id", flat=True)
+        )
         if not ids or not write(
-            jobs.filter(id__in=ids), t.CANCELLABLE, CANCELLED, "cancel", finished_at=timezone.now()
+            jobs.filter(id__in=ids), t.CANCELLABLE | {FAILED}, CANCELLED, "cancel", finished_at=timezone.now()
         ):
             return False
         _advance_runs_of(jobs)
@@ -530,18 +608,25 @@ def request_cancel(jobs) -> int:
 
 def retry(jobs) -> int:
     """FAILED or CANCELLED jobs -> READY, due now, with at least one attempt left
-    (transitions.retry_max_attempts). IntegrityError: another active job holds the key."""
+    (transitions.retry_max_attempts); a job whose FIFO key another job holds -> WAITING, behind
+    it. IntegrityError: another active job holds the unique key."""
+    changes = {
+        "run_after": timezone.now(),
+        "finished_at": None,
+        "cancel_requested_at": None,
+        "max_attempts": Greatest(F("max_attempts"), F("attempts") + 1),
+    }
     with transaction.atomic(using=jobs.db):
-        changed = write(
-            jobs,
-            t.RETRYABLE,
-            READY,
-            "retry",
-            run_after=timezone.now(),
-            finished_at=None,
-            cancel_requested_at=None,
-            max_attempts=Greatest(F("max_attempts"), F("attempts") + 1),
-        )
+        changed = write(jobs.filter(fifo_key__isnull=True), t.RETRYABLE, READY, "retry", **changes)
+        for pk in jobs.filter(fifo_key__isnull=False, status__in=list(t.RETRYABLE)).values_list("pk", flat=True):
+            one = jobs.filter(pk=pk)
+            try:
+                with transaction.atomic(using=jobs.db):
+                    changed += write(one, t.RETRYABLE, READY, "retry", **changes)
+            except IntegrityError:
+                if one.filter(unique_key__isnull=False).exists():
+                    raise
+                changed += write(one, t.RETRYABLE, WAITING, "retry", **changes)
         if changed:
             _advance_runs_of(jobs)
     return changed

@@ -25,12 +25,12 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
-from .. import conf
+from .. import conf, flow
 from ..compat import InvalidTask, Task, TaskResult, task_enqueued
-from ..db import fast
+from ..db import fast, statements
 from ..exceptions import TaskNotFound
 from ..ids import uuid7, uuid7_texts
 from ..payload import byte_size, encode
@@ -55,7 +55,7 @@ def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
     # Everything that can fail is done before the INSERT (the TaskResult too: Django's
     # TaskResult normalises args and kwargs recursively), so a refused call writes nothing
     # even outside a transaction.
-    if getattr(task, "unique_key", None):
+    if getattr(task, "unique_key", None) or flow.uses_flow(task):
         return insert(task, args, kwargs, backend=backend, checked=True)[1]
     # One plain INSERT of prepared values: the ORM's model instance and SQL compiler cost more
     # than the statement itself. (models: imported here, once Django's apps are loaded.)
@@ -79,6 +79,8 @@ def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
     check_findable(task)
     if getattr(task, "unique_key", None):
         raise InvalidTask("unique_key applies to a single job: use enqueue() for unique jobs.")
+    if flow.uses_flow(task):
+        return _enqueue_each(backend, task, calls)
     common = columns(backend, task, timezone.now())
     limit = conf.get("MAX_PAYLOAD_BYTES")
     # A call without arguments (the usual fan-out of a no-argument task) needs no encoding:
@@ -106,6 +108,16 @@ def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
         for result in results:
             task_enqueued.send(type(backend), task_result=result)
     return results
+
+
+def _enqueue_each(backend, task: Task, calls) -> list[TaskResult]:
+    """enqueue_many() of a task under flow control: each job gets its own keys (and FIFO jobs
+    their place in their key's order), one insert each, all in one transaction."""
+    from ..models import Job  # models: once Django's apps are loaded
+
+    calls = [split_call(call) for call in calls]
+    with transaction.atomic(using=router.db_for_write(Job)):
+        return [insert(task, args, kwargs, backend=backend, checked=True)[1] for args, kwargs in calls]
 
 
 def insert(
@@ -142,8 +154,10 @@ def insert(
         common.update(fields)
     if payload is None:
         payload = encode_payload(args, () if kwargs is None else kwargs)
+    if flow.uses_flow(task):
+        common.update(flow.job_fields(task, payload[0], payload[1]))
     if guarded is None:
-        guarded = bool(common.get("unique_key"))
+        guarded = bool(common.get("unique_key") or common.get("fifo_key"))
     if guarded:
         from ..models import Job  # models: once Django's apps are loaded
 
@@ -253,22 +267,57 @@ def split_call(call) -> tuple[list, dict]:
 
 def _insert_guarded(job, holder: bool):
     """Insert ``job`` in a savepoint; with ``holder``, a unique key already held returns the
-    active job holding it (a partial unique index decides). Otherwise IntegrityError."""
+    active job holding it (a partial unique index decides). Otherwise IntegrityError.
+
+    A FIFO job takes the next number of the sequence and goes in READY when its key is free,
+    WAITING behind the key's active job otherwise (a partial unique index decides that too, so
+    two concurrent enqueuers of a free key cannot both make a READY job)."""
     from ..models import Job
 
-    for _ in range(5):
+    using = router.db_for_write(Job)
+    if job.fifo_key is not None:
+        job.fifo_seq = fifo_sequence(using, job.fifo_key)
+        if (
+            job.status == JobStatus.READY
+            and Job.objects.filter(fifo_key=job.fifo_key, status=JobStatus.WAITING).exists()
+        ):
+            # Jobs of the key wait already (their release is due, see release_stranded_fifo):
+            # this one goes behind them, never ahead.
+            job.status = JobStatus.WAITING
+    first_status = job.status
+    for attempt in range(5):
         try:
-            with transaction.atomic(using=router.db_for_write(Job)):
+            with transaction.atomic(using=using):
                 job.save(force_insert=True)
             return job
         except IntegrityError:
-            if not holder or not job.unique_key:
+            if holder and job.unique_key:
+                existing = Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE).first()
+                if existing is not None:
+                    return existing
+            elif job.fifo_key is None or job.status != JobStatus.READY:
                 raise
-            existing = Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE).first()
-            if existing is not None:
-                return existing
-            # The holder finished between our INSERT and SELECT: try again.
-    raise InvalidTask(f"Could not enqueue unique job {job.unique_key!r}: the key is contended.")
+            if job.fifo_key is not None and job.status == JobStatus.READY:
+                if Job.objects.filter(fifo_key=job.fifo_key).holding_fifo_key().exists():
+                    job.status = JobStatus.WAITING  # behind the key's active job
+                    continue
+                if attempt and not (holder and job.unique_key):
+                    raise  # not the FIFO key's constraint (that one's holder would be there)
+            # The holder ended between our INSERT and SELECT: try again.
+            job.status = first_status
+    raise InvalidTask(f"Could not enqueue job {job.unique_key or job.fifo_key!r}: the key is contended.")
+
+
+def fifo_sequence(using: str, key: str) -> int:
+    """The next number of the FIFO order: PostgreSQL's sequence (monotonic for every enqueuer);
+    on SQLite, whose writers take turns, the key's last number plus one."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(statements.FIFO_NEXTVAL)
+        else:
+            cursor.execute(statements.of(connection).FIFO_NEXT_SEQ, [key])
+        return cursor.fetchone()[0]
 
 
 def _result(job, task: Task) -> TaskResult:

@@ -18,14 +18,19 @@ rescue        RUNNING (any owner   READY (attempts left, or claimed ahead: refun
               lost)
 kill_cancel   RUNNING (owner)      CANCELLED (process mode: ignored its cancellation)
 cancel        READY, WAITING       CANCELLED (RUNNING: only the request is recorded)
+              FAILED (holding its  CANCELLED (fifo_on_failure="hold": the key moves on)
+              FIFO key)
 stop_run      READY, WAITING       CANCELLED (a workflow run stops: its steps not started)
-retry         FAILED, CANCELLED    READY (due now, at least one attempt left)
+retry         FAILED, CANCELLED    READY (due now, at least one attempt left); WAITING (its FIFO
+                                   key is held by another job: it runs after that one)
 release_step  WAITING              READY (a workflow's next group)
 unclaim       RUNNING (owner)      READY (prefetched, never started: the attempt refunded)
+fifo_next     WAITING              READY (the job holding its FIFO key ended: the next one runs)
 ============  ===================  ==========================================================
 
 Signals: a path that ends a job (SUCCESSFUL, FAILED or CANCELLED) sends Django's
-``task_finished`` once, after its transaction commits. Workflow: a path that ends a step of a
+``task_finished`` once, after its transaction commits. FIFO: a path that ends a job releases
+its key in the same transaction (fifo_next; not a FAILED job holding its key). Workflow: a path that ends a step of a
 run (or retries one of its jobs) advances the run in the same transaction.
 """
 
@@ -45,8 +50,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     WAITING: frozenset({READY, CANCELLED}),
     READY: frozenset({RUNNING, CANCELLED}),
     RUNNING: frozenset({SUCCESSFUL, READY, FAILED, CANCELLED}),
-    FAILED: frozenset({READY}),  # an operator's retry
-    CANCELLED: frozenset({READY}),  # an operator's retry
+    FAILED: frozenset({READY, WAITING, CANCELLED}),  # an operator's retry; cancel of a held FIFO key
+    CANCELLED: frozenset({READY, WAITING}),  # an operator's retry
     SUCCESSFUL: frozenset(),
 }
 
@@ -58,11 +63,12 @@ PATHS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "timeout": (frozenset({RUNNING}), frozenset({READY, FAILED, CANCELLED})),
     "rescue": (frozenset({RUNNING}), frozenset({READY, FAILED, CANCELLED})),
     "kill_cancel": (frozenset({RUNNING}), frozenset({CANCELLED})),
-    "cancel": (frozenset({READY, WAITING}), frozenset({CANCELLED})),
+    "cancel": (frozenset({READY, WAITING, FAILED}), frozenset({CANCELLED})),
     "stop_run": (frozenset({READY, WAITING}), frozenset({CANCELLED})),
-    "retry": (frozenset({FAILED, CANCELLED}), frozenset({READY})),
+    "retry": (frozenset({FAILED, CANCELLED}), frozenset({READY, WAITING})),
     "release_step": (frozenset({WAITING}), frozenset({READY})),
     "unclaim": (frozenset({RUNNING}), frozenset({READY})),
+    "fifo_next": (frozenset({WAITING}), frozenset({READY})),
 }
 
 # Failures that another attempt cannot fix.

@@ -34,6 +34,13 @@ class JobQuerySet(models.QuerySet):
     def failed(self) -> Self:
         return self.filter(status=JobStatus.FAILED)
 
+    def holding_fifo_key(self) -> Self:
+        """Jobs that hold their FIFO key: READY, RUNNING, or FAILED with fifo_on_failure="hold"
+        (the condition of the unique constraint djjobs_job_fifo_active_key)."""
+        return self.filter(fifo_key__isnull=False).filter(
+            Q(status__in=(JobStatus.READY, JobStatus.RUNNING)) | Q(status=JobStatus.FAILED, fifo_hold=True)
+        )
+
     def for_task(self, task_or_path) -> Self:
         """Jobs of a task, given as the task (or anything with ``module_path``) or its dotted path."""
         path = getattr(task_or_path, "module_path", task_or_path)
@@ -71,6 +78,19 @@ class Job(models.Model):
     # Claimed ahead of a free thread (prefetched): the worker had not necessarily started it.
     # If that worker is lost, the rescuer gives the attempt back once (see rescuer.release).
     claimed_ahead = models.BooleanField(default=False, db_default=False, editable=False)
+    # Flow control (djjobs.flow; docs/how-to/flow-control.md). FIFO: jobs of one key run one at a
+    # time in fifo_seq order; the others of the key wait (WAITING) until the active one ends.
+    fifo_key = models.CharField(_("FIFO key"), max_length=255, null=True, blank=True, editable=False)
+    fifo_seq = models.BigIntegerField(null=True, blank=True, editable=False)
+    fifo_hold = models.BooleanField(
+        default=False, db_default=False, editable=False, help_text=_("a FAILED job keeps its FIFO key blocked")
+    )
+    # Limits, decided at the claim: at most concurrency_limit RUNNING jobs per concurrency_key,
+    # at most rate_limit ("N/s|m|h") starts per rate_key in any window of the period.
+    concurrency_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    rate_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
+    rate_limit = models.CharField(max_length=32, null=True, blank=True, editable=False)
 
     return_value = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: attempt, exception_class_path, message, traceback, worker_id, at.
@@ -138,6 +158,17 @@ class Job(models.Model):
                 condition=Q(status="READY"),
                 name="djjobs_job_claim_idx",
             ),
+            # The limited claim (djjobs.worker.gate): READY jobs under a concurrency or rate limit,
+            # in claim order. Partial: most jobs have no limit.
+            models.Index(
+                fields=["-priority", "run_after", "id"],
+                condition=Q(status="READY") & (Q(concurrency_key__isnull=False) | Q(rate_key__isnull=False)),
+                name="djjobs_job_limited_idx",
+            ),
+            # FIFO: a key's jobs in order (the next one to release, the last sequence number).
+            models.Index(
+                fields=["fifo_key", "fifo_seq"], condition=Q(fifo_key__isnull=False), name="djjobs_job_fifo_idx"
+            ),
             # The rescuer: RUNNING jobs by lease expiry.
             models.Index(
                 fields=["lease_expires_at"],
@@ -180,6 +211,14 @@ class Job(models.Model):
                 fields=["unique_key"],
                 condition=Q(status__in=["READY", "RUNNING", "WAITING"], unique_key__isnull=False),
                 name="djjobs_job_unique_active_key",
+            ),
+            # FIFO: at most one active job per key (READY, RUNNING, or FAILED and holding it):
+            # concurrent enqueuers and releases meet here, so two jobs of a key never run together.
+            models.UniqueConstraint(
+                fields=["fifo_key"],
+                condition=Q(fifo_key__isnull=False)
+                & (Q(status__in=["READY", "RUNNING"]) | Q(status="FAILED", fifo_hold=True)),
+                name="djjobs_job_fifo_active_key",
             ),
             # A schedule fires each of its fire times once: concurrent ticks meet here.
             models.UniqueConstraint(

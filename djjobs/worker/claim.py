@@ -21,7 +21,9 @@ from django.utils import timezone
 from ..db import statements
 from ..lifecycle import transitions
 from ..lifecycle.finish import relax_commits
+from ..queues import look as _look
 from ..states import JobStatus
+from . import gate
 
 transitions.check(JobStatus.READY, JobStatus.RUNNING, "claim")  # statements.claim_* are that edge
 
@@ -57,6 +59,7 @@ class ClaimedJob:
     extra: dict = field(default_factory=dict)
     workflow_run_id: uuid.UUID | None = None  # a workflow's step or compensation (djjobs.workflows)
     claimed_ahead: bool = False  # prefetched: claimed beyond the worker's free threads
+    fifo_key: str | None = None  # its FIFO key, released when it ends (djjobs.lifecycle.finish)
 
 
 def claim(
@@ -86,24 +89,68 @@ def claim(
     # Times come from the worker's clock, like enqueue's run_after, so one clock decides
     # what is due (and PostgreSQL's now() would be frozen inside a caller's transaction).
     now = timezone.now()
-    if connection.vendor == "postgresql":
-        if relaxed:
-            relax_commits(connection)
-        rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct)
+    postgresql = connection.vendor == "postgresql"
+    if postgresql and relaxed:
+        relax_commits(connection)
+    # Flow control: jobs under limits (and of limited queues) first, to idle threads only; the
+    # plain claim skips paused and limited queues (worker/gate.py).
+    flow = _look(connection.alias)
+    limited = []
+    if flow.needed:
+        idle = limit if direct is None else direct
+        if idle > 0:
+            limited = _claim_limited(connection, worker_id, queues, idle, lease_seconds, token, now, postgresql)
+            limit -= len(limited)
+            if direct is not None:
+                direct -= len(limited)
+            if limit <= 0:
+                return limited
+    skip = sorted(flow.skip) or None
+    if postgresql:
+        rows = _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
         jobs = _to_claimed_postgresql(rows, token, now, worker_id)
         if direct is not None:  # RETURNING's order is unspecified: the direct ones first
             jobs.sort(key=_ahead)
-        return jobs
-    rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct)
-    return [_to_claimed(row, token, connection, now, worker_id) for row in rows]
+        return limited + jobs
+    rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
+    return limited + [_to_claimed(row, token, connection, now, worker_id) for row in rows]
+
+
+def _claim_limited(connection, worker_id, queues, limit, lease_seconds, token, now, postgresql):
+    """gate.claim_limited with this claim's UPDATE of the ids it chose."""
+    expires = now + timedelta(seconds=lease_seconds)
+    sql = statements.of(connection)
+
+    def update(ids):
+        with connection.cursor() as cursor:
+            if postgresql:
+                params = {
+                    "ids": ids,
+                    "worker": worker_id,
+                    "worker_json": json.dumps([worker_id]),
+                    "token": token,
+                    "now": now,
+                    "expires": expires,
+                }
+                cursor.execute(sql.CLAIM_IDS_PG, params)
+                return _to_claimed_postgresql(cursor.fetchall(), token, now, worker_id)
+            adapt = connection.ops.adapt_datetimefield_value
+            texts = [id_.hex if isinstance(id_, uuid.UUID) else id_ for id_ in ids]
+            cursor.execute(
+                sql.claim_update_sqlite(len(texts), len(texts)),
+                [adapt(now), adapt(now), worker_id, worker_id, token.hex, adapt(expires), *texts, *texts],
+            )
+            return [_to_claimed(row, token, connection, now, worker_id) for row in cursor.fetchall()]
+
+    return gate.claim_limited(connection, queues, limit, now, update)
 
 
 def _ahead(job) -> bool:
     return job.claimed_ahead
 
 
-def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct):
-    sql = statements.of(connection).claim_pg(bool(queues), direct is not None)
+def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip=None):
+    sql = statements.of(connection).claim_pg(bool(queues), direct is not None, bool(skip))
     params = {
         "queues": list(queues or []),
         "limit": limit,
@@ -113,13 +160,14 @@ def _claim_postgresql(connection, worker_id, queues, limit, lease_seconds, token
         "now": now,
         "expires": now + timedelta(seconds=lease_seconds),
         "direct": direct,
+        "skip": skip,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct):
+def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip=None):
     ops = connection.ops
     adapt = ops.adapt_datetimefield_value
     sql = statements.of(connection)
@@ -129,8 +177,8 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
             cursor.execute(statements.BEGIN_IMMEDIATE)
         try:
             cursor.execute(
-                sql.claim_select_sqlite(len(queues or ())),
-                [adapt(now), *(queues or []), limit],
+                sql.claim_select_sqlite(len(queues or ()), len(skip or ())),
+                [adapt(now), *(queues or []), *(skip or []), limit],
             )
             ids = [row[0] for row in cursor.fetchall()]
             rows = []
@@ -202,6 +250,7 @@ def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
         checkpoint,
         run_id,
         ahead,
+        fifo_key,
     ) = row
     id_ = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(id_)
     if run_id is not None and not isinstance(run_id, uuid.UUID):
@@ -230,6 +279,7 @@ def _to_claimed(row, token, connection, now, worker_id) -> ClaimedJob:
         key=str(id_),
         workflow_run_id=run_id,
         claimed_ahead=bool(ahead),
+        fifo_key=fifo_key,
     )
 
 
@@ -261,6 +311,7 @@ def _to_claimed_postgresql(rows, token, now, worker_id) -> list[ClaimedJob]:
         checkpoint,
         run_id,
         ahead,
+        fifo_key,
     ) in rows:
         maker = empty.get(args)
         args = maker() if maker is not None else loads(args)
@@ -293,5 +344,7 @@ def _to_claimed_postgresql(rows, token, now, worker_id) -> list[ClaimedJob]:
             job.workflow_run_id = run_id
         if ahead:
             job.claimed_ahead = True
+        if fifo_key is not None:
+            job.fifo_key = fifo_key
         jobs.append(job)
     return jobs

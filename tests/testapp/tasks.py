@@ -488,3 +488,54 @@ if os.environ.get("DJJOBS_TEST_FINISHED_FILE"):
 def hostile_interrupts():
     """Raises KeyboardInterrupt, which the executor lets through: it ends the job's thread."""
     raise KeyboardInterrupt
+
+
+# -- flow control (tests/integration/test_flow.py, tests/acceptance/test_flow_workers.py) ------
+
+
+@task(takes_context=True, fifo_key=lambda account, n, **kw: f"account:{account}")
+def fifo_record(context, account, n, ms=0, fail=False):
+    """Records an Execution labelled "<account>:<n>", sleeps ``ms``; ``fail`` raises."""
+    import time
+
+    Execution.objects.create(
+        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=f"{account}:{n}"
+    )
+    time.sleep(ms / 1000)
+    if fail:
+        raise RuntimeError(f"{account}:{n} failed")
+    return n
+
+
+@task(takes_context=True, fifo_key=lambda account, n: f"held:{account}", fifo_on_failure="hold", max_attempts=1)
+def fifo_held(context, account, n):
+    """Fails when n is 1; a FAILED job keeps its key."""
+    Execution.objects.create(
+        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=f"held:{account}:{n}"
+    )
+    if n == 1:
+        raise RuntimeError("the first one fails")
+    return n
+
+
+@task(takes_context=True, concurrency=2)
+def two_at_a_time(context, ms=0):
+    import time
+
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="two")
+    time.sleep(ms / 1000)
+
+
+@task(takes_context=True, concurrency=1, concurrency_key=lambda customer, ms=0: f"customer:{customer}")
+def one_per_customer(context, customer, ms=0):
+    import time
+
+    Execution.objects.create(
+        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=f"customer:{customer}"
+    )
+    time.sleep(ms / 1000)
+
+
+@task(takes_context=True, rate_limit="5/2s")
+def five_per_two_seconds(context):
+    Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="rate")
