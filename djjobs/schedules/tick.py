@@ -18,7 +18,7 @@ from django.utils import timezone
 from .. import conf
 from ..compat import InvalidTask, Task
 from ..lifecycle import insert
-from ..operations import Outcome
+from ..operations import Answer
 from ..states import ACTIVE
 from .cron import TimingError
 from .policy import Overlap, plan
@@ -188,7 +188,7 @@ def run_now(schedule):
     return job
 
 
-def enable(schedule) -> Outcome:
+def enable(schedule) -> Answer:
     """Enable a disabled schedule; it fires next at its next fire time from now (a one-off at
     its run_at, unless that run happened already). Nothing missed while disabled is caught up."""
     from ..models import Schedule
@@ -196,18 +196,18 @@ def enable(schedule) -> Outcome:
     try:
         first = schedule.first_run_at(timezone.now())
     except TimingError:
-        return Outcome.NOT_ALLOWED
+        return Answer.NOT_ALLOWED
     if first is None:
-        return Outcome.NOT_ALLOWED  # a one-off whose run is done: give it a new run_at
+        return Answer.NOT_ALLOWED  # a one-off whose run is done: give it a new run_at
     if Schedule.objects.filter(pk=schedule.pk, enabled=False).update(enabled=True, next_run_at=first):
-        return Outcome.DONE
-    return Outcome.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Outcome.NOT_FOUND
+        return Answer.DONE
+    return Answer.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Answer.NOT_FOUND
 
 
-def disable(schedule) -> Outcome:
+def disable(schedule) -> Answer:
     """Disable a schedule: it fires no more until enabled."""
     from ..models import Schedule
 
     if Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False, next_run_at=None):
-        return Outcome.DONE
-    return Outcome.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Outcome.NOT_FOUND
+        return Answer.DONE
+    return Answer.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Answer.NOT_FOUND

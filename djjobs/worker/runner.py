@@ -56,7 +56,7 @@ class _Running:
     finished: bool = False  # the task returned; its completion is queued for the completer
 
 
-class Worker:
+class Runner:
     """One worker process: a claiming loop plus ``concurrency`` threads running jobs."""
 
     def __init__(

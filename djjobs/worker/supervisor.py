@@ -23,7 +23,7 @@ from ..lifecycle.finish import kill_cancelled, release_lost, time_out
 from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
 from ..states import JobStatus
-from .runner import Worker, default_worker_id
+from .runner import Runner, default_worker_id
 
 logger = logging.getLogger("djjobs")
 
@@ -102,7 +102,7 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 random.seed()
-                code = Worker(worker_id=worker_id, thread_timeouts=False, parent_pid=parent, **self.worker_kwargs).run()
+                code = Runner(worker_id=worker_id, thread_timeouts=False, parent_pid=parent, **self.worker_kwargs).run()
             except BaseException:
                 logger.exception("worker process %s crashed", worker_id)
             finally:

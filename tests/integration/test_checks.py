@@ -14,7 +14,7 @@ from django.test import override_settings
 
 from djjobs.checks import check_backend
 from djjobs.compat import task_backends
-from djjobs.worker.runner import Worker
+from djjobs.worker.runner import Runner
 from djjobs.worker.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ DANGEROUS = [
 @pytest.fixture
 def no_worker(monkeypatch):
     """A worker that would start fails the test instead of serving."""
-    monkeypatch.setattr(Worker, "run", lambda self: pytest.fail("the worker started"))
+    monkeypatch.setattr(Runner, "run", lambda self: pytest.fail("the worker started"))
     monkeypatch.setattr(Supervisor, "run", lambda self: pytest.fail("the supervisor started"))
 
 
@@ -172,7 +172,7 @@ def test_run_workers_refuses_to_start_with_dangerous_settings(settings, no_worke
 
 def test_run_workers_starts_despite_warnings(settings, monkeypatch):
     started = []
-    monkeypatch.setattr(Worker, "run", lambda self: started.append(self) or 0)
+    monkeypatch.setattr(Runner, "run", lambda self: started.append(self) or 0)
     settings.DJJOBS = {**settings.DJJOBS, "LEASE_SECOND": 10, "HEARTBEAT_INTERVAL": 20}
     call_command("run_workers", "--burst")
     assert len(started) == 1

@@ -143,7 +143,7 @@ def test_a_failed_step_compensates_what_succeeded_in_reverse_order():
     undo_b = steps(run)["compensate", "b"]
     assert undo_b.kwargs == {"name": "b"}  # the step's own kwargs go to its compensation
 
-    assert operations.retry(undo_b.pk) == operations.Outcome.DONE
+    assert operations.retry(undo_b.pk) == operations.Answer.DONE
     assert refreshed(run).status == RunStatus.COMPENSATING
     run_jobs()
     run = refreshed(run)
@@ -172,7 +172,7 @@ def test_a_failed_step_cannot_be_retried():
     run_jobs()
     assert refreshed(run).status == RunStatus.COMPENSATED  # nothing had succeeded
     failed = steps(run)["step", "a"]
-    assert operations.retry(failed.pk) == operations.Outcome.NOT_ALLOWED
+    assert operations.retry(failed.pk) == operations.Answer.NOT_ALLOWED
     assert Job.objects.get(pk=failed.pk).status == JobStatus.FAILED
 
 
@@ -180,7 +180,7 @@ def test_cancelling_a_waiting_step_compensates():
     run = checkout.start(order_id=4)
     run_jobs(max_jobs=1)  # reserve
     ship = steps(run)["step", "ship"]
-    assert operations.cancel(ship.pk) == operations.Outcome.DONE
+    assert operations.cancel(ship.pk) == operations.Answer.DONE
     run = refreshed(run)
     assert run.status == RunStatus.COMPENSATING and "step 'ship' cancelled" in run.reason
     jobs = steps(run)

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ... import conf
-from ...operations import Outcome
+from ...operations import Answer
 from ...payload import encode
 from ...schedules import tick
 from ...schedules.cron import TimingError, get_zone, localize
@@ -115,9 +115,9 @@ class Command(BaseCommand):
 
     def _toggle(self, name: str, *, enable: bool) -> None:
         schedule = self._get(name)
-        outcome = (tick.enable if enable else tick.disable)(schedule)
+        answer = (tick.enable if enable else tick.disable)(schedule)
         verb = "enabled" if enable else "disabled"
-        if outcome != Outcome.DONE:
+        if answer != Answer.DONE:
             raise CommandError(
                 f"Schedule {name!r} was not {verb}: it is {verb} already"
                 + (", or a one-off whose run is done." if enable else ".")
