@@ -19,15 +19,18 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 import logging
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .. import conf
+from ..backend import JobsBackend
 from ..compat import task_finished
 from ..db import bound, statements
 from ..exceptions import InvalidReturnValue, JobTimeout, WorkerLost
+from ..models import Job
 from ..payload import clean_text
 from ..registry import resolve_task
 from ..results import job_key, make_result
@@ -73,31 +76,28 @@ def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, **chang
     return jobs.update(**changes)
 
 
-def _job_model():
-    from ..models import Job
+# -- the workflow advance ---------------------------------------------------------------------
 
-    return Job
+_advance_run = None
+
+
+def advance_runs_with(advance) -> None:
+    """Hand in the function that moves a workflow run on (djjobs.workflows.advance, set by
+    DjjobsConfig.ready()): the workflows sit above the life cycle, so they are called through
+    this rather than imported. It is called with a run's id inside the transaction that wrote
+    one of the run's jobs, so a step is never done with its successors left unreleased."""
+    global _advance_run
+    _advance_run = advance
 
 
 def _advance(run_id) -> None:
     """A workflow's job ended (or was retried): its run moves on, in the caller's transaction."""
-    from .. import workflows
-
-    workflows.advance(run_id)
+    if _advance_run is None:
+        raise ImproperlyConfigured("A workflow's job changed before djjobs' AppConfig.ready() ran.")
+    _advance_run(run_id)
 
 
 # -- task_finished ----------------------------------------------------------------------------
-
-_backend = None
-
-
-def backend_class():
-    global _backend
-    if _backend is None:
-        from ..backend import JobsBackend
-
-        _backend = JobsBackend
-    return _backend
 
 
 def task_or_none(path):
@@ -111,7 +111,7 @@ def send_finished(job, outcome=None, sender=None) -> None:
     """Django's task_finished for a job that reached SUCCESSFUL, FAILED or CANCELLED, when a
     receiver would do something with it (signal_gate). A receiver's exception is logged: the
     job's outcome is recorded already, and the caller goes on."""
-    sender = sender or backend_class()
+    sender = sender or JobsBackend
     task = task_or_none(job.task_path)
     level = logging.INFO if job.status == SUCCESSFUL else logging.ERROR  # as Django logs it
     if task is not None and wanted(task_finished, sender, level):
@@ -143,7 +143,7 @@ def _recorded_error(job):
 
 
 def _listening() -> bool:
-    sender = backend_class()
+    sender = JobsBackend
     return wanted(task_finished, sender, logging.ERROR) or wanted(task_finished, sender, logging.INFO)
 
 
@@ -155,7 +155,7 @@ def finished_on_commit(ids, using: str | None = None) -> None:
         return
 
     def send():
-        for job in _job_model().objects.using(using).filter(id__in=ids, status__in=list(FINISHED)):
+        for job in Job.objects.using(using).filter(id__in=ids, status__in=list(FINISHED)):
             send_finished(job)
 
     transaction.on_commit(send, using=using)
@@ -177,7 +177,6 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
     """Write an attempt's outcome onto the job (and onto ``job`` itself); False if the lease
     was lost. A workflow's job advances its run in the same transaction. Sends no signal:
     the worker does (process.finish), once this returned."""
-    Job = _job_model()
     now = timezone.now()
     mine = Job.objects.filter(id=job.id)
     # Failures are rare: one extra read to honour a cancellation request is cheap there.
@@ -362,7 +361,6 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
     """
     if not items:
         return set()
-    Job = _job_model()
     now = timezone.now()
     connection = connections[router.db_for_write(Job)]
     if connection.vendor == "postgresql":
@@ -419,7 +417,6 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
     change is guarded by the lease token it saw, so a worker completing at the same
     instant wins or loses cleanly. Ended jobs send task_finished once this commits.
     """
-    Job = _job_model()
     now = timezone.now()
     released = 0
     with transaction.atomic():
@@ -457,7 +454,6 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
 
 def kill_cancelled(job) -> bool:
     """Process mode: the job ignored its cancellation and its process was killed: CANCELLED."""
-    Job = _job_model()
     with transaction.atomic():
         if not write(
             Job.objects.filter(id=job.id),
@@ -488,7 +484,6 @@ def unclaim(jobs) -> int:
     not counted and they keep their place (run_after). Guarded by status and lease token,
     like a completion. Returns how many were given back.
     """
-    Job = _job_model()
     jobs = list(jobs)
     if not jobs:
         return 0
@@ -564,7 +559,6 @@ def stop_steps(steps, now) -> None:
     """A workflow run stops: its steps not started (WAITING, READY) are CANCELLED; its running
     ones are asked to stop. A running step's row may be locked by its own completion, which
     will advance the run itself: it is skipped rather than waited for (lock order: job, then run)."""
-    Job = _job_model()
     waiting = steps.filter(status__in=list(t.CANCELLABLE))
     ids = list(waiting.values_list("id", flat=True)) if _listening() else None
     write(
@@ -587,10 +581,10 @@ def stop_steps(steps, now) -> None:
 
 def release_steps(ids, now, **changes) -> int:
     """A workflow's next steps: WAITING -> READY, due now."""
-    return write(_job_model().objects.filter(pk__in=ids), WAITING, READY, "release_step", run_after=now, **changes)
+    return write(Job.objects.filter(pk__in=ids), WAITING, READY, "release_step", run_after=now, **changes)
 
 
 def skip_steps(ids) -> int:
     """Steps whose when= condition is false as their group comes up: their WAITING jobs never
     run and are deleted (the run records their names)."""
-    return _job_model().objects.filter(pk__in=ids, status=WAITING).delete()[0]
+    return Job.objects.filter(pk__in=ids, status=WAITING).delete()[0]

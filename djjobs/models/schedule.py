@@ -219,10 +219,17 @@ class Schedule(models.Model):
 
     # -- validation ----------------------------------------------------------------------
 
-    def clean(self):
-        from ..schedules.validation import validate_schedule
+    # The one validation the admin, ``manage.py schedules`` and code-declared sync share
+    # (djjobs.schedules.validation.validate_schedule). It looks the task's backend up, a layer
+    # above the models, so DjjobsConfig.ready() hands it in rather than this module importing it.
+    _validate = None
 
-        errors = validate_schedule(self)
+    @classmethod
+    def validate_with(cls, validate) -> None:
+        cls._validate = staticmethod(validate)
+
+    def clean(self):
+        errors = self._validate(self)
         if errors:
             raise ValidationError(errors)
 

@@ -28,7 +28,7 @@ from django.utils import timezone
 import djjobs
 from djjobs.models import Job
 from djjobs.models import Worker as WorkerRow
-from djjobs.operations import Outcome
+from djjobs.operations import Answer
 from djjobs.states import JobStatus
 from tests.acceptance import fast_settings
 from tests.testapp.models import Execution
@@ -582,7 +582,7 @@ def test_a_job_whose_cancellation_was_requested_ends_cancelled_when_its_worker_d
     extra = ("--processes", "1") if mode == "processes" else ()
     worker = workers("--concurrency", "1", "--worker-id", "doomed", *extra, settings=FAST)
     wait_until(lambda: executions(result.id, "start"), timeout=30, message="the job to start", workers=[worker])
-    assert djjobs.cancel(result.id) == Outcome.REQUESTED
+    assert djjobs.cancel(result.id) == Answer.REQUESTED
     if mode == "processes":
         child = wait_children(worker, 1)
         os.kill(child.pop(), signal.SIGKILL)  # the supervisor releases the child's job at once
@@ -657,8 +657,8 @@ def test_cancellation_in_process_mode_stubborn_killed_after_grace_cooperative_st
     ((_, _, cooperative_pid),) = executions(cooperative.id)
     assert stubborn_pid != cooperative_pid
 
-    assert djjobs.cancel(stubborn.id) == Outcome.REQUESTED
-    assert djjobs.cancel(cooperative.id) == Outcome.REQUESTED
+    assert djjobs.cancel(stubborn.id) == Answer.REQUESTED
+    assert djjobs.cancel(cooperative.id) == Answer.REQUESTED
     wait_until(
         lambda: statuses([stubborn.id, cooperative.id]) == {JobStatus.CANCELLED: 2},
         timeout=30,

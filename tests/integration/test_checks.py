@@ -12,7 +12,6 @@ from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.test import override_settings
 
-from djjobs.checks import check_backend
 from djjobs.compat import task_backends
 from djjobs.worker.runner import Runner
 from djjobs.worker.supervisor import Supervisor
@@ -21,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ids():
-    return [m.id for m in check_backend(task_backends["default"])]
+    return [m.id for m in task_backends["default"].check()]
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite options")
@@ -32,7 +31,7 @@ def test_recommended_sqlite_options_pass():
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite options")
 def test_sqlite_without_timeout_or_immediate_warns(monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "OPTIONS", {})
-    messages = check_backend(task_backends["default"])
+    messages = task_backends["default"].check()
     assert [m.id for m in messages] == ["djjobs.W001", "djjobs.W002"]
     assert "transaction_mode" in messages[1].hint
 
@@ -40,7 +39,7 @@ def test_sqlite_without_timeout_or_immediate_warns(monkeypatch):
 def test_missing_app_is_an_error():
     installed = ["django.contrib.contenttypes", "django.contrib.auth"]
     with override_settings(INSTALLED_APPS=installed):
-        messages = check_backend(task_backends["default"])
+        messages = task_backends["default"].check()
     assert [m.id for m in messages] == ["djjobs.E001"]
     assert "INSTALLED_APPS" in messages[0].hint
 
