@@ -76,7 +76,7 @@ class JobsBackend(BaseTaskBackend):
     # -- results -------------------------------------------------------------------------
 
     def get_result(self, result_id) -> TaskResult:
-        from .models import Job
+        from .models import Job  # not at the top: the backend loads when a task is declared
 
         try:
             job = Job.objects.get(pk=uuid.UUID(str(result_id)))

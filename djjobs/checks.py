@@ -3,7 +3,15 @@
 The backend's own (djjobs.E001, E002, W001, W002: djjobs installed, a database it supports,
 configured for it) are JobsBackend.check(), which Django runs with these."""
 
+import inspect
+
+from django.conf import settings
 from django.core import checks
+
+from . import conf, triggers
+from .backend import JobsBackend
+from .registry import declared_tasks
+from .schedules.sync import problems
 
 # -- settings (djjobs.E300..., djjobs.W301...) -------------------------------------------------
 
@@ -14,10 +22,6 @@ _OWN_CHECK_IDS = {"djjobs.E104", "djjobs.E202"}
 @checks.register()
 def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """DJJOBS is a dict, each of its keys is known and has a valid value (djjobs.conf.RULES)."""
-    from django.conf import settings
-
-    from . import conf
-
     return [
         (checks.Error if problem.is_error else checks.Warning)(problem.message, hint=problem.hint, id=problem.id)
         for problem in conf.validate(getattr(settings, "DJJOBS", {}))
@@ -30,8 +34,6 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    from . import triggers
-
     errors = []
     for trigger in triggers.registered():
         model = triggers.resolve_model(trigger)
@@ -59,10 +61,6 @@ def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    import inspect
-
-    from .registry import declared_tasks
-
     errors = []
     for path, task in sorted(declared_tasks().items()):
         if not getattr(task, "subscribe", None):
@@ -86,8 +84,6 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    from . import conf
-
     tokens = conf.get("HTTP_TOKENS")
     problem = conf.check("HTTP_TOKENS", tokens)
     if problem is not None:
@@ -115,8 +111,6 @@ def _has_field(model, name) -> bool:
 
 
 def _backend_warning(task, what) -> list[checks.CheckMessage]:
-    from .backend import JobsBackend
-
     try:
         backend = task.get_backend()
     except Exception:  # noqa: BLE001 - an unknown alias is reported by Django's own checks
@@ -139,9 +133,6 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
 @checks.register()
 def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Code-declared schedules (@task(schedule=...), DJJOBS['SCHEDULES']) that migrate cannot sync."""
-    from . import conf
-    from .schedules.sync import problems
-
     if any(conf.check(key, conf.get(key)) for key in ("MAX_PAYLOAD_BYTES", "MAX_JSON_DEPTH")):
         return []  # djjobs.E301 reports the setting the declarations are checked against
     errors = []

@@ -10,6 +10,7 @@ from enum import StrEnum
 from django.db import IntegrityError
 
 from .lifecycle import finish
+from .models import Job
 from .states import JobStatus
 
 
@@ -22,8 +23,6 @@ class Answer(StrEnum):
 
 
 def _jobs(job_id):
-    from .models import Job
-
     try:
         return Job.objects.filter(pk=uuid.UUID(str(job_id)))
     except ValueError:

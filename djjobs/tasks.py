@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, InvalidTask, Task, TaskResult
+from .registry import declare
 
 _OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key", "atomic")
 
@@ -27,7 +28,6 @@ class JobTask(Task):
 
     def __post_init__(self):
         Task.__post_init__(self)  # zero-argument super() does not work in slotted dataclasses
-        from .registry import declare
 
         declare(self)
 

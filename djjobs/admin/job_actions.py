@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import operations
 from ..models import Job
+from ..models.workflow import ACTIVE_RUN
 from ..operations import Answer
 from ..states import FINISHED
 from .display import job_url
@@ -103,8 +104,6 @@ run_jobs_now = _operation_action("run_now", "run_jobs_now", _("Run selected jobs
 def delete_finished(job_ids) -> int:
     """Delete those of ``job_ids`` that are finished; how many went. One guarded DELETE: a job
     that a worker or an operator made active meanwhile stays."""
-    from ..models.workflow import ACTIVE_RUN
-
     # A step of a workflow still under way stays: its result is part of the run's context.
     deleted, _by_model = (
         Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED)

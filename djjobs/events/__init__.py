@@ -6,11 +6,13 @@ inserted in the caller's transaction: roll back and neither exists. An event pub
 running job records that job as its cause, so a chain of reactions can be followed back.
 """
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, router, transaction
 
 from .. import conf
 from ..compat import Task, TaskResult
 from ..context import current_job_id
+from ..models import Event
 from ..payload import storable, to_json
 from ..provenance import stamping
 from ..registry import declared_tasks
@@ -45,8 +47,6 @@ def subscribers(name: str) -> list[Task]:
 
 def publish(name: str, payload=None, idempotency_key: str | None = None) -> Published:
     """Record the event ``name`` and enqueue one job per subscriber, in the caller's transaction."""
-    from ..models import Event
-
     payload = _validate(name, payload, idempotency_key)
     tasks = subscribers(name)
     event = Event(
@@ -64,15 +64,11 @@ def publish(name: str, payload=None, idempotency_key: str | None = None) -> Publ
 
 
 async def apublish(name: str, payload=None, idempotency_key: str | None = None) -> Published:
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(publish)(name, payload, idempotency_key)
 
 
 def _insert(event):
     """Insert ``event``; with an idempotency key already used, return the first event instead."""
-    from ..models import Event
-
     if event.idempotency_key is None:
         event.save(force_insert=True)
         return event

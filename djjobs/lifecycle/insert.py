@@ -58,8 +58,8 @@ def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
     if getattr(task, "unique_key", None):
         return insert(task, args, kwargs, backend=backend, checked=True)[1]
     # One plain INSERT of prepared values: the ORM's model instance and SQL compiler cost more
-    # than the statement itself. (models: imported here, once Django's apps are loaded.)
-    from ..db.bulk import insert_jobs
+    # than the statement itself.
+    from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
 
     common = columns(backend, task, timezone.now())
     row = (uuid7(), *encode_payload(args, kwargs))
@@ -153,7 +153,7 @@ def insert(
         if inserted is not row:  # the active job that holds the key: not inserted, no signal
             return inserted, make_result(inserted, task if inserted.task_path == task.module_path else None)
     else:
-        from ..db.bulk import insert_jobs
+        from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
 
         row_values = (uuid7(), *payload)
         row = _Row(common, *row_values[:3])
@@ -167,7 +167,7 @@ def insert(
 def insert_unfindable(task_path: str, kwargs: dict, now: datetime, **fields: Any) -> None:
     """A job whose task no longer imports (a workflow's compensation renamed since the run
     started): written so that it fails saying why. No TaskResult nor signal: there is no task."""
-    from ..models import Job
+    from ..models import Job  # models: once Django's apps are loaded
 
     Job.objects.create(
         task_path=task_path,
@@ -254,7 +254,7 @@ def split_call(call) -> tuple[list, dict]:
 def _insert_guarded(job, holder: bool):
     """Insert ``job`` in a savepoint; with ``holder``, a unique key already held returns the
     active job holding it (a partial unique index decides). Otherwise IntegrityError."""
-    from ..models import Job
+    from ..models import Job  # models: once Django's apps are loaded
 
     for _ in range(5):
         try:

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from ..schedules.cron import Timing, TimingError, get_zone
 from ..schedules.policy import Misfire, Overlap
+from .job import Job
 
 # What a code declaration sets; a code-managed row whose values differ from its declaration
 # was edited in the admin ("overridden") and keeps those edits on the next migrate.
@@ -198,8 +199,6 @@ class Schedule(models.Model):
     @property
     def last_job(self):
         """The job of the last run, if it still exists (old jobs are pruned)."""
-        from .job import Job
-
         return Job.objects.filter(pk=self.last_job_id).first() if self.last_job_id else None
 
     def _timing_values(self) -> tuple:

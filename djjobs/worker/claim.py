@@ -21,6 +21,7 @@ from django.utils import timezone
 from ..db import statements
 from ..lifecycle import transitions
 from ..lifecycle.finish import relax_commits
+from ..models import Job
 from ..states import JobStatus
 
 transitions.check(JobStatus.READY, JobStatus.RUNNING, "claim")  # statements.claim_* are that edge
@@ -79,7 +80,6 @@ def claim(
         direct = None
     elif direct < 0:  # more jobs claimed than threads: none of these is handed to a thread at once
         direct = 0
-    from ..models import Job
 
     connection = connections[router.db_for_write(Job)]
     token = uuid.uuid4()

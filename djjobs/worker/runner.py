@@ -23,6 +23,8 @@ from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
+from ..models import Job
+from ..models import Worker as WorkerRow
 from ..schedules.tick import tick
 from ..states import JobStatus
 from .claim import claim
@@ -407,8 +409,6 @@ class Runner:
     # -- heartbeats and the worker row ---------------------------------------------------
 
     def _register(self) -> None:
-        from ..models import Worker as WorkerRow
-
         WorkerRow.objects.update_or_create(
             id=self.worker_id,
             defaults={
@@ -423,8 +423,6 @@ class Runner:
         )
 
     def _unregister(self) -> None:
-        from ..models import Worker as WorkerRow
-
         WorkerRow.objects.filter(id=self.worker_id).update(
             stopped_at=timezone.now(), jobs_done=self.done, jobs_failed=self.failed
         )
@@ -445,9 +443,6 @@ class Runner:
         connections.close_all()
 
     def _heartbeat(self) -> None:
-        from ..models import Job
-        from ..models import Worker as WorkerRow
-
         if self._crashed.is_set():
             return  # a dead worker's leases must expire
         now = timezone.now()

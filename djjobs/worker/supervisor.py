@@ -22,6 +22,8 @@ from .. import conf
 from ..lifecycle.finish import kill_cancelled, release_lost, time_out
 from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
+from ..models import Job
+from ..models import Worker as WorkerRow
 from ..states import JobStatus
 from .runner import Runner, default_worker_id
 
@@ -150,9 +152,6 @@ class Supervisor:
         self._spawn(child.slot)
 
     def _release(self, child: _Child, why: str) -> int:
-        from ..models import Job
-        from ..models import Worker as WorkerRow
-
         WorkerRow.objects.filter(id=child.worker_id, stopped_at__isnull=True).update(stopped_at=timezone.now())
         released = total = 0
         while True:  # in batches, until none of the child's jobs is left RUNNING
@@ -165,8 +164,6 @@ class Supervisor:
 
     def _enforce_limits(self) -> None:
         """Kill a child whose job overstayed its timeout or ignored a cancellation."""
-        from ..models import Job
-
         by_worker = {c.worker_id: c for c in self.children.values()}
         now = timezone.now()
         grace = timedelta(seconds=conf.get("CANCEL_GRACE_SECONDS"))
