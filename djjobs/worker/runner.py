@@ -23,8 +23,7 @@ from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
-from ..models import Job
-from ..models import Worker as WorkerRow
+from ..models import Job, Worker
 from ..schedules.tick import tick
 from ..states import JobStatus
 from .claim import claim
@@ -409,7 +408,7 @@ class Runner:
     # -- heartbeats and the worker row ---------------------------------------------------
 
     def _register(self) -> None:
-        WorkerRow.objects.update_or_create(
+        Worker.objects.update_or_create(
             id=self.worker_id,
             defaults={
                 "hostname": socket.gethostname()[:255],
@@ -423,7 +422,7 @@ class Runner:
         )
 
     def _unregister(self) -> None:
-        WorkerRow.objects.filter(id=self.worker_id).update(
+        Worker.objects.filter(id=self.worker_id).update(
             stopped_at=timezone.now(), jobs_done=self.done, jobs_failed=self.failed
         )
 
@@ -452,7 +451,7 @@ class Runner:
             Job.objects.filter(
                 id__in=list(running), status=JobStatus.RUNNING, lease_token__in=set(running.values())
             ).update(lease_expires_at=now + timedelta(seconds=self.lease_seconds))
-        updated = WorkerRow.objects.filter(id=self.worker_id).update(
+        updated = Worker.objects.filter(id=self.worker_id).update(
             last_heartbeat_at=now, jobs_done=self.done, jobs_failed=self.failed
         )
         if not updated:  # pruned while we were unreachable: come back

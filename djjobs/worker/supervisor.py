@@ -22,8 +22,7 @@ from .. import conf
 from ..lifecycle.finish import kill_cancelled, release_lost, time_out
 from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
-from ..models import Job
-from ..models import Worker as WorkerRow
+from ..models import Job, Worker
 from ..states import JobStatus
 from .runner import Runner, default_worker_id
 
@@ -152,7 +151,7 @@ class Supervisor:
         self._spawn(child.slot)
 
     def _release(self, child: _Child, why: str) -> int:
-        WorkerRow.objects.filter(id=child.worker_id, stopped_at__isnull=True).update(stopped_at=timezone.now())
+        Worker.objects.filter(id=child.worker_id, stopped_at__isnull=True).update(stopped_at=timezone.now())
         released = total = 0
         while True:  # in batches, until none of the child's jobs is left RUNNING
             released = release_lost(Job.objects.filter(worker_id=child.worker_id), why, batch=500)

@@ -348,9 +348,9 @@ def test_a_worker_thread_that_dies_stops_the_worker_with_exit_code_1(monkeypatch
     if thread != "heartbeat":
         # Claimed (or run), never completed: left RUNNING, its lease no longer renewed.
         assert Job.objects.get(pk=result.id).status == "RUNNING"
-    from djjobs.models import Worker as WorkerRow
+    from djjobs.models import Worker
 
-    assert WorkerRow.objects.get(id=f"w-dies-{thread}").stopped_at is not None
+    assert Worker.objects.get(id=f"w-dies-{thread}").stopped_at is not None
 
 
 # -- task_finished for a timeout -----------------------------------------------------------------
