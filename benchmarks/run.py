@@ -1035,7 +1035,7 @@ def profile_child(out: str) -> None:
     main_profile = cProfile.Profile()
     profiles = [main_profile]
     if sys.version_info < (3, 12):  # per-thread profilers; 3.12's cProfile already sees every thread
-        original = runner.Worker._job_thread
+        original = runner.Runner._job_thread
 
         def profiled_job_thread(self, inbox):
             prof = cProfile.Profile()
@@ -1046,7 +1046,7 @@ def profile_child(out: str) -> None:
             finally:
                 prof.disable()
 
-        runner.Worker._job_thread = profiled_job_thread
+        runner.Runner._job_thread = profiled_job_thread
     main_profile.enable()
     call_command("run_workers", "--burst")
     main_profile.disable()

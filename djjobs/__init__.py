@@ -10,21 +10,21 @@ from .tasks import JobTask, task
 
 def cancel(job_id):
     """Cancel a READY/WAITING job, or ask a RUNNING one to stop. See djjobs.operations."""
-    from .operations import cancel as _cancel
+    from .operations import cancel as _cancel  # not at the top: djjobs is imported before the models are ready
 
     return _cancel(job_id)
 
 
 def retry(job_id):
     """Send a FAILED/CANCELLED job back to READY. See djjobs.operations."""
-    from .operations import retry as _retry
+    from .operations import retry as _retry  # not at the top: djjobs is imported before the models are ready
 
     return _retry(job_id)
 
 
 def run_now(job_id):
     """Make a READY job due now. See djjobs.operations."""
-    from .operations import run_now as _run_now
+    from .operations import run_now as _run_now  # not at the top: djjobs is imported before the models are ready
 
     return _run_now(job_id)
 
@@ -45,7 +45,7 @@ def resume_queue(name):
 
 def publish(name, payload=None, idempotency_key=None):
     """Record the event ``name`` and enqueue one job per subscribed task. See djjobs.events."""
-    from .events import publish as _publish
+    from .events import publish as _publish  # not at the top: djjobs is imported before the models are ready
 
     return _publish(name, payload, idempotency_key)
 

@@ -3,12 +3,18 @@
 import uuid
 from datetime import datetime
 
+from django.apps import apps
+from django.core import checks
+from django.db import connections, router
+
 from . import conf, flow
 from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult, TaskResultDoesNotExist
 from .lifecycle import insert
 from .payload import storable
 from .results import make_result
 from .tasks import JobTask
+
+SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 
 
 class JobsBackend(BaseTaskBackend):
@@ -71,7 +77,7 @@ class JobsBackend(BaseTaskBackend):
     # -- results -------------------------------------------------------------------------
 
     def get_result(self, result_id) -> TaskResult:
-        from .models import Job
+        from .models import Job  # not at the top: the backend loads when a task is declared
 
         try:
             job = Job.objects.get(pk=uuid.UUID(str(result_id)))
@@ -79,7 +85,52 @@ class JobsBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id) from None
         return make_result(job)
 
-    def check(self, **kwargs):
-        from .checks import check_backend
+    def check(self, **kwargs) -> list[checks.CheckMessage]:
+        """The backend's own checks, which Django runs with the project's (djjobs.checks): djjobs
+        installed, and a database it supports, configured for it."""
+        errors = []
+        if not apps.is_installed("djjobs"):
+            errors.append(
+                checks.Error(
+                    f"TASKS[{self.alias!r}] uses djjobs.backend.JobsBackend but 'djjobs' is not installed.",
+                    hint="Add 'djjobs' to INSTALLED_APPS and run migrate.",
+                    id="djjobs.E001",
+                )
+            )
+            return errors
+        # Not at the top: the backend loads when a task is declared, maybe before the models
+        # (and without djjobs in INSTALLED_APPS, its models cannot be imported at all).
+        from .models import Job
 
-        return check_backend(self)
+        connection = connections[router.db_for_write(Job)]
+        options = connection.settings_dict.get("OPTIONS", {})
+        sqlite_hint = (
+            f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} "
+            "(djjobs docs, tutorial/first-task.md, 'SQLite')."
+        )
+        if connection.vendor == "sqlite" and not options.get("timeout"):
+            errors.append(
+                checks.Warning(
+                    "SQLite without a busy timeout: workers and web requests will see 'database is locked'.",
+                    hint=sqlite_hint,
+                    id="djjobs.W001",
+                )
+            )
+        if connection.vendor == "sqlite" and str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
+            errors.append(
+                checks.Warning(
+                    "SQLite transactions are DEFERRED: one that reads and then writes fails at once with "
+                    "'database is locked' when another process wrote meanwhile (the busy timeout does not help).",
+                    hint=sqlite_hint,
+                    id="djjobs.W002",
+                )
+            )
+        if connection.vendor not in ("sqlite", "postgresql"):
+            errors.append(
+                checks.Error(
+                    f"djjobs supports PostgreSQL and SQLite, not {connection.vendor}.",
+                    hint="Route djjobs' models to a PostgreSQL or SQLite database.",
+                    id="djjobs.E002",
+                )
+            )
+        return errors

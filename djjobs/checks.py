@@ -1,54 +1,17 @@
-"""System checks for djjobs. Ids are stable: djjobs.E001..., djjobs.W001..."""
+"""System checks for djjobs. Ids are stable: djjobs.E001..., djjobs.W001...
 
-from django.apps import apps
+The backend's own (djjobs.E001, E002, W001, W002: djjobs installed, a database it supports,
+configured for it) are JobsBackend.check(), which Django runs with these."""
+
+import inspect
+
+from django.conf import settings
 from django.core import checks
-from django.db import connections, router
 
-SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
-
-
-def check_backend(backend) -> list[checks.CheckMessage]:
-    errors = []
-    if not apps.is_installed("djjobs"):
-        errors.append(
-            checks.Error(
-                f"TASKS[{backend.alias!r}] uses djjobs.backend.JobsBackend but 'djjobs' is not installed.",
-                hint="Add 'djjobs' to INSTALLED_APPS and run migrate.",
-                id="djjobs.E001",
-            )
-        )
-        return errors
-    from .models import Job
-
-    connection = connections[router.db_for_write(Job)]
-    options = connection.settings_dict.get("OPTIONS", {})
-    if connection.vendor == "sqlite" and not options.get("timeout"):
-        errors.append(
-            checks.Warning(
-                "SQLite without a busy timeout: workers and web requests will see 'database is locked'.",
-                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs docs, tutorial/first-task.md, 'SQLite').",
-                id="djjobs.W001",
-            )
-        )
-    if connection.vendor == "sqlite" and str(options.get("transaction_mode", "")).upper() != "IMMEDIATE":
-        errors.append(
-            checks.Warning(
-                "SQLite transactions are DEFERRED: one that reads and then writes fails at once with "
-                "'database is locked' when another process wrote meanwhile (the busy timeout does not help).",
-                hint=f"Set DATABASES[{connection.alias!r}]['OPTIONS'] = {SQLITE_OPTIONS} (djjobs docs, tutorial/first-task.md, 'SQLite').",
-                id="djjobs.W002",
-            )
-        )
-    if connection.vendor not in ("sqlite", "postgresql"):
-        errors.append(
-            checks.Error(
-                f"djjobs supports PostgreSQL and SQLite, not {connection.vendor}.",
-                hint="Route djjobs' models to a PostgreSQL or SQLite database.",
-                id="djjobs.E002",
-            )
-        )
-    return errors
-
+from . import conf, triggers
+from .backend import JobsBackend
+from .registry import declared_tasks
+from .schedules.sync import problems
 
 # -- settings (djjobs.E300..., djjobs.W301...) -------------------------------------------------
 
@@ -59,10 +22,6 @@ _OWN_CHECK_IDS = {"djjobs.E104", "djjobs.E202"}
 @checks.register()
 def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """DJJOBS is a dict, each of its keys is known and has a valid value (djjobs.conf.RULES)."""
-    from django.conf import settings
-
-    from . import conf
-
     return [
         (checks.Error if problem.is_error else checks.Warning)(problem.message, hint=problem.hint, id=problem.id)
         for problem in conf.validate(getattr(settings, "DJJOBS", {}))
@@ -75,8 +34,6 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    from . import triggers
-
     errors = []
     for trigger in triggers.registered():
         model = triggers.resolve_model(trigger)
@@ -104,10 +61,6 @@ def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    import inspect
-
-    from .registry import declared_tasks
-
     errors = []
     for path, task in sorted(declared_tasks().items()):
         if not getattr(task, "subscribe", None):
@@ -131,8 +84,6 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 @checks.register()
 def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    from . import conf
-
     tokens = conf.get("HTTP_TOKENS")
     problem = conf.check("HTTP_TOKENS", tokens)
     if problem is not None:
@@ -160,8 +111,6 @@ def _has_field(model, name) -> bool:
 
 
 def _backend_warning(task, what) -> list[checks.CheckMessage]:
-    from .backend import JobsBackend
-
     try:
         backend = task.get_backend()
     except Exception:  # noqa: BLE001 - an unknown alias is reported by Django's own checks
@@ -184,9 +133,6 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
 @checks.register()
 def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Code-declared schedules (@task(schedule=...), DJJOBS['SCHEDULES']) that migrate cannot sync."""
-    from . import conf
-    from .schedules.sync import problems
-
     if any(conf.check(key, conf.get(key)) for key in ("MAX_PAYLOAD_BYTES", "MAX_JSON_DEPTH")):
         return []  # djjobs.E301 reports the setting the declarations are checked against
     errors = []

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .compat import TaskContext
+from .models import Job
 from .payload import clean_text, to_json
 from .states import JobStatus
 
@@ -20,8 +21,6 @@ class JobContext(TaskContext):
     checkpoint: Any = None  # the last checkpoint saved by an earlier attempt, or None
 
     def _owned(self):
-        from .models import Job
-
         return Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING, lease_token=self.lease_token)
 
     def set_progress(self, percent: float, message: str = "") -> bool:
@@ -44,7 +43,5 @@ class JobContext(TaskContext):
 
     def is_cancelled(self) -> bool:
         """Whether cancellation was requested (or the job is no longer this worker's)."""
-        from .models import Job
-
         row = Job.objects.filter(id=self.job_id).values_list("status", "cancel_requested_at", "lease_token").first()
         return row is None or row[1] is not None or row[0] != JobStatus.RUNNING or row[2] != self.lease_token

@@ -10,10 +10,11 @@ from enum import StrEnum
 from django.db import IntegrityError
 
 from .lifecycle import finish
+from .models import Job
 from .states import JobStatus
 
 
-class Outcome(StrEnum):
+class Answer(StrEnum):
     DONE = "done"  # the job changed as asked
     REQUESTED = "requested"  # a RUNNING job was asked to stop; it decides when
     NOT_ALLOWED = "not_allowed"  # the job's status does not allow it
@@ -22,27 +23,25 @@ class Outcome(StrEnum):
 
 
 def _jobs(job_id):
-    from .models import Job
-
     try:
         return Job.objects.filter(pk=uuid.UUID(str(job_id)))
     except ValueError:
         return Job.objects.none()
 
 
-def cancel(job_id) -> Outcome:
+def cancel(job_id) -> Answer:
     """Cancel a READY/WAITING job now; ask a RUNNING job to stop (``context.is_cancelled()``)."""
     jobs = _jobs(job_id)
     if finish.cancel_now(jobs):  # a workflow's step: its run compensates
-        return Outcome.DONE
+        return Answer.DONE
     if finish.request_cancel(jobs):
-        return Outcome.REQUESTED
+        return Answer.REQUESTED
     if jobs.filter(status=JobStatus.RUNNING).exists():
-        return Outcome.REQUESTED  # already requested
-    return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
+        return Answer.REQUESTED  # already requested
+    return Answer.NOT_ALLOWED if jobs.exists() else Answer.NOT_FOUND
 
 
-def retry(job_id) -> Outcome:
+def retry(job_id) -> Answer:
     """Send a FAILED or CANCELLED job back to READY, due now, with at least one attempt left.
 
     Not a workflow's step: its failure made the run compensate, which a retry cannot undo
@@ -51,15 +50,15 @@ def retry(job_id) -> Outcome:
     try:
         changed = finish.retry(jobs.exclude(workflow_role="step"))
     except IntegrityError:
-        return Outcome.CONFLICT
+        return Answer.CONFLICT
     if changed:
-        return Outcome.DONE
-    return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
+        return Answer.DONE
+    return Answer.NOT_ALLOWED if jobs.exists() else Answer.NOT_FOUND
 
 
-def run_now(job_id) -> Outcome:
+def run_now(job_id) -> Answer:
     """Make a READY job due at once (its run_after moves to now)."""
     jobs = _jobs(job_id)
     if finish.run_now(jobs):
-        return Outcome.DONE
-    return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
+        return Answer.DONE
+    return Answer.NOT_ALLOWED if jobs.exists() else Answer.NOT_FOUND

@@ -19,10 +19,13 @@ _encode = json.JSONEncoder(allow_nan=False, ensure_ascii=False, separators=(",",
 _CONTAINERS = (dict, list, tuple)
 
 
-def encode(value: Any, what: str) -> str:
-    """``value`` as compact JSON text; ValueError naming ``what`` if it breaks a rule above."""
+def encode(value: Any, what: str, nested: int = 0) -> str:
+    """``value`` as compact JSON text; ValueError naming ``what`` if it breaks a rule above.
+
+    ``nested``: how many levels down ``value`` will be stored inside a job's arguments (an
+    event's payload is two levels down in its subscribers' kwargs); the depth limit counts them."""
     if isinstance(value, _CONTAINERS):
-        _check_structure(value, what, conf.get("MAX_JSON_DEPTH"))
+        _check_structure(value, what, conf.get("MAX_JSON_DEPTH") - nested)
     try:
         text = _encode(value)
     except (TypeError, ValueError) as exc:
@@ -57,9 +60,10 @@ def byte_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
 
-def to_json(value: Any, what: str) -> tuple[Any, int]:
-    """Return ``value`` as it will read back from the database, and its encoded size in bytes."""
-    text = encode(value, what)
+def to_json(value: Any, what: str, nested: int = 0) -> tuple[Any, int]:
+    """Return ``value`` as it will read back from the database, and its encoded size in bytes
+    (``nested``: as for encode())."""
+    text = encode(value, what, nested)
     return json.loads(text), byte_size(text)
 
 

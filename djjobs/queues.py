@@ -11,21 +11,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from . import conf, flow
 from .compat import InvalidTask
+from .models import Job, Queue
 from .states import JobStatus
 
 _UNSET = object()
-
-
-def _model():
-    from .models import Queue  # models: once Django's apps are loaded
-
-    return Queue
 
 
 def check_name(name) -> str:
@@ -46,7 +41,6 @@ def resume_queue(name: str) -> bool:
 
 
 def _set_paused(name: str, paused: bool) -> bool:
-    Queue = _model()
     with transaction.atomic(using=_db()):
         row, _created = Queue.objects.select_for_update().get_or_create(name=name)
         changed = row.paused != paused
@@ -66,7 +60,6 @@ def set_queue_limits(name: str, *, concurrency=_UNSET, rate_limit=_UNSET):
         flow.check_options(_Limits(concurrency=concurrency))
     if rate_limit is not _UNSET and rate_limit is not None:
         flow.check_options(_Limits(rate_limit=rate_limit))
-    Queue = _model()
     with transaction.atomic(using=_db()):
         row, _created = Queue.objects.select_for_update().get_or_create(name=name)
         if concurrency is not _UNSET:
@@ -86,7 +79,6 @@ class _Limits:
 
 def ensure_queues(names) -> None:
     """Make a row for each queue in ``names`` that has none (a worker's queues at start)."""
-    Queue = _model()
     names = [name for name in names if isinstance(name, str) and name and len(name) <= 64]
     if names:
         Queue.objects.using(_db()).bulk_create([Queue(name=name) for name in names], ignore_conflicts=True)
@@ -116,8 +108,6 @@ class QueueState:
 def queue_states() -> list[QueueState]:
     """Every queue with a row, a setting or an active job: its state and counts (one grouped
     query over active jobs, through the status indexes)."""
-    from .models import Job
-
     now = timezone.now()
     counts = {}
     rows = (
@@ -134,7 +124,7 @@ def queue_states() -> list[QueueState]:
     for row in rows:
         counts[row["queue_name"]] = row
     configured = conf.get("QUEUE_LIMITS") or {}
-    stored = {row.name: row for row in _model().objects.all()}
+    stored = {row.name: row for row in Queue.objects.all()}
     states = []
     for name in sorted(set(counts) | set(stored) | set(configured)):
         row, setting, count = stored.get(name), configured.get(name) or {}, counts.get(name) or {}
@@ -211,8 +201,6 @@ def look(alias: str) -> Look:
     now = time.monotonic()
     if seen is not None and now - seen.at < LOOK_INTERVAL:
         return seen
-    from .models import Job
-
     seen = _looks[alias] = Look(
         queue_rules(alias),
         Job.objects.using(alias)
@@ -231,8 +219,6 @@ def forget() -> None:
 
 def queue_rules(alias: str) -> QueueRules:
     """Paused queues and queue limits: a Queue row's limit over DJJOBS["QUEUE_LIMITS"]."""
-    from .models import Queue
-
     configured = conf.get("QUEUE_LIMITS") or {}
     concurrency = {name: limits["concurrency"] for name, limits in configured.items() if limits.get("concurrency")}
     rate = {name: limits["rate_limit"] for name, limits in configured.items() if limits.get("rate_limit")}
@@ -256,9 +242,7 @@ def queue_rules(alias: str) -> QueueRules:
 
 
 def _db() -> str:
-    from django.db import router
-
-    return router.db_for_write(_model())
+    return router.db_for_write(Queue)
 
 
 def _forget() -> None:

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from . import flow
 from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, InvalidTask, Task, TaskResult
+from .registry import declare
 
 _OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key", "atomic", *flow.OPTIONS)
 
@@ -36,7 +37,6 @@ class JobTask(Task):
     def __post_init__(self):
         Task.__post_init__(self)  # zero-argument super() does not work in slotted dataclasses
         flow.check_options(self)
-        from .registry import declare
 
         declare(self)
 

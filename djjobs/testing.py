@@ -6,6 +6,8 @@ calling thread, so it works inside a TestCase transaction.
 
 from collections.abc import Iterable
 
+from . import conf
+from .models import Job
 from .states import JobStatus
 from .worker.claim import claim
 from .worker.turn import process
@@ -15,8 +17,6 @@ TEST_WORKER_ID = "djjobs-testing"
 
 def run_jobs(queues: Iterable[str] | None = None, max_jobs: int | None = None) -> int:
     """Run every due job (retries that come due included) until none is left; return how many ran."""
-    from . import conf
-
     ran = 0
     while max_jobs is None or ran < max_jobs:
         jobs = claim(TEST_WORKER_ID, list(queues) if queues else None, 1, conf.get("LEASE_SECONDS"))
@@ -29,8 +29,6 @@ def run_jobs(queues: Iterable[str] | None = None, max_jobs: int | None = None) -
 
 def enqueued_jobs(task=None, **filters):
     """READY jobs, optionally of one task (a Task or a dotted path) and matching field filters."""
-    from .models import Job
-
     jobs = Job.objects.filter(status=JobStatus.READY, **filters)
     return jobs.for_task(task) if task is not None else jobs
 

@@ -28,7 +28,7 @@ from django.utils.formats import number_format
 from django.utils.http import urlencode
 
 from ..db import counts as read_model
-from ..models import Job, Worker
+from ..models import Job, RunStatus, Worker, WorkflowRun
 from ..states import JobStatus
 from . import counting
 from .chart import per_minute_svg
@@ -251,8 +251,6 @@ def workers(now) -> dict:
 def workflow_runs() -> dict:
     """Runs RUNNING, COMPENSATING and FAILED (a compensation failed: someone must look), each
     counted up to the count limit."""
-    from ..models import RunStatus, WorkflowRun
-
     limit = counting.limit()
     wanted = (RunStatus.RUNNING, RunStatus.COMPENSATING, RunStatus.FAILED)
     statuses = WorkflowRun.objects.filter(status__in=wanted).order_by()

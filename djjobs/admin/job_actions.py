@@ -18,24 +18,25 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import operations
 from ..models import Job
-from ..operations import Outcome
+from ..models.workflow import ACTIVE_RUN
+from ..operations import Answer
 from ..states import FINISHED
 from .display import job_url
 
 # One action changes at most this many jobs: each is its own guarded UPDATE.
 ACTION_LIMIT = 1000
 
-# (verb for the jobs that changed, why a job with each other outcome did not)
+# (verb for the jobs that changed, why a job with each other answer did not)
 WORDING = {
     "retry": (
         "Retried",
         {
-            Outcome.NOT_ALLOWED: "not FAILED or CANCELLED, or a workflow's step",
-            Outcome.CONFLICT: "another active job holds the same unique key",
+            Answer.NOT_ALLOWED: "not FAILED or CANCELLED, or a workflow's step",
+            Answer.CONFLICT: "another active job holds the same unique key",
         },
     ),
-    "cancel": ("Cancelled", {Outcome.NOT_ALLOWED: "already finished"}),
-    "run_now": ("Moved to now", {Outcome.NOT_ALLOWED: "not READY"}),
+    "cancel": ("Cancelled", {Answer.NOT_ALLOWED: "already finished"}),
+    "run_now": ("Moved to now", {Answer.NOT_ALLOWED: "not READY"}),
 }
 GONE = "no longer exist"
 
@@ -57,14 +58,14 @@ def selected_ids(modeladmin, request, queryset) -> list | None:
 
 
 def run(name: str, job_ids) -> Counter:
-    """Apply the operation ``name`` to each job; how many jobs had each outcome."""
+    """Apply the operation ``name`` to each job; how many jobs had each answer."""
     operation = OPERATIONS[name]
     return Counter(operation(job_id) for job_id in job_ids)
 
 
-def report(modeladmin, request, name: str, outcomes: Counter) -> None:
+def report(modeladmin, request, name: str, answers: Counter) -> None:
     verb, reasons = WORDING[name]
-    done, requested = outcomes[Outcome.DONE], outcomes[Outcome.REQUESTED]
+    done, requested = answers[Answer.DONE], answers[Answer.REQUESTED]
     if done or not requested:
         modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
     if requested:
@@ -75,12 +76,12 @@ def report(modeladmin, request, name: str, outcomes: Counter) -> None:
             messages.SUCCESS,
         )
     why = [
-        f"{n} {reasons.get(outcome, GONE)}"
-        for outcome, n in sorted(outcomes.items())
-        if outcome not in (Outcome.DONE, Outcome.REQUESTED)
+        f"{n} {reasons.get(answer, GONE)}"
+        for answer, n in sorted(answers.items())
+        if answer not in (Answer.DONE, Answer.REQUESTED)
     ]
     if why:
-        unchanged = sum(outcomes.values()) - done - requested
+        unchanged = sum(answers.values()) - done - requested
         modeladmin.message_user(request, f"{unchanged} job(s) unchanged: {'; '.join(why)}.", messages.WARNING)
 
 
@@ -103,8 +104,6 @@ run_jobs_now = _operation_action("run_now", "run_jobs_now", _("Run selected jobs
 def delete_finished(job_ids) -> int:
     """Delete those of ``job_ids`` that are finished; how many went. One guarded DELETE: a job
     that a worker or an operator made active meanwhile stays."""
-    from ..models.workflow import ACTIVE_RUN
-
     # A step of a workflow still under way stays: its result is part of the run's context.
     deleted, _by_model = (
         Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED)

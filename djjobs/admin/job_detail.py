@@ -14,6 +14,7 @@ from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
 from ..states import JobStatus
+from ..workflows import COMPENSATE
 from .display import duration_text, moment, status_badge, worker_url
 
 # Longer JSON is cut on the page (a job's arguments may be up to MAX_PAYLOAD_BYTES).
@@ -169,7 +170,6 @@ def origin_html(job) -> str:
     if job.workflow_run_id is not None:
         run = job.workflow_run
         url = reverse("admin:djjobs_workflowrun_change", args=[quote(str(job.workflow_run_id))])
-        from ..workflows import COMPENSATE
 
         role = "compensation of step" if job.workflow_role == COMPENSATE else "step"
         parts.append(

@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Job, Schedule
-from ..operations import Outcome
+from ..operations import Answer
 from ..schedules import sync, tick
 from ..schedules.cron import Timing, TimingError
 from ..schedules.text import describe, relative
@@ -31,13 +31,13 @@ def _when(moment, zone, now) -> str:
     return f"{timezone.localtime(moment, zone):%Y-%m-%d %H:%M:%S %Z} ({relative(moment, now)})"
 
 
-def _report(modeladmin, request, outcomes, verb) -> None:
-    done = sum(outcome == Outcome.DONE for outcome in outcomes)
+def _report(modeladmin, request, answers, verb) -> None:
+    done = sum(answer == Answer.DONE for answer in answers)
     modeladmin.message_user(request, f"{verb} {done} schedule(s).", messages.SUCCESS if done else messages.WARNING)
-    if len(outcomes) > done:
+    if len(answers) > done:
         modeladmin.message_user(
             request,
-            f"{len(outcomes) - done} schedule(s) unchanged (already {verb.lower()}, or a one-off "
+            f"{len(answers) - done} schedule(s) unchanged (already {verb.lower()}, or a one-off "
             "whose run is done: give it a new 'run once at').",
             messages.WARNING,
         )
@@ -254,8 +254,8 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         if not change:
             return super().save_model(request, obj, form, change)
         if form.changed_data == ["enabled"]:  # the list's toggle: the same functions as the actions
-            outcome = (tick.enable if obj.enabled else tick.disable)(obj)
-            if outcome != Outcome.DONE:
+            answer = (tick.enable if obj.enabled else tick.disable)(obj)
+            if answer != Answer.DONE:
                 self.message_user(
                     request,
                     f"Schedule {obj.name} not {'enabled' if obj.enabled else 'disabled'} "

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import connections, models, router
 
+from ..models.job import Job
 from . import bound, fast, statements
 
 # From this many rows on, PostgreSQL gets COPY; fewer go as INSERT (COPY's extra round trips
@@ -24,8 +25,6 @@ def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, 
     """Insert one job per (id, args, kwargs, args JSON text, kwargs JSON text) row; ``common``
     holds the other columns that are set. JSON goes in as the text already encoded (and
     checked) by the backend: both PostgreSQL's jsonb input and SQLite store it as is."""
-    from ..models.job import Job
-
     if not rows:
         return
     connection = connections[router.db_for_write(Job)]
@@ -61,8 +60,6 @@ class _Plan:
     literals, so they are neither adapted nor sent per row), made once and cached."""
 
     def __init__(self, connection, given_names: frozenset):
-        from ..models.job import Job
-
         quote = connection.ops.quote_name
         varying = ("id", "args", "kwargs")
         fields = [f for f in Job._meta.concrete_fields if f.attname not in varying]
@@ -154,7 +151,7 @@ def _sql_literal(value, connection) -> str | None:
 def _is_psycopg_json(value) -> bool:
     """Whether ``value`` is psycopg's Json/Jsonb wrapper (imported only on PostgreSQL: a SQLite
     site need not have psycopg)."""
-    from psycopg.types.json import Json, Jsonb
+    from psycopg.types.json import Json, Jsonb  # PostgreSQL only: a SQLite site need not have psycopg
 
     return isinstance(value, (Json, Jsonb))
 
@@ -182,7 +179,7 @@ def _copy_escape(text: str) -> str:
 def _copy_tail(constant: dict, names: list) -> str | None:
     """The columns that are the same on every row, as one piece of COPY text; None when a
     value is of a kind this does not spell (the row-by-row path then handles it)."""
-    from psycopg.types.json import Json, Jsonb
+    from psycopg.types.json import Json, Jsonb  # PostgreSQL only: a SQLite site need not have psycopg
 
     cells = []
     for name in names:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from django.db import connections, router
 
+from ..models.job import Job
 from . import statements
 
 HOUR = timedelta(hours=1)
@@ -36,8 +37,6 @@ class ReadyHead:
 
 
 def _connection():
-    from ..models.job import Job  # as in statements.of(): not at import time
-
     return connections[router.db_for_read(Job)]
 
 

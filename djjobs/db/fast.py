@@ -62,7 +62,7 @@ def execute(connection, sql: str, params):
     (``close_if_health_check_failed``, ``ensure_connection``, ``validate_thread_sharing``,
     ``validate_no_broken_transaction``) and ``wrap_database_errors`` (error translation).
     Fallback: ``connection.cursor().execute()`` (djjobs.db.bound.run)."""
-    import psycopg
+    import psycopg  # PostgreSQL only: a SQLite site need not have psycopg
 
     connection.close_if_health_check_failed()
     connection.ensure_connection()

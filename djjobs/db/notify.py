@@ -15,6 +15,7 @@ from collections.abc import Callable
 from django.db import connections, router
 
 from .. import conf
+from ..models import Job
 from .statements import LISTEN, NOTIFY_CHANNEL
 
 logger = logging.getLogger("djjobs")
@@ -23,18 +24,15 @@ CHANNEL = NOTIFY_CHANNEL  # the channel migration 0002's trigger notifies
 
 
 def listen_supported() -> bool:
-    from ..models import Job
-
     return connections[router.db_for_write(Job)].vendor == "postgresql"
 
 
 def _connect():
-    import psycopg
+    import psycopg  # PostgreSQL only: a SQLite site need not have psycopg
 
     url = conf.get("LISTEN_DATABASE_URL")
     if url:
         return psycopg.connect(url, autocommit=True)
-    from ..models import Job
 
     params = connections[router.db_for_write(Job)].get_connection_params()
     for key in ("cursor_factory", "context", "pool", "prepare_threshold"):

@@ -18,6 +18,7 @@ per shape in a bounded dict.
 
 from __future__ import annotations
 
+from ..models.job import Job
 from ..states import JobStatus
 
 # SQL literals of the statuses, from the enum: 'READY', 'RUNNING', ...
@@ -346,8 +347,5 @@ def of(connection) -> Statements:
     """The job table's statements for ``connection``'s vendor, built on first use."""
     statements = _built.get(connection.vendor)
     if statements is None:
-        # Imported here: djjobs.db is imported while Django loads the apps, before models are ready.
-        from ..models.job import Job
-
         statements = _built[connection.vendor] = Statements(connection.ops.quote_name(Job._meta.db_table))
     return statements

@@ -6,12 +6,14 @@ inserted in the caller's transaction: roll back and neither exists. An event pub
 running job records that job as its cause, so a chain of reactions can be followed back.
 """
 
+from asgiref.sync import sync_to_async
 from django.db import IntegrityError, router, transaction
 
 from .. import conf
 from ..compat import Task, TaskResult
 from ..context import current_job_id
-from ..payload import _check_structure, storable, to_json
+from ..models import Event
+from ..payload import storable, to_json
 from ..provenance import stamping
 from ..registry import declared_tasks
 
@@ -45,8 +47,6 @@ def subscribers(name: str) -> list[Task]:
 
 def publish(name: str, payload=None, idempotency_key: str | None = None) -> Published:
     """Record the event ``name`` and enqueue one job per subscriber, in the caller's transaction."""
-    from ..models import Event
-
     payload = _validate(name, payload, idempotency_key)
     tasks = subscribers(name)
     event = Event(
@@ -64,15 +64,11 @@ def publish(name: str, payload=None, idempotency_key: str | None = None) -> Publ
 
 
 async def apublish(name: str, payload=None, idempotency_key: str | None = None) -> Published:
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(publish)(name, payload, idempotency_key)
 
 
 def _insert(event):
     """Insert ``event``; with an idempotency key already used, return the first event instead."""
-    from ..models import Event
-
     if event.idempotency_key is None:
         event.save(force_insert=True)
         return event
@@ -103,22 +99,17 @@ def _validate(name, payload, key):
     payload = {} if payload is None else payload
     # Subscribers get the payload two levels down (kwargs {"event": {"payload": ...}}), and
     # DJJOBS['MAX_JSON_DEPTH'] applies to their kwargs: refuse here what their enqueue would.
-    depth = conf.get("MAX_JSON_DEPTH")
     try:
-        if isinstance(payload, (dict, list, tuple)):
-            _check_structure(payload, "An event payload", depth - 2)
+        payload, size = to_json(payload, "An event payload", nested=2)
     except ValueError as exc:
-        if "nested" not in str(exc):
+        if " is nested more than " not in str(exc):  # not the depth: the message says what
             raise InvalidEvent(str(exc)) from None
+        depth = conf.get("MAX_JSON_DEPTH")
         raise InvalidEvent(
             f"An event payload is nested more than {depth - 2} levels deep: subscribers get it "
             f"inside their event= argument, two levels down, and DJJOBS['MAX_JSON_DEPTH'] "
             f"({depth}) applies to that."
         ) from None
-    try:
-        payload, size = to_json(payload, "An event payload")
-    except ValueError as exc:
-        raise InvalidEvent(str(exc)) from None
     limit = conf.get("MAX_PAYLOAD_BYTES")
     if size > limit:
         raise InvalidEvent(f"The payload is {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES']).")

@@ -14,7 +14,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .. import conf
+from ..backend import JobsBackend
+from ..compat import task_backends
 from ..db import counts
+from ..models import Worker
 
 
 @dataclass
@@ -34,8 +37,6 @@ class Snapshot:
 
 def snapshot(now: datetime | None = None) -> Snapshot:
     """Read the numbers: five queries, each an index probe or a bounded scan."""
-    from ..models import Worker
-
     now = now or timezone.now()
     limit = int(conf.get("HEALTH_COUNT_LIMIT"))
     last = Worker.objects.filter(stopped_at__isnull=True).aggregate(last=Max("last_heartbeat_at"))["last"]
@@ -94,9 +95,6 @@ def report(now: datetime | None = None) -> tuple[dict, bool]:
 
 def configured_queues() -> set[str]:
     """The QUEUES of every djjobs backend (a backend allowing any queue adds none)."""
-    from ..backend import JobsBackend
-    from ..compat import task_backends
-
     names = set()
     for backend in task_backends.all():
         if isinstance(backend, JobsBackend):

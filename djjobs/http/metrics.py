@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
 
 from .. import conf
+from ..models import Job, Worker
 from ..states import FINISHED, JobStatus
 from . import health
 
@@ -26,8 +27,6 @@ class JobsCollector:
     """Collects djjobs' metrics on each scrape."""
 
     def collect(self):
-        from ..models import Job
-
         now = timezone.now()
         snap = health.snapshot(now)
         yield from _queue_metrics(snap)
@@ -132,8 +131,6 @@ def _durations(Job, since):
 
 
 def _worker_metrics(snap):
-    from ..models import Worker
-
     workers = GaugeMetricFamily("djjobs_workers", "Worker processes by state.", labels=["state"])
     total = Worker.objects.count()
     workers.add_metric(["alive"], snap.workers_alive)

@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .. import conf
 from ..compat import InvalidTask
+from ..models import Job
 from ..registry import declared_tasks
 from . import health, status
 
@@ -226,7 +227,6 @@ def job_status(request, job_id: uuid.UUID):
             return denied
         if not user.is_staff:
             return _error(403, "Only staff, or the holder of the job's signed status URL, can read its status.")
-    from ..models import Job
 
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
@@ -254,7 +254,7 @@ def metrics_view(request):
             return _error(403, "Metrics need a staff user or the 'djjobs.view_job' permission.")
     if importlib.util.find_spec("prometheus_client") is None:
         return _error(501, "prometheus-client is not installed: pip install 'djjobs[prometheus]'.")
-    from . import metrics
+    from . import metrics  # an optional dependency (djjobs[prometheus]), checked just above
 
     body, content_type = metrics.render()
     return HttpResponse(body, content_type=content_type)

@@ -19,15 +19,18 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 import logging
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, IntegrityError, connections, router, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .. import conf
+from ..backend import JobsBackend
 from ..compat import task_finished
 from ..db import bound, statements
 from ..exceptions import InvalidReturnValue, JobTimeout, WorkerLost
+from ..models import Job
 from ..payload import clean_text
 from ..registry import resolve_task
 from ..results import job_key, make_result
@@ -92,7 +95,6 @@ def release_fifo(key: str, using: str) -> bool:
     number) becomes READY, unless the key is held again (its unique constraint decides: a
     concurrent enqueuer that found the key free made a READY job, and that one holds it).
     Runs in the caller's transaction. True if a job was released."""
-    Job = _job_model()
     if Job.objects.filter(fifo_key=key).holding_fifo_key().exists():
         return False
     following = (
@@ -112,7 +114,6 @@ def release_stranded_fifo(limit: int = 1000) -> int:
     """Keys with WAITING jobs and no job holding them: a job enqueued behind a key's last job
     while that one ended (neither transaction saw the other's row). The rescuer's sweep calls
     this; each key's next job is released. Returns how many were."""
-    Job = _job_model()
     keys = (
         Job.objects.filter(status=WAITING, fifo_key__isnull=False)
         .exclude(fifo_key__in=Job.objects.holding_fifo_key().values("fifo_key"))
@@ -128,31 +129,28 @@ def release_stranded_fifo(limit: int = 1000) -> int:
     return released
 
 
-def _job_model():
-    from ..models import Job
+# -- the workflow advance ---------------------------------------------------------------------
 
-    return Job
+_advance_run = None
+
+
+def advance_runs_with(advance) -> None:
+    """Hand in the function that moves a workflow run on (djjobs.workflows.advance, set by
+    DjjobsConfig.ready()): the workflows sit above the life cycle, so they are called through
+    this rather than imported. It is called with a run's id inside the transaction that wrote
+    one of the run's jobs, so a step is never done with its successors left unreleased."""
+    global _advance_run
+    _advance_run = advance
 
 
 def _advance(run_id) -> None:
     """A workflow's job ended (or was retried): its run moves on, in the caller's transaction."""
-    from .. import workflows
-
-    workflows.advance(run_id)
+    if _advance_run is None:
+        raise ImproperlyConfigured("A workflow's job changed before djjobs' AppConfig.ready() ran.")
+    _advance_run(run_id)
 
 
 # -- task_finished ----------------------------------------------------------------------------
-
-_backend = None
-
-
-def backend_class():
-    global _backend
-    if _backend is None:
-        from ..backend import JobsBackend
-
-        _backend = JobsBackend
-    return _backend
 
 
 def task_or_none(path):
@@ -166,7 +164,7 @@ def send_finished(job, outcome=None, sender=None) -> None:
     """Django's task_finished for a job that reached SUCCESSFUL, FAILED or CANCELLED, when a
     receiver would do something with it (signal_gate). A receiver's exception is logged: the
     job's outcome is recorded already, and the caller goes on."""
-    sender = sender or backend_class()
+    sender = sender or JobsBackend
     task = task_or_none(job.task_path)
     level = logging.INFO if job.status == SUCCESSFUL else logging.ERROR  # as Django logs it
     if task is not None and wanted(task_finished, sender, level):
@@ -198,7 +196,7 @@ def _recorded_error(job):
 
 
 def _listening() -> bool:
-    sender = backend_class()
+    sender = JobsBackend
     return wanted(task_finished, sender, logging.ERROR) or wanted(task_finished, sender, logging.INFO)
 
 
@@ -210,7 +208,7 @@ def finished_on_commit(ids, using: str | None = None) -> None:
         return
 
     def send():
-        for job in _job_model().objects.using(using).filter(id__in=ids, status__in=list(FINISHED)):
+        for job in Job.objects.using(using).filter(id__in=ids, status__in=list(FINISHED)):
             send_finished(job)
 
     transaction.on_commit(send, using=using)
@@ -232,7 +230,6 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
     """Write an attempt's outcome onto the job (and onto ``job`` itself); False if the lease
     was lost. A workflow's job advances its run in the same transaction. Sends no signal:
     the worker does (process.finish), once this returned."""
-    Job = _job_model()
     now = timezone.now()
     mine = Job.objects.filter(id=job.id)
     # Failures are rare: one extra read to honour a cancellation request is cheap there.
@@ -422,7 +419,6 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
     """
     if not items:
         return set()
-    Job = _job_model()
     now = timezone.now()
     connection = connections[router.db_for_write(Job)]
     if connection.vendor == "postgresql" and any(getattr(job, "fifo_key", None) for job, _ in items):
@@ -492,7 +488,6 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
     change is guarded by the lease token it saw, so a worker completing at the same
     instant wins or loses cleanly. Ended jobs send task_finished once this commits.
     """
-    Job = _job_model()
     now = timezone.now()
     released = 0
     with transaction.atomic():
@@ -530,7 +525,6 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
 
 def kill_cancelled(job) -> bool:
     """Process mode: the job ignored its cancellation and its process was killed: CANCELLED."""
-    Job = _job_model()
     with transaction.atomic():
         if not write(
             Job.objects.filter(id=job.id),
@@ -561,7 +555,6 @@ def unclaim(jobs) -> int:
     not counted and they keep their place (run_after). Guarded by status and lease token,
     like a completion. Returns how many were given back.
     """
-    Job = _job_model()
     jobs = list(jobs)
     if not jobs:
         return 0
@@ -649,7 +642,6 @@ def stop_steps(steps, now) -> None:
     """A workflow run stops: its steps not started (WAITING, READY) are CANCELLED; its running
     ones are asked to stop. A running step's row may be locked by its own completion, which
     will advance the run itself: it is skipped rather than waited for (lock order: job, then run)."""
-    Job = _job_model()
     waiting = steps.filter(status__in=list(t.CANCELLABLE))
     ids = list(waiting.values_list("id", flat=True)) if _listening() else None
     write(
@@ -672,10 +664,10 @@ def stop_steps(steps, now) -> None:
 
 def release_steps(ids, now, **changes) -> int:
     """A workflow's next steps: WAITING -> READY, due now."""
-    return write(_job_model().objects.filter(pk__in=ids), WAITING, READY, "release_step", run_after=now, **changes)
+    return write(Job.objects.filter(pk__in=ids), WAITING, READY, "release_step", run_after=now, **changes)
 
 
 def skip_steps(ids) -> int:
     """Steps whose when= condition is false as their group comes up: their WAITING jobs never
     run and are deleted (the run records their names)."""
-    return _job_model().objects.filter(pk__in=ids, status=WAITING).delete()[0]
+    return Job.objects.filter(pk__in=ids, status=WAITING).delete()[0]

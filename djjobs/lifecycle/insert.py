@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from .. import conf, flow
 from ..compat import InvalidTask, Task, TaskResult, task_enqueued
-from ..db import fast, statements
+from ..db import fast
 from ..exceptions import TaskNotFound
 from ..ids import uuid7, uuid7_texts
 from ..payload import byte_size, encode
@@ -58,8 +58,8 @@ def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
     if getattr(task, "unique_key", None) or flow.uses_flow(task):
         return insert(task, args, kwargs, backend=backend, checked=True)[1]
     # One plain INSERT of prepared values: the ORM's model instance and SQL compiler cost more
-    # than the statement itself. (models: imported here, once Django's apps are loaded.)
-    from ..db.bulk import insert_jobs
+    # than the statement itself.
+    from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
 
     common = columns(backend, task, timezone.now())
     row = (uuid7(), *encode_payload(args, kwargs))
@@ -167,7 +167,7 @@ def insert(
         if inserted is not row:  # the active job that holds the key: not inserted, no signal
             return inserted, make_result(inserted, task if inserted.task_path == task.module_path else None)
     else:
-        from ..db.bulk import insert_jobs
+        from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
 
         row_values = (uuid7(), *payload)
         row = _Row(common, *row_values[:3])
@@ -181,7 +181,7 @@ def insert(
 def insert_unfindable(task_path: str, kwargs: dict, now: datetime, **fields: Any) -> None:
     """A job whose task no longer imports (a workflow's compensation renamed since the run
     started): written so that it fails saying why. No TaskResult nor signal: there is no task."""
-    from ..models import Job
+    from ..models import Job  # models: once Django's apps are loaded
 
     Job.objects.create(
         task_path=task_path,
@@ -272,7 +272,7 @@ def _insert_guarded(job, holder: bool):
     A FIFO job takes the next number of the sequence and goes in READY when its key is free,
     WAITING behind the key's active job otherwise (a partial unique index decides that too, so
     two concurrent enqueuers of a free key cannot both make a READY job)."""
-    from ..models import Job
+    from ..models import Job  # models: once Django's apps are loaded
 
     using = router.db_for_write(Job)
     if job.fifo_key is not None:
@@ -311,6 +311,8 @@ def _insert_guarded(job, holder: bool):
 def fifo_sequence(using: str, key: str) -> int:
     """The next number of the FIFO order: PostgreSQL's sequence (monotonic for every enqueuer);
     on SQLite, whose writers take turns, the key's last number plus one."""
+    from ..db import statements  # imports the models: once Django's apps are loaded
+
     connection = connections[using]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import conf
+from ..models import Event, Job, RunStatus, Worker, WorkflowRun
 from ..states import JobStatus
 
 logger = logging.getLogger("djjobs")
@@ -42,8 +43,6 @@ def prune(batch_size: int = 1000, max_batches: int | None = None, dry_run: bool 
 
 
 def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
-    from ..models import Job
-
     # A workflow's jobs go with their run (_prune_runs): its steps' results are its context.
     old = Job.objects.filter(status=status, finished_at__lt=cutoff, workflow_run__isnull=True)
     return _delete_in_batches(
@@ -54,8 +53,6 @@ def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
 def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
     """Finished workflow runs, with their jobs, once past the retention of the status they map
     to (SUCCESSFUL: SUCCESSFUL's; COMPENSATED and FAILED: FAILED's)."""
-    from ..models import Job, RunStatus, WorkflowRun
-
     days = conf.get("RETENTION_DAYS")
     deleted = 0
     for statuses, job_status in (
@@ -76,7 +73,6 @@ def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
 
 def _prune_events(cutoff, batch_size, max_batches, dry_run) -> int:
     """Events older than the cutoff; jobs still pointing at one lose the link (SET_NULL)."""
-    from ..models import Event, Job
 
     def delete(ids) -> int:
         Job.objects.filter(event_id__in=ids).update(event_id=None)
@@ -104,6 +100,4 @@ def _delete_in_batches(old, delete, batch_size, max_batches, dry_run) -> int:
 
 
 def _prune_workers(now) -> int:
-    from ..models import Worker
-
     return Worker.objects.filter(last_heartbeat_at__lt=now - DEAD_WORKER_RETENTION).delete()[0]

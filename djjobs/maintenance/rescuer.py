@@ -11,6 +11,7 @@ import logging
 from django.utils import timezone
 
 from ..lifecycle.finish import release_lost, release_stranded_fifo
+from ..models import Job
 from ..states import JobStatus
 
 logger = logging.getLogger("djjobs")
@@ -18,8 +19,6 @@ logger = logging.getLogger("djjobs")
 
 def rescue_expired(batch: int = 100) -> int:
     """Release RUNNING jobs whose lease expired: their worker stopped heartbeating."""
-    from ..models import Job
-
     expired = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=timezone.now())
     rescued = release_lost(expired, "its lease expired before the job finished", batch)
     if rescued:

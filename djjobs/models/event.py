@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..ids import uuid7
+from .job import Job
 
 # How far the admin follows a chain of causes (event <- job <- event ...) before it stops.
 MAX_CHAIN = 50
@@ -58,8 +59,6 @@ class Event(models.Model):
 
     def cause_chain(self) -> list:
         """[(event, job that published it or None), ...] from the root cause down to this event."""
-        from .job import Job
-
         chain, event = [], self
         while event is not None and len(chain) < MAX_CHAIN:
             job = (

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from ..ids import uuid7
+from ..results import make_result
 from ..states import ACTIVE, FINISHED, JobStatus
 
 
@@ -247,6 +248,4 @@ class Job(models.Model):
         return None
 
     def to_task_result(self):
-        from ..results import make_result
-
         return make_result(self)

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from ..schedules.cron import Timing, TimingError, get_zone
 from ..schedules.policy import Misfire, Overlap
+from .job import Job
 
 # What a code declaration sets; a code-managed row whose values differ from its declaration
 # was edited in the admin ("overridden") and keeps those edits on the next migrate.
@@ -198,8 +199,6 @@ class Schedule(models.Model):
     @property
     def last_job(self):
         """The job of the last run, if it still exists (old jobs are pruned)."""
-        from .job import Job
-
         return Job.objects.filter(pk=self.last_job_id).first() if self.last_job_id else None
 
     def _timing_values(self) -> tuple:
@@ -219,10 +218,17 @@ class Schedule(models.Model):
 
     # -- validation ----------------------------------------------------------------------
 
-    def clean(self):
-        from ..schedules.validation import validate_schedule
+    # The one validation the admin, ``manage.py schedules`` and code-declared sync share
+    # (djjobs.schedules.validation.validate_schedule). It looks the task's backend up, a layer
+    # above the models, so DjjobsConfig.ready() hands it in rather than this module importing it.
+    _validate = None
 
-        errors = validate_schedule(self)
+    @classmethod
+    def validate_with(cls, validate) -> None:
+        cls._validate = staticmethod(validate)
+
+    def clean(self):
+        errors = self._validate(self)
         if errors:
             raise ValidationError(errors)
 

@@ -19,6 +19,9 @@ from django.db import connections, router
 from django.utils.dateparse import parse_datetime
 
 from .. import conf
+from ..models import Schedule
+from ..registry import declared_tasks
+from .cron import TimingError, get_zone, localize
 
 logger = logging.getLogger("djjobs")
 
@@ -69,8 +72,6 @@ class Report:
 
 def declarations() -> tuple[list[Declaration], list[str]]:
     """Every schedule declared in code, and the problems of those that cannot be read."""
-    from ..registry import declared_tasks
-
     found: dict[str, Declaration] = {}
     problems = []
     for path, task in sorted(declared_tasks().items()):
@@ -98,8 +99,6 @@ def declarations() -> tuple[list[Declaration], list[str]]:
 
 
 def _declared_names() -> set[str]:
-    from ..registry import declared_tasks
-
     entries = conf.get("SCHEDULES") or {}
     names = set(entries) if isinstance(entries, dict) else set()
     return names | {path for path, task in declared_tasks().items() if getattr(task, "schedule", None) is not None}
@@ -129,9 +128,6 @@ def _from_setting(name, spec) -> tuple[Declaration | None, str]:
 
 def build(declaration: Declaration):
     """An unsaved Schedule holding the declaration (naive run_at read in its time zone)."""
-    from ..models import Schedule
-    from .cron import TimingError, get_zone, localize
-
     schedule = Schedule(name=declaration.name, code_managed=True, **declaration.values)
     if schedule.run_at is not None and schedule.run_at.tzinfo is None:
         try:
@@ -158,8 +154,6 @@ def problems() -> list[str]:
 
 def sync(using: str = "default") -> Report:
     """Write the valid declarations to the database ``using`` (see the module docstring)."""
-    from ..models import Schedule
-
     report = Report()
     found, _ = declarations()
     rows = {row.name: row for row in Schedule.objects.using(using).filter(name__in=[d.name for d in found])}
@@ -226,8 +220,6 @@ def reset(schedule) -> None:
 
 def on_post_migrate(sender, using="default", verbosity=1, stdout=None, **kwargs) -> None:
     """post_migrate receiver (connected in DjjobsConfig.ready)."""
-    from ..models import Schedule
-
     if not router.allow_migrate_model(using, Schedule):
         return
     if Schedule._meta.db_table not in connections[using].introspection.table_names():

@@ -18,7 +18,8 @@ from django.utils import timezone
 from .. import conf
 from ..compat import InvalidTask, Task
 from ..lifecycle import insert
-from ..operations import Outcome
+from ..models import Job, Schedule
+from ..operations import Answer
 from ..states import ACTIVE
 from .cron import TimingError
 from .policy import Overlap, plan
@@ -40,8 +41,6 @@ class _Changed(Exception):
 
 def tick(now: datetime | None = None) -> int:
     """Fire every due schedule; returns how many jobs were enqueued."""
-    from ..models import Schedule
-
     now = now or timezone.now()
     if not Schedule.objects.due(now).exists():  # the usual answer, without taking a lock
         return 0
@@ -120,8 +119,6 @@ def _fire(schedule, now: datetime) -> int:
 
 def _record(schedule, *, now, next_run_at, last=None, skipped=0, reason="", enabled=None) -> None:
     """Move the schedule on with one UPDATE guarded by the next_run_at this tick read."""
-    from ..models import Schedule
-
     changes = {"next_run_at": next_run_at}
     if last is not None:
         changes.update(last_run_at=last[0], last_job_id=last[1].id)
@@ -138,8 +135,6 @@ def _enqueue(schedule, task: Task, when: datetime, now: datetime):
     """Insert the job of one fire time through the insert path, in a savepoint. Returns (job, "")
     when inserted, (None, reason) when it cannot be, and (None, "") when that fire time already
     has its job."""
-    from ..models import Job
-
     overrides = {}
     if schedule.queue_name:
         overrides["queue_name"] = schedule.queue_name
@@ -172,8 +167,6 @@ def _enqueue(schedule, task: Task, when: datetime, now: datetime):
 def run_now(schedule):
     """Enqueue one run of ``schedule`` now, enabled or not, whatever its overlap policy; returns
     the Job. Its next run does not move. ScheduleError says why it cannot run."""
-    from ..models import Job, Schedule
-
     task, problem = find_task(schedule.task_path)
     if problem:
         raise ScheduleError(problem)
@@ -188,26 +181,22 @@ def run_now(schedule):
     return job
 
 
-def enable(schedule) -> Outcome:
+def enable(schedule) -> Answer:
     """Enable a disabled schedule; it fires next at its next fire time from now (a one-off at
     its run_at, unless that run happened already). Nothing missed while disabled is caught up."""
-    from ..models import Schedule
-
     try:
         first = schedule.first_run_at(timezone.now())
     except TimingError:
-        return Outcome.NOT_ALLOWED
+        return Answer.NOT_ALLOWED
     if first is None:
-        return Outcome.NOT_ALLOWED  # a one-off whose run is done: give it a new run_at
+        return Answer.NOT_ALLOWED  # a one-off whose run is done: give it a new run_at
     if Schedule.objects.filter(pk=schedule.pk, enabled=False).update(enabled=True, next_run_at=first):
-        return Outcome.DONE
-    return Outcome.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Outcome.NOT_FOUND
+        return Answer.DONE
+    return Answer.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Answer.NOT_FOUND
 
 
-def disable(schedule) -> Outcome:
+def disable(schedule) -> Answer:
     """Disable a schedule: it fires no more until enabled."""
-    from ..models import Schedule
-
     if Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False, next_run_at=None):
-        return Outcome.DONE
-    return Outcome.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Outcome.NOT_FOUND
+        return Answer.DONE
+    return Answer.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Answer.NOT_FOUND

@@ -9,6 +9,7 @@ from dataclasses import replace
 from django.core.exceptions import NON_FIELD_ERRORS
 
 from .. import conf
+from ..backend import JobsBackend
 from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, InvalidTask, Task
 from ..exceptions import TaskNotFound
 from ..payload import byte_size, encode
@@ -46,8 +47,6 @@ def validate_schedule(schedule) -> dict[str, list[str]]:
 
 def find_task(path: str) -> tuple[Task | None, str]:
     """The djjobs task at ``path``, or a message saying why there is none."""
-    from ..backend import JobsBackend
-
     if not path:
         return None, "Name the task by its dotted path, e.g. myapp.tasks.send_report."
     try:

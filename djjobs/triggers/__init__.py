@@ -25,6 +25,7 @@ from typing import Any
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
+from django.db.models import Count, Max
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 
 from ..compat import Task, TaskResult
@@ -419,9 +420,7 @@ def stats(names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
 
     One GROUP BY on the partial index of Job.trigger: jobs pruned by RETENTION_DAYS no longer count.
     """
-    from django.db.models import Count, Max
-
-    from ..models import Job
+    from ..models import Job  # not at the top: djjobs imports triggers before the models are ready
 
     names = list(_registry) if names is None else list(names)
     rows = (

@@ -21,6 +21,7 @@ from django.utils import timezone
 from ..db import statements
 from ..lifecycle import transitions
 from ..lifecycle.finish import relax_commits
+from ..models import Job
 from ..queues import look as _look
 from ..states import JobStatus
 from . import gate
@@ -82,7 +83,6 @@ def claim(
         direct = None
     elif direct < 0:  # more jobs claimed than threads: none of these is handed to a thread at once
         direct = 0
-    from ..models import Job
 
     connection = connections[router.db_for_write(Job)]
     token = uuid.uuid4()

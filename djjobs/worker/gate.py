@@ -27,6 +27,7 @@ from django.db.models import Count, Min, Q
 
 from .. import flow
 from ..db import statements
+from ..models import FlowStart, Job
 from ..queues import queue_rules
 from ..states import JobStatus
 
@@ -37,8 +38,6 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
     """Claim up to ``limit`` jobs that are under limits (or in limited queues) and may start now.
     ``update(ids)`` runs the claim's UPDATE of those ids and returns the claimed rows. Runs in
     its own transaction, claims taking turns."""
-    from ..models import FlowStart, Job
-
     alias = connection.alias
     with transaction.atomic(using=alias):
         if connection.vendor == "postgresql":

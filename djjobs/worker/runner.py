@@ -23,6 +23,7 @@ from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
+from ..models import Job, Worker
 from ..schedules.tick import tick
 from ..states import JobStatus
 from .claim import claim
@@ -56,7 +57,7 @@ class _Running:
     finished: bool = False  # the task returned; its completion is queued for the completer
 
 
-class Worker:
+class Runner:
     """One worker process: a claiming loop plus ``concurrency`` threads running jobs."""
 
     def __init__(
@@ -407,9 +408,7 @@ class Worker:
     # -- heartbeats and the worker row ---------------------------------------------------
 
     def _register(self) -> None:
-        from ..models import Worker as WorkerRow
-
-        WorkerRow.objects.update_or_create(
+        Worker.objects.update_or_create(
             id=self.worker_id,
             defaults={
                 "hostname": socket.gethostname()[:255],
@@ -423,9 +422,7 @@ class Worker:
         )
 
     def _unregister(self) -> None:
-        from ..models import Worker as WorkerRow
-
-        WorkerRow.objects.filter(id=self.worker_id).update(
+        Worker.objects.filter(id=self.worker_id).update(
             stopped_at=timezone.now(), jobs_done=self.done, jobs_failed=self.failed
         )
 
@@ -445,9 +442,6 @@ class Worker:
         connections.close_all()
 
     def _heartbeat(self) -> None:
-        from ..models import Job
-        from ..models import Worker as WorkerRow
-
         if self._crashed.is_set():
             return  # a dead worker's leases must expire
         now = timezone.now()
@@ -457,7 +451,7 @@ class Worker:
             Job.objects.filter(
                 id__in=list(running), status=JobStatus.RUNNING, lease_token__in=set(running.values())
             ).update(lease_expires_at=now + timedelta(seconds=self.lease_seconds))
-        updated = WorkerRow.objects.filter(id=self.worker_id).update(
+        updated = Worker.objects.filter(id=self.worker_id).update(
             last_heartbeat_at=now, jobs_done=self.done, jobs_failed=self.failed
         )
         if not updated:  # pruned while we were unreachable: come back

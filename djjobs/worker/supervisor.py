@@ -22,8 +22,9 @@ from .. import conf
 from ..lifecycle.finish import kill_cancelled, release_lost, time_out
 from ..lifecycle.outage import Outage
 from ..logs import flush_all as flush_logs
+from ..models import Job, Worker
 from ..states import JobStatus
-from .runner import Worker, default_worker_id
+from .runner import Runner, default_worker_id
 
 logger = logging.getLogger("djjobs")
 
@@ -102,7 +103,7 @@ class Supervisor:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
                 random.seed()
-                code = Worker(worker_id=worker_id, thread_timeouts=False, parent_pid=parent, **self.worker_kwargs).run()
+                code = Runner(worker_id=worker_id, thread_timeouts=False, parent_pid=parent, **self.worker_kwargs).run()
             except BaseException:
                 logger.exception("worker process %s crashed", worker_id)
             finally:
@@ -150,10 +151,7 @@ class Supervisor:
         self._spawn(child.slot)
 
     def _release(self, child: _Child, why: str) -> int:
-        from ..models import Job
-        from ..models import Worker as WorkerRow
-
-        WorkerRow.objects.filter(id=child.worker_id, stopped_at__isnull=True).update(stopped_at=timezone.now())
+        Worker.objects.filter(id=child.worker_id, stopped_at__isnull=True).update(stopped_at=timezone.now())
         released = total = 0
         while True:  # in batches, until none of the child's jobs is left RUNNING
             released = release_lost(Job.objects.filter(worker_id=child.worker_id), why, batch=500)
@@ -165,8 +163,6 @@ class Supervisor:
 
     def _enforce_limits(self) -> None:
         """Kill a child whose job overstayed its timeout or ignored a cancellation."""
-        from ..models import Job
-
         by_worker = {c.worker_id: c for c in self.children.values()}
         now = timezone.now()
         grace = timedelta(seconds=conf.get("CANCEL_GRACE_SECONDS"))

@@ -4,10 +4,11 @@ import logging
 
 from django.db import connections, transaction
 
+from ..backend import JobsBackend
 from ..compat import task_started
 from ..db import fast
 from ..exceptions import LeaseLost
-from ..lifecycle.finish import adopt, backend_class, complete, send_finished, task_or_none, unstorable
+from ..lifecycle.finish import adopt, complete, send_finished, task_or_none, unstorable
 from ..lifecycle.outage import TRANSIENT, Outage
 from ..logs import direct_handler
 from ..payload import clean_text
@@ -35,7 +36,7 @@ def attempt(job, worker_id: str, sender=None, in_atomic: dict[str, bool] | None 
     thread's connections are inside a transaction block now (a worker's job thread knows:
     none); looked up when not given.
     """
-    sender = sender or backend_class()
+    sender = sender or JobsBackend
     task = task_or_none(job.task_path)
     if task is not None and wanted(task_started, sender, logging.INFO):
         try:

@@ -26,9 +26,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 import djjobs
-from djjobs.models import Job
-from djjobs.models import Worker as WorkerRow
-from djjobs.operations import Outcome
+from djjobs.models import Job, Worker
+from djjobs.operations import Answer
 from djjobs.states import JobStatus
 from tests.acceptance import fast_settings
 from tests.testapp.models import Execution
@@ -82,9 +81,7 @@ def wait_children(supervisor, count, exclude=(), timeout=30.0) -> set:
 
     def ready():
         children = supervisor.children()
-        registered = set(
-            WorkerRow.objects.filter(pid__in=children, stopped_at__isnull=True).values_list("pid", flat=True)
-        )
+        registered = set(Worker.objects.filter(pid__in=children, stopped_at__isnull=True).values_list("pid", flat=True))
         workers = children & registered
         return workers if len(workers) == count and not workers & exclude else None
 
@@ -93,7 +90,7 @@ def wait_children(supervisor, count, exclude=(), timeout=30.0) -> set:
 
 def worker_pids() -> dict:
     """Worker id -> pid, from the rows every worker process registers as it starts."""
-    return dict(WorkerRow.objects.values_list("id", "pid"))
+    return dict(Worker.objects.values_list("id", "pid"))
 
 
 def spread(values) -> str:
@@ -396,7 +393,7 @@ def test_sigterm_20_times_while_busy_runs_every_job_once(workers, capsys):
         return name, workers(*mode, "--concurrency", "2", "--worker-id", name)
 
     def pids_of(name):  # the process running the jobs: the worker itself, or its child
-        return set(WorkerRow.objects.filter(Q(id=name) | Q(id__startswith=f"{name}-")).values_list("pid", flat=True))
+        return set(Worker.objects.filter(Q(id=name) | Q(id__startswith=f"{name}-")).values_list("pid", flat=True))
 
     started = time.monotonic()
     exits, in_flight = [], 0
@@ -582,7 +579,7 @@ def test_a_job_whose_cancellation_was_requested_ends_cancelled_when_its_worker_d
     extra = ("--processes", "1") if mode == "processes" else ()
     worker = workers("--concurrency", "1", "--worker-id", "doomed", *extra, settings=FAST)
     wait_until(lambda: executions(result.id, "start"), timeout=30, message="the job to start", workers=[worker])
-    assert djjobs.cancel(result.id) == Outcome.REQUESTED
+    assert djjobs.cancel(result.id) == Answer.REQUESTED
     if mode == "processes":
         child = wait_children(worker, 1)
         os.kill(child.pop(), signal.SIGKILL)  # the supervisor releases the child's job at once
@@ -657,8 +654,8 @@ def test_cancellation_in_process_mode_stubborn_killed_after_grace_cooperative_st
     ((_, _, cooperative_pid),) = executions(cooperative.id)
     assert stubborn_pid != cooperative_pid
 
-    assert djjobs.cancel(stubborn.id) == Outcome.REQUESTED
-    assert djjobs.cancel(cooperative.id) == Outcome.REQUESTED
+    assert djjobs.cancel(stubborn.id) == Answer.REQUESTED
+    assert djjobs.cancel(cooperative.id) == Answer.REQUESTED
     wait_until(
         lambda: statuses([stubborn.id, cooperative.id]) == {JobStatus.CANCELLED: 2},
         timeout=30,
@@ -718,7 +715,7 @@ def test_sigterm_while_the_supervisor_pauses_after_a_fast_crash_stops_it(workers
     code = exit_code_within(supervisor, 5)
     assert code == 0
     assert "pause-0.3" not in supervisor.text()  # nothing was started after the SIGTERM
-    assert WorkerRow.objects.count() == 2
+    assert Worker.objects.count() == 2
     job = Job.objects.get(id=result.id)
     assert (job.status, job.attempts) == (JobStatus.FAILED, 2)
 
@@ -774,8 +771,8 @@ def test_kill_9_of_the_supervisor_its_workers_finish_their_jobs_and_exit(workers
     rest = {r.id for r in results} - running
     assert statuses(rest) == {JobStatus.READY: 4}  # nothing claimed after the supervisor died
     assert set(Job.objects.filter(id__in=rest).values_list("attempts", flat=True)) == {0}
-    assert WorkerRow.objects.filter(stopped_at__isnull=True).count() == 0  # both unregistered
-    assert set(WorkerRow.objects.values_list("pid", flat=True)) == children
+    assert Worker.objects.filter(stopped_at__isnull=True).count() == 0  # both unregistered
+    assert set(Worker.objects.values_list("pid", flat=True)) == children
 
 
 # -- 7. checkpoints across a kill -9 ------------------------------------------------------------

@@ -12,16 +12,15 @@ from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.test import override_settings
 
-from djjobs.checks import check_backend
 from djjobs.compat import task_backends
-from djjobs.worker.runner import Worker
+from djjobs.worker.runner import Runner
 from djjobs.worker.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ids():
-    return [m.id for m in check_backend(task_backends["default"])]
+    return [m.id for m in task_backends["default"].check()]
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite options")
@@ -32,7 +31,7 @@ def test_recommended_sqlite_options_pass():
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite options")
 def test_sqlite_without_timeout_or_immediate_warns(monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "OPTIONS", {})
-    messages = check_backend(task_backends["default"])
+    messages = task_backends["default"].check()
     assert [m.id for m in messages] == ["djjobs.W001", "djjobs.W002"]
     assert "transaction_mode" in messages[1].hint
 
@@ -40,7 +39,7 @@ def test_sqlite_without_timeout_or_immediate_warns(monkeypatch):
 def test_missing_app_is_an_error():
     installed = ["django.contrib.contenttypes", "django.contrib.auth"]
     with override_settings(INSTALLED_APPS=installed):
-        messages = check_backend(task_backends["default"])
+        messages = task_backends["default"].check()
     assert [m.id for m in messages] == ["djjobs.E001"]
     assert "INSTALLED_APPS" in messages[0].hint
 
@@ -74,7 +73,7 @@ DANGEROUS = [
 @pytest.fixture
 def no_worker(monkeypatch):
     """A worker that would start fails the test instead of serving."""
-    monkeypatch.setattr(Worker, "run", lambda self: pytest.fail("the worker started"))
+    monkeypatch.setattr(Runner, "run", lambda self: pytest.fail("the worker started"))
     monkeypatch.setattr(Supervisor, "run", lambda self: pytest.fail("the supervisor started"))
 
 
@@ -172,7 +171,7 @@ def test_run_workers_refuses_to_start_with_dangerous_settings(settings, no_worke
 
 def test_run_workers_starts_despite_warnings(settings, monkeypatch):
     started = []
-    monkeypatch.setattr(Worker, "run", lambda self: started.append(self) or 0)
+    monkeypatch.setattr(Runner, "run", lambda self: started.append(self) or 0)
     settings.DJJOBS = {**settings.DJJOBS, "LEASE_SECOND": 10, "HEARTBEAT_INTERVAL": 20}
     call_command("run_workers", "--burst")
     assert len(started) == 1

@@ -4,7 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from djjobs.models import Job
-from djjobs.worker.runner import Worker
+from djjobs.worker.runner import Runner
 from tests.testapp import tasks
 from tests.testapp.models import Execution
 
@@ -49,8 +49,8 @@ def test_burst_waits_for_a_retry_that_fails_while_a_claim_finds_nothing(monkeypa
     from djjobs.worker import runner
 
     looked, counted = threading.Event(), threading.Event()
-    real_claim, real_attempt, real_count = runner.claim, runner.attempt, Worker._count
-    worker = Worker(concurrency=4, burst=True)
+    real_claim, real_attempt, real_count = runner.claim, runner.attempt, Runner._count
+    worker = Runner(concurrency=4, burst=True)
 
     def attempt_once_the_loop_is_claiming(job, *args):
         if job.attempts == 1:  # the first attempt: let the loop claim (and find nothing) first
@@ -71,7 +71,7 @@ def test_burst_waits_for_a_retry_that_fails_while_a_claim_finds_nothing(monkeypa
 
     monkeypatch.setattr(runner, "attempt", attempt_once_the_loop_is_claiming)
     monkeypatch.setattr(runner, "claim", claim_then_let_the_failure_land)
-    monkeypatch.setattr(Worker, "_count", count)
+    monkeypatch.setattr(Runner, "_count", count)
     result = tasks.flaky.enqueue(succeed_on=2)
     assert worker.run() == 0
     job = Job.objects.get(pk=result.id)
@@ -90,7 +90,7 @@ def test_queues_option_limits_what_is_claimed():
 @pytest.mark.django_db(transaction=True)
 def test_max_jobs_stops_after_that_many_claims():
     tasks.add.enqueue_many([(i, i) for i in range(5)])
-    worker = Worker(concurrency=1, max_jobs=3)
+    worker = Runner(concurrency=1, max_jobs=3)
     assert worker.run() == 0
     assert Job.objects.filter(status="SUCCESSFUL").count() == 3
     assert Job.objects.filter(status="READY").count() == 2
@@ -113,7 +113,7 @@ def no_worker(monkeypatch):
     """A worker that would start fails the test instead of serving."""
     from djjobs.worker.supervisor import Supervisor
 
-    monkeypatch.setattr(Worker, "run", lambda self: pytest.fail("the worker started"))
+    monkeypatch.setattr(Runner, "run", lambda self: pytest.fail("the worker started"))
     monkeypatch.setattr(Supervisor, "run", lambda self: pytest.fail("the supervisor started"))
 
 

@@ -15,7 +15,7 @@ from djjobs.testing import run_jobs
 from djjobs.worker import completer as completer_module
 from djjobs.worker.claim import claim
 from djjobs.worker.executor import Outcome
-from djjobs.worker.runner import Worker as JobWorker
+from djjobs.worker.runner import Runner
 from tests.poison import poison_trigger
 from tests.settings import DJJOBS
 from tests.testapp import tasks
@@ -168,7 +168,7 @@ def test_the_completer_writes_a_batch_one_by_one_when_the_driver_refuses_it(monk
     monkeypatch.setattr(complete_module, "_write_successes", refusing)
     boom = tasks.record_job.enqueue("boom")
     others = tasks.record_job.enqueue_many([(f"n{i}",) for i in range(20)])
-    assert JobWorker(burst=True, concurrency=2).run() == 0
+    assert Runner(burst=True, concurrency=2).run() == 0
     assert Job.objects.get(pk=boom.id).status == "FAILED"
     error = Job.objects.get(pk=boom.id).errors[0]
     assert error["exception_class_path"] == INVALID and "UnicodeEncodeError" in error["message"]
@@ -193,7 +193,7 @@ def test_a_write_error_that_is_no_values_fault_fails_no_job(monkeypatch, caplog)
     first = tasks.record_job.enqueue_many([(f"a{i}",) for i in range(10)])
     boom = tasks.record_job.enqueue("boom")
     others = [*first, *tasks.record_job.enqueue_many([(f"n{i}",) for i in range(10)])]
-    assert JobWorker(burst=True, concurrency=2).run() == 0
+    assert Runner(burst=True, concurrency=2).run() == 0
     job = Job.objects.get(pk=boom.id)
     assert (job.status, job.errors) == ("RUNNING", [])
     assert set(Job.objects.filter(pk__in=[r.id for r in others]).values_list("status", flat=True)) == {"SUCCESSFUL"}
@@ -212,7 +212,7 @@ def test_an_error_escaping_a_batch_leaves_its_jobs_to_the_rescuer_and_the_comple
     monkeypatch.setattr(completer_module, "complete_successes", buggy)
     boom = tasks.record_job.using(priority=10).enqueue("boom")  # claimed first, a batch of its own
     others = tasks.record_job.enqueue_many([(f"n{i}",) for i in range(5)])
-    assert JobWorker(burst=True, concurrency=1).run() == 0  # the same completer writes the others
+    assert Runner(burst=True, concurrency=1).run() == 0  # the same completer writes the others
     assert Job.objects.get(pk=boom.id).status == "RUNNING"  # its lease expires: rescued
     assert set(Job.objects.filter(pk__in=[r.id for r in others]).values_list("status", flat=True)) == {"SUCCESSFUL"}
     text = caplog.text
@@ -328,11 +328,11 @@ def test_a_worker_thread_that_dies_stops_the_worker_with_exit_code_1(monkeypatch
     if thread == "completer":
         monkeypatch.setattr(Completer, "_flush", bug)
     elif thread == "job":
-        monkeypatch.setattr(JobWorker, "_run_one", bug)
+        monkeypatch.setattr(Runner, "_run_one", bug)
     else:
-        monkeypatch.setattr(JobWorker, "_heartbeat", bug)
+        monkeypatch.setattr(Runner, "_heartbeat", bug)
     result = tasks.record_job.enqueue("x")
-    worker = JobWorker(concurrency=1, worker_id=f"w-dies-{thread}")  # not burst: it would run on
+    worker = Runner(concurrency=1, worker_id=f"w-dies-{thread}")  # not burst: it would run on
     codes = []
     with override_settings(DJJOBS={**DJJOBS, "HEARTBEAT_INTERVAL": 0.05, "POLL_INTERVAL": 0.05}):
         runner = threading.Thread(target=lambda: codes.append(worker.run()))
@@ -348,9 +348,9 @@ def test_a_worker_thread_that_dies_stops_the_worker_with_exit_code_1(monkeypatch
     if thread != "heartbeat":
         # Claimed (or run), never completed: left RUNNING, its lease no longer renewed.
         assert Job.objects.get(pk=result.id).status == "RUNNING"
-    from djjobs.models import Worker as WorkerRow
+    from djjobs.models import Worker
 
-    assert WorkerRow.objects.get(id=f"w-dies-{thread}").stopped_at is not None
+    assert Worker.objects.get(id=f"w-dies-{thread}").stopped_at is not None
 
 
 # -- task_finished for a timeout -----------------------------------------------------------------
@@ -366,7 +366,7 @@ def test_a_timeout_in_thread_mode_sends_task_finished_once_when_the_job_fails():
     task_finished.connect(receiver)
     try:
         result = tasks.hostile_overstays.enqueue(seconds=1.5)  # timeout 0.5 s, max_attempts=2
-        JobWorker(burst=True, concurrency=2).run()
+        Runner(burst=True, concurrency=2).run()
     finally:
         task_finished.disconnect(receiver)
     job = _job(result)

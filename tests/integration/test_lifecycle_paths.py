@@ -13,7 +13,7 @@ from djjobs.lifecycle import finish
 from djjobs.lifecycle.transitions import IllegalTransition
 from djjobs.maintenance.rescuer import rescue_expired
 from djjobs.models import Job, RunStatus, WorkflowRun
-from djjobs.operations import Outcome
+from djjobs.operations import Answer
 from djjobs.states import JobStatus
 from djjobs.worker import turn as process
 from djjobs.worker.claim import claim
@@ -92,7 +92,7 @@ def test_complete_retry(finished):
 def test_complete_with_cancel_requested(finished):
     result = tasks.always_fails.enqueue()
     claimed = claim_one()
-    assert djjobs.cancel(result.id) == Outcome.REQUESTED
+    assert djjobs.cancel(result.id) == Answer.REQUESTED
     assert process.process(claimed, "w1") == JobStatus.CANCELLED
     job = row(result.id)
     assert (job.status, job.attempts, len(job.errors)) == ("CANCELLED", 1, 1)
@@ -214,17 +214,17 @@ def test_supervisor_cancel(finished):
 
 def test_cancel(finished):
     result = tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 2)
-    assert djjobs.cancel(result.id) == Outcome.DONE
+    assert djjobs.cancel(result.id) == Answer.DONE
     job = row(result.id)
     assert (job.status, job.attempts) == ("CANCELLED", 0) and job.finished_at
-    assert djjobs.cancel(result.id) == Outcome.NOT_ALLOWED
+    assert djjobs.cancel(result.id) == Answer.NOT_ALLOWED
     assert finished == {result.id: 1}
 
 
 def test_retry(finished):
     result = tasks.discards.using(max_attempts=1).enqueue()
     process.process(claim_one(), "w1")
-    assert djjobs.retry(result.id) == Outcome.DONE
+    assert djjobs.retry(result.id) == Answer.DONE
     job = row(result.id)
     assert (job.status, job.attempts, job.max_attempts, job.finished_at) == ("READY", 1, 2, None)
     assert finished == {result.id: 1}  # its failure's, none for the retry
@@ -232,7 +232,7 @@ def test_retry(finished):
 
 def test_run_now(finished):
     result = tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 2)
-    assert djjobs.run_now(result.id) == Outcome.DONE
+    assert djjobs.run_now(result.id) == Answer.DONE
     job = row(result.id)
     assert job.status == "READY" and job.run_after <= timezone.now()
     assert finished == {}
@@ -254,7 +254,7 @@ def test_a_workflow_step_stop(finished):
     run = checkout.start(order_id=1)
     process.process(claim_one(), "w1")  # reserve succeeds: charge and notify are READY
     charge = Job.objects.get(workflow_run=run, workflow_step="charge")
-    assert djjobs.cancel(charge.pk) == Outcome.DONE  # the run stops in the same transaction
+    assert djjobs.cancel(charge.pk) == Answer.DONE  # the run stops in the same transaction
     steps = {j.workflow_step: j.status for j in Job.objects.filter(workflow_run=run, workflow_role="step")}
     assert steps == {"reserve": "SUCCESSFUL", "charge": "CANCELLED", "notify": "CANCELLED", "ship": "CANCELLED"}
     assert WorkflowRun.objects.get(pk=run.pk).status == RunStatus.COMPENSATING

@@ -8,7 +8,7 @@ from django.utils import timezone
 import djjobs
 from djjobs.maintenance.rescuer import rescue_expired
 from djjobs.models import Job
-from djjobs.operations import Outcome
+from djjobs.operations import Answer
 from djjobs.testing import run_jobs
 from djjobs.worker.claim import claim
 from tests.testapp import tasks
@@ -18,32 +18,32 @@ pytestmark = pytest.mark.django_db
 
 def test_cancel_ready_job():
     result = tasks.add.enqueue(1, 2)
-    assert djjobs.cancel(result.id) == Outcome.DONE
+    assert djjobs.cancel(result.id) == Answer.DONE
     job = Job.objects.get()
     assert job.status == "CANCELLED" and job.finished_at is not None
     assert run_jobs() == 0
-    assert djjobs.cancel(result.id) == Outcome.NOT_ALLOWED
+    assert djjobs.cancel(result.id) == Answer.NOT_ALLOWED
 
 
 def test_cancel_running_job_requests_a_stop():
     tasks.add.enqueue(1, 2)
     (claimed,) = claim("w", None, 1, 30)
-    assert djjobs.cancel(claimed.id) == Outcome.REQUESTED
+    assert djjobs.cancel(claimed.id) == Answer.REQUESTED
     job = Job.objects.get()
     assert job.status == "RUNNING" and job.cancel_requested_at is not None
-    assert djjobs.cancel(claimed.id) == Outcome.REQUESTED  # asking twice is harmless
+    assert djjobs.cancel(claimed.id) == Answer.REQUESTED  # asking twice is harmless
 
 
 def test_cancel_unknown_job():
-    assert djjobs.cancel("01a200b6-0000-7000-8000-000000000000") == Outcome.NOT_FOUND
-    assert djjobs.cancel("garbage") == Outcome.NOT_FOUND
+    assert djjobs.cancel("01a200b6-0000-7000-8000-000000000000") == Answer.NOT_FOUND
+    assert djjobs.cancel("garbage") == Answer.NOT_FOUND
 
 
 def test_retry_dead_letter_grants_another_attempt():
     result = tasks.always_fails.enqueue()
     run_jobs()
     assert Job.objects.get().status == "FAILED"
-    assert djjobs.retry(result.id) == Outcome.DONE
+    assert djjobs.retry(result.id) == Answer.DONE
     job = Job.objects.get()
     assert (job.status, job.max_attempts, job.finished_at) == ("READY", 6, None)
     assert run_jobs() == 1
@@ -53,23 +53,23 @@ def test_retry_dead_letter_grants_another_attempt():
 
 def test_retry_refuses_active_and_successful_jobs():
     result = tasks.add.enqueue(1, 2)
-    assert djjobs.retry(result.id) == Outcome.NOT_ALLOWED
+    assert djjobs.retry(result.id) == Answer.NOT_ALLOWED
     run_jobs()
-    assert djjobs.retry(result.id) == Outcome.NOT_ALLOWED
+    assert djjobs.retry(result.id) == Answer.NOT_ALLOWED
 
 
 def test_retry_conflicting_unique_key():
     first = tasks.add.using(unique_key="k").enqueue(1, 2)
     djjobs.cancel(first.id)
     tasks.add.using(unique_key="k").enqueue(1, 2)
-    assert djjobs.retry(first.id) == Outcome.CONFLICT
+    assert djjobs.retry(first.id) == Answer.CONFLICT
     assert Job.objects.get(pk=first.id).status == "CANCELLED"
 
 
 def test_run_now_moves_run_after():
     result = tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 2)
     assert run_jobs() == 0
-    assert djjobs.run_now(result.id) == Outcome.DONE
+    assert djjobs.run_now(result.id) == Answer.DONE
     assert run_jobs() == 1
 
 

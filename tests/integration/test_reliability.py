@@ -11,7 +11,7 @@ from django.utils import timezone
 from djjobs.maintenance.pruner import prune
 from djjobs.models import Job, Worker
 from djjobs.testing import run_jobs
-from djjobs.worker.runner import Worker as JobWorker
+from djjobs.worker.runner import Runner
 from tests.testapp import tasks
 from tests.testapp.models import Execution
 
@@ -53,7 +53,7 @@ def test_checkpoint_lets_a_retry_resume_where_the_last_attempt_stopped():
 def test_timeout_fails_the_attempt_on_time_in_thread_mode():
     result = tasks.overstays.enqueue(seconds=1.5)
     started = timezone.now()
-    JobWorker(burst=True, concurrency=1).run()
+    Runner(burst=True, concurrency=1).run()
     job = Job.objects.get(pk=result.id)
     assert job.status == "FAILED"
     assert job.errors[0]["exception_class_path"] == "djjobs.exceptions.JobTimeout"
@@ -66,7 +66,7 @@ def test_timeout_fails_the_attempt_on_time_in_thread_mode():
 def test_worker_records_itself():
     tasks.add.enqueue_many([(1, 1), (2, 2)])
     tasks.discards.enqueue()
-    JobWorker(burst=True, concurrency=2, worker_id="w-rec").run()
+    Runner(burst=True, concurrency=2, worker_id="w-rec").run()
     row = Worker.objects.get()
     assert (row.id, row.concurrency, row.jobs_done, row.jobs_failed) == ("w-rec", 2, 2, 1)
     assert row.stopped_at is not None and not row.is_alive
@@ -96,7 +96,7 @@ def test_completion_rides_out_a_database_error(monkeypatch, path):
         tasks.record_job.enqueue("once")
     else:
         tasks.discards.enqueue()
-    JobWorker(burst=True, concurrency=1).run()
+    Runner(burst=True, concurrency=1).run()
     job = Job.objects.get()
     assert job.status == ("SUCCESSFUL" if path == "batched success" else "FAILED")
     assert job.attempts == 1  # the task ran once; only its completion was repeated
@@ -227,7 +227,7 @@ def test_a_stopping_worker_gives_its_prefetched_jobs_back(monkeypatch):
     tasks.GATE_RELEASE.clear()
     gate = tasks.gate.using(priority=10).enqueue()
     tasks.add.enqueue_many([(i, i) for i in range(30)])
-    worker = JobWorker(concurrency=1, worker_id="w-prefetch")
+    worker = Runner(concurrency=1, worker_id="w-prefetch")
     worker._avg_duration = 0.001  # short jobs seen: the worker prefetches
     thread = threading.Thread(target=worker.run)
     thread.start()
@@ -253,7 +253,7 @@ def test_a_task_that_leaves_a_transaction_open_does_not_poison_the_next_job_on_i
     leaky = tasks.leaves_a_transaction_open.enqueue("leaked")
     tasks.record.using(priority=-1).enqueue("after")  # claimed after the leaky one
     tasks.record.using(priority=-2).enqueue("after again")
-    JobWorker(burst=True, concurrency=1).run()
+    Runner(burst=True, concurrency=1).run()
     assert Job.objects.get(pk=leaky.id).status == "SUCCESSFUL"  # the task returned; its rows did not commit
     assert sorted(Execution.objects.values_list("label", flat=True)) == ["after", "after again"]
     assert set(Job.objects.values_list("status", flat=True)) == {"SUCCESSFUL"}

@@ -92,7 +92,7 @@ def test_a_directly_claimed_job_of_a_lost_worker_spends_its_attempt():
 def test_a_lost_job_whose_cancellation_was_requested_ends_cancelled(ahead):
     result = tasks.record.using(max_attempts=5).enqueue(label="x")
     claim("lost", None, 1, 30, direct=0 if ahead else 1)
-    assert operations.cancel(result.id) == operations.Outcome.REQUESTED
+    assert operations.cancel(result.id) == operations.Answer.REQUESTED
     expire_leases()
     assert rescue_expired() == 1
     row = Job.objects.get(pk=result.id)

@@ -13,7 +13,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from djjobs.models import Job, Schedule
-from djjobs.operations import Outcome
+from djjobs.operations import Answer
 from djjobs.schedules import tick as scheduler
 from djjobs.testing import run_jobs
 from tests.testapp.models import Execution
@@ -119,7 +119,7 @@ def test_one_off_fires_once_and_disables_itself():
     schedule.refresh_from_db()
     assert (schedule.enabled, schedule.next_run_at, schedule.last_run_at) == (False, None, run_at)
     assert scheduler.tick(run_at + timedelta(minutes=1)) == 0
-    assert scheduler.enable(schedule) == Outcome.NOT_ALLOWED  # its run is done
+    assert scheduler.enable(schedule) == Answer.NOT_ALLOWED  # its run is done
     schedule.enabled = True
     with pytest.raises(ValidationError, match="already ran"):
         schedule.full_clean()
@@ -256,14 +256,14 @@ def test_run_now_enqueues_without_moving_the_schedule():
 
 def test_enable_and_disable():
     schedule = make()
-    assert scheduler.disable(schedule) == Outcome.DONE
-    assert scheduler.disable(schedule) == Outcome.NOT_ALLOWED
+    assert scheduler.disable(schedule) == Answer.DONE
+    assert scheduler.disable(schedule) == Answer.NOT_ALLOWED
     schedule.refresh_from_db()
     assert (schedule.enabled, schedule.next_run_at) == (False, None)
-    assert scheduler.enable(schedule) == Outcome.DONE
+    assert scheduler.enable(schedule) == Answer.DONE
     schedule.refresh_from_db()
     assert schedule.enabled and schedule.next_run_at == minute() + timedelta(minutes=1)
-    assert scheduler.enable(schedule) == Outcome.NOT_ALLOWED
+    assert scheduler.enable(schedule) == Answer.NOT_ALLOWED
 
 
 # -- validation --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from djjobs import operations, workflows
 from djjobs.compat import InvalidTask
+from djjobs.lifecycle import finish
 from djjobs.lifecycle.finish import complete
 from djjobs.maintenance.pruner import prune
 from djjobs.maintenance.rescuer import rescue_expired
@@ -17,7 +18,7 @@ from djjobs.states import JobStatus
 from djjobs.testing import run_jobs
 from djjobs.worker.claim import claim
 from djjobs.worker.executor import execute
-from djjobs.workflows import Step, Workflow, cancel_run
+from djjobs.workflows import Step, Workflow, cancel_run, progress, start
 from tests.testapp.models import Execution
 from tests.testapp.tasks import add
 from tests.testapp.workflows import checkout, three, wf_charge, wf_reserve
@@ -143,7 +144,7 @@ def test_a_failed_step_compensates_what_succeeded_in_reverse_order():
     undo_b = steps(run)["compensate", "b"]
     assert undo_b.kwargs == {"name": "b"}  # the step's own kwargs go to its compensation
 
-    assert operations.retry(undo_b.pk) == operations.Outcome.DONE
+    assert operations.retry(undo_b.pk) == operations.Answer.DONE
     assert refreshed(run).status == RunStatus.COMPENSATING
     run_jobs()
     run = refreshed(run)
@@ -172,7 +173,7 @@ def test_a_failed_step_cannot_be_retried():
     run_jobs()
     assert refreshed(run).status == RunStatus.COMPENSATED  # nothing had succeeded
     failed = steps(run)["step", "a"]
-    assert operations.retry(failed.pk) == operations.Outcome.NOT_ALLOWED
+    assert operations.retry(failed.pk) == operations.Answer.NOT_ALLOWED
     assert Job.objects.get(pk=failed.pk).status == JobStatus.FAILED
 
 
@@ -180,7 +181,7 @@ def test_cancelling_a_waiting_step_compensates():
     run = checkout.start(order_id=4)
     run_jobs(max_jobs=1)  # reserve
     ship = steps(run)["step", "ship"]
-    assert operations.cancel(ship.pk) == operations.Outcome.DONE
+    assert operations.cancel(ship.pk) == operations.Answer.DONE
     run = refreshed(run)
     assert run.status == RunStatus.COMPENSATING and "step 'ship' cancelled" in run.reason
     jobs = steps(run)
@@ -232,7 +233,7 @@ def test_the_completion_and_the_advance_commit_together(monkeypatch):
     def broken(run_id):
         raise RuntimeError("the process died here")
 
-    monkeypatch.setattr(workflows, "advance", broken)
+    monkeypatch.setattr(finish, "_advance_run", broken)  # the advance DjjobsConfig.ready() handed in
     with pytest.raises(RuntimeError):
         complete(job, outcome, "w1")
     # Neither happened: the step is still RUNNING under its lease (a rescue would run it
@@ -292,7 +293,7 @@ def test_runs_are_pruned_with_their_jobs_and_their_jobs_only_with_them(settings)
 
 
 def test_steps_must_use_a_djjobs_backend(monkeypatch):
-    monkeypatch.setattr(workflows, "_backend", lambda task: object())
+    monkeypatch.setattr(start, "backend_of", lambda task: object())
     with pytest.raises(InvalidTask, match="not djjobs"):
         checkout.start(order_id=1)
     assert WorkflowRun.objects.count() == 0
@@ -348,7 +349,7 @@ def test_cancel_run_stops_and_begins_compensating_in_one_transaction(monkeypatch
     def broken(run_id):
         raise RuntimeError("the process died here")
 
-    monkeypatch.setattr(workflows, "advance", broken)
+    monkeypatch.setattr(progress, "advance", broken)
     with pytest.raises(RuntimeError):
         cancel_run(run.pk)
     assert refreshed(run).status == RunStatus.RUNNING  # nothing half done

@@ -266,10 +266,10 @@ def test_the_check_reports_settings_but_leaves_tokens_and_schedules_to_their_own
 
 @pytest.mark.parametrize("interval", [30.0, 60, 0, -1, "10", None, float("nan")])
 def test_the_worker_clamps_a_heartbeat_that_is_not_shorter_than_the_lease(settings, caplog, interval):
-    from djjobs.worker.runner import Worker
+    from djjobs.worker.runner import Runner
 
     settings.DJJOBS = {"LEASE_SECONDS": 30.0, "HEARTBEAT_INTERVAL": interval}
-    worker = Worker(concurrency=1, worker_id="clamp")
+    worker = Runner(concurrency=1, worker_id="clamp")
     waits = []
     worker.stopping.wait = lambda timeout: waits.append(timeout) or True  # stop at once
     with caplog.at_level(logging.WARNING, logger="djjobs"):
@@ -279,10 +279,10 @@ def test_the_worker_clamps_a_heartbeat_that_is_not_shorter_than_the_lease(settin
 
 
 def test_the_worker_keeps_a_valid_heartbeat(settings, caplog):
-    from djjobs.worker.runner import Worker
+    from djjobs.worker.runner import Runner
 
     settings.DJJOBS = {"LEASE_SECONDS": 30.0, "HEARTBEAT_INTERVAL": 20}
-    worker = Worker(concurrency=1, worker_id="clamp")
+    worker = Runner(concurrency=1, worker_id="clamp")
     waits = []
     worker.stopping.wait = lambda timeout: waits.append(timeout) or True
     worker._heartbeat_loop()

@@ -9,7 +9,7 @@ from djjobs import conf
 from djjobs.checks import check_settings
 from djjobs.compat import task_backends
 from djjobs.logs import DEFAULT_FORMAT, BatchingStreamHandler, Formatter
-from djjobs.worker.runner import Worker
+from djjobs.worker.runner import Runner
 from djjobs.worker.supervisor import Supervisor
 
 PROCESSES_MAX = 1000  # worker processes of one supervisor
@@ -77,7 +77,7 @@ class Command(BaseCommand):
         else:
             if options["max_jobs_per_child"] is not None:
                 raise CommandError("--max-jobs-per-child needs --processes.")
-            runner = Worker(
+            runner = Runner(
                 queues=queues,
                 concurrency=options["concurrency"],
                 burst=options["burst"],

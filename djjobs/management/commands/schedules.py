@@ -9,7 +9,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from ... import conf
-from ...operations import Outcome
+from ...models import Schedule
+from ...operations import Answer
 from ...payload import encode
 from ...schedules import tick
 from ...schedules.cron import TimingError, get_zone, localize
@@ -63,8 +64,6 @@ class Command(BaseCommand):
     # -- list ----------------------------------------------------------------------------
 
     def _list(self, count: int) -> None:
-        from ...models import Schedule
-
         schedules = list(Schedule.objects.order_by("name"))
         if not schedules:
             self.stdout.write(
@@ -97,8 +96,6 @@ class Command(BaseCommand):
     # -- operations ----------------------------------------------------------------------
 
     def _get(self, name: str):
-        from ...models import Schedule
-
         try:
             return Schedule.objects.get(name=name)
         except Schedule.DoesNotExist:
@@ -115,9 +112,9 @@ class Command(BaseCommand):
 
     def _toggle(self, name: str, *, enable: bool) -> None:
         schedule = self._get(name)
-        outcome = (tick.enable if enable else tick.disable)(schedule)
+        answer = (tick.enable if enable else tick.disable)(schedule)
         verb = "enabled" if enable else "disabled"
-        if outcome != Outcome.DONE:
+        if answer != Answer.DONE:
             raise CommandError(
                 f"Schedule {name!r} was not {verb}: it is {verb} already"
                 + (", or a one-off whose run is done." if enable else ".")
@@ -125,8 +122,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Schedule {name!r} {verb}."))
 
     def _add(self, name: str, options) -> None:
-        from ...models import Schedule
-
         schedule = Schedule(
             name=name,
             task_path=options["task"] or "",

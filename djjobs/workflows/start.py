@@ -1,0 +1,59 @@
+"""Starting a run: its row and a job per step, in the caller's transaction (like enqueue()).
+
+The first group's jobs are READY at once, the others WAITING until advance() releases them.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import conf
+from ..backend import JobsBackend
+from ..compat import InvalidTask
+from ..lifecycle import insert
+from ..models import WorkflowRun
+from ..payload import byte_size, encode
+from ..states import JobStatus
+from .jobs import STEP, accepted, backend_of, insert_job
+from .progress import advance
+
+
+def start_run(workflow, input: dict) -> WorkflowRun:
+    """Start a run of ``workflow`` with ``input`` as its context; the WorkflowRun."""
+    try:
+        text = encode(input, "Workflow input")
+    except ValueError as exc:
+        raise InvalidTask(str(exc)) from None
+    limit = conf.get("MAX_PAYLOAD_BYTES")
+    if byte_size(text) > limit:
+        raise InvalidTask(
+            f"Workflow input is {byte_size(text)} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES'])."
+        )
+    for group in workflow.groups:
+        for step in group:
+            for task in filter(None, (step.task, step.compensate)):
+                backend = backend_of(task)
+                if not isinstance(backend, JobsBackend):
+                    raise InvalidTask(
+                        f"Step {step.name!r}: {task.module_path} uses the TASKS backend "
+                        f"{task.backend!r}, which is not djjobs; a workflow's jobs live in djjobs."
+                    )
+                insert.check_task(backend, task)
+    now = timezone.now()
+    with transaction.atomic():
+        run = WorkflowRun.objects.create(
+            name=workflow.name, plan=workflow.plan(), input=input, context=input, created_at=now
+        )
+        # The first group is READY at once, unless a step of it has a when= condition: then
+        # advance() decides, as for any later group (and may skip to the next one).
+        conditional = any(step.when for step in workflow.groups[0])
+        for index, group in enumerate(workflow.groups):
+            for step in group:
+                if index == 0 and not conditional:
+                    kwargs = accepted(step.task, {**input, **step.kwargs})
+                    insert_job(run, step.task, step.name, STEP, JobStatus.READY, kwargs, now)
+                else:
+                    insert_job(run, step.task, step.name, STEP, JobStatus.WAITING, {}, now)
+        if conditional:
+            advance(run.pk)
+            run.refresh_from_db()
+    return run
