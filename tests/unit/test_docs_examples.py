@@ -10,7 +10,9 @@ fenced block (MyST and GitHub render nothing for it):
 - ``<!-- test: run -->`` (or ``<!-- test: run module=shop.tasks -->``): the ``python`` block is
   also written to a module (of that name) and imported, on the test database, so tasks it
   declares import back by their dotted path. A page's run blocks are imported in page order
-  in one test, so a later block can import an earlier one's module; ``assert`` statements
+  in one test, so a later block can import an earlier one's module (``shop.models.Order`` is
+  there already: the test app's ``TrackedOrder``, with ``status``, ``total``, ``data``,
+  ``note``); ``assert`` statements
   state the behaviour the page promises, and the Django ``TestCase`` classes a block defines
   are run;
 - ``<!-- test: settings -->``: the ``python`` block is a settings excerpt: it is executed
@@ -122,6 +124,9 @@ def module_name(block: Block) -> str:
     return match[1] if match else block.module
 
 
+SHOP_MODELS = "from tests.testapp.models import TrackedOrder as Order  # status, total, data, note\n"
+
+
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
     """A directory on sys.path for example modules; the modules and the registrations they
@@ -130,6 +135,10 @@ def sandbox(tmp_path, monkeypatch):
     from djjobs import compat, registry, triggers
 
     monkeypatch.syspath_prepend(str(tmp_path))
+    # The model the pages' examples use: shop.models.Order, the test app's TrackedOrder.
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "__init__.py").touch()
+    (tmp_path / "shop" / "models.py").write_text(SHOP_MODELS)
     declared, registered = dict(registry._declared), {t.name for t in triggers.registered()}
     signals = [compat.task_enqueued, compat.task_started, compat.task_finished]
     receivers = [list(signal.receivers) for signal in signals]
