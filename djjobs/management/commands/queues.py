@@ -13,20 +13,23 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        sub = parser.add_subparsers(dest="action", metavar="{list,pause,resume,limit}")
-        sub.add_parser("list", help="Every queue: paused, limits, ready/due/running/waiting jobs, oldest due age.")
-        for name, text in (
-            ("pause", "Pause a queue: it keeps accepting jobs, no worker claims from it."),
-            ("resume", "Resume a paused queue."),
-        ):
-            action = sub.add_parser(name, help=text)
-            action.add_argument("queue", help="The queue's name.")
-        limit = sub.add_parser("limit", help="Set or clear a queue's cluster-wide limits.")
-        limit.add_argument("queue", help="The queue's name.")
-        limit.add_argument("--concurrency", help="At most N RUNNING jobs of the queue; 'none' clears it.")
-        limit.add_argument("--rate", help="At most N starts per period, e.g. 100/m (/s, /m, /h); 'none' clears it.")
+        parser.add_argument(
+            "action",
+            nargs="?",
+            default="list",
+            choices=["list", "pause", "resume", "limit"],
+            help="list (the default): every queue with its state, limits and jobs; pause or resume a "
+            "queue; limit: set or clear its limits with --concurrency and --rate.",
+        )
+        parser.add_argument("queue", nargs="?", help="The queue's name (pause, resume, limit).")
+        parser.add_argument("--concurrency", help="limit: at most N RUNNING jobs of the queue; 'none' clears it.")
+        parser.add_argument(
+            "--rate", help="limit: at most N starts per period, e.g. 100/m (/s, /m, /h); 'none' clears it."
+        )
 
-    def handle(self, *args, action=None, queue=None, **options):
+    def handle(self, *args, action="list", queue=None, **options):
+        if action != "list" and not queue:
+            raise CommandError(f"queues {action} needs the queue's name.")
         try:
             if action == "pause":
                 changed = pause_queue(queue)
