@@ -319,3 +319,75 @@ def test_the_queue_admin_shows_each_queue_pauses_with_permission_and_audits(clie
     client.force_login(staff)
     response = client.post("/admin/djjobs/queue/", {"action": "resume", "_selected_action": ["emails"]})
     assert Queue.objects.get(name="emails").paused
+
+
+# -- debounce -------------------------------------------------------------------------------------
+
+
+def test_a_burst_of_50_debounced_enqueues_becomes_one_job_with_the_last_arguments():
+    debounced = tasks.reindex.using(unique_key="reindex:42", debounce=timedelta(seconds=30))
+    results = [debounced.enqueue(42, version=n) for n in range(50)]
+    assert Job.objects.count() == 1
+    job = Job.objects.get()
+    assert len({r.id for r in results}) == 1 and results[-1].kwargs == {"version": 49}
+    assert job.kwargs == {"version": 49} and job.debounce_key == "reindex:42" and job.unique_key is None
+    assert job.run_after > timezone.now() + timedelta(seconds=29)
+    assert run_jobs() == 0  # not due yet
+    Job.objects.update(run_after=timezone.now())
+    assert run_jobs() == 1 and labels() == ["reindex:42:49"]
+
+
+def test_debounce_max_bounds_the_wait_from_the_first_enqueue():
+    debounced = tasks.reindex.using(unique_key="k", debounce=60, debounce_max=timedelta(seconds=90))
+    debounced.enqueue(1)
+    first = Job.objects.get().enqueued_at
+    Job.objects.update(enqueued_at=first - timedelta(seconds=80))  # the first enqueue was 80 s ago
+    debounced.enqueue(1, version=2)
+    job = Job.objects.get()
+    assert job.run_after == first + timedelta(seconds=10)  # 90 s after the first, not now + 60
+
+
+def test_once_started_a_debounced_enqueue_makes_a_new_job():
+    debounced = tasks.reindex.using(unique_key="k2", debounce=5)
+    debounced.enqueue(7)
+    Job.objects.update(run_after=timezone.now())
+    running = claim_all()
+    assert len(running) == 1
+    debounced.enqueue(7, version=1)  # the change arrives while the job runs: not lost
+    assert Job.objects.count() == 2
+    assert Job.objects.get(status="READY").kwargs == {"version": 1}
+
+
+def test_debounce_is_refused_without_a_key_or_with_bad_durations():
+    with pytest.raises(InvalidTask, match="debounce needs unique_key"):
+        tasks.reindex.using(debounce=5).enqueue(1)
+    with pytest.raises(InvalidTask, match="debounce must be"):
+        tasks.reindex.using(unique_key="x", debounce=-1).enqueue(1)
+    with pytest.raises(InvalidTask, match="debounce_max bounds a debounce"):
+        tasks.reindex.using(unique_key="x", debounce_max=5).enqueue(1)
+    with pytest.raises(InvalidTask, match="must be at least debounce"):
+        tasks.reindex.using(unique_key="x", debounce=10, debounce_max=5).enqueue(1)
+    assert not Job.objects.exists()
+
+
+def test_a_debounced_trigger_turns_a_burst_of_saves_into_one_job():
+    from djjobs import triggers
+    from tests.testapp.models import TrackedOrder
+
+    trigger = triggers.on_update(
+        TrackedOrder,
+        tasks.reindex,
+        args=lambda o: [o.pk],
+        kwargs=lambda o: {"version": o.total},
+        debounce=timedelta(seconds=30),
+        name="debounced-reindex",
+    )
+    try:
+        order = TrackedOrder.objects.create()
+        for n in range(50):
+            order.total = n
+            order.save()
+        job = Job.objects.get(task_path__endswith="reindex")
+        assert float(job.kwargs["version"]) == 49
+    finally:
+        triggers.unregister(trigger.name)
