@@ -24,6 +24,7 @@ from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
 from ..models import Job, Worker
+from ..queues import ensure_queues
 from ..schedules.tick import tick
 from ..states import JobStatus
 from .claim import claim
@@ -420,6 +421,8 @@ class Runner:
                 "stopped_at": None,
             },
         )
+        # Its queues appear in the admin's Queues screen (to pause or limit) from its start.
+        ensure_queues(self.queues or ())
 
     def _unregister(self) -> None:
         Worker.objects.filter(id=self.worker_id).update(

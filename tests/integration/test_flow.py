@@ -391,3 +391,22 @@ def test_a_debounced_trigger_turns_a_burst_of_saves_into_one_job():
         assert float(job.kwargs["version"]) == 49
     finally:
         triggers.unregister(trigger.name)
+
+
+def test_metrics_show_paused_queues_limits_and_held_fifo_keys(client, django_user_model, settings):
+    pytest.importorskip("prometheus_client")
+    client.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    settings.DJJOBS = {"QUEUE_LIMITS": {"emails": {"rate_limit": "120/m"}}}
+    djjobs.pause_queue("reports")
+    set_queue_limits("emails", concurrency=4)
+    tasks.fifo_held.enqueue("m", 1)
+    run_jobs()
+    text = client.get("/jobs/metrics/").content.decode()
+    for line in [
+        'djjobs_queue_paused{queue="reports"} 1.0',
+        'djjobs_queue_paused{queue="emails"} 0.0',
+        'djjobs_queue_concurrency_limit{queue="emails"} 4.0',
+        'djjobs_queue_rate_limit_per_second{limit="120/m",queue="emails"} 2.0',
+        "djjobs_fifo_keys_held_by_failed_jobs 1.0",
+    ]:
+        assert line in text, line
