@@ -470,6 +470,12 @@ class Runner:
 
     def _on_signal(self, signum, frame) -> None:
         self._signals += 1
+        if self._signals > 1 and self.parent_pid is not None and signum == signal.SIGTERM:
+            # A supervisor's worker process: systemd's default KillMode=control-group sends
+            # SIGTERM to every process of the service, and the supervisor forwards its own, so a
+            # second SIGTERM is no hurry; the supervisor escalates with SIGKILL when it must.
+            logger.info("worker %s: %s received again, still finishing its jobs", self.worker_id, "SIGTERM")
+            return
         if self._signals > 1:
             logger.warning("worker %s: second signal, exiting now; running jobs will be rescued", self.worker_id)
             os._exit(1)
