@@ -33,11 +33,21 @@ from ..states import JobStatus
 
 CANDIDATES_PER_SLOT = 4  # candidates read per job to claim (more, when keys are full)
 
+# Whether this process's last limited claim left a due job READY only because a rate window was
+# full: it may start within the period, so a --burst worker waits for it instead of ending.
+_rate_held = False
+
+
+def rate_held() -> bool:
+    return _rate_held
+
 
 def claim_limited(connection, queues, limit: int, now, update) -> list:
     """Claim up to ``limit`` jobs that are under limits (or in limited queues) and may start now.
     ``update(ids)`` runs the claim's UPDATE of those ids and returns the claimed rows. Runs in
     its own transaction, claims taking turns."""
+    global _rate_held
+    _rate_held = False
     alias = connection.alias
     with transaction.atomic(using=alias):
         if connection.vendor == "postgresql":
@@ -75,9 +85,10 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
 
         full_rate_keys = [scope for scope, count in starts.items() if count >= caps[scope]]
         full_queues = {q for q, n in running_queues.items() if n >= rules.concurrency[q]}
-        for q, (cap, _period, _text) in rules.rate.items():
-            if starts.get(flow.queue_scope(q), 0) >= cap:
-                full_queues.add(q)
+        rate_full_queues = {
+            q for q, (cap, _period, _text) in rules.rate.items() if starts.get(flow.queue_scope(q), 0) >= cap
+        }
+        full_queues |= rate_full_queues
         skip_queues = set(rules.paused) | full_queues
 
         def candidates(qs):
@@ -99,6 +110,11 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
             )
 
         due = Job.objects.using(alias).filter(status=JobStatus.READY, run_after__lte=now)
+        if full_rate_keys or rate_full_queues:
+            held = due.filter(Q(rate_key__in=full_rate_keys) | Q(queue_name__in=rate_full_queues))
+            if served is not None:
+                held = held.filter(queue_name__in=served)
+            _rate_held = held.exclude(queue_name__in=rules.paused).exists()
         limited = due.filter(Q(concurrency_key__isnull=False) | Q(rate_key__isnull=False))
         # Keys already full are left out in SQL, so a backlog of one full key does not hide the
         # others' jobs from the candidates (a key's limit: the one its running jobs carry).
@@ -137,6 +153,7 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
                 cap, period, _text = rules.rate[queue]
                 job_scopes.append((flow.queue_scope(queue), cap, period))
             if any(starts.get(scope, 0) >= cap for scope, cap, _period in job_scopes):
+                _rate_held = True
                 continue
             chosen.append(id_)
             if key is not None:

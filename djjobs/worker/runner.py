@@ -27,6 +27,7 @@ from ..models import Job, Worker
 from ..queues import ensure_queues
 from ..schedules.tick import tick
 from ..states import JobStatus
+from . import gate
 from .claim import claim
 from .completer import Completer
 from .turn import attempt, complete_with_retry, finish
@@ -231,6 +232,10 @@ class Runner:
                 inbox.put(job)
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
                 break
+            if self.burst and not jobs and idle and gate.rate_held():
+                # Due jobs wait for a rate limit's window: they start within its period.
+                self._wakeup.wait(0.05)
+                continue
             if self.burst and not jobs and idle:
                 if claim_failures and claim_failures < BURST_CLAIM_TRIES:
                     continue  # _guarded waited a moment: ask again

@@ -128,3 +128,17 @@ def test_kill_9_of_a_worker_holding_a_fifo_job_does_not_block_the_key_past_its_l
     first, second = Job.objects.filter(fifo_key="account:k").order_by("fifo_seq")
     assert first.attempts == 2 and second.attempts == 1
     assert first.finished_at <= second.started_at
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_worker_waits_for_a_rate_window_but_not_for_a_paused_queue(workers):
+    import djjobs
+
+    for _ in range(8):
+        tasks.five_per_two_seconds.enqueue()
+    tasks.send_receipt.enqueue(1)  # queue "emails", paused: does not keep the burst running
+    djjobs.pause_queue("emails")
+    burst = workers("--burst", "--concurrency", "4")
+    assert burst.wait(90) == 0, burst.log()
+    assert Job.objects.filter(task_path__endswith="five_per_two_seconds", status=JobStatus.SUCCESSFUL).count() == 8
+    assert Job.objects.get(queue_name="emails").status == JobStatus.READY
