@@ -421,31 +421,18 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
         return set()
     now = timezone.now()
     connection = connections[router.db_for_write(Job)]
-    if connection.vendor == "postgresql" and any(getattr(job, "fifo_key", None) for job, _ in items):
-        # A FIFO job's key is released in its completion's transaction: those are written row by row.
-        keyed = [item for item in items if getattr(item[0], "fifo_key", None)]
-        done = _write_each(Job, connection, keyed, now) | _write_successes(
-            [item for item in items if not getattr(item[0], "fifo_key", None)], worker_id
-        )
+    keys = None
+    if connection.vendor == "postgresql":
+        # FIFO jobs release their keys' next jobs in the transaction of their completion.
+        keys = {job.fifo_key for job, _ in items if getattr(job, "fifo_key", None)}
+    if keys:
+        relax_commits(connection)  # the completer's own connection
+        with transaction.atomic(using=connection.alias):
+            done = _write_successes_pg(connection, items, now)
+            _release_fifo_pg(connection, sorted(keys))
     elif connection.vendor == "postgresql":
         relax_commits(connection)  # the completer's own connection
-        # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
-        ids, tokens, values = [], [], []
-        token_texts = {}
-        for job, outcome in items:
-            ids.append(job_key(job))
-            token = job.lease_token
-            text = token_texts.get(id(token))
-            if text is None:
-                text = token_texts[id(token)] = str(token)
-            tokens.append(text)
-            values.append(None if outcome.return_value is None else outcome.return_json)
-        done = {
-            row[0]
-            for row in bound.run(
-                connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True
-            )
-        }
+        done = _write_successes_pg(connection, items, now)
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
         done = _write_each(Job, connection, items, now)
     for job, _outcome in items:
@@ -453,6 +440,37 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
             job.status, job.finished_at = SUCCESSFUL, now
             job.return_value = _outcome.return_value
     return done
+
+
+def _write_successes_pg(connection, items: list, now) -> set[str]:
+    """statements.SUCCESSES_PG for ``items``; the keys (id text) written."""
+    # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
+    ids, tokens, values = [], [], []
+    token_texts = {}
+    for job, outcome in items:
+        ids.append(job_key(job))
+        token = job.lease_token
+        text = token_texts.get(id(token))
+        if text is None:
+            text = token_texts[id(token)] = str(token)
+        tokens.append(text)
+        values.append(None if outcome.return_value is None else outcome.return_json)
+    return {
+        row[0]
+        for row in bound.run(connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True)
+    }
+
+
+def _release_fifo_pg(connection, keys: list) -> None:
+    """The next job of each of ``keys`` (their jobs just ended) READY, in one statement; key by
+    key when a concurrent enqueuer took one of the keys meanwhile (release_fifo decides)."""
+    try:
+        with transaction.atomic(using=connection.alias):
+            with connection.cursor() as cursor:
+                cursor.execute(statements.of(connection).RELEASE_FIFO_PG, [keys])
+    except IntegrityError:
+        for key in keys:
+            release_fifo(key, connection.alias)
 
 
 def _write_each(Job, connection, items: list, now) -> set[str]:

@@ -98,11 +98,12 @@ def claim(
     limited = []
     if flow.needed:
         idle = limit if direct is None else direct
-        if idle > 0:
-            limited = _claim_limited(connection, worker_id, queues, idle, lease_seconds, token, now, postgresql)
+        limited = _claim_limited(connection, worker_id, queues, limit, idle, lease_seconds, token, now, postgresql)
+        if limited:
+            taken_direct = sum(1 for job in limited if not job.claimed_ahead)
             limit -= len(limited)
             if direct is not None:
-                direct -= len(limited)
+                direct = max(0, direct - taken_direct)
             if limit <= 0:
                 return limited
     skip = sorted(flow.skip) or None
@@ -116,16 +117,19 @@ def claim(
     return limited + [_to_claimed(row, token, connection, now, worker_id) for row in rows]
 
 
-def _claim_limited(connection, worker_id, queues, limit, lease_seconds, token, now, postgresql):
-    """gate.claim_limited with this claim's UPDATE of the ids it chose."""
+def _claim_limited(connection, worker_id, queues, limit, idle, lease_seconds, token, now, postgresql):
+    """gate.claim_limited with this claim's UPDATE of the ids it chose (the first ``idle`` of
+    them to idle threads, the others claimed ahead)."""
     expires = now + timedelta(seconds=lease_seconds)
     sql = statements.of(connection)
 
     def update(ids):
+        direct = min(idle, len(ids))
         with connection.cursor() as cursor:
             if postgresql:
                 params = {
                     "ids": ids,
+                    "direct": direct,
                     "worker": worker_id,
                     "worker_json": json.dumps([worker_id]),
                     "token": token,
@@ -133,16 +137,18 @@ def _claim_limited(connection, worker_id, queues, limit, lease_seconds, token, n
                     "expires": expires,
                 }
                 cursor.execute(sql.CLAIM_IDS_PG, params)
-                return _to_claimed_postgresql(cursor.fetchall(), token, now, worker_id)
+                return sorted(_to_claimed_postgresql(cursor.fetchall(), token, now, worker_id), key=_ahead)
             adapt = connection.ops.adapt_datetimefield_value
             texts = [id_.hex if isinstance(id_, uuid.UUID) else id_ for id_ in ids]
+            first = texts[:direct]
             cursor.execute(
-                sql.claim_update_sqlite(len(texts), len(texts)),
-                [adapt(now), adapt(now), worker_id, worker_id, token.hex, adapt(expires), *texts, *texts],
+                sql.claim_update_sqlite(len(first), len(texts)),
+                [adapt(now), adapt(now), worker_id, worker_id, token.hex, adapt(expires), *first, *texts],
             )
-            return [_to_claimed(row, token, connection, now, worker_id) for row in cursor.fetchall()]
+            jobs = [_to_claimed(row, token, connection, now, worker_id) for row in cursor.fetchall()]
+            return sorted(jobs, key=_ahead)
 
-    return gate.claim_limited(connection, queues, limit, now, update)
+    return gate.claim_limited(connection, queues, limit, idle, now, update)
 
 
 def _ahead(job) -> bool:

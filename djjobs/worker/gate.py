@@ -16,8 +16,10 @@ stays true until it commits what it claimed:
    starts older than their window deleted.
 
 Nothing is claimed to be put back: a job that may not start stays READY and untouched.
-Only idle threads are offered here (no claiming ahead): a prefetched job would hold a slot
-while it waits. Clocks: the worker's, as for every claim (keep worker machines on NTP).
+Claiming ahead of a free thread (prefetch, for short jobs) holds a slot while the job waits in
+the worker: it is done only while its key and queue keep at least half their slots free, and
+never for a job under a rate limit (its start is counted at the claim, so it must start then).
+Clocks: the worker's, as for every claim (keep worker machines on NTP).
 """
 
 from datetime import timedelta
@@ -42,8 +44,10 @@ def rate_held() -> bool:
     return _rate_held
 
 
-def claim_limited(connection, queues, limit: int, now, update) -> list:
-    """Claim up to ``limit`` jobs that are under limits (or in limited queues) and may start now.
+def claim_limited(connection, queues, limit: int, idle: int, now, update) -> list:
+    """Claim up to ``limit`` jobs that are under limits (or in limited queues) and may start now;
+    beyond the ``idle`` threads' share they are claimed ahead, which a job under a rate limit
+    never is (its start is counted at the claim: it must start then).
     ``update(ids)`` runs the claim's UPDATE of those ids and returns the claimed rows. Runs in
     its own transaction, claims taking turns."""
     global _rate_held
@@ -152,6 +156,13 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
             if queue in rules.rate:
                 cap, period, _text = rules.rate[queue]
                 job_scopes.append((flow.queue_scope(queue), cap, period))
+            ahead = len(chosen) >= idle
+            if ahead and (
+                job_scopes
+                or (key is not None and 2 * (running_keys.get(key, 0) + 1) > key_limit)
+                or (queue in rules.concurrency and 2 * (running_queues.get(queue, 0) + 1) > rules.concurrency[queue])
+            ):
+                continue  # not claimed ahead of a thread
             if any(starts.get(scope, 0) >= cap for scope, cap, _period in job_scopes):
                 _rate_held = True
                 continue

@@ -217,7 +217,10 @@ class Runner:
             # Read before the claim: a job that fails while the claim runs may be due again
             # (a retry) once its thread is done, so "nothing claimed and nothing busy" must
             # mean nothing was busy when the claim looked.
-            idle = self._busy == 0
+            # A success handed to the completer is not written yet: until it is, the job is in
+            # _running, and what its completion releases (a FIFO key's next job) is not due yet.
+            with self._lock:
+                idle = self._busy == 0 and not self._running
             # Jobs beyond the idle threads are claimed ahead: if this worker is lost before it
             # starts them, the rescuer gives their attempt back (claim.py, rescuer.py).
             direct = self.concurrency - self._busy
@@ -364,6 +367,10 @@ class Runner:
         status = finish(job, outcome, completed, self.worker_id)
         with self._lock:
             self._count(job, status)
+            drained = not self._running
+        # Its key's next job may be READY now; a burst worker may be done once nothing is pending.
+        if (getattr(job, "fifo_key", None) or (self.burst and drained)) and not self._wakeup.is_set():
+            self._wakeup.set()
 
     def _count(self, job, status) -> None:
         # Called with the lock held.
