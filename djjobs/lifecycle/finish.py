@@ -573,22 +573,25 @@ def unclaim(jobs) -> int:
 # -- an operator's cancel, retry and run now --------------------------------------------------
 
 
-def cancel_now(jobs) -> bool:
+def cancel_now(jobs) -> int:
     """READY or WAITING jobs -> CANCELLED, and FAILED jobs holding their FIFO key (the key moves
-    on); a workflow's step makes its run compensate."""
+    on); a workflow's step makes its run compensate. Returns how many were cancelled."""
     with transaction.atomic(using=jobs.db):
         ids = list(
             jobs.filter(
                 Q(status__in=list(t.CANCELLABLE)) | Q(status=FAILED, fifo_hold=True, fifo_key__isnull=False)
             ).values_list("id", flat=True)
         )
-        if not ids or not write(
-            jobs.filter(id__in=ids), t.CANCELLABLE | {FAILED}, CANCELLED, "cancel", finished_at=timezone.now()
-        ):
-            return False
+        cancelled = (
+            write(jobs.filter(id__in=ids), t.CANCELLABLE | {FAILED}, CANCELLED, "cancel", finished_at=timezone.now())
+            if ids
+            else 0
+        )
+        if not cancelled:
+            return 0
         _advance_runs_of(jobs)
         finished_on_commit(ids, jobs.db)
-    return True
+    return cancelled
 
 
 def request_cancel(jobs) -> int:
