@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from djjobs.management.commands.jobs import parse_since
+from djjobs.management.commands.jobs import _duration, parse_since
 from djjobs.models import Job
 from djjobs.testing import run_jobs
 from djjobs.worker.claim import claim
@@ -90,6 +90,12 @@ def test_parse_since_reads_ages_dates_and_times_of_today():
     assert parse_since("2026-12-05T10:00:00+00:00").isoformat() == "2026-12-05T10:00:00+00:00"
     assert timezone.localtime(parse_since("2026-12-05")).hour == 0
     assert timezone.localtime(parse_since("10:00", now)).date() == timezone.localdate(now)
+
+
+def test_durations_read_as_a_person_would_say_them():
+    said = [_duration(timedelta(seconds=s)) for s in (0.0004, 0.25, 4.26, 42, 137, 7322)]
+    assert said == ["< 1 ms", "250 ms", "4.3 s", "42 s", "2 min 17 s", "2 h 2 min"]
+    assert _duration(None) == "-"
 
 
 @pytest.mark.parametrize(

@@ -294,7 +294,7 @@ class Command(BaseCommand):
             w("Errors")
             for i, error in enumerate(job.errors):
                 w(
-                    f"  Attempt {error.get('attempt', '?')} · {error.get('at', '?')} · worker {error.get('worker_id') or '-'}"
+                    f"  Attempt {error.get('attempt', '?')} · {_when(_at(error))} · worker {error.get('worker_id') or '-'}"
                 )
                 w(f"    {error.get('exception_class_path', '?')}: {error.get('message', '')}")
                 if i == len(job.errors) - 1 and error.get("traceback"):
@@ -434,8 +434,10 @@ def _duration(delta) -> str:
     if delta is None:
         return "-"
     seconds = delta.total_seconds()
+    if seconds < 1:
+        return "< 1 ms" if seconds < 0.001 else f"{seconds * 1000:.0f} ms"
     if seconds < 60:
-        return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.0f} s"
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     minutes, seconds = divmod(int(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {seconds} s"
