@@ -10,6 +10,7 @@ a job's status (the give-back of prefetched jobs included) is djjobs.lifecycle.f
 """
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -104,7 +105,7 @@ def claim(
             limit -= len(limited)
             if direct is not None:
                 direct = max(0, direct - taken_direct)
-            if limit <= 0:
+            if limit <= 0 or _no_free_jobs_lately(connection.alias):
                 return limited
     skip = sorted(flow.skip) or None
     if postgresql:
@@ -112,9 +113,25 @@ def claim(
         jobs = _to_claimed_postgresql(rows, token, now, worker_id)
         if direct is not None:  # RETURNING's order is unspecified: the direct ones first
             jobs.sort(key=_ahead)
-        return limited + jobs
-    rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
-    return limited + [_to_claimed(row, token, connection, now, worker_id) for row in rows]
+    else:
+        rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
+        jobs = [_to_claimed(row, token, connection, now, worker_id) for row in rows]
+    if flow.needed:
+        _free_claim_empty[connection.alias] = time.monotonic() if not jobs else None
+    return limited + jobs
+
+
+# While limited jobs are being claimed and the plain claim just found no free job, it is not
+# asked again for FREE_RECHECK seconds when the limited claim found work (a claim that finds
+# nothing at all always asks both: a --burst worker ends on that answer). A free job enqueued
+# meanwhile waits at most that long.
+FREE_RECHECK = 0.2
+_free_claim_empty: dict[str, float | None] = {}
+
+
+def _no_free_jobs_lately(alias: str) -> bool:
+    empty_at = _free_claim_empty.get(alias)
+    return empty_at is not None and time.monotonic() - empty_at < FREE_RECHECK
 
 
 def _claim_limited(connection, worker_id, queues, limit, idle, lease_seconds, token, now, postgresql):
@@ -148,7 +165,7 @@ def _claim_limited(connection, worker_id, queues, limit, idle, lease_seconds, to
             jobs = [_to_claimed(row, token, connection, now, worker_id) for row in cursor.fetchall()]
             return sorted(jobs, key=_ahead)
 
-    return gate.claim_limited(connection, queues, limit, idle, now, update)
+    return gate.claim_limited(connection, queues, limit, idle, now, update, _look(connection.alias))
 
 
 def _ahead(job) -> bool:

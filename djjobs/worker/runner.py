@@ -367,9 +367,9 @@ class Runner:
         status = finish(job, outcome, completed, self.worker_id)
         with self._lock:
             self._count(job, status)
-            drained = not self._running
-        # Its key's next job may be READY now; a burst worker may be done once nothing is pending.
-        if (getattr(job, "fifo_key", None) or (self.burst and drained)) and not self._wakeup.is_set():
+        # Written: the slot it held under a limit is free, its key's next job may be READY, a
+        # burst worker may be done. The loop looks (it claims only when enough slots are free).
+        if not self._wakeup.is_set():
             self._wakeup.set()
 
     def _count(self, job, status) -> None:
