@@ -813,6 +813,7 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
 RATIOS = (
     ("enqueue_single", "enqueue, 1 job/transaction", "jobs/s", True),
     ("enqueue_bulk", "enqueue, bulk", "jobs/s", True),
+    ("enqueue_bulk_1000", "enqueue, bulk in calls of 1,000", "jobs/s", True),
     ("process_1", "process, 1 worker process", "jobs/s", True),
     ("process_2", "process, 2 worker processes", "jobs/s", True),
     ("latency_median", "pick-up latency, median", "ms", False),

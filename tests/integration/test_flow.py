@@ -410,3 +410,15 @@ def test_metrics_show_paused_queues_limits_and_held_fifo_keys(client, django_use
         "djjobs_fifo_keys_held_by_failed_jobs 1.0",
     ]:
         assert line in text, line
+
+
+def test_pruning_keeps_a_failed_job_that_holds_its_fifo_key():
+    from djjobs.maintenance.pruner import prune
+
+    tasks.fifo_held.enqueue("p", 1)
+    tasks.fifo_held.enqueue("p", 2)
+    run_jobs()
+    Job.objects.filter(status="FAILED").update(finished_at=timezone.now() - timedelta(days=365))
+    prune()
+    assert Job.objects.filter(status="FAILED").count() == 1
+    assert Job.objects.get(args=["p", 2]).status == "WAITING"
