@@ -2,6 +2,9 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
+
+from django.core.checks import CheckMessage
 
 from . import conf
 from .compat import BaseTaskBackend, InvalidTask, Task, TaskResult, TaskResultDoesNotExist
@@ -69,7 +72,7 @@ class JobsBackend(BaseTaskBackend):
 
     # -- results -------------------------------------------------------------------------
 
-    def get_result(self, result_id) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult:
         from .models import Job
 
         try:
@@ -78,7 +81,7 @@ class JobsBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id) from None
         return make_result(job)
 
-    def check(self, **kwargs):
+    def check(self, **kwargs: Any) -> list[CheckMessage]:
         from .checks import check_backend
 
         return check_backend(self)

@@ -8,7 +8,7 @@ SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command"
 
 
 def check_backend(backend) -> list[checks.CheckMessage]:
-    errors = []
+    errors: list[checks.CheckMessage] = []
     if not apps.is_installed("djjobs"):
         errors.append(
             checks.Error(
@@ -77,7 +77,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from . import triggers
 
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for trigger in triggers.registered():
         model = triggers.resolve_model(trigger)
         if model is None:
@@ -108,9 +108,10 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
     from .registry import declared_tasks
 
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for path, task in sorted(declared_tasks().items()):
-        if not getattr(task, "subscribe", None):
+        subscribe = getattr(task, "subscribe", None)
+        if not subscribe:
             continue
         try:
             parameters = inspect.signature(task.func).parameters
@@ -120,7 +121,7 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         if not accepts:
             errors.append(
                 checks.Error(
-                    f"Task {path} subscribes to {task.subscribe!r} but takes no 'event' argument.",
+                    f"Task {path} subscribes to {subscribe!r} but takes no 'event' argument.",
                     hint="Subscribers are called with event={'name', 'payload', 'id', 'occurred_at'}: add an 'event' parameter.",
                     id="djjobs.E103",
                 )
@@ -189,7 +190,7 @@ def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
     if any(conf.check(key, conf.get(key)) for key in ("MAX_PAYLOAD_BYTES", "MAX_JSON_DEPTH")):
         return []  # djjobs.E301 reports the setting the declarations are checked against
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for message in problems():
         if message.startswith("DJJOBS['SCHEDULES'] must be"):
             errors.append(

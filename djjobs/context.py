@@ -13,8 +13,9 @@ from .states import JobStatus
 current_job_id: ContextVar[Any] = ContextVar("djjobs_current_job_id", default=None)
 
 
+# django-stubs declare TaskContext a plain dataclass; Django's (and the backport's) is frozen.
 @dataclass(frozen=True, slots=True, kw_only=True)
-class JobContext(TaskContext):
+class JobContext(TaskContext):  # type: ignore[misc]
     job_id: Any
     lease_token: Any
     checkpoint: Any = None  # the last checkpoint saved by an earlier attempt, or None

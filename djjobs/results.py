@@ -24,7 +24,7 @@ def job_key(job) -> str:
 
 def make_result(job, task: Task | None = None, return_value=None) -> TaskResult:
     """A TaskResult for anything with the Job's attributes (a Job or a ClaimedJob)."""
-    result = TaskResult(
+    result: TaskResult = TaskResult(
         task=_task_for(task, job),
         id=job_key(job),
         status=TO_TASK_STATUS[job.status],

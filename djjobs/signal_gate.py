@@ -101,7 +101,7 @@ def _reaches_a_handler(logger: logging.Logger, level: int) -> bool:
     if not logger.filter(record):
         return False
     found_handlers = False
-    current = logger
+    current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
             found_handlers = True

@@ -8,6 +8,7 @@ COPY text is written directly, with the constant columns spelled once.
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,9 @@ from . import bound, fast, statements
 COPY_FROM_ROWS = 20
 
 
-def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, str, str]]) -> None:
+def insert_jobs(
+    common: dict[str, Any], rows: Sequence[tuple[uuid.UUID | str, list[Any], dict[str, Any], str, str]]
+) -> None:
     """Insert one job per (id, args, kwargs, args JSON text, kwargs JSON text) row; ``common``
     holds the other columns that are set. JSON goes in as the text already encoded (and
     checked) by the backend: both PostgreSQL's jsonb input and SQLite store it as is."""

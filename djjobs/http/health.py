@@ -97,7 +97,7 @@ def configured_queues() -> set[str]:
     from ..backend import JobsBackend
     from ..compat import task_backends
 
-    names = set()
+    names: set[str] = set()
     for backend in task_backends.all():
         if isinstance(backend, JobsBackend):
             names.update(backend.queues or ())

@@ -18,6 +18,7 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.db import DataError, IntegrityError, connections, router, transaction
 from django.db.models import F
@@ -168,6 +169,7 @@ def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
     """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
     surrogates, a __str__ that raises)."""
     exc = outcome.error
+    assert exc is not None, "an error entry records a failed attempt"
     return t.attempt_error(
         job.attempts, exception_class_path(exc), exception_message(exc), outcome.traceback, worker_id, timezone.now()
     )
@@ -186,12 +188,13 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
         and mine.filter(status=RUNNING, lease_token=job.lease_token, cancel_requested_at__isnull=False).exists()
     )
     status, delay = t.decide(job, outcome, cancel_requested)
-    changes = {"lease_token": None, "lease_expires_at": None}
+    changes: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
     if status == SUCCESSFUL:
         changes.update(return_value=outcome.return_value, finished_at=now)
     else:
         changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id)]
         if status == READY:
+            assert delay is not None, "decide() gives a retry its delay"
             changes["run_after"] = now + timedelta(seconds=delay)
         else:
             changes["finished_at"] = now
@@ -369,7 +372,7 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
         relax_commits(connection)  # the completer's own connection
         # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
         ids, tokens, values = [], [], []
-        token_texts = {}
+        token_texts: dict[int, str] = {}
         for job, outcome in items:
             ids.append(job_key(job))
             token = job.lease_token

@@ -30,6 +30,7 @@ run (or retries one of its jobs) advances the run in the same transaction.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from .. import conf
 from ..exceptions import Discard, InvalidReturnValue
@@ -199,7 +200,12 @@ def lost_worker_changes(job, why: str, now) -> dict:
     """The changes that release one lost RUNNING job. A released job keeps its run_after: it
     goes back to its place near the front of the queue, not behind the backlog."""
     lost = after_lost_worker(job)
-    changes = {"status": lost.status, "lease_token": None, "lease_expires_at": None, "claimed_ahead": False}
+    changes: dict[str, Any] = {
+        "status": lost.status,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "claimed_ahead": False,
+    }
     if lost.refund:
         changes["attempts"] = job.attempts - 1
         if job.attempts <= 1:  # as if never claimed

@@ -1,11 +1,16 @@
 """The Event row: one per ``djjobs.publish()``; its subscriber jobs point back at it."""
 
+from typing import TYPE_CHECKING
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..ids import uuid7
+
+if TYPE_CHECKING:
+    from .job import Job
 
 # How far the admin follows a chain of causes (event <- job <- event ...) before it stops.
 MAX_CHAIN = 50
@@ -56,11 +61,12 @@ class Event(models.Model):
             "occurred_at": self.occurred_at.isoformat(),
         }
 
-    def cause_chain(self) -> list:
+    def cause_chain(self) -> list[tuple["Event", "Job | None"]]:
         """[(event, job that published it or None), ...] from the root cause down to this event."""
         from .job import Job
 
-        chain, event = [], self
+        chain: list[tuple[Event, Job | None]] = []
+        event: Event | None = self
         while event is not None and len(chain) < MAX_CHAIN:
             job = (
                 Job.objects.select_related("event").filter(pk=event.cause_job_id).first()

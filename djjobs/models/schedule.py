@@ -190,7 +190,7 @@ class Schedule(models.Model):
         """When a newly saved or enabled schedule fires first: a one-off at its run_at (even a
         past one, unless it already ran), the others at their next fire time after now."""
         timing = self.timing()
-        if timing.one_off:
+        if timing.run_at is not None:  # a one-off
             ran = self.last_run_at is not None and self.last_run_at >= timing.run_at
             return None if ran else timing.run_at
         return timing.next_after(now)

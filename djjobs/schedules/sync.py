@@ -92,7 +92,7 @@ def declarations() -> tuple[list[Declaration], list[str]]:
             problems.append(problem)
         elif name in found:
             problems.append(f"DJJOBS['SCHEDULES'][{name!r}]: the name is taken by {found[name].source}.")
-        else:
+        elif declaration is not None:  # no problem: a declaration
             found[name] = declaration
     return list(found.values()), problems
 

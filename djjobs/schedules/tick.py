@@ -46,7 +46,8 @@ def tick(now: datetime | None = None) -> int:
     if not Schedule.objects.due(now).exists():  # the usual answer, without taking a lock
         return 0
     alias = router.db_for_write(Schedule)
-    fired, failed = 0, []
+    fired = 0
+    failed: list[int] = []  # the schedules whose fire raised, left for the next tick
     for _ in range(TICK_BATCH):
         schedule = None
         try:
@@ -175,7 +176,7 @@ def run_now(schedule):
     from ..models import Job, Schedule
 
     task, problem = find_task(schedule.task_path)
-    if problem:
+    if task is None:  # find_task() says why
         raise ScheduleError(problem)
     now = timezone.now()
     with transaction.atomic(using=router.db_for_write(Job)):

@@ -36,7 +36,7 @@ def validate_schedule(schedule) -> dict[str, list[str]]:
     task, problem = find_task(schedule.task_path)
     if problem:
         add("task_path", problem)
-    elif schedule.queue_name:
+    elif task is not None and schedule.queue_name:  # no problem: a task
         try:
             task.get_backend().validate_task(replace(task, queue_name=schedule.queue_name))
         except InvalidTask as exc:

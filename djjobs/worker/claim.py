@@ -11,6 +11,7 @@ a job's status (the give-back of prefetched jobs included) is djjobs.lifecycle.f
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,10 +162,10 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
     return rows
 
 
-_EMPTY_JSON = {"[]": list, "{}": dict}
+_EMPTY_JSON: dict[str | bytes, Callable[[], Any]] = {"[]": list, "{}": dict}
 
 
-def _json(value):
+def _json(value: Any) -> Any:
     """A JSON column as the driver returned it (text, or already decoded) -> Python."""
     if not isinstance(value, (str, bytes)):
         return value

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from django.db import connections
 from django.utils import timezone
@@ -28,6 +29,8 @@ from ..states import JobStatus
 from .claim import claim
 from .completer import Completer
 from .turn import attempt, complete_with_retry, finish
+
+_Thread = TypeVar("_Thread", bound=threading.Thread)
 
 logger = logging.getLogger("djjobs")
 
@@ -95,7 +98,7 @@ class Worker:
         self._outage = Outage(f"worker {self.worker_id}", self.stopping.wait)
         self._exit_code = 0
         self._avg_duration = 1.0  # seconds, moving average of recent jobs; no prefetch until known
-        self._completer = None
+        self._completer: Completer | None = None
         self._crashed = threading.Event()  # one of the worker's threads died: see _start()
 
     # -- public --------------------------------------------------------------------------
@@ -119,7 +122,7 @@ class Worker:
             self._start(threading.Thread(target=self._job_thread, args=(inbox,), name=f"djjobs-job-{i}", daemon=True))
             for i in range(self.concurrency)
         ]
-        self._completer = self._start(Completer(self.worker_id, self._completed))
+        completer = self._completer = self._start(Completer(self.worker_id, self._completed))
         try:
             self._loop(inbox)
         finally:
@@ -129,10 +132,10 @@ class Worker:
                 inbox.put(None)
             if not self._crashed.is_set():
                 self._drain(threads)
-            self._completer.stop()
+            completer.stop()
             # After a crash, what is queued gets a moment to be written; running jobs are left
             # to the rescuer (their leases are no longer renewed).
-            self._completer.join(timeout=5 if self._crashed.is_set() else None)
+            completer.join(timeout=5 if self._crashed.is_set() else None)
             self.stopping.set()
             heartbeat.join(timeout=5)
             self._guarded(self._unregister)
@@ -147,7 +150,7 @@ class Worker:
 
     # -- the thread guard ----------------------------------------------------------------
 
-    def _start(self, thread: threading.Thread) -> threading.Thread:
+    def _start(self, thread: _Thread) -> _Thread:
         """Start one of the worker's threads (job threads, completer, heartbeat, listener) under
         the guard: an exception that escapes its ``run()`` takes the worker down (_crash)."""
         run = thread.run
@@ -158,7 +161,7 @@ class Worker:
             except BaseException:  # noqa: BLE001 - whatever it is, the thread is gone
                 self._crash(thread)
 
-        thread.run = guarded
+        thread.run = guarded  # type: ignore[method-assign]  # the thread runs its own run() under the guard
         thread.start()
         return thread
 
@@ -352,7 +355,7 @@ class Worker:
             if wake and not self._wakeup.is_set():
                 self._wakeup.set()
 
-    def _completed(self, job, outcome, completed: bool) -> None:
+    def _completed(self, job, outcome, completed: bool | None) -> None:
         """The completer wrote (or could not write) a batched success."""
         status = finish(job, outcome, completed, self.worker_id)
         with self._lock:

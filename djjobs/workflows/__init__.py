@@ -32,6 +32,7 @@ way round; ``advance`` skips rows it would have to wait for.
 import inspect
 import json
 import logging
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -258,7 +259,7 @@ def _run_forward(run, steps, now) -> None:
                 by_kwargs.setdefault(_context_text(kwargs), (kwargs, []))[1].append(job.pk)
         for kwargs, ids in by_kwargs.values():
             finish.release_steps(ids, now, kwargs=kwargs)
-        changes = {"context": context} if context != run.context else {}
+        changes: dict[str, Any] = {"context": context} if context != run.context else {}
         if skipped != run.skipped:
             changes["skipped"] = skipped
         if changes:
@@ -282,7 +283,8 @@ def _jobs_of(run) -> tuple[dict, dict]:
         "workflow_role",
         "cancel_requested_at",
     )
-    steps, undos = {}, {}
+    steps: dict[str | None, Job] = {}
+    undos: dict[str | None, Job] = {}
     for job in jobs:
         (steps if job.workflow_role == STEP else undos)[job.workflow_step] = job
     return steps, undos
@@ -401,7 +403,9 @@ def _insert(
     """A step's (or a compensation's) job, through the one insert path (its task was checked by
     start()). At start() its kwargs are checked as any task's arguments; later ones come from
     the run's context and are written as _context_text() says."""
-    payload = ([], kwargs, "[]", _context_text(kwargs) if kwargs else "{}") if from_context else None
+    payload: insert.Payload | None = (
+        ([], kwargs, "[]", _context_text(kwargs) if kwargs else "{}") if from_context else None
+    )
     insert.insert(
         task,
         (),

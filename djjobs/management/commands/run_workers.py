@@ -66,7 +66,7 @@ class Command(BaseCommand):
         if options["processes"]:
             if options["max_jobs"] is not None:
                 raise CommandError("--max-jobs applies to one process; with --processes use --max-jobs-per-child.")
-            runner = Supervisor(
+            runner: Supervisor | Worker = Supervisor(
                 processes=options["processes"],
                 queues=queues,
                 concurrency=options["concurrency"],
