@@ -2,11 +2,16 @@
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compat import TaskContext
 from .payload import clean_text, to_json
 from .states import JobStatus
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from .models import Job
 
 # The id of the job whose task is running in this thread or coroutine (set by the executor),
 # so what the task does can name its cause: events published from a job record that job.
@@ -20,7 +25,7 @@ class JobContext(TaskContext):  # type: ignore[misc]
     lease_token: Any
     checkpoint: Any = None  # the last checkpoint saved by an earlier attempt, or None
 
-    def _owned(self):
+    def _owned(self) -> "QuerySet[Job]":
         from .models import Job
 
         return Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING, lease_token=self.lease_token)

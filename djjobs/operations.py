@@ -6,11 +6,17 @@ operators (or an operator and a worker) acting at the same instant cannot both w
 
 import uuid
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError
 
 from .lifecycle import finish
 from .states import JobStatus
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from .models import Job
 
 
 class Outcome(StrEnum):
@@ -21,7 +27,7 @@ class Outcome(StrEnum):
     NOT_FOUND = "not_found"
 
 
-def _jobs(job_id):
+def _jobs(job_id: uuid.UUID | str) -> "QuerySet[Job]":
     from .models import Job
 
     try:
@@ -30,7 +36,7 @@ def _jobs(job_id):
         return Job.objects.none()
 
 
-def cancel(job_id) -> Outcome:
+def cancel(job_id: uuid.UUID | str) -> Outcome:
     """Cancel a READY/WAITING job now; ask a RUNNING job to stop (``context.is_cancelled()``)."""
     jobs = _jobs(job_id)
     if finish.cancel_now(jobs):  # a workflow's step: its run compensates
@@ -42,7 +48,7 @@ def cancel(job_id) -> Outcome:
     return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
 
 
-def retry(job_id) -> Outcome:
+def retry(job_id: uuid.UUID | str) -> Outcome:
     """Send a FAILED or CANCELLED job back to READY, due now, with at least one attempt left.
 
     Not a workflow's step: its failure made the run compensate, which a retry cannot undo
@@ -57,7 +63,7 @@ def retry(job_id) -> Outcome:
     return Outcome.NOT_ALLOWED if jobs.exists() else Outcome.NOT_FOUND
 
 
-def run_now(job_id) -> Outcome:
+def run_now(job_id: uuid.UUID | str) -> Outcome:
     """Make a READY job due at once (its run_after moves to now)."""
     jobs = _jobs(job_id)
     if finish.run_now(jobs):

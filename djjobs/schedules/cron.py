@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
@@ -114,7 +115,7 @@ def get_zone(name: str) -> ZoneInfo:
         raise TimingError(f"Unknown time zone {name!r}: use an IANA name such as 'Europe/London' or 'UTC'.") from None
 
 
-def check_interval(seconds) -> int:
+def check_interval(seconds: Any) -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise TimingError(f"The interval is a whole number of seconds, got {seconds!r}.")
     if seconds < 1:

@@ -84,7 +84,15 @@ def plan(
     return Plan(fire=fire, next_run_at=timing.next_after(now), skipped=skipped, reasons=reasons)
 
 
-def _catch_up(timing, due_at, end, now, misfire, keep, max_lateness) -> tuple[list[datetime], int, str]:
+def _catch_up(
+    timing: Timing,
+    due_at: datetime,
+    end: datetime,
+    now: datetime,
+    misfire: str,
+    keep: int,
+    max_lateness: float | None,
+) -> tuple[list[datetime], int, str]:
     """The latest ``keep`` misfires in [due_at, end) that are not too late, how many misfires
     do not run, and why."""
     latest = _latest(timing, due_at, end, keep) if keep else []
