@@ -17,16 +17,19 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 """
 
 import logging
-from datetime import timedelta
-from typing import Any
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db import DataError, IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .. import conf
-from ..compat import task_finished
+from ..compat import BaseTaskBackend, Task, TaskResult, task_finished
 from ..db import bound, statements
 from ..exceptions import InvalidReturnValue, JobTimeout, WorkerLost
 from ..payload import clean_text
@@ -37,6 +40,12 @@ from ..states import FINISHED, JobStatus
 from . import transitions as t
 from .outage import TRANSIENT
 from .outcome import Outcome, exception_class_path, exception_message, format_traceback
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+    from ..backend import JobsBackend
+    from ..models import Job
 
 logger = logging.getLogger("djjobs")
 
@@ -54,7 +63,14 @@ _ANY_OWNER = object()
 # -- the guard --------------------------------------------------------------------------------
 
 
-def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, **changes) -> int:
+def write(
+    jobs: "QuerySet[Job]",
+    source: str | Iterable[str],
+    target: str | None,
+    path: str,
+    token: Any = _ANY_OWNER,
+    **changes: Any,
+) -> int:
     """The one guarded UPDATE: ``jobs`` (a Job queryset) that are in ``source`` (a status, or
     several) — and, when ``token`` is given, still hold that lease — move to ``target`` with
     ``changes``. ``target`` None: a write that keeps the status (run now, a cancel request).
@@ -74,13 +90,13 @@ def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, **chang
     return jobs.update(**changes)
 
 
-def _job_model():
+def _job_model() -> "type[Job]":
     from ..models import Job
 
     return Job
 
 
-def _advance(run_id) -> None:
+def _advance(run_id: uuid.UUID) -> None:
     """A workflow's job ended (or was retried): its run moves on, in the caller's transaction."""
     from .. import workflows
 
@@ -89,10 +105,10 @@ def _advance(run_id) -> None:
 
 # -- task_finished ----------------------------------------------------------------------------
 
-_backend = None
+_backend: "type[JobsBackend] | None" = None
 
 
-def backend_class():
+def backend_class() -> "type[JobsBackend]":
     global _backend
     if _backend is None:
         from ..backend import JobsBackend
@@ -101,14 +117,14 @@ def backend_class():
     return _backend
 
 
-def task_or_none(path):
+def task_or_none(path: str) -> Task | None:
     try:
         return resolve_task(path)
     except Exception:  # noqa: BLE001 - reported by execute() as the job's error
         return None
 
 
-def send_finished(job, outcome=None, sender=None) -> None:
+def send_finished(job: Any, outcome: Outcome | None = None, sender: type[BaseTaskBackend] | None = None) -> None:
     """Django's task_finished for a job that reached SUCCESSFUL, FAILED or CANCELLED, when a
     receiver would do something with it (signal_gate). A receiver's exception is logged: the
     job's outcome is recorded already, and the caller goes on."""
@@ -123,7 +139,7 @@ def send_finished(job, outcome=None, sender=None) -> None:
             logger.exception("job %s: a task_finished receiver failed", job_key(job))
 
 
-def _send(sender, result, error) -> None:
+def _send(sender: type[BaseTaskBackend], result: TaskResult, error: BaseException | None) -> None:
     # Django sends task_finished inside the exception handler, so receivers can log exc_info.
     if error is None:
         task_finished.send(sender, task_result=result)
@@ -134,7 +150,7 @@ def _send(sender, result, error) -> None:
         task_finished.send(sender, task_result=result)
 
 
-def _recorded_error(job):
+def _recorded_error(job: Any) -> BaseException | None:
     """For exc_info: the exception a job's last error entry names, when djjobs made it."""
     if job.status == SUCCESSFUL or not job.errors:
         return None
@@ -148,14 +164,14 @@ def _listening() -> bool:
     return wanted(task_finished, sender, logging.ERROR) or wanted(task_finished, sender, logging.INFO)
 
 
-def finished_on_commit(ids, using: str | None = None) -> None:
+def finished_on_commit(ids: Iterable[uuid.UUID], using: str | None = None) -> None:
     """task_finished for the jobs ``ids`` that ended in this transaction, sent once it commits
     (at once outside a transaction), with their rows as committed."""
     ids = list(ids)
     if not ids or not _listening():
         return
 
-    def send():
+    def send() -> None:
         for job in _job_model().objects.using(using).filter(id__in=ids, status__in=list(FINISHED)):
             send_finished(job)
 
@@ -165,7 +181,7 @@ def finished_on_commit(ids, using: str | None = None) -> None:
 # -- the worker's completion ------------------------------------------------------------------
 
 
-def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
+def error_entry(job: Any, outcome: Outcome, worker_id: str) -> dict[str, Any]:
     """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
     surrogates, a __str__ that raises)."""
     exc = outcome.error
@@ -175,7 +191,7 @@ def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
     )
 
 
-def complete(job, outcome: Outcome, worker_id: str) -> bool:
+def complete(job: Any, outcome: Outcome, worker_id: str) -> bool:
     """Write an attempt's outcome onto the job (and onto ``job`` itself); False if the lease
     was lost. A workflow's job advances its run in the same transaction. Sends no signal:
     the worker does (process.finish), once this returned."""
@@ -217,7 +233,7 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
     return True
 
 
-def _relax_this_transaction(connection) -> None:
+def _relax_this_transaction(connection: BaseDatabaseWrapper) -> None:
     """PostgreSQL with ASYNC_COMMIT: this transaction's commit does not wait for the WAL flush
     (``SET LOCAL``: the connection's later transactions, the task's included, are unaffected).
     As for batched completions, a database crash can then only make the step run again."""
@@ -243,7 +259,7 @@ def adopt(outcome: Outcome, failure: Outcome) -> None:
     outcome.error, outcome.traceback = failure.error, failure.traceback
 
 
-def time_out(job, worker_id: str, pid: int | None = None) -> bool:
+def time_out(job: Any, worker_id: str, pid: int | None = None) -> bool:
     """Fail an attempt that ran past its timeout (thread mode: ``pid`` None; process mode: the
     process ``pid`` was killed) with a JobTimeout, retried per its policy; task_finished when it
     ended. False if the job was no longer this worker's. Database errors propagate."""
@@ -258,7 +274,7 @@ def time_out(job, worker_id: str, pid: int | None = None) -> bool:
     return True
 
 
-def relax_commits(connection) -> None:
+def relax_commits(connection: BaseDatabaseWrapper) -> None:
     """PostgreSQL: this connection's commits need not wait for the WAL flush (DJJOBS['ASYNC_COMMIT']).
 
     Used only on the worker's own connections (claims, batched completions, sweeps), never
@@ -274,13 +290,13 @@ def relax_commits(connection) -> None:
     if getattr(connection, "_djjobs_relaxed", None) is not raw:
         with connection.cursor() as cursor:
             cursor.execute(statements.RELAX_CONNECTION)
-        connection._djjobs_relaxed = raw
+        connection._djjobs_relaxed = raw  # type: ignore[attr-defined]  # djjobs' own mark on the connection
 
 
 # -- batched completion of successes ----------------------------------------------------------
 
 
-def complete_successes(items: list, worker_id: str, refused: set | None = None) -> set[str]:
+def complete_successes(items: list[tuple[Any, Outcome]], worker_id: str, refused: set[str] | None = None) -> set[str]:
     """Write many successful outcomes; returns the keys (id text) written.
 
     One guarded UPDATE (_write_successes). If the database refuses it for another reason than
@@ -357,7 +373,7 @@ def complete_successes(items: list, worker_id: str, refused: set | None = None) 
 t.check(RUNNING, SUCCESSFUL, "batch")
 
 
-def _write_successes(items: list, worker_id: str) -> set[str]:
+def _write_successes(items: list[tuple[Any, Outcome]], worker_id: str) -> set[str]:
     """Write many successful outcomes with one guarded UPDATE; returns the keys (id text) written.
 
     ``items`` are (job, outcome) pairs. Each row is still guarded by its own lease token, so
@@ -413,7 +429,7 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
 # -- a lost worker: rescue, the supervisor's dead child ---------------------------------------
 
 
-def release_lost(jobs, why: str, batch: int = 100) -> int:
+def release_lost(jobs: "QuerySet[Job]", why: str, batch: int = 100) -> int:
     """Return these RUNNING jobs (their worker is lost) to READY, counting the lost attempt;
     FAILED if none remain, CANCELLED if their cancellation was requested, an attempt given back
     once to a job claimed ahead (transitions.after_lost_worker). Returns how many changed.
@@ -450,15 +466,16 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
             released += changed
             if changed and t.ends(status):
                 ended.append(job.id)
-                if t.advances(status, job.workflow_run_id is not None):
-                    runs.add(job.workflow_run_id)
+                run_id = job.workflow_run_id
+                if run_id is not None and t.advances(status, True):
+                    runs.add(run_id)
         for run_id in sorted(runs):  # a workflow step that ended: its run moves on in this transaction
             _advance(run_id)
         finished_on_commit(ended)
     return released
 
 
-def kill_cancelled(job) -> bool:
+def kill_cancelled(job: Any) -> bool:
     """Process mode: the job ignored its cancellation and its process was killed: CANCELLED."""
     Job = _job_model()
     with transaction.atomic():
@@ -484,7 +501,7 @@ def kill_cancelled(job) -> bool:
 t.check(RUNNING, READY, "unclaim")  # statements.unclaim_pg/_sqlite are that transition, for every row
 
 
-def unclaim(jobs) -> int:
+def unclaim(jobs: Iterable[Any]) -> int:
     """Give claimed jobs that never started back to the queue, as if never claimed.
 
     A worker stopping gracefully does this with the jobs it prefetched: their attempt is
@@ -510,7 +527,7 @@ def unclaim(jobs) -> int:
 # -- an operator's cancel, retry and run now --------------------------------------------------
 
 
-def cancel_now(jobs) -> bool:
+def cancel_now(jobs: "QuerySet[Job]") -> bool:
     """READY or WAITING jobs -> CANCELLED; a workflow's step makes its run compensate."""
     with transaction.atomic(using=jobs.db):
         ids = list(jobs.filter(status__in=list(t.CANCELLABLE)).values_list("id", flat=True))
@@ -523,7 +540,7 @@ def cancel_now(jobs) -> bool:
     return True
 
 
-def request_cancel(jobs) -> int:
+def request_cancel(jobs: "QuerySet[Job]") -> int:
     """Ask RUNNING jobs to stop (``context.is_cancelled()``); not a change of status. Returns
     how many had not been asked yet."""
     return write(
@@ -531,7 +548,7 @@ def request_cancel(jobs) -> int:
     )
 
 
-def retry(jobs) -> int:
+def retry(jobs: "QuerySet[Job]") -> int:
     """FAILED or CANCELLED jobs -> READY, due now, with at least one attempt left
     (transitions.retry_max_attempts). IntegrityError: another active job holds the key."""
     with transaction.atomic(using=jobs.db):
@@ -550,12 +567,12 @@ def retry(jobs) -> int:
     return changed
 
 
-def run_now(jobs) -> int:
+def run_now(jobs: "QuerySet[Job]") -> int:
     """Make READY jobs due at once (their run_after moves to now); not a change of status."""
     return write(jobs, READY, None, "run_now", run_after=timezone.now())
 
 
-def _advance_runs_of(jobs) -> None:
+def _advance_runs_of(jobs: "QuerySet[Job]") -> None:
     for run_id in sorted(set(jobs.exclude(workflow_run_id=None).values_list("workflow_run_id", flat=True))):
         _advance(run_id)
 
@@ -563,7 +580,7 @@ def _advance_runs_of(jobs) -> None:
 # -- workflow steps ---------------------------------------------------------------------------
 
 
-def stop_steps(steps, now) -> None:
+def stop_steps(steps: "QuerySet[Job]", now: datetime) -> None:
     """A workflow run stops: its steps not started (WAITING, READY) are CANCELLED; its running
     ones are asked to stop. A running step's row may be locked by its own completion, which
     will advance the run itself: it is skipped rather than waited for (lock order: job, then run)."""
@@ -588,12 +605,12 @@ def stop_steps(steps, now) -> None:
         write(Job.objects.filter(id__in=running), RUNNING, None, "stop_run", cancel_requested_at=now)
 
 
-def release_steps(ids, now, **changes) -> int:
+def release_steps(ids: Iterable[uuid.UUID], now: datetime, **changes: Any) -> int:
     """A workflow's next steps: WAITING -> READY, due now."""
     return write(_job_model().objects.filter(pk__in=ids), WAITING, READY, "release_step", run_after=now, **changes)
 
 
-def skip_steps(ids) -> int:
+def skip_steps(ids: Iterable[uuid.UUID]) -> int:
     """Steps whose when= condition is false as their group comes up: their WAITING jobs never
     run and are deleted (the run records their names)."""
     return _job_model().objects.filter(pk__in=ids, status=WAITING).delete()[0]

@@ -1,6 +1,8 @@
 """The Schedule row: when to enqueue which task, and where its firing stands."""
 
-from datetime import UTC, datetime
+from collections.abc import Collection
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING, Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,6 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
 from ..schedules.cron import Timing, TimingError, get_zone
 from ..schedules.policy import Misfire, Overlap
+
+if TYPE_CHECKING:
+    from .job import Job
 
 # What a code declaration sets; a code-managed row whose values differ from its declaration
 # was edited in the admin ("overridden") and keeps those edits on the next migrate.
@@ -38,13 +43,13 @@ def default_time_zone() -> str:
 
 
 class ScheduleQuerySet(models.QuerySet):
-    def enabled(self):
+    def enabled(self) -> Self:
         return self.filter(enabled=True)
 
-    def due(self, now=None):
+    def due(self, now: datetime | None = None) -> Self:
         return self.enabled().filter(next_run_at__lte=now or timezone.now())
 
-    def code_managed(self):
+    def code_managed(self) -> Self:
         return self.filter(code_managed=True)
 
 
@@ -150,7 +155,9 @@ class Schedule(models.Model):
         return self.name
 
     @classmethod
-    def from_db(cls, db, field_names, values, **kwargs):  # kwargs: Django 6.1's fetch_mode
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:  # kwargs: Django 6.1's fetch_mode
         instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded_timing = instance._timing_values()
         return instance
@@ -162,7 +169,7 @@ class Schedule(models.Model):
         return Timing.build(cron=self.cron, interval=self.interval, run_at=self.run_at, time_zone=self.time_zone)
 
     @property
-    def zone(self):
+    def zone(self) -> tzinfo:
         try:
             return get_zone(self.time_zone)
         except TimingError:
@@ -196,16 +203,16 @@ class Schedule(models.Model):
         return timing.next_after(now)
 
     @property
-    def last_job(self):
+    def last_job(self) -> "Job | None":
         """The job of the last run, if it still exists (old jobs are pruned)."""
         from .job import Job
 
         return Job.objects.filter(pk=self.last_job_id).first() if self.last_job_id else None
 
-    def _timing_values(self) -> tuple:
+    def _timing_values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in TIMING_FIELDS)
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         """Recompute next_run_at when the timing or the enabled flag changed (or on creation)."""
         if self._state.adding or self._timing_values() != getattr(self, "_loaded_timing", None):
             try:
@@ -219,7 +226,7 @@ class Schedule(models.Model):
 
     # -- validation ----------------------------------------------------------------------
 
-    def clean(self):
+    def clean(self) -> None:
         from ..schedules.validation import validate_schedule
 
         errors = validate_schedule(self)

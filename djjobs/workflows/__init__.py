@@ -32,19 +32,25 @@ way round; ``advance`` skips rows it would have to wait for.
 import inspect
 import json
 import logging
-from typing import Any
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, overload
 
 from django.db import transaction
 from django.utils import timezone
 
 from .. import conf
 from ..backend import JobsBackend
-from ..compat import InvalidTask, Task, task_backends
+from ..compat import BaseTaskBackend, InvalidTask, Task, task_backends
 from ..exceptions import TaskNotFound
 from ..lifecycle import finish, insert
 from ..payload import byte_size, encode, storable
 from ..registry import resolve_task
 from ..states import JobStatus
+
+if TYPE_CHECKING:
+    from ..models import Job, WorkflowRun
 
 logger = logging.getLogger("djjobs")
 
@@ -57,15 +63,37 @@ class Step:
     keyword arguments of its own (JSON; they win over the context's, and its compensation gets
     them too), and optionally the task that undoes it."""
 
+    @overload
     def __init__(
         self,
-        name_or_task,
-        task: Task | None = None,
+        name_or_task: Task,
+        task: None = None,
         *,
-        kwargs: dict | None = None,
+        kwargs: dict[str, Any] | None = None,
         compensate: Task | None = None,
         when: str | None = None,
-    ):
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        name_or_task: str,
+        task: Task,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        compensate: Task | None = None,
+        when: str | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        name_or_task: Any,  # Step(task) or Step(name, task); anything else is refused below
+        task: Any = None,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        compensate: Task | None = None,
+        when: str | None = None,
+    ) -> None:
         if task is None:
             name_or_task, task = getattr(name_or_task, "name", None), name_or_task
         if not isinstance(task, Task):
@@ -96,7 +124,7 @@ class Step:
 class Workflow:
     """A named list of groups; a group is a Step or a list of Steps that run in parallel."""
 
-    def __init__(self, name: str, steps):
+    def __init__(self, name: str, steps: Iterable[Step | list[Step] | tuple[Step, ...]]) -> None:
         if not isinstance(name, str) or not name or len(name) > 200 or not storable(name):
             raise InvalidTask(
                 f"A workflow name is a non-empty string of at most 200 characters, without NUL "
@@ -122,7 +150,7 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {len(self.groups)} group(s))"
 
-    def plan(self) -> list[list[dict]]:
+    def plan(self) -> list[list[dict[str, Any]]]:
         return [
             [
                 {
@@ -137,7 +165,7 @@ class Workflow:
             for group in self.groups
         ]
 
-    def start(self, **input):
+    def start(self, **input: Any) -> "WorkflowRun":
         """Start a run: its row and a job per step, in the caller's transaction; the WorkflowRun."""
         from ..models import WorkflowRun
 
@@ -185,7 +213,7 @@ class Workflow:
 # -- moving a run on ------------------------------------------------------------------------
 
 
-def advance(run_id) -> None:
+def advance(run_id: uuid.UUID | str) -> None:
     """Bring the run up to date with its jobs' statuses; idempotent. Called inside the
     transaction that finished one of its jobs (or cancelled, or retried one)."""
     from ..models import RunStatus, WorkflowRun
@@ -215,7 +243,7 @@ def advance(run_id) -> None:
             _compensate(run, steps, undos, now)
 
 
-def cancel_run(run_id, reason: str = "cancelled") -> bool:
+def cancel_run(run_id: uuid.UUID | str, reason: str = "cancelled") -> bool:
     """Stop a running run and compensate what it did; False if it was not running."""
     from ..models import RunStatus, WorkflowRun
 
@@ -228,7 +256,7 @@ def cancel_run(run_id, reason: str = "cancelled") -> bool:
     return True
 
 
-def _run_forward(run, steps, now) -> None:
+def _run_forward(run: "WorkflowRun", steps: "dict[str | None, Job]", now: datetime) -> None:
     from ..models import RunStatus
 
     context = _context(run, steps)
@@ -268,7 +296,7 @@ def _run_forward(run, steps, now) -> None:
     _save(run, context=context, skipped=skipped, status=RunStatus.SUCCESSFUL, finished_at=now)
 
 
-def _jobs_of(run) -> tuple[dict, dict]:
+def _jobs_of(run: "WorkflowRun") -> "tuple[dict[str | None, Job], dict[str | None, Job]]":
     """The run's step jobs and compensation jobs, each by step name."""
     from ..models import Job
 
@@ -290,7 +318,7 @@ def _jobs_of(run) -> tuple[dict, dict]:
     return steps, undos
 
 
-def _stop(run, reason: str, now) -> None:
+def _stop(run: "WorkflowRun", reason: str, now: datetime) -> None:
     """RUNNING -> COMPENSATING: cancel the steps not started, ask the running ones to stop."""
     from ..models import Job, RunStatus
 
@@ -300,7 +328,9 @@ def _stop(run, reason: str, now) -> None:
     _save(run, status=RunStatus.COMPENSATING, reason=reason)
 
 
-def _compensate(run, steps, undos, now) -> None:
+def _compensate(
+    run: "WorkflowRun", steps: "dict[str | None, Job]", undos: "dict[str | None, Job]", now: datetime
+) -> None:
     """Once no step runs: the next compensation in reverse order, or the run's end."""
     from ..models import RunStatus
 
@@ -335,11 +365,11 @@ def _compensate(run, steps, undos, now) -> None:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _flat(plan) -> list[dict]:
+def _flat(plan: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [spec for group in plan for spec in group]
 
 
-def _context(run, steps) -> dict:
+def _context(run: "WorkflowRun", steps: "dict[str | None, Job]") -> dict[str, Any]:
     """The input, then what each succeeded step returned, in the plan's order (not the order
     they finished in, so parallel steps merge the same way every time)."""
     context = dict(run.input)
@@ -354,20 +384,20 @@ def _context(run, steps) -> dict:
     return context
 
 
-def _ended(job) -> str:
+def _ended(job: "Job") -> str:
     if job.status == JobStatus.FAILED and job.errors:
         last = job.errors[-1]
         return f"failed ({last.get('exception_class_path', '').rsplit('.', 1)[-1]}: {last.get('message', '')})"[:500]
     return job.status.lower()
 
 
-def _save(run, **changes) -> None:
+def _save(run: "WorkflowRun", **changes: Any) -> None:
     for name, value in changes.items():
         setattr(run, name, value)
     run.save(update_fields=list(changes))
 
 
-def _accepted(task: Task, context: dict) -> dict:
+def _accepted(task: Task, context: dict[str, Any]) -> dict[str, Any]:
     """The context's keys the task's function takes as keyword arguments."""
     try:
         parameters = list(inspect.signature(task.func).parameters.values())
@@ -385,7 +415,7 @@ def _accepted(task: Task, context: dict) -> dict:
     return {k: v for k, v in context.items() if k in names}
 
 
-def _kwargs_for(path: str, spec: dict, context: dict) -> dict:
+def _kwargs_for(path: str, spec: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     values = {**context, **spec.get("kwargs", {})}
     try:
         return _accepted(resolve_task(path), values)
@@ -393,12 +423,20 @@ def _kwargs_for(path: str, spec: dict, context: dict) -> dict:
         return values  # the job fails with TaskNotFound, which says why
 
 
-def _backend(task: Task):
+def _backend(task: Task) -> BaseTaskBackend:
     return task_backends[task.backend]
 
 
 def _insert(
-    run, task: Task, name: str, role: str, status: str, kwargs: dict, now, *, from_context: bool = False
+    run: "WorkflowRun",
+    task: Task,
+    name: str,
+    role: str,
+    status: str,
+    kwargs: dict[str, Any],
+    now: datetime,
+    *,
+    from_context: bool = False,
 ) -> None:
     """A step's (or a compensation's) job, through the one insert path (its task was checked by
     start()). At start() its kwargs are checked as any task's arguments; later ones come from
@@ -426,7 +464,7 @@ def _insert(
     )
 
 
-def _context_text(kwargs: dict) -> str:
+def _context_text(kwargs: dict[str, Any]) -> str:
     """A step's kwargs from the run's context, as JSON text. The context is the input and what
     the steps returned, each checked when it was stored; but a step's non-dict return value
     sits one level down in it, so the context may be one level deeper than
@@ -438,7 +476,7 @@ def _context_text(kwargs: dict) -> str:
         return json.dumps(kwargs, ensure_ascii=False, separators=(",", ":"))
 
 
-def _insert_by_path(run, spec: dict, context: dict, now) -> None:
+def _insert_by_path(run: "WorkflowRun", spec: dict[str, Any], context: dict[str, Any], now: datetime) -> None:
     """A step's compensation job; when its task no longer imports, a job that fails saying so."""
     path, name = spec["compensate"], spec["name"]
     kwargs = _kwargs_for(path, spec, context)
