@@ -7,7 +7,7 @@ class DjjobsConfig(AppConfig):
     verbose_name = "Jobs"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self):
+    def ready(self) -> None:
         from . import compat  # noqa: F401  (the backport registers its checks and signals)
 
         autodiscover_modules("tasks")  # every app's tasks.py: schedules, events and endpoints see them

@@ -1,13 +1,21 @@
 """System checks for djjobs. Ids are stable: djjobs.E001..., djjobs.W001..."""
 
-from django.apps import apps
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.apps import AppConfig, apps
 from django.core import checks
-from django.db import connections, router
+from django.db import connections, models, router
+
+from .compat import Task
+
+if TYPE_CHECKING:
+    from .backend import JobsBackend
 
 SQLITE_OPTIONS = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 
 
-def check_backend(backend) -> list[checks.CheckMessage]:
+def check_backend(backend: "JobsBackend") -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     if not apps.is_installed("djjobs"):
         errors.append(
@@ -57,7 +65,7 @@ _OWN_CHECK_IDS = {"djjobs.E104", "djjobs.E202"}
 
 
 @checks.register()
-def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """DJJOBS is a dict, each of its keys is known and has a valid value (djjobs.conf.RULES)."""
     from django.conf import settings
 
@@ -74,7 +82,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_triggers(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from . import triggers
 
     errors: list[checks.CheckMessage] = []
@@ -103,7 +111,7 @@ def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_subscribers(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     import inspect
 
     from .registry import declared_tasks
@@ -131,7 +139,7 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_http_tokens(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     from . import conf
 
     tokens = conf.get("HTTP_TOKENS")
@@ -156,11 +164,11 @@ def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
-def _has_field(model, name) -> bool:
+def _has_field(model: type[models.Model], name: str) -> bool:
     return any(name in (f.name, f.attname) for f in model._meta.concrete_fields)
 
 
-def _backend_warning(task, what) -> list[checks.CheckMessage]:
+def _backend_warning(task: Task, what: str) -> list[checks.CheckMessage]:
     from .backend import JobsBackend
 
     try:
@@ -183,7 +191,7 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Code-declared schedules (@task(schedule=...), DJJOBS['SCHEDULES']) that migrate cannot sync."""
     from . import conf
     from .schedules.sync import problems

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from . import statements
 
@@ -35,7 +36,7 @@ class ReadyHead:
     run_after: datetime
 
 
-def _connection():
+def _connection() -> BaseDatabaseWrapper:
     from ..models.job import Job  # as in statements.of(): not at import time
 
     return connections[router.db_for_read(Job)]

@@ -104,5 +104,5 @@ def configured_queues() -> set[str]:
     return names
 
 
-def _age(now, then) -> float | None:
+def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else round(max(0.0, (now - then).total_seconds()), 3)
