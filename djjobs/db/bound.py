@@ -43,8 +43,8 @@ def run(connection: BaseDatabaseWrapper, sql: str, params: Any, fetch: bool = Fa
     """Execute ``sql`` on the kept cursor when usable(), else through Django's cursor;
     with ``fetch``, return the rows."""
     if usable(connection):
-        cursor = fast.execute(connection, sql, params)
-        return cursor.fetchall() if fetch else None
+        kept = fast.execute(connection, sql, params)
+        return kept.fetchall() if fetch else None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else None
