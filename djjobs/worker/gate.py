@@ -138,7 +138,8 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update) -> lis
             rows += candidates(free_in_limited)
             rows.sort(key=lambda row: (-row[1], row[2], row[0]))
 
-        chosen, scopes = [], []
+        chosen: list[object] = []
+        scopes = []
         for id_, _priority, _run_after, queue, key, key_limit, rate_key, rate_text in rows:
             if len(chosen) >= limit:
                 break
