@@ -6,7 +6,7 @@
 #   make test DBS=postgres-public-apis   # unit + integration on PostgreSQL, DJJOBS["FAST_PATHS"] off
 #   make test PYTEST_ARGS='-x -k retry'
 #   make test-fast                 # the edit loop: unit + integration tests, SQLite only
-#   make lint                      # what CI checks before the tests: ruff (lint + format), import contract, makemigrations --check
+#   make lint                      # what CI checks before the tests: ruff (lint + format), import contract, makemigrations --check, mypy
 #   make docs                      # the documentation site (docs/, Sphinx) into docs/_build/html, warnings as errors
 #   make docs-serve                # build it and serve it on http://127.0.0.1:8001/
 #   make test PYTHON=python3.12 DJANGO=6 VENV=.venv-py312-dj6
@@ -126,7 +126,9 @@ test-fast: install
 # What .ci/run checks before the tests: ruff (configured in pyproject.toml), the import contract
 # (lint-imports: imports point down, [tool.importlinter] in pyproject.toml), and that no model
 # change lacks its migration (on the demo's settings, which install djjobs and the demo shop,
-# with an in-memory database: the check reads no data and leaves no file). All run, then fail.
+# with an in-memory database: the check reads no data and leaves no file), and mypy over djjobs/
+# ([tool.mypy] in pyproject.toml; on both Django series, typed against the pinned django-stubs,
+# which describe Django 6.1). All run, then fail.
 LINT_PATHS := djjobs tests benchmarks demo_project manage.py
 
 lint: install
@@ -140,6 +142,8 @@ lint: install
 	echo "==> makemigrations --check (Python $(PY_VERSION), Django $(DJANGO))"; \
 	env DATABASE_URL='sqlite://:memory:' $(VENV_PY) manage.py makemigrations --check --dry-run \
 		--settings=demo_project.settings </dev/null || failed="$$failed makemigrations"; \
+	echo "==> mypy djjobs (Python $(PY_VERSION), Django $(DJANGO))"; \
+	$(VENV_PY) -m mypy || failed="$$failed mypy"; \
 	if [ -n "$$failed" ]; then echo "==> lint failed:$$failed"; exit 1; fi; \
 	echo "==> lint passed"
 

@@ -10,7 +10,7 @@ class DjjobsConfig(AppConfig):
     verbose_name = "Jobs"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self):
+    def ready(self) -> None:
         # These import the models, which cannot be imported before the app registry is ready.
         from . import checks  # noqa: F401  (registers the project-wide checks)
         from .lifecycle import finish

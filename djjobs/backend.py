@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.apps import apps
 from django.core import checks
@@ -76,7 +77,7 @@ class JobsBackend(BaseTaskBackend):
 
     # -- results -------------------------------------------------------------------------
 
-    def get_result(self, result_id) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult:
         from .models import Job  # not at the top: the backend loads when a task is declared
 
         try:
@@ -85,10 +86,10 @@ class JobsBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id) from None
         return make_result(job)
 
-    def check(self, **kwargs) -> list[checks.CheckMessage]:
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """The backend's own checks, which Django runs with the project's (djjobs.checks): djjobs
         installed, and a database it supports, configured for it."""
-        errors = []
+        errors: list[checks.CheckMessage] = []
         if not apps.is_installed("djjobs"):
             errors.append(
                 checks.Error(

@@ -4,12 +4,17 @@ The backend's own (djjobs.E001, E002, W001, W002: djjobs installed, a database i
 configured for it) are JobsBackend.check(), which Django runs with these."""
 
 import inspect
+from collections.abc import Sequence
+from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
+from django.db import models
 
 from . import conf, triggers
 from .backend import JobsBackend
+from .compat import Task
 from .registry import declared_tasks
 from .schedules.sync import problems
 
@@ -20,7 +25,7 @@ _OWN_CHECK_IDS = {"djjobs.E104", "djjobs.E202"}
 
 
 @checks.register()
-def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """DJJOBS is a dict, each of its keys is known and has a valid value (djjobs.conf.RULES)."""
     return [
         (checks.Error if problem.is_error else checks.Warning)(problem.message, hint=problem.hint, id=problem.id)
@@ -33,8 +38,8 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    errors = []
+def check_triggers(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     for trigger in triggers.registered():
         model = triggers.resolve_model(trigger)
         if model is None:
@@ -60,10 +65,11 @@ def check_triggers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    errors = []
+def check_subscribers(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     for path, task in sorted(declared_tasks().items()):
-        if not getattr(task, "subscribe", None):
+        subscribe = getattr(task, "subscribe", None)
+        if not subscribe:
             continue
         try:
             parameters = inspect.signature(task.func).parameters
@@ -73,7 +79,7 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         if not accepts:
             errors.append(
                 checks.Error(
-                    f"Task {path} subscribes to {task.subscribe!r} but takes no 'event' argument.",
+                    f"Task {path} subscribes to {subscribe!r} but takes no 'event' argument.",
                     hint="Subscribers are called with event={'name', 'payload', 'id', 'occurred_at'}: add an 'event' parameter.",
                     id="djjobs.E103",
                 )
@@ -83,7 +89,7 @@ def check_subscribers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_http_tokens(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     tokens = conf.get("HTTP_TOKENS")
     problem = conf.check("HTTP_TOKENS", tokens)
     if problem is not None:
@@ -106,11 +112,11 @@ def check_http_tokens(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
-def _has_field(model, name) -> bool:
+def _has_field(model: type[models.Model], name: str) -> bool:
     return any(name in (f.name, f.attname) for f in model._meta.concrete_fields)
 
 
-def _backend_warning(task, what) -> list[checks.CheckMessage]:
+def _backend_warning(task: Task, what: str) -> list[checks.CheckMessage]:
     try:
         backend = task.get_backend()
     except Exception:  # noqa: BLE001 - an unknown alias is reported by Django's own checks
@@ -131,11 +137,11 @@ def _backend_warning(task, what) -> list[checks.CheckMessage]:
 
 
 @checks.register()
-def check_schedules(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def check_schedules(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Code-declared schedules (@task(schedule=...), DJJOBS['SCHEDULES']) that migrate cannot sync."""
     if any(conf.check(key, conf.get(key)) for key in ("MAX_PAYLOAD_BYTES", "MAX_JSON_DEPTH")):
         return []  # djjobs.E301 reports the setting the declarations are checked against
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for message in problems():
         if message.startswith("DJJOBS['SCHEDULES'] must be"):
             errors.append(

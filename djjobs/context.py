@@ -4,6 +4,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
+
 from .compat import TaskContext
 from .models import Job
 from .payload import clean_text, to_json
@@ -14,13 +16,14 @@ from .states import JobStatus
 current_job_id: ContextVar[Any] = ContextVar("djjobs_current_job_id", default=None)
 
 
+# django-stubs declare TaskContext a plain dataclass; Django's (and the backport's) is frozen.
 @dataclass(frozen=True, slots=True, kw_only=True)
-class JobContext(TaskContext):
+class JobContext(TaskContext):  # type: ignore[misc]
     job_id: Any
     lease_token: Any
     checkpoint: Any = None  # the last checkpoint saved by an earlier attempt, or None
 
-    def _owned(self):
+    def _owned(self) -> QuerySet[Job]:
         return Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING, lease_token=self.lease_token)
 
     def set_progress(self, percent: float, message: str = "") -> bool:

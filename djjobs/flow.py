@@ -19,10 +19,12 @@ and every path that ends a job releases its key (djjobs.lifecycle.finish).
 """
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 
-from .compat import InvalidTask
+from .compat import InvalidTask, Task
 
 OPTIONS = (
     "fifo_key",
@@ -55,7 +57,7 @@ def parse_rate(text: str) -> tuple[int, float]:
     return count, multiple * PERIODS[unit]
 
 
-def check_options(options) -> None:
+def check_options(options: object) -> None:
     """Refuse bad flow options (at declaration, ``using()`` and enqueue); ``options`` has any of
     OPTIONS as attributes. Raises InvalidTask saying which option and why."""
     for name in ("fifo_key", "concurrency_key", "rate_key"):
@@ -91,7 +93,7 @@ def check_options(options) -> None:
 MAX_SECONDS = 366 * 86400.0
 
 
-def seconds(name: str, value) -> float | None:
+def seconds(name: str, value: object) -> float | None:
     """A duration option (a timedelta or a number of seconds) in seconds, or InvalidTask."""
     if value is None:
         return None
@@ -104,7 +106,7 @@ def seconds(name: str, value) -> float | None:
     return float(value)
 
 
-def check_key(name: str, key) -> str:
+def check_key(name: str, key: object) -> str:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or "\x00" in key:
         raise InvalidTask(
             f"{name} must be a non-empty string of at most {MAX_KEY_LENGTH} characters without NUL "
@@ -117,15 +119,15 @@ def check_key(name: str, key) -> str:
     return key
 
 
-def uses_flow(task) -> bool:
+def uses_flow(task: object) -> bool:
     """Whether jobs of ``task`` carry any flow option (they take the guarded insert)."""
     return any(getattr(task, name, None) is not None for name in ("fifo_key", "concurrency", "rate_limit"))
 
 
-def job_fields(task, args, kwargs) -> dict:
+def job_fields(task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The flow columns of one job of ``task`` called with ``args``/``kwargs``: the keys made
     (a callable key is called with the job's arguments), the limits it carries."""
-    fields = {}
+    fields: dict[str, Any] = {}
     fifo = getattr(task, "fifo_key", None)
     if fifo is not None:
         fields["fifo_key"] = _key("fifo_key", fifo, args, kwargs)
@@ -145,7 +147,7 @@ def job_fields(task, args, kwargs) -> dict:
     return fields
 
 
-def _key(name, key, args, kwargs) -> str:
+def _key(name: str, key: object, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
     if callable(key):
         try:
             key = key(*args, **kwargs)

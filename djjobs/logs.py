@@ -19,6 +19,7 @@ import logging
 import sys
 import time
 import weakref
+from typing import TextIO
 
 from .db import fast
 
@@ -29,7 +30,7 @@ _handlers: "weakref.WeakSet[BatchingStreamHandler]" = weakref.WeakSet()
 
 
 class BatchingStreamHandler(logging.StreamHandler):
-    def __init__(self, stream=None, delay: float = 0.1, max_lines: int = 1000):
+    def __init__(self, stream: TextIO | None = None, delay: float = 0.1, max_lines: int = 1000) -> None:
         super().__init__(stream if stream is not None else sys.stderr)
         self.delay = delay
         self.max_lines = max_lines
@@ -53,8 +54,10 @@ class BatchingStreamHandler(logging.StreamHandler):
         is the only place the line would go."""
         created = time.time()
         line = f" {logging.getLevelName(level)} {name} {message}{self.terminator}"
-        with self.lock:
-            self._add(self.formatter.stamp(created) + line)
+        formatter, lock = self.formatter, self.lock
+        assert isinstance(formatter, Formatter) and lock is not None, "direct_handler() checked the formatter"
+        with lock:
+            self._add(formatter.stamp(created) + line)
 
     def _add(self, line: str, urgent: bool = False) -> None:
         """Queue a formatted line (the lock held); write the batch if it is urgent, full or old."""
@@ -85,10 +88,11 @@ class BatchingStreamHandler(logging.StreamHandler):
 class Formatter(logging.Formatter):
     """logging.Formatter whose default time stamp is formatted once a second, not per line."""
 
-    _second = None
+    _second: int | None = None
     _stamp = ""
+    default_msec_format: str = "%s,%03d"  # logging.Formatter's, never None here
 
-    def formatTime(self, record, datefmt=None):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt is not None or self.converter is not time.localtime:
             return super().formatTime(record, datefmt)
         return self.stamp(record.created, record.msecs)

@@ -19,11 +19,13 @@ count per reason (two reasons are never merged into one sentence).
 """
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from django.db import IntegrityError, router, transaction
+from django.db.models import QuerySet
 
 from .lifecycle import finish
 from .lifecycle.transitions import CANCELLABLE, RETRYABLE
@@ -117,20 +119,22 @@ class Report:
 
 
 Progress = Callable[[Report], None]
+# One batch's rows (Job.values(*_FIELDS)): what a batch action reads of each job.
+Rows = list[dict[str, Any]]
 
 
-def retry_matching(jobs, *, batch: int = BATCH, progress: Progress | None = None) -> Report:
+def retry_matching(jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None) -> Report:
     """Retry every FAILED or CANCELLED job of ``jobs`` (operations.retry's rules, in batches)."""
     return _act(jobs, "retry", _retry_batch, batch, progress)
 
 
-def cancel_matching(jobs, *, batch: int = BATCH, progress: Progress | None = None) -> Report:
+def cancel_matching(jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None) -> Report:
     """Cancel every READY or WAITING job of ``jobs`` and ask the RUNNING ones to stop
     (operations.cancel's rules, in batches)."""
     return _act(jobs, "cancel", _cancel_batch, batch, progress)
 
 
-def delete_matching(jobs, *, batch: int = BATCH, progress: Progress | None = None) -> Report:
+def delete_matching(jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None) -> Report:
     """Delete every finished job of ``jobs``, but the steps of workflow runs still under way."""
     return _act(jobs, "delete", _delete_batch, batch, progress)
 
@@ -140,7 +144,9 @@ def delete_matching(jobs, *, batch: int = BATCH, progress: Progress | None = Non
 _FIELDS = ("pk", "status", "workflow_role", "cancel_requested_at", "fifo_key", "fifo_hold", "workflow_run__status")
 
 
-def _act(jobs, action: str, act_on, batch: int, progress: Progress | None) -> Report:
+def _act(
+    jobs: QuerySet[Job], action: str, act_on: Callable[[Rows, Report, str], None], batch: int, progress: Progress | None
+) -> Report:
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}.")
     report = Report(action)
@@ -163,15 +169,15 @@ def _act(jobs, action: str, act_on, batch: int, progress: Progress | None) -> Re
     return report
 
 
-def _of(ids, using):
+def _of(ids: Iterable[Any], using: str) -> QuerySet[Job]:
     return Job.objects.using(using).filter(pk__in=ids)
 
 
 # -- one batch, in its transaction --------------------------------------------------------------
 
 
-def _retry_batch(rows, report: Report, using: str) -> None:
-    eligible = []
+def _retry_batch(rows: Rows, report: Report, using: str) -> None:
+    eligible: list[Any] = []
     for row in rows:
         if row["status"] == JobStatus.SUCCESSFUL:
             report.skip(Skip.SUCCEEDED)
@@ -201,8 +207,9 @@ def _retry_batch(rows, report: Report, using: str) -> None:
     report.skip(Skip.CHANGED_MEANWHILE, len(eligible) - changed - held)
 
 
-def _cancel_batch(rows, report: Report, using: str) -> None:
-    now_ids, running = [], []
+def _cancel_batch(rows: Rows, report: Report, using: str) -> None:
+    now_ids: list[Any] = []
+    running: list[Any] = []
     for row in rows:
         status = row["status"]
         if status in CANCELLABLE or (status == JobStatus.FAILED and row["fifo_hold"] and row["fifo_key"]):
@@ -221,8 +228,8 @@ def _cancel_batch(rows, report: Report, using: str) -> None:
     report.skip(Skip.CHANGED_MEANWHILE, len(now_ids) - cancelled + len(running) - requested)
 
 
-def _delete_batch(rows, report: Report, using: str) -> None:
-    eligible = []
+def _delete_batch(rows: Rows, report: Report, using: str) -> None:
+    eligible: list[Any] = []
     for row in rows:
         if row["status"] in ACTIVE:
             report.skip(Skip.NOT_FINISHED)

@@ -8,6 +8,7 @@ import uuid
 from enum import StrEnum
 
 from django.db import IntegrityError
+from django.db.models import QuerySet
 
 from .lifecycle import finish
 from .models import Job
@@ -22,14 +23,14 @@ class Answer(StrEnum):
     NOT_FOUND = "not_found"
 
 
-def _jobs(job_id):
+def _jobs(job_id: uuid.UUID | str) -> QuerySet[Job]:
     try:
         return Job.objects.filter(pk=uuid.UUID(str(job_id)))
     except ValueError:
         return Job.objects.none()
 
 
-def cancel(job_id) -> Answer:
+def cancel(job_id: uuid.UUID | str) -> Answer:
     """Cancel a READY/WAITING job now; ask a RUNNING job to stop (``context.is_cancelled()``)."""
     jobs = _jobs(job_id)
     if finish.cancel_now(jobs):  # a workflow's step: its run compensates
@@ -41,7 +42,7 @@ def cancel(job_id) -> Answer:
     return Answer.NOT_ALLOWED if jobs.exists() else Answer.NOT_FOUND
 
 
-def retry(job_id) -> Answer:
+def retry(job_id: uuid.UUID | str) -> Answer:
     """Send a FAILED or CANCELLED job back to READY, due now, with at least one attempt left.
 
     Not a workflow's step: its failure made the run compensate, which a retry cannot undo
@@ -56,7 +57,7 @@ def retry(job_id) -> Answer:
     return Answer.NOT_ALLOWED if jobs.exists() else Answer.NOT_FOUND
 
 
-def run_now(job_id) -> Answer:
+def run_now(job_id: uuid.UUID | str) -> Answer:
     """Make a READY job due at once (its run_after moves to now)."""
     jobs = _jobs(job_id)
     if finish.run_now(jobs):

@@ -79,7 +79,7 @@ def clean_text(text: str) -> str:
     return text
 
 
-def _check_structure(value, what: str, max_depth: int) -> None:
+def _check_structure(value: Any, what: str, max_depth: int) -> None:
     """Dict keys are strings, nesting is at most ``max_depth`` deep; iterative (no recursion)."""
     # json.dumps turns 1 into "1" silently: the task would read back a different dict.
     stack = [(value, 1)]
@@ -104,7 +104,7 @@ def _check_structure(value, what: str, max_depth: int) -> None:
                     push((item, depth + 1))
 
 
-def _has_nul(value) -> bool:
+def _has_nul(value: Any) -> bool:
     """Whether a NUL is in a string or key of ``value`` (the encoded text's ``\\u0000`` may be an
     escaped backslash followed by ``u0000``)."""
     stack = [value]

@@ -8,8 +8,10 @@ Code, the ``queues`` command and the admin all come here.
 """
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import router, transaction
 from django.db.models import Count, Min, Q
@@ -23,7 +25,7 @@ from .states import JobStatus
 _UNSET = object()
 
 
-def check_name(name) -> str:
+def check_name(name: object) -> str:
     if not isinstance(name, str) or not name or len(name) > 64 or "\x00" in name:
         raise InvalidTask(f"A queue name is a non-empty string of at most 64 characters, got {name!r}.")
     return name
@@ -51,7 +53,7 @@ def _set_paused(name: str, paused: bool) -> bool:
     return changed
 
 
-def set_queue_limits(name: str, *, concurrency=_UNSET, rate_limit=_UNSET):
+def set_queue_limits(name: str, *, concurrency: Any = _UNSET, rate_limit: Any = _UNSET) -> Queue:
     """Set (a value) or clear (None) queue ``name``'s concurrency and rate limits; a limit not
     given is left as it is. A cleared limit falls back to DJJOBS["QUEUE_LIMITS"]. InvalidTask
     for a bad value, writing nothing. Returns the Queue row."""
@@ -77,7 +79,7 @@ class _Limits:
     rate_limit: str | None = None
 
 
-def ensure_queues(names) -> None:
+def ensure_queues(names: Iterable[Any]) -> None:
     """Make a row for each queue in ``names`` that has none (a worker's queues at start)."""
     names = [name for name in names if isinstance(name, str) and name and len(name) <= 64]
     if names:
@@ -109,7 +111,6 @@ def queue_states() -> list[QueueState]:
     """Every queue with a row, a setting or an active job: its state and counts (one grouped
     query over active jobs, through the status indexes)."""
     now = timezone.now()
-    counts = {}
     rows = (
         Job.objects.filter(status__in=(JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING))
         .values("queue_name")
@@ -121,8 +122,7 @@ def queue_states() -> list[QueueState]:
             oldest_due=Min("run_after", filter=Q(status=JobStatus.READY, run_after__lte=now)),
         )
     )
-    for row in rows:
-        counts[row["queue_name"]] = row
+    counts: dict[str, Any] = {row["queue_name"]: row for row in rows}
     configured = conf.get("QUEUE_LIMITS") or {}
     stored = {row.name: row for row in Queue.objects.all()}
     states = []
@@ -148,7 +148,7 @@ def queue_states() -> list[QueueState]:
     return states
 
 
-def _effective(stored, configured):
+def _effective(stored: Any, configured: Any) -> tuple[Any, str]:
     if stored:
         return stored, "admin"
     if configured:

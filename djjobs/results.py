@@ -1,13 +1,14 @@
 """Building Django's standard TaskResult from a job row (or a claimed job)."""
 
 from dataclasses import replace
+from typing import Any
 
 from .compat import Task, TaskError, TaskResult
 from .registry import resolve_task
 from .states import TO_TASK_STATUS
 
 
-def _task_for(task: Task | None, job) -> Task:
+def _task_for(task: Task | None, job: Any) -> Task:
     task = task or resolve_task(job.task_path)
     if task.queue_name == job.queue_name and task.priority == job.priority and task.backend == job.backend:
         return task
@@ -17,14 +18,14 @@ def _task_for(task: Task | None, job) -> Task:
         return task
 
 
-def job_key(job) -> str:
+def job_key(job: Any) -> str:
     """The job id as text: a claimed job carries it made once (``key``), a Job row does not."""
     return getattr(job, "key", None) or str(job.id)
 
 
-def make_result(job, task: Task | None = None, return_value=None) -> TaskResult:
+def make_result(job: Any, task: Task | None = None, return_value: Any = None) -> TaskResult:
     """A TaskResult for anything with the Job's attributes (a Job or a ClaimedJob)."""
-    result = TaskResult(
+    result: TaskResult = TaskResult(
         task=_task_for(task, job),
         id=job_key(job),
         status=TO_TASK_STATUS[job.status],

@@ -17,8 +17,10 @@ setting changes (DEBUG decides Django's filters). A LOGGING change at run time t
 
 import importlib
 import logging
+from typing import Any
 
 from django.core.signals import setting_changed
+from django.dispatch import Signal
 
 from .db import fast
 
@@ -30,7 +32,7 @@ _visible: dict[tuple[str, int], bool] = {}
 _answers: dict[tuple, tuple[list, bool]] = {}
 
 
-def wanted(signal, sender, level: int) -> bool:
+def wanted(signal: Signal, sender: Any, level: int) -> bool:
     """Is sending ``signal`` for ``sender`` (a line at ``level`` for Django's logger) any use?
 
     Asked twice per job: the answer is kept until the signal's receivers change (connect
@@ -46,7 +48,7 @@ def wanted(signal, sender, level: int) -> bool:
     return result
 
 
-def _wanted(signal, sender, level: int) -> bool:
+def _wanted(signal: Signal, sender: Any, level: int) -> bool:
     live = fast.live_receivers(signal, sender)
     if live is None:  # speed-ups off, or Django's private API changed: send when anyone listens
         return signal.has_listeners(sender)
@@ -101,7 +103,7 @@ def _reaches_a_handler(logger: logging.Logger, level: int) -> bool:
     if not logger.filter(record):
         return False
     found_handlers = False
-    current = logger
+    current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
             found_handlers = True
@@ -116,7 +118,7 @@ def _reaches_a_handler(logger: logging.Logger, level: int) -> bool:
     return False
 
 
-def _forget(**kwargs) -> None:
+def _forget(**kwargs: Any) -> None:
     _visible.clear()
     _answers.clear()
 

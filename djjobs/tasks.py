@@ -1,8 +1,9 @@
 """JobTask: Django's Task with djjobs options, and the ``@task`` decorator that makes one."""
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, cast, overload
 
 from django.utils import timezone
 
@@ -11,6 +12,15 @@ from .compat import DEFAULT_TASK_BACKEND_ALIAS, DEFAULT_TASK_QUEUE_NAME, Invalid
 from .registry import declare
 
 _OPTIONS = ("max_attempts", "retry_backoff", "timeout", "unique_key", "atomic", *flow.OPTIONS)
+
+# One item of enqueue_many(): positional args (a tuple or list) or kwargs (a dict).
+Call = Sequence[Any] | Mapping[str, Any]
+
+
+class _EnqueuesMany(Protocol):
+    """What enqueue_many() needs of the task's backend (djjobs.backend.JobsBackend has it)."""
+
+    def enqueue_many(self, task: "JobTask", calls: Iterable[Call]) -> list[TaskResult]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +46,7 @@ class JobTask(Task):
     subscribe: str | tuple[str, ...] | None = None  # event name(s) this task handles (djjobs.events)
     http: bool = False  # may be enqueued through the HTTP endpoint (djjobs.http.views)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         Task.__post_init__(self)  # zero-argument super() does not work in slotted dataclasses
         flow.check_options(self)
 
@@ -73,20 +83,45 @@ class JobTask(Task):
                 changes[name] = value
         return replace(self, **changes)
 
-    def enqueue_many(self, calls) -> list[TaskResult]:
+    def enqueue_many(self, calls: Iterable[Call]) -> list[TaskResult]:
         """Enqueue one job per item in one INSERT: a tuple/list is positional args, a dict kwargs."""
-        return self.get_backend().enqueue_many(self, calls)
+        # The backend is djjobs' (JobsBackend.validate_task accepts only JobTasks on it).
+        return cast(_EnqueuesMany, self.get_backend()).enqueue_many(self, calls)
 
 
+@overload
 def task(
-    function=None,
+    function: Callable[..., Any],
     *,
     priority: int = 0,
     queue_name: str = DEFAULT_TASK_QUEUE_NAME,
     backend: str = DEFAULT_TASK_BACKEND_ALIAS,
     takes_context: bool = False,
     **options: Any,
-):
+) -> JobTask: ...
+
+
+@overload
+def task(
+    function: None = None,
+    *,
+    priority: int = 0,
+    queue_name: str = DEFAULT_TASK_QUEUE_NAME,
+    backend: str = DEFAULT_TASK_BACKEND_ALIAS,
+    takes_context: bool = False,
+    **options: Any,
+) -> Callable[[Callable[..., Any]], JobTask]: ...
+
+
+def task(
+    function: Callable[..., Any] | None = None,
+    *,
+    priority: int = 0,
+    queue_name: str = DEFAULT_TASK_QUEUE_NAME,
+    backend: str = DEFAULT_TASK_BACKEND_ALIAS,
+    takes_context: bool = False,
+    **options: Any,
+) -> JobTask | Callable[[Callable[..., Any]], JobTask]:
     """Django's ``@task`` plus djjobs options (max_attempts, retry_backoff, timeout, unique_key, atomic,
     and flow control's fifo_key, fifo_on_failure, concurrency, concurrency_key, rate_limit, rate_key)."""
     if "run_after" in options:
@@ -95,7 +130,7 @@ def task(
             "Use .using(run_after=...) to set it dynamically."
         )
 
-    def wrapper(func) -> JobTask:
+    def wrapper(func: Callable[..., Any]) -> JobTask:
         return JobTask(
             func=func,
             priority=priority,

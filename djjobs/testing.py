@@ -5,8 +5,12 @@ calling thread, so it works inside a TestCase transaction.
 """
 
 from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import QuerySet
 
 from . import conf
+from .compat import Task
 from .models import Job
 from .states import JobStatus
 from .worker.claim import claim
@@ -27,13 +31,20 @@ def run_jobs(queues: Iterable[str] | None = None, max_jobs: int | None = None) -
     return ran
 
 
-def enqueued_jobs(task=None, **filters):
+def enqueued_jobs(task: Task | str | None = None, **filters: Any) -> QuerySet[Job]:
     """READY jobs, optionally of one task (a Task or a dotted path) and matching field filters."""
     jobs = Job.objects.filter(status=JobStatus.READY, **filters)
     return jobs.for_task(task) if task is not None else jobs
 
 
-def assert_enqueued(task=None, *, args=None, kwargs=None, count=None, **filters) -> None:
+def assert_enqueued(
+    task: Task | str | None = None,
+    *,
+    args: list[Any] | tuple[Any, ...] | None = None,
+    kwargs: dict[str, Any] | None = None,
+    count: int | None = None,
+    **filters: Any,
+) -> None:
     """Assert that READY jobs of ``task`` exist (``count`` of them, if given) with these args."""
     jobs = list(enqueued_jobs(task, **filters))
     if args is not None:
@@ -47,5 +58,5 @@ def assert_enqueued(task=None, *, args=None, kwargs=None, count=None, **filters)
         assert len(jobs) == count, f"expected {count} job(s) of {name} enqueued, found {len(jobs)}"
 
 
-def assert_not_enqueued(task=None, **kwargs) -> None:
+def assert_not_enqueued(task: Task | str | None = None, **kwargs: Any) -> None:
     assert_enqueued(task, count=0, **kwargs)

@@ -18,6 +18,7 @@ Every number links to the job list filtered to the jobs it counts.
 
 from collections import Counter
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
@@ -227,7 +228,8 @@ def oldest_due(now) -> dict | None:
 
 
 def workers(now) -> dict:
-    rows = list(Worker.objects.order_by("-last_heartbeat_at")[:WORKERS_READ])
+    # Any: the rows alive get display attributes (running_now, running_url, url) below.
+    rows: list[Any] = list(Worker.objects.order_by("-last_heartbeat_at")[:WORKERS_READ])
     running = dict(
         Job.objects.filter(status=JobStatus.RUNNING).order_by().values_list("worker_id").annotate(n=Count("*"))
     )

@@ -122,7 +122,8 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             },
         ),
     ]
-    readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
+    # Every entry of the fieldsets above is one field name (none is a tuple of fields on one line).
+    readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]  # type: ignore[misc]
 
     class Media:
         css = {"all": (STYLESHEET,)}

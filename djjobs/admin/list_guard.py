@@ -14,11 +14,23 @@ a redirect to the unfiltered list (``?e=1``), here with a message saying what wa
 selection that is not ids is refused with a message, nothing done.
 """
 
-from django.contrib import messages
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
 from django.contrib.admin import SimpleListFilter, helpers
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+
+# A mixin of ModelAdmin: the type checker sees the ModelAdmin it extends.
+if TYPE_CHECKING:
+    from django.contrib.admin.views.main import ChangeList
+
+    _Base = admin.ModelAdmin[Any]
+else:
+    _Base = object
 
 # The parameters Django's own field filters (FieldListFilter subclasses) use: a field in
 # list_filter may be queried by these, as its filter's links do.
@@ -37,21 +49,22 @@ FILTER_LOOKUPS = (
 )
 
 
-class ListGuard:
+class ListGuard(_Base):
     """A ModelAdmin mixin: only the lookups the list offers; hostile query strings and
     selections get a message instead of a server error."""
 
     # Equality filters the admin's own links use, e.g. ("schedule",) for ?schedule=<id>.
     link_lookups: tuple[str, ...] = ()
 
-    def lookup_allowed(self, lookup, value, request):
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         return lookup in self._allowed_lookups(request)
 
-    def _allowed_lookups(self, request) -> set[str]:
+    def _allowed_lookups(self, request: HttpRequest) -> set[str]:
         allowed = {f"{name}{suffix}" for name in self.link_lookups for suffix in ("", "__exact")}
         for item in self.get_list_filter(request):
             if isinstance(item, type) and issubclass(item, SimpleListFilter):
-                allowed.add(item.parameter_name)
+                if item.parameter_name:  # Django refuses a filter without one
+                    allowed.add(item.parameter_name)
                 continue
             path = item[0] if isinstance(item, (list, tuple)) else item
             if isinstance(path, str):
@@ -60,7 +73,7 @@ class ListGuard:
             allowed.update(f"{self.date_hierarchy}__{part}" for part in ("year", "month", "day"))
         return allowed
 
-    def get_changelist_instance(self, request):
+    def get_changelist_instance(self, request: HttpRequest) -> "ChangeList":
         if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
             self.message_user(
                 request,
@@ -78,7 +91,9 @@ class ListGuard:
             )
             raise IncorrectLookupParameters(exc) from exc
 
-    def response_action(self, request, queryset, *args, **kwargs):  # Django 6 adds action_location
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:  # Django 6 adds action_location
         pk = self.opts.pk
         for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
             try:

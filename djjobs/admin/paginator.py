@@ -7,7 +7,10 @@ small), and past it the planner's estimate (PostgreSQL, shown "~") or "at least"
 OFFSET scans that grow with the table, and the filters reach old jobs faster.
 """
 
+from typing import Any, cast
+
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from .counting import AT_LEAST, ESTIMATE, Tally, bounded, plan_rows, settle, table_estimate
@@ -19,7 +22,7 @@ MAX_ROWS = 10_000
 class EstimatedPaginator(Paginator):
     @cached_property
     def tally(self) -> Tally:
-        queryset = self.object_list
+        queryset = cast("QuerySet[Any]", self.object_list)  # the admin paginates querysets
         if not queryset.query.where:  # the whole table
             estimate = table_estimate(queryset.model)
             if estimate is not None and estimate > COUNT_LIMIT:

@@ -2,6 +2,7 @@
 with pause/resume (permission "Can pause and resume queues") and editing of limits. Every change
 is recorded in the admin's history (LogEntry) with who made it."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from ..queues import ensure_queues, forget, queue_states
 from ..schedules.text import relative
 
 
-class QueueForm(admin.options.forms.ModelForm):
+class QueueForm(forms.ModelForm):
     class Meta:
         model = Queue
         fields = ["paused", "concurrency", "rate_limit"]

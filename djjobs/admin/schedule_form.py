@@ -112,6 +112,7 @@ class ScheduleForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        assert cleaned is not None, "ModelForm.clean() returns cleaned_data"
         run_at = cleaned.get("run_at")
         if isinstance(run_at, datetime) and run_at.tzinfo is None:
             try:

@@ -6,6 +6,7 @@ index of Job.trigger. An unmanaged model would need a table or a database view t
 migration, and would offer list machinery (search, delete, history) that means nothing here.
 """
 
+from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -16,7 +17,7 @@ from .. import triggers
 
 class TriggerListView(TemplateView):
     template_name = "djjobs/admin/triggers.html"
-    admin_site = None
+    admin_site: AdminSite | None = None  # given by as_view(admin_site=...)
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.has_perm("djjobs.view_job"):
@@ -39,7 +40,7 @@ class TriggerListView(TemplateView):
         ]
         return {
             **super().get_context_data(**kwargs),
-            **self.admin_site.each_context(self.request),
+            **self.admin_site.each_context(self.request),  # type: ignore[union-attr]  # as_view() gave it
             "title": "Triggers",
             "rows": rows,
         }

@@ -15,10 +15,14 @@ kept cursor itself lives), and nobody watches the connection's statements; with 
 through Django's cursor, so they see the statement as usual.
 """
 
+from typing import Any, Literal, overload
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
 from . import fast
 
 
-def usable(connection) -> bool:
+def usable(connection: BaseDatabaseWrapper) -> bool:
     return (
         connection.vendor == "postgresql"
         and not connection.execute_wrappers
@@ -27,12 +31,20 @@ def usable(connection) -> bool:
     )
 
 
-def run(connection, sql: str, params, fetch: bool = False) -> list | None:
+@overload
+def run(connection: BaseDatabaseWrapper, sql: str, params: Any, fetch: Literal[True]) -> list[Any]: ...
+
+
+@overload
+def run(connection: BaseDatabaseWrapper, sql: str, params: Any, fetch: Literal[False] = False) -> None: ...
+
+
+def run(connection: BaseDatabaseWrapper, sql: str, params: Any, fetch: bool = False) -> list[Any] | None:
     """Execute ``sql`` on the kept cursor when usable(), else through Django's cursor;
     with ``fetch``, return the rows."""
     if usable(connection):
-        cursor = fast.execute(connection, sql, params)
-        return cursor.fetchall() if fetch else None
+        kept = fast.execute(connection, sql, params)
+        return kept.fetchall() if fetch else None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else None

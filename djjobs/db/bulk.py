@@ -8,10 +8,12 @@ COPY text is written directly, with the constant columns spelled once.
 import json
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..models.job import Job
 from . import bound, fast, statements
@@ -21,7 +23,9 @@ from . import bound, fast, statements
 COPY_FROM_ROWS = 20
 
 
-def insert_jobs(common: dict[str, Any], rows: list[tuple[uuid.UUID, list, dict, str, str]]) -> None:
+def insert_jobs(
+    common: dict[str, Any], rows: Sequence[tuple[uuid.UUID | str, list[Any], dict[str, Any], str, str]]
+) -> None:
     """Insert one job per (id, args, kwargs, args JSON text, kwargs JSON text) row; ``common``
     holds the other columns that are set. JSON goes in as the text already encoded (and
     checked) by the backend: both PostgreSQL's jsonb input and SQLite store it as is."""
@@ -59,7 +63,7 @@ class _Plan:
     column lists and the INSERT text (defaults that are plain constants written in it as
     literals, so they are neither adapted nor sent per row), made once and cached."""
 
-    def __init__(self, connection, given_names: frozenset):
+    def __init__(self, connection: BaseDatabaseWrapper, given_names: frozenset[str]) -> None:
         quote = connection.ops.quote_name
         varying = ("id", "args", "kwargs")
         fields = [f for f in Job._meta.concrete_fields if f.attname not in varying]
@@ -69,10 +73,10 @@ class _Plan:
         # queue, options...) are adapted once per distinct set of values; times every time.
         self.given_times = [(n, f) for n, f in self.given if isinstance(f, models.DateTimeField)]
         self.given_static = [(n, f) for n, f in self.given if not isinstance(f, models.DateTimeField)]
-        self._prepared: dict = {}
-        self.computed = []
-        self.defaults = {}
-        literals = {}
+        self._prepared: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.computed: list[tuple[str, models.Field[Any, Any]]] = []
+        self.defaults: dict[str, Any] = {}
+        literals: dict[str, str] = {}
         for f in fields:
             if f.attname in given_names:
                 continue
@@ -86,13 +90,15 @@ class _Plan:
                 literals[f.attname] = literal
         self.constant_names = [f.attname for f in fields]
         self.param_names = [f.attname for f in fields if f.attname not in literals]
-        self.copy_columns = ", ".join(quote(c) for c in (*varying, *(f.column for f in fields)))
+        # A concrete field has its column (Field.column is None only for fields without one).
+        column = {f.attname: cast(str, f.column) for f in fields}
+        self.copy_columns = ", ".join(quote(c) for c in (*varying, *(column[f.attname] for f in fields)))
         names = ", ".join(
             quote(c)
             for c in (
                 *varying,
-                *(f.column for f in fields if f.attname not in literals),
-                *(f.column for f in fields if f.attname in literals),
+                *(column[f.attname] for f in fields if f.attname not in literals),
+                *(column[f.attname] for f in fields if f.attname in literals),
             )
         )
         cells = ["%s"] * (3 + len(self.param_names)) + [literals[f.attname] for f in fields if f.attname in literals]
@@ -100,7 +106,7 @@ class _Plan:
         self.insert_sql = sql.insert_jobs(names, ", ".join(cells))
         self.copy_sql = sql.copy_jobs(self.copy_columns)
 
-    def prepare(self, common: dict, connection) -> dict:
+    def prepare(self, common: dict[str, Any], connection: BaseDatabaseWrapper) -> dict[str, Any]:
         """``common``'s values as the driver takes them (Field.get_db_prep_save)."""
         try:
             key = tuple((type(value), value) for value in (common[name] for name, _field in self.given_static))
@@ -119,10 +125,10 @@ class _Plan:
         return prepared
 
 
-_plans: dict = {}
+_plans: dict[tuple[str, str, frozenset[str]], _Plan] = {}
 
 
-def _plan(connection, given_names: frozenset) -> _Plan:
+def _plan(connection: BaseDatabaseWrapper, given_names: frozenset[str]) -> _Plan:
     key = (connection.alias, connection.vendor, given_names)
     plan = _plans.get(key)
     if plan is None:
@@ -130,7 +136,7 @@ def _plan(connection, given_names: frozenset) -> _Plan:
     return plan
 
 
-def _sql_literal(value, connection) -> str | None:
+def _sql_literal(value: Any, connection: BaseDatabaseWrapper) -> str | None:
     """``value`` as an SQL literal when it is a plain constant; None otherwise (sent as a parameter)."""
     if value is None:
         return "NULL"
@@ -148,7 +154,7 @@ def _sql_literal(value, connection) -> str | None:
     return _quote(text) + cast if len(text) < 100 and "%" not in text else None
 
 
-def _is_psycopg_json(value) -> bool:
+def _is_psycopg_json(value: Any) -> bool:
     """Whether ``value`` is psycopg's Json/Jsonb wrapper (imported only on PostgreSQL: a SQLite
     site need not have psycopg)."""
     from psycopg.types.json import Json, Jsonb  # PostgreSQL only: a SQLite site need not have psycopg
@@ -156,7 +162,7 @@ def _is_psycopg_json(value) -> bool:
     return isinstance(value, (Json, Jsonb))
 
 
-def _json_text(value) -> str:
+def _json_text(value: Any) -> str:
     """The JSON text of psycopg's Json/Jsonb wrapper (what Django's JSONField hands the driver)."""
     text = (value.dumps or json.dumps)(value.obj)
     return bytes(text).decode() if isinstance(text, (bytes, bytearray, memoryview)) else text
@@ -176,7 +182,7 @@ def _copy_escape(text: str) -> str:
     return text.translate(_COPY_ESCAPES) if "\\" in text else text
 
 
-def _copy_tail(constant: dict, names: list) -> str | None:
+def _copy_tail(constant: dict[str, Any], names: list[str]) -> str | None:
     """The columns that are the same on every row, as one piece of COPY text; None when a
     value is of a kind this does not spell (the row-by-row path then handles it)."""
     from psycopg.types.json import Json, Jsonb  # PostgreSQL only: a SQLite site need not have psycopg
@@ -207,7 +213,7 @@ def _copy_tail(constant: dict, names: list) -> str | None:
     return "\t".join(cells)
 
 
-def _copy_text(connection, sql: str, lines, count: int) -> None:
+def _copy_text(connection: BaseDatabaseWrapper, sql: str, lines: Iterable[str], count: int) -> None:
     started = time.monotonic()
     with connection.cursor() as cursor:
         with cursor.cursor.copy(sql) as copy:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 
 from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..models.job import Job
 from . import statements
@@ -36,7 +38,7 @@ class ReadyHead:
     run_after: datetime
 
 
-def _connection():
+def _connection() -> BaseDatabaseWrapper:
     return connections[router.db_for_read(Job)]
 
 
@@ -107,8 +109,17 @@ def top_failing(since: datetime, limit: int, top: int) -> list[tuple[str, int, d
         return [(path, n, _datetime(connection, last)) for path, n, last in cursor.fetchall()]
 
 
-def _datetime(connection, value):
+@overload
+def _datetime(connection: BaseDatabaseWrapper, value: None) -> None: ...
+
+
+@overload
+def _datetime(connection: BaseDatabaseWrapper, value: datetime | str) -> datetime: ...
+
+
+def _datetime(connection: BaseDatabaseWrapper, value: datetime | str | None) -> datetime | None:
     """A datetime read by raw SQL (SQLite returns text)."""
     if value is None or isinstance(value, datetime):
         return value
-    return connection.ops.convert_datetimefield_value(value, None, connection)
+    # SQLite's operations have it (PostgreSQL, which has not, returns datetimes).
+    return connection.ops.convert_datetimefield_value(value, None, connection)  # type: ignore[attr-defined]

@@ -36,12 +36,22 @@ Checked against Django 5.2.19 and 6.1.3, psycopg 3.2/3.3, CPython 3.11-3.13.
 
 import sys
 import weakref
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.dispatch import Signal
 from django.utils.asyncio import async_unsafe
 
 from .. import conf
 
-_cursors: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # psycopg connection -> cursor
+if TYPE_CHECKING:
+    import psycopg
+
+_cursors: "weakref.WeakKeyDictionary[Any, psycopg.Cursor[Any]]" = (
+    weakref.WeakKeyDictionary()
+)  # psycopg connection -> cursor
 
 
 def enabled() -> bool:
@@ -53,7 +63,7 @@ def enabled() -> bool:
 
 
 @async_unsafe
-def execute(connection, sql: str, params):
+def execute(connection: BaseDatabaseWrapper, sql: str, params: Any) -> "psycopg.Cursor[Any]":
     """Execute ``sql`` (``%s`` placeholders) on one psycopg cursor kept per connection, with the
     parameters sent apart from the SQL; return the psycopg cursor (to fetch from).
 
@@ -80,7 +90,7 @@ def execute(connection, sql: str, params):
 # -- which receivers a signal would call (djjobs.signal_gate) -----------------------------------
 
 
-def live_receivers(signal, sender) -> tuple[list, list] | None:
+def live_receivers(signal: Signal, sender: Any) -> tuple[list[Any], list[Any]] | None:
     """(sync receivers, async receivers) ``signal.send(sender)`` would call, or None when not
     known (the speed-ups are off, or Django's private API changed).
 
@@ -98,7 +108,7 @@ def live_receivers(signal, sender) -> tuple[list, list] | None:
 # -- the caller's frame, for log records made without findCaller() (djjobs.worker.turn) ------
 
 
-def caller_frame(depth: int = 2):
+def caller_frame(depth: int = 2) -> FrameType:
     """The frame ``depth`` levels up from the caller of this function (1: that caller's caller).
 
     Relies on: ``sys._getframe`` (CPython; documented as an implementation detail).
@@ -109,7 +119,7 @@ def caller_frame(depth: int = 2):
 # -- TaskResult copies for enqueue_many (djjobs.lifecycle.insert) -----------------------------
 
 
-def field_setter(cls, name: str):
+def field_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
     """A setter of the frozen dataclass ``cls``'s field ``name`` that bypasses its __setattr__:
     the slot descriptor's ``__set__`` (a C call) where ``cls`` has __slots__ (TaskResult has, in
     Django 6 and the backport), else ``object.__setattr__``.
@@ -120,7 +130,7 @@ def field_setter(cls, name: str):
     setter = getattr(vars(cls).get(name), "__set__", None)
     if setter is None:
 
-        def setter(obj, value, _name=name):
+        def setter(obj: Any, value: Any, _name: str = name) -> None:
             object.__setattr__(obj, _name, value)
 
     return setter

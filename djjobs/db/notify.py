@@ -11,12 +11,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router
 
 from .. import conf
 from ..models import Job
 from .statements import LISTEN, NOTIFY_CHANNEL
+
+if TYPE_CHECKING:
+    import psycopg
 
 logger = logging.getLogger("djjobs")
 
@@ -27,7 +31,7 @@ def listen_supported() -> bool:
     return connections[router.db_for_write(Job)].vendor == "postgresql"
 
 
-def _connect():
+def _connect() -> "psycopg.Connection[Any]":
     import psycopg  # PostgreSQL only: a SQLite site need not have psycopg
 
     url = conf.get("LISTEN_DATABASE_URL")

@@ -18,8 +18,14 @@ per shape in a bounded dict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from ..models.job import Job
 from ..states import JobStatus
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 # SQL literals of the statuses, from the enum: 'READY', 'RUNNING', ...
 READY, RUNNING, SUCCESSFUL, FAILED, CANCELLED, WAITING = (
@@ -217,7 +223,7 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
 """
         # FIFO on SQLite: the key's last number plus one (writers take turns).
         self.FIFO_NEXT_SEQ = f"SELECT COALESCE(MAX(fifo_seq), 0) + 1 FROM {t} WHERE fifo_key = %s"
-        self._shapes: dict = {}
+        self._shapes: dict[tuple[Any, ...], str] = {}
 
     # -- claim -----------------------------------------------------------------------------------
 
@@ -275,7 +281,7 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
         to idle threads, the others claimed ahead. Parameters: now, now, worker, worker, token,
         expires, ``first`` ids, ``ids`` ids."""
 
-        def make():
+        def make() -> str:
             ahead = f"id NOT IN ({_placeholders(first)})" if first else "1"
             return f"""UPDATE {self.table} SET
                         status = {RUNNING}, attempts = attempts + 1,
@@ -293,7 +299,7 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
     def unclaim_pg(self, jobs: int) -> str:
         """Parameters: (id, lease token) per job."""
 
-        def make():
+        def make() -> str:
             return f"""UPDATE {self.table} AS j SET status = {READY}, attempts = j.attempts - 1,
                       started_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.started_at END,
                       last_attempted_at = CASE WHEN j.attempts <= 1 THEN NULL ELSE j.last_attempted_at END,
@@ -308,7 +314,7 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
     def unclaim_sqlite(self, jobs: int) -> str:
         """Parameters: (id hex, lease token hex) per job."""
 
-        def make():
+        def make() -> str:
             return f"""UPDATE {self.table} SET status = {READY}, attempts = attempts - 1,
                       started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
                       last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END,
@@ -330,7 +336,7 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
         """COPY of many jobs' rows in text format (PostgreSQL)."""
         return f"COPY {self.table} ({columns}) FROM STDIN"
 
-    def _shape(self, key, make) -> str:
+    def _shape(self, key: tuple[Any, ...], make: Callable[[], str]) -> str:
         sql = self._shapes.get(key)
         if sql is None:
             if len(self._shapes) >= _SHAPES_KEPT:
@@ -357,7 +363,7 @@ _CLAIM_SET_PG = f"""status = {RUNNING},
 _built: dict[str, Statements] = {}
 
 
-def of(connection) -> Statements:
+def of(connection: BaseDatabaseWrapper) -> Statements:
     """The job table's statements for ``connection``'s vendor, built on first use."""
     statements = _built.get(connection.vendor)
     if statements is None:

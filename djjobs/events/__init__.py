@@ -6,6 +6,9 @@ inserted in the caller's transaction: roll back and neither exists. An event pub
 running job records that job as its cause, so a chain of reactions can be followed back.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, router, transaction
 
@@ -22,14 +25,14 @@ class InvalidEvent(ValueError):
     """publish() was given a bad name, payload or idempotency key; nothing was written."""
 
 
-class Published(list):
+class Published(list[TaskResult]):
     """The TaskResults of one publish(), one per subscriber; ``event`` is the Event row.
 
     ``duplicate`` is True when the idempotency key was already used: then nothing new was
     inserted and the list holds the jobs the first publication enqueued.
     """
 
-    def __init__(self, results, event, duplicate=False):
+    def __init__(self, results: Iterable[TaskResult], event: Event, duplicate: bool = False) -> None:
         super().__init__(results)
         self.event = event
         self.duplicate = duplicate
@@ -37,7 +40,7 @@ class Published(list):
 
 def subscribers(name: str) -> list[Task]:
     """The declared tasks subscribed to ``name``, by dotted path."""
-    found = []
+    found: list[Task] = []
     for _path, task in sorted(declared_tasks().items()):
         names = getattr(task, "subscribe", None) or ()
         if name in ((names,) if isinstance(names, str) else names):
@@ -45,7 +48,7 @@ def subscribers(name: str) -> list[Task]:
     return found
 
 
-def publish(name: str, payload=None, idempotency_key: str | None = None) -> Published:
+def publish(name: str, payload: Any = None, idempotency_key: str | None = None) -> Published:
     """Record the event ``name`` and enqueue one job per subscriber, in the caller's transaction."""
     payload = _validate(name, payload, idempotency_key)
     tasks = subscribers(name)
@@ -63,11 +66,11 @@ def publish(name: str, payload=None, idempotency_key: str | None = None) -> Publ
         return Published([_enqueue(task, event) for task in tasks], event)
 
 
-async def apublish(name: str, payload=None, idempotency_key: str | None = None) -> Published:
+async def apublish(name: str, payload: Any = None, idempotency_key: str | None = None) -> Published:
     return await sync_to_async(publish)(name, payload, idempotency_key)
 
 
-def _insert(event):
+def _insert(event: Event) -> Event:
     """Insert ``event``; with an idempotency key already used, return the first event instead."""
     if event.idempotency_key is None:
         event.save(force_insert=True)
@@ -80,12 +83,12 @@ def _insert(event):
         return Event.objects.get(name=event.name, idempotency_key=event.idempotency_key)
 
 
-def _enqueue(task: Task, event) -> TaskResult:
+def _enqueue(task: Task, event: Event) -> TaskResult:
     with stamping(task.module_path, event_id=event.pk):
         return task.enqueue(event=event.as_argument())
 
 
-def _validate(name, payload, key):
+def _validate(name: str, payload: Any, key: str | None) -> Any:
     if not isinstance(name, str) or not name or len(name) > 200 or not storable(name):
         raise InvalidEvent(
             f"An event name is a non-empty string of at most 200 characters, without NUL "

@@ -95,12 +95,12 @@ def report(now: datetime | None = None) -> tuple[dict, bool]:
 
 def configured_queues() -> set[str]:
     """The QUEUES of every djjobs backend (a backend allowing any queue adds none)."""
-    names = set()
+    names: set[str] = set()
     for backend in task_backends.all():
         if isinstance(backend, JobsBackend):
             names.update(backend.queues or ())
     return names
 
 
-def _age(now, then) -> float | None:
+def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else round(max(0.0, (now - then).total_seconds()), 3)

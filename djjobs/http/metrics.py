@@ -5,19 +5,24 @@ over the jobs that finished in the last ``METRICS_WINDOW`` seconds (the (status,
 index) and the small Worker table. Nothing scans the whole job table.
 """
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import router
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 
 from .. import conf
 from ..models import Job, Queue, Worker
 from ..queues import queue_rules
 from ..states import FINISHED, JobStatus
 from . import health
+
+if TYPE_CHECKING:
+    from ..models import Job as JobModel
 
 # Upper bounds, in seconds, of the run-time histogram's buckets.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
@@ -28,7 +33,7 @@ DURATION_SAMPLE = 10000
 class JobsCollector:
     """Collects djjobs' metrics on each scrape."""
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         now = timezone.now()
         snap = health.snapshot(now)
         yield from _queue_metrics(snap)
@@ -47,7 +52,7 @@ def render() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def _queue_metrics(snap):
+def _queue_metrics(snap: health.Snapshot) -> list[Metric]:
     due = GaugeMetricFamily(
         "djjobs_queue_due_jobs",
         f"Due READY jobs per queue, among the first {snap.count_limit} in claim order.",
@@ -68,7 +73,7 @@ def _queue_metrics(snap):
     return [due, age, failed]
 
 
-def _active_metrics(Job):
+def _active_metrics(Job: "type[JobModel]") -> list[Metric]:
     """RUNNING and WAITING jobs per queue (READY is djjobs_queue_due_jobs: bounded)."""
     family = GaugeMetricFamily("djjobs_jobs", "RUNNING and WAITING jobs per queue.", labels=["queue", "status"])
     rows = (
@@ -82,7 +87,7 @@ def _active_metrics(Job):
     return [family]
 
 
-def _finished_metrics(Job, since):
+def _finished_metrics(Job: "type[JobModel]", since: datetime) -> list[Metric]:
     window = float(conf.get("METRICS_WINDOW"))
     finished = GaugeMetricFamily(
         "djjobs_jobs_finished",
@@ -109,7 +114,7 @@ def _finished_metrics(Job, since):
     return [finished, retries]
 
 
-def _durations(Job, since):
+def _durations(Job: "type[JobModel]", since: datetime) -> Metric:
     """Run time of the last attempt of recently finished jobs, as a gauge histogram per queue."""
     family = GaugeHistogramMetricFamily(
         "djjobs_job_duration_seconds",
@@ -125,6 +130,8 @@ def _durations(Job, since):
     )
     samples: dict[str, list[float]] = {}
     for queue, started, finished in rows:
+        if started is None or finished is None:  # none: the filter above excludes them
+            continue
         samples.setdefault(queue, []).append(max(0.0, (finished - started).total_seconds()))
     for queue, seconds in sorted(samples.items()):
         buckets = [(str(bound), sum(s <= bound for s in seconds)) for bound in DURATION_BUCKETS]
@@ -133,7 +140,7 @@ def _durations(Job, since):
     return family
 
 
-def _flow_metrics():
+def _flow_metrics() -> list[Metric]:
     """Flow control: each queue's paused state and limits, and FIFO keys held by a FAILED job."""
     rules = queue_rules(router.db_for_read(Job))
     paused = GaugeMetricFamily("djjobs_queue_paused", "1 while the queue is paused.", labels=["queue"])
@@ -160,7 +167,7 @@ def _flow_metrics():
     return [paused, concurrency, rate, held]
 
 
-def _worker_metrics(snap):
+def _worker_metrics(snap: health.Snapshot) -> list[Metric]:
     workers = GaugeMetricFamily("djjobs_workers", "Worker processes by state.", labels=["state"])
     total = Worker.objects.count()
     workers.add_metric(["alive"], snap.workers_alive)

@@ -6,13 +6,19 @@ for another job.
 """
 
 import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.core import signing
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.http import urlencode
 
 from .. import conf
 from ..states import FINISHED, JobStatus
+
+if TYPE_CHECKING:
+    from ..models import Job
 
 SALT = "djjobs.status"
 
@@ -21,12 +27,12 @@ def _signer() -> signing.TimestampSigner:
     return signing.TimestampSigner(salt=SALT)
 
 
-def status_token(job_id) -> str:
+def status_token(job_id: uuid.UUID | str) -> str:
     """The signature part of a status URL for ``job_id``."""
     return _signer().sign(str(uuid.UUID(str(job_id)))).split(":", 1)[1]
 
 
-def check_token(job_id, token: str) -> bool:
+def check_token(job_id: uuid.UUID | str, token: str) -> bool:
     """Whether ``token`` was made by status_token(job_id) and has not expired."""
     try:
         _signer().unsign(f"{uuid.UUID(str(job_id))}:{token}", max_age=conf.get("STATUS_URL_MAX_AGE"))
@@ -35,14 +41,14 @@ def check_token(job_id, token: str) -> bool:
     return True
 
 
-def status_url(job_id, request=None) -> str:
+def status_url(job_id: uuid.UUID | str, request: HttpRequest | None = None) -> str:
     """The job's signed status URL: absolute when ``request`` is given."""
     url = reverse("djjobs:job-status", args=[uuid.UUID(str(job_id))])
     url = f"{url}?{urlencode({'token': status_token(job_id)})}"
     return request.build_absolute_uri(url) if request is not None else url
 
 
-def job_status(job) -> dict:
+def job_status(job: "Job") -> dict[str, Any]:
     """The JSON of the status endpoint. Errors are summarised: no traceback leaves the server."""
     last_error = job.errors[-1] if job.errors else None
     return {
@@ -69,5 +75,5 @@ def job_status(job) -> dict:
     }
 
 
-def _iso(value):
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None

@@ -14,38 +14,42 @@ import inspect
 import json
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import transaction
-from django.http import HttpResponse, JsonResponse, UnreadablePostError
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from .. import conf
-from ..compat import InvalidTask
+from ..compat import InvalidTask, Task
 from ..models import Job
 from ..registry import declared_tasks
 from . import health, status
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponse])
 
 
 def _error(status_code: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status_code)
 
 
-def _endpoint(*methods: str):
+def _endpoint(*methods: str) -> Callable[[_View], _View]:
     """Make a view a JSON endpoint answering ``methods``: any other method is a 405 (with
     ``Allow``), and a request Django refuses to read (a body over DATA_UPLOAD_MAX_MEMORY_SIZE:
     413; too many fields, a broken upload, a disallowed host: 400) is answered in JSON too,
     never with Django's HTML pages. Django's CSRF middleware is bypassed: no endpoint acts on
     a GET, and enqueue checks CSRF itself for session users (_caller), answering in JSON."""
 
-    def decorate(view):
+    def decorate(view: _View) -> _View:
         @functools.wraps(view)
-        def endpoint(request, *args, **kwargs):
+        def endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
                 response = _error(405, f"Method {request.method} is not allowed: use {' or '.join(methods)}.")
                 response["Allow"] = ", ".join(methods)
@@ -66,7 +70,7 @@ def _endpoint(*methods: str):
                     )
                 return _error(400, f"The request could not be read ({type(exc).__name__}).")
 
-        return csrf_exempt(endpoint)
+        return cast(_View, csrf_exempt(endpoint))
 
     return decorate
 
@@ -75,11 +79,11 @@ def _endpoint(*methods: str):
 
 
 class _CsrfCheck(CsrfViewMiddleware):
-    def _reject(self, request, reason):
+    def _reject(self, request: HttpRequest, reason: str) -> str:  # the reason, not a 403 page
         return reason
 
 
-def _token(request) -> str | None:
+def _token(request: HttpRequest) -> str | None:
     header = conf.get("HTTP_TOKEN_HEADER")
     value = request.headers.get(header)
     if value is None:
@@ -91,7 +95,7 @@ def _token(request) -> str | None:
     return value.strip()
 
 
-def _token_user(token: str):
+def _token_user(token: str) -> Any:
     """The active user an API token stands for, or None. Compared in constant time."""
     username = None
     for known, name in (conf.get("HTTP_TOKENS") or {}).items():
@@ -103,7 +107,7 @@ def _token_user(token: str):
     return User._default_manager.filter(**{User.USERNAME_FIELD: username}, is_active=True).first()
 
 
-def _caller(request, needs_csrf: bool):
+def _caller(request: HttpRequest, needs_csrf: bool) -> tuple[Any, JsonResponse | None]:
     """(user, None) or (None, error response). A token header wins over the session."""
     token = _token(request)
     if token is not None:
@@ -113,9 +117,10 @@ def _caller(request, needs_csrf: bool):
     if not user.is_authenticated:
         return None, _error(403, "Authentication required: log in (session with CSRF token) or send an API token.")
     if needs_csrf:
-        check = _CsrfCheck(lambda r: None)
+        # Only the checks run: the middleware's get_response and the view are never called.
+        check = _CsrfCheck(lambda r: None)  # type: ignore[arg-type]
         check.process_request(request)
-        reason = check.process_view(request, None, (), {})
+        reason = check.process_view(request, None, (), {})  # type: ignore[arg-type]
         if reason:
             return None, _error(403, f"CSRF verification failed: {reason}")
     return user, None
@@ -125,7 +130,7 @@ def _caller(request, needs_csrf: bool):
 
 
 @_endpoint("POST")  # CSRF is checked in _caller, for session users only: token requests carry no cookie
-def enqueue(request, task_name: str):
+def enqueue(request: HttpRequest, task_name: str) -> HttpResponse:
     """POST {"args": [...], "kwargs": {...}} -> 202 {"id", "status", "status_url"}."""
     user, denied = _caller(request, needs_csrf=True)
     if denied:
@@ -151,7 +156,7 @@ def enqueue(request, task_name: str):
     return response
 
 
-def _body(request) -> bytes:
+def _body(request: HttpRequest) -> bytes:
     """The request's body, after checking its Content-Length: Django reads a malformed or
     negative one as 0, which would enqueue with no arguments whatever was sent."""
     length = request.META.get("CONTENT_LENGTH")
@@ -160,7 +165,7 @@ def _body(request) -> bytes:
     return request.body
 
 
-def _arguments(body: bytes) -> tuple[list, dict]:
+def _arguments(body: bytes) -> tuple[list[Any], dict[str, Any]]:
     if not body.strip():
         return [], {}
     try:
@@ -187,7 +192,7 @@ def _arguments(body: bytes) -> tuple[list, dict]:
     return args, kwargs
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -198,7 +203,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _check_signature(task, args, kwargs) -> None:
+def _check_signature(task: Task, args: list[Any], kwargs: dict[str, Any]) -> None:
     """Refuse arguments the task function cannot take, before anything is stored."""
     try:
         signature = inspect.signature(task.func)
@@ -215,7 +220,7 @@ def _check_signature(task, args, kwargs) -> None:
 
 @never_cache
 @_endpoint("GET")
-def job_status(request, job_id: uuid.UUID):
+def job_status(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     """GET -> 200 the job's status; for staff, or anyone with the signed status URL."""
     token = request.GET.get("token")
     if token is not None:
@@ -236,7 +241,7 @@ def job_status(request, job_id: uuid.UUID):
 
 @never_cache
 @_endpoint("GET")
-def health_view(request):
+def health_view(request: HttpRequest) -> HttpResponse:
     """GET -> 200 healthy / 503 unhealthy, with the numbers (see djjobs.http.health)."""
     body, healthy = health.report()
     return JsonResponse(body, status=200 if healthy else 503)
@@ -244,7 +249,7 @@ def health_view(request):
 
 @never_cache
 @_endpoint("GET")
-def metrics_view(request):
+def metrics_view(request: HttpRequest) -> HttpResponse:
     """GET -> Prometheus text format; 501 without prometheus-client."""
     if conf.get("METRICS_PUBLIC") is not True:  # a truthy "False" must not open it
         user, denied = _caller(request, needs_csrf=False)

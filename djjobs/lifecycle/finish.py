@@ -17,18 +17,22 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 """
 
 import logging
+import uuid
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DataError, IntegrityError, connections, router, transaction
-from django.db.models import F, Q
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from .. import conf
 from ..backend import JobsBackend
-from ..compat import task_finished
+from ..compat import BaseTaskBackend, Task, TaskResult, task_finished
 from ..db import bound, statements
 from ..exceptions import InvalidReturnValue, JobTimeout, WorkerLost
 from ..models import Job
@@ -58,7 +62,15 @@ _UNKNOWN = object()
 # -- the guard --------------------------------------------------------------------------------
 
 
-def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, fifo=_UNKNOWN, **changes) -> int:
+def write(
+    jobs: QuerySet[Job],
+    source: str | Iterable[str],
+    target: str | None,
+    path: str,
+    token: Any = _ANY_OWNER,
+    fifo: Any = _UNKNOWN,
+    **changes: Any,
+) -> int:
     """The one guarded UPDATE: ``jobs`` (a Job queryset) that are in ``source`` (a status, or
     several) — and, when ``token`` is given, still hold that lease — move to ``target`` with
     ``changes``. ``target`` None: a write that keeps the status (run now, a cancel request).
@@ -82,7 +94,10 @@ def write(jobs, source, target: str | None, path: str, token=_ANY_OWNER, fifo=_U
     if target not in FINISHED or fifo is None:
         return jobs.update(**changes)
     with transaction.atomic(using=jobs.db):
-        keys = list(jobs.filter(fifo_key__isnull=False).values_list("fifo_key", "fifo_hold"))
+        # fifo_key__isnull=False: each key is a string.
+        keys = cast(
+            list[tuple[str, bool]], list(jobs.filter(fifo_key__isnull=False).values_list("fifo_key", "fifo_hold"))
+        )
         count = jobs.update(**changes)
         if count:
             for key, hold in keys:
@@ -98,10 +113,9 @@ def release_fifo(key: str, using: str) -> bool:
     Runs in the caller's transaction. True if a job was released."""
     if Job.objects.filter(fifo_key=key).holding_fifo_key().exists():
         return False
-    following = (
+    following = list(
         Job.objects.filter(fifo_key=key, status=WAITING).order_by("fifo_seq", "id").values_list("pk", flat=True)[:1]
     )
-    following = list(following)
     if not following:
         return False
     try:
@@ -115,12 +129,13 @@ def release_stranded_fifo(limit: int = 1000) -> int:
     """Keys with WAITING jobs and no job holding them: a job enqueued behind a key's last job
     while that one ended (neither transaction saw the other's row). The rescuer's sweep calls
     this; each key's next job is released. Returns how many were."""
-    keys = (
+    keys = cast(  # fifo_key__isnull=False: each key is a string
+        "QuerySet[Job, str]",
         Job.objects.filter(status=WAITING, fifo_key__isnull=False)
         .exclude(fifo_key__in=Job.objects.holding_fifo_key().values("fifo_key"))
         .values_list("fifo_key", flat=True)
         .order_by("fifo_key")
-        .distinct()[:limit]
+        .distinct()[:limit],
     )
     using = router.db_for_write(Job)
     released = 0
@@ -132,10 +147,10 @@ def release_stranded_fifo(limit: int = 1000) -> int:
 
 # -- the workflow advance ---------------------------------------------------------------------
 
-_advance_run = None
+_advance_run: Callable[[uuid.UUID], None] | None = None
 
 
-def advance_runs_with(advance) -> None:
+def advance_runs_with(advance: Callable[[uuid.UUID], None]) -> None:
     """Hand in the function that moves a workflow run on (djjobs.workflows.advance, set by
     DjjobsConfig.ready()): the workflows sit above the life cycle, so they are called through
     this rather than imported. It is called with a run's id inside the transaction that wrote
@@ -144,7 +159,7 @@ def advance_runs_with(advance) -> None:
     _advance_run = advance
 
 
-def _advance(run_id) -> None:
+def _advance(run_id: uuid.UUID) -> None:
     """A workflow's job ended (or was retried): its run moves on, in the caller's transaction."""
     if _advance_run is None:
         raise ImproperlyConfigured("A workflow's job changed before djjobs' AppConfig.ready() ran.")
@@ -154,14 +169,14 @@ def _advance(run_id) -> None:
 # -- task_finished ----------------------------------------------------------------------------
 
 
-def task_or_none(path):
+def task_or_none(path: str) -> Task | None:
     try:
         return resolve_task(path)
     except Exception:  # noqa: BLE001 - reported by execute() as the job's error
         return None
 
 
-def send_finished(job, outcome=None, sender=None) -> None:
+def send_finished(job: Any, outcome: Outcome | None = None, sender: type[BaseTaskBackend] | None = None) -> None:
     """Django's task_finished for a job that reached SUCCESSFUL, FAILED or CANCELLED, when a
     receiver would do something with it (signal_gate). A receiver's exception is logged: the
     job's outcome is recorded already, and the caller goes on."""
@@ -180,7 +195,7 @@ def send_finished(job, outcome=None, sender=None) -> None:
 _sending_error: ContextVar[BaseException | None] = ContextVar("djjobs_sending_error", default=None)
 
 
-def _send(sender, result, error) -> None:
+def _send(sender: type[BaseTaskBackend], result: TaskResult, error: BaseException | None) -> None:
     # Django sends task_finished inside the exception handler, so receivers can read exc_info.
     if error is None:
         task_finished.send(sender, task_result=result)
@@ -228,7 +243,7 @@ def shorten_failure_lines() -> None:
         logging.getLogger(name).addFilter(ONE_LINE_FAILURE)
 
 
-def _recorded_error(job):
+def _recorded_error(job: Any) -> BaseException | None:
     """For exc_info: the exception a job's last error entry names, when djjobs made it."""
     if job.status == SUCCESSFUL or not job.errors:
         return None
@@ -242,14 +257,14 @@ def _listening() -> bool:
     return wanted(task_finished, sender, logging.ERROR) or wanted(task_finished, sender, logging.INFO)
 
 
-def finished_on_commit(ids, using: str | None = None) -> None:
+def finished_on_commit(ids: Iterable[uuid.UUID], using: str | None = None) -> None:
     """task_finished for the jobs ``ids`` that ended in this transaction, sent once it commits
     (at once outside a transaction), with their rows as committed."""
     ids = list(ids)
     if not ids or not _listening():
         return
 
-    def send():
+    def send() -> None:
         for job in Job.objects.using(using).filter(id__in=ids, status__in=list(FINISHED)):
             send_finished(job)
 
@@ -259,16 +274,17 @@ def finished_on_commit(ids, using: str | None = None) -> None:
 # -- the worker's completion ------------------------------------------------------------------
 
 
-def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
+def error_entry(job: Any, outcome: Outcome, worker_id: str) -> dict[str, Any]:
     """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
     surrogates, a __str__ that raises)."""
     exc = outcome.error
+    assert exc is not None, "an error entry records a failed attempt"
     return t.attempt_error(
         job.attempts, exception_class_path(exc), exception_message(exc), outcome.traceback, worker_id, timezone.now()
     )
 
 
-def complete(job, outcome: Outcome, worker_id: str) -> bool:
+def complete(job: Any, outcome: Outcome, worker_id: str) -> bool:
     """Write an attempt's outcome onto the job (and onto ``job`` itself); False if the lease
     was lost. A workflow's job advances its run in the same transaction. Sends no signal:
     the worker does (process.finish), once this returned."""
@@ -280,12 +296,13 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
         and mine.filter(status=RUNNING, lease_token=job.lease_token, cancel_requested_at__isnull=False).exists()
     )
     status, delay = t.decide(job, outcome, cancel_requested)
-    changes = {"lease_token": None, "lease_expires_at": None}
+    changes: dict[str, Any] = {"lease_token": None, "lease_expires_at": None}
     if status == SUCCESSFUL:
         changes.update(return_value=outcome.return_value, finished_at=now)
     else:
         changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id)]
         if status == READY:
+            assert delay is not None, "decide() gives a retry its delay"
             changes["run_after"] = now + timedelta(seconds=delay)
         else:
             changes["finished_at"] = now
@@ -308,7 +325,7 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
     return True
 
 
-def _relax_this_transaction(connection) -> None:
+def _relax_this_transaction(connection: BaseDatabaseWrapper) -> None:
     """PostgreSQL with ASYNC_COMMIT: this transaction's commit does not wait for the WAL flush
     (``SET LOCAL``: the connection's later transactions, the task's included, are unaffected).
     As for batched completions, a database crash can then only make the step run again."""
@@ -334,7 +351,7 @@ def adopt(outcome: Outcome, failure: Outcome) -> None:
     outcome.error, outcome.traceback = failure.error, failure.traceback
 
 
-def time_out(job, worker_id: str, pid: int | None = None) -> bool:
+def time_out(job: Any, worker_id: str, pid: int | None = None) -> bool:
     """Fail an attempt that ran past its timeout (thread mode: ``pid`` None; process mode: the
     process ``pid`` was killed) with a JobTimeout, retried per its policy; task_finished when it
     ended. False if the job was no longer this worker's. Database errors propagate."""
@@ -349,7 +366,7 @@ def time_out(job, worker_id: str, pid: int | None = None) -> bool:
     return True
 
 
-def relax_commits(connection) -> None:
+def relax_commits(connection: BaseDatabaseWrapper) -> None:
     """PostgreSQL: this connection's commits need not wait for the WAL flush (DJJOBS['ASYNC_COMMIT']).
 
     Used only on the worker's own connections (claims, batched completions, sweeps), never
@@ -365,18 +382,18 @@ def relax_commits(connection) -> None:
     if getattr(connection, "_djjobs_relaxed", None) is not raw:
         with connection.cursor() as cursor:
             cursor.execute(statements.RELAX_CONNECTION)
-        connection._djjobs_relaxed = raw
+        connection._djjobs_relaxed = raw  # type: ignore[attr-defined]  # djjobs' own mark on the connection
 
 
 # -- batched completion of successes ----------------------------------------------------------
 
 
-def _fifo_of(job):
+def _fifo_of(job: Any) -> Any:
     """What write() needs to know of a job's FIFO key: a claimed job carries it (None: none)."""
     return getattr(job, "fifo_key", _UNKNOWN)
 
 
-def complete_successes(items: list, worker_id: str, refused: set | None = None) -> set[str]:
+def complete_successes(items: list[tuple[Any, Outcome]], worker_id: str, refused: set[str] | None = None) -> set[str]:
     """Write many successful outcomes; returns the keys (id text) written.
 
     One guarded UPDATE (_write_successes). If the database refuses it for another reason than
@@ -400,7 +417,7 @@ def complete_successes(items: list, worker_id: str, refused: set | None = None) 
                 clean_text(exception_message(exc)).strip(),
             )
         first_error = exc
-    done = set()
+    done: set[str] = set()
     for item in items:
         job, outcome = item
         if len(items) > 1:
@@ -453,7 +470,7 @@ def complete_successes(items: list, worker_id: str, refused: set | None = None) 
 t.check(RUNNING, SUCCESSFUL, "batch")
 
 
-def _write_successes(items: list, worker_id: str) -> set[str]:
+def _write_successes(items: list[tuple[Any, Outcome]], worker_id: str) -> set[str]:
     """Write many successful outcomes with one guarded UPDATE; returns the keys (id text) written.
 
     ``items`` are (job, outcome) pairs. Each row is still guarded by its own lease token, so
@@ -484,11 +501,11 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
     return done
 
 
-def _write_successes_pg(connection, items: list, now) -> set[str]:
+def _write_successes_pg(connection: BaseDatabaseWrapper, items: list[tuple[Any, Outcome]], now: datetime) -> set[str]:
     """statements.SUCCESSES_PG for ``items``; the keys (id text) written."""
     # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
     ids, tokens, values = [], [], []
-    token_texts = {}
+    token_texts: dict[int, str] = {}
     for job, outcome in items:
         ids.append(job_key(job))
         token = job.lease_token
@@ -503,7 +520,7 @@ def _write_successes_pg(connection, items: list, now) -> set[str]:
     }
 
 
-def _release_fifo_pg(connection, keys: list) -> None:
+def _release_fifo_pg(connection: BaseDatabaseWrapper, keys: list[str]) -> None:
     """The next job of each of ``keys`` (their jobs just ended) READY, in one statement; key by
     key when a concurrent enqueuer took one of the keys meanwhile (release_fifo decides)."""
     try:
@@ -515,9 +532,11 @@ def _release_fifo_pg(connection, keys: list) -> None:
             release_fifo(key, connection.alias)
 
 
-def _write_each(Job, connection, items: list, now) -> set[str]:
+def _write_each(
+    Job: type[Job], connection: BaseDatabaseWrapper, items: list[tuple[Any, Outcome]], now: datetime
+) -> set[str]:
     """Successes written one guarded UPDATE each, in one transaction."""
-    done = set()
+    done: set[str] = set()
     with transaction.atomic(using=connection.alias):
         for job, outcome in items:
             if write(
@@ -539,7 +558,7 @@ def _write_each(Job, connection, items: list, now) -> set[str]:
 # -- a lost worker: rescue, the supervisor's dead child ---------------------------------------
 
 
-def release_lost(jobs, why: str, batch: int = 100) -> int:
+def release_lost(jobs: QuerySet[Job], why: str, batch: int = 100) -> int:
     """Return these RUNNING jobs (their worker is lost) to READY, counting the lost attempt;
     FAILED if none remain, CANCELLED if their cancellation was requested, an attempt given back
     once to a job claimed ahead (transitions.after_lost_worker). Returns how many changed.
@@ -575,15 +594,16 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
             released += changed
             if changed and t.ends(status):
                 ended.append(job.id)
-                if t.advances(status, job.workflow_run_id is not None):
-                    runs.add(job.workflow_run_id)
+                run_id = job.workflow_run_id
+                if run_id is not None and t.advances(status, True):
+                    runs.add(run_id)
         for run_id in sorted(runs):  # a workflow step that ended: its run moves on in this transaction
             _advance(run_id)
         finished_on_commit(ended)
     return released
 
 
-def kill_cancelled(job) -> bool:
+def kill_cancelled(job: Any) -> bool:
     """Process mode: the job ignored its cancellation and its process was killed: CANCELLED."""
     with transaction.atomic():
         if not write(
@@ -608,7 +628,7 @@ def kill_cancelled(job) -> bool:
 t.check(RUNNING, READY, "unclaim")  # statements.unclaim_pg/_sqlite are that transition, for every row
 
 
-def unclaim(jobs) -> int:
+def unclaim(jobs: Iterable[Any]) -> int:
     """Give claimed jobs that never started back to the queue, as if never claimed.
 
     A worker stopping gracefully does this with the jobs it prefetched: their attempt is
@@ -633,7 +653,7 @@ def unclaim(jobs) -> int:
 # -- an operator's cancel, retry and run now --------------------------------------------------
 
 
-def cancel_now(jobs) -> int:
+def cancel_now(jobs: QuerySet[Job]) -> int:
     """READY or WAITING jobs -> CANCELLED, and FAILED jobs holding their FIFO key (the key moves
     on); a workflow's step makes its run compensate. Returns how many were cancelled."""
     with transaction.atomic(using=jobs.db):
@@ -654,7 +674,7 @@ def cancel_now(jobs) -> int:
     return cancelled
 
 
-def request_cancel(jobs) -> int:
+def request_cancel(jobs: QuerySet[Job]) -> int:
     """Ask RUNNING jobs to stop (``context.is_cancelled()``); not a change of status. Returns
     how many had not been asked yet."""
     return write(
@@ -662,7 +682,7 @@ def request_cancel(jobs) -> int:
     )
 
 
-def retry(jobs) -> int:
+def retry(jobs: QuerySet[Job]) -> int:
     """FAILED or CANCELLED jobs -> READY, due now, with at least one attempt left
     (transitions.retry_max_attempts); a job whose FIFO key another job holds -> WAITING, behind
     it. IntegrityError: another active job holds the unique key."""
@@ -688,12 +708,12 @@ def retry(jobs) -> int:
     return changed
 
 
-def run_now(jobs) -> int:
+def run_now(jobs: QuerySet[Job]) -> int:
     """Make READY jobs due at once (their run_after moves to now); not a change of status."""
     return write(jobs, READY, None, "run_now", run_after=timezone.now())
 
 
-def _advance_runs_of(jobs) -> None:
+def _advance_runs_of(jobs: QuerySet[Job]) -> None:
     for run_id in sorted(set(jobs.exclude(workflow_run_id=None).values_list("workflow_run_id", flat=True))):
         _advance(run_id)
 
@@ -701,7 +721,7 @@ def _advance_runs_of(jobs) -> None:
 # -- workflow steps ---------------------------------------------------------------------------
 
 
-def stop_steps(steps, now) -> None:
+def stop_steps(steps: QuerySet[Job], now: datetime) -> None:
     """A workflow run stops: its steps not started (WAITING, READY) are CANCELLED; its running
     ones are asked to stop. A running step's row may be locked by its own completion, which
     will advance the run itself: it is skipped rather than waited for (lock order: job, then run)."""
@@ -725,12 +745,12 @@ def stop_steps(steps, now) -> None:
         write(Job.objects.filter(id__in=running), RUNNING, None, "stop_run", cancel_requested_at=now)
 
 
-def release_steps(ids, now, **changes) -> int:
+def release_steps(ids: Iterable[uuid.UUID], now: datetime, **changes: Any) -> int:
     """A workflow's next steps: WAITING -> READY, due now."""
     return write(Job.objects.filter(pk__in=ids), WAITING, READY, "release_step", run_after=now, **changes)
 
 
-def skip_steps(ids) -> int:
+def skip_steps(ids: Iterable[uuid.UUID]) -> int:
     """Steps whose when= condition is false as their group comes up: their WAITING jobs never
     run and are deleted (the run records their names)."""
     return Job.objects.filter(pk__in=ids, status=WAITING).delete()[0]

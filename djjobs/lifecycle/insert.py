@@ -22,14 +22,15 @@ unique key, a schedule's fire time).
 import dataclasses
 import json
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from .. import conf, flow
-from ..compat import InvalidTask, Task, TaskResult, task_enqueued
+from ..compat import BaseTaskBackend, InvalidTask, Task, TaskResult, task_enqueued
 from ..db import fast
 from ..exceptions import TaskNotFound
 from ..ids import uuid7, uuid7_texts
@@ -40,14 +41,17 @@ from ..results import make_result
 from ..signal_gate import wanted
 from ..states import ACTIVE, JobStatus
 
+if TYPE_CHECKING:
+    from ..models import Job
+
 # A payload as the insert path writes it: (args, kwargs, args JSON text, kwargs JSON text).
-Payload = tuple[list, dict, str, str]
+Payload = tuple[list[Any], dict[str, Any], str, str]
 
 
 # -- the public entry points -------------------------------------------------------------------
 
 
-def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
+def enqueue(backend: BaseTaskBackend, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
     """``JobsBackend.enqueue``: insert one job in the caller's transaction (a unique key: the
     active job holding it is returned instead). The measured hot path: keep it lean."""
     backend.validate_task(task)
@@ -72,7 +76,7 @@ def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
     return result
 
 
-def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
+def enqueue_many(backend: BaseTaskBackend, task: Task, calls: Iterable[Any]) -> list[TaskResult]:
     """``JobsBackend.enqueue_many``: one job per call (a tuple/list of args or a dict of kwargs)
     in one statement (COPY on PostgreSQL), in the caller's transaction; all or nothing."""
     from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
@@ -88,7 +92,7 @@ def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
     # A call without arguments (the usual fan-out of a no-argument task) needs no encoding:
     # its payload is a constant (6 bytes, refused only by an absurdly low limit).
     empty_ok = limit >= 6
-    payloads = []
+    payloads: list[Payload] = []
     append = payloads.append
     for call in calls:
         if empty_ok and not call and type(call) in _EMPTY_CALL_TYPES:
@@ -112,7 +116,7 @@ def enqueue_many(backend, task: Task, calls) -> list[TaskResult]:
     return results
 
 
-def _enqueue_each(backend, task: Task, calls) -> list[TaskResult]:
+def _enqueue_each(backend: BaseTaskBackend, task: Task, calls: Iterable[Any]) -> list[TaskResult]:
     """enqueue_many() of a task under flow control: each job gets its own keys (and FIFO jobs
     their place in their key's order), one insert each, all in one transaction."""
     from ..models import Job  # models: once Django's apps are loaded
@@ -124,17 +128,17 @@ def _enqueue_each(backend, task: Task, calls) -> list[TaskResult]:
 
 def insert(
     task: Task,
-    args=(),
-    kwargs=None,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
     *,
-    backend=None,
+    backend: BaseTaskBackend | None = None,
     now: datetime | None = None,
     fields: dict[str, Any] | None = None,
     guarded: bool | None = None,
     holder: bool = True,
     payload: Payload | None = None,
     checked: bool = False,
-):
+) -> tuple["Job | _Row", TaskResult]:
     """Insert one job of ``task`` for a producer other than the plain enqueue; returns (row,
     TaskResult). ``row`` is the Job (guarded) or a light row with its id and columns.
 
@@ -155,7 +159,7 @@ def insert(
     if fields:
         common.update(fields)
     if payload is None:
-        payload = encode_payload(args, () if kwargs is None else kwargs)
+        payload = encode_payload(args, {} if kwargs is None else kwargs)
     if flow.uses_flow(task):
         common.update(flow.job_fields(task, payload[0], payload[1]))
     debounce = flow.seconds("debounce", getattr(task, "debounce", None))
@@ -168,10 +172,11 @@ def insert(
     if guarded:
         from ..models import Job  # models: once Django's apps are loaded
 
-        row = Job(args=payload[0], kwargs=payload[1], **common)
-        result = _result(row, task)
-        inserted = _insert_guarded(row, holder)
-        if inserted is not row:  # the active job that holds the key: not inserted, no signal
+        job = Job(args=payload[0], kwargs=payload[1], **common)
+        row: Job | _Row = job
+        result = _result(job, task)
+        inserted = _insert_guarded(job, holder)
+        if inserted is not job:  # the active job that holds the key: not inserted, no signal
             return inserted, make_result(inserted, task if inserted.task_path == task.module_path else None)
     else:
         from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
@@ -185,7 +190,9 @@ def insert(
     return row, result
 
 
-def _insert_debounced(task: Task, backend, common: dict, payload: Payload, debounce: float):
+def _insert_debounced(
+    task: Task, backend: BaseTaskBackend, common: dict[str, Any], payload: Payload, debounce: float
+) -> tuple["Job", TaskResult]:
     """A debounced enqueue: the key's job that has not started yet (READY, first attempt) takes
     these arguments and moves to now + debounce (never past its first enqueue + debounce_max);
     without one, a new job is made, due in ``debounce``. The key is a debounce key, not a unique
@@ -223,7 +230,7 @@ def _insert_debounced(task: Task, backend, common: dict, payload: Payload, debou
     raise InvalidTask(f"Could not enqueue debounced job {key!r}: the key is contended.")
 
 
-def insert_unfindable(task_path: str, kwargs: dict, now: datetime, **fields: Any) -> None:
+def insert_unfindable(task_path: str, kwargs: dict[str, Any], now: datetime, **fields: Any) -> None:
     """A job whose task no longer imports (a workflow's compensation renamed since the run
     started): written so that it fails saying why. No TaskResult nor signal: there is no task."""
     from ..models import Job  # models: once Django's apps are loaded
@@ -242,7 +249,7 @@ def insert_unfindable(task_path: str, kwargs: dict, now: datetime, **fields: Any
 # -- the checks and the columns, shared by every producer ----------------------------------------
 
 
-def check_task(backend, task: Task) -> None:
+def check_task(backend: BaseTaskBackend, task: Task) -> None:
     """Every rule a task must meet to be enqueued on ``backend``; InvalidTask says which not."""
     backend.validate_task(task)
     check_findable(task)
@@ -261,7 +268,7 @@ def check_findable(task: Task) -> None:
         )
 
 
-def encode_payload(args, kwargs, limit: int | None = None) -> Payload:
+def encode_payload(args: Iterable[Any], kwargs: dict[str, Any], limit: int | None = None) -> Payload:
     """(args, kwargs, their JSON texts), after checking they are plain JSON and not too big."""
     args, kwargs = list(args), dict(kwargs)
     try:
@@ -278,7 +285,7 @@ def encode_payload(args, kwargs, limit: int | None = None) -> Payload:
     return args, kwargs, args_text, kwargs_text
 
 
-def columns(backend, task: Task, now: datetime) -> dict[str, Any]:
+def columns(backend: BaseTaskBackend, task: Task, now: datetime) -> dict[str, Any]:
     """The columns of a job that come from the task, the moment and its cause (an event or a
     trigger being handled: see provenance), not from the call."""
     return {
@@ -298,7 +305,7 @@ def columns(backend, task: Task, now: datetime) -> dict[str, Any]:
     }
 
 
-def split_call(call) -> tuple[list, dict]:
+def split_call(call: Any) -> tuple[list[Any], dict[str, Any]]:
     """One item of enqueue_many(): a tuple/list of args or a dict of kwargs."""
     if isinstance(call, dict):
         return [], call
@@ -310,7 +317,7 @@ def split_call(call) -> tuple[list, dict]:
 # -- the writes and the results ------------------------------------------------------------------
 
 
-def _insert_guarded(job, holder: bool):
+def _insert_guarded(job: "Job", holder: bool) -> "Job":
     """Insert ``job`` in a savepoint; with ``holder``, a unique key already held returns the
     active job holding it (a partial unique index decides). Otherwise IntegrityError.
 
@@ -367,7 +374,7 @@ def fifo_sequence(using: str, key: str) -> int:
         return cursor.fetchone()[0]
 
 
-def _result(job, task: Task) -> TaskResult:
+def _result(job: "Job | _Row", task: Task) -> TaskResult:
     """make_result() for a job about to be inserted. Django's TaskResult normalises args and
     kwargs recursively: with DJJOBS['MAX_JSON_DEPTH'] raised near Python's recursion limit, a
     deep value fails here, as InvalidTask and before anything is written."""
@@ -384,7 +391,7 @@ _OWN_FIELDS = ("id", "args", "kwargs", "errors", "worker_ids")
 _EMPTY_CALL_TYPES = (tuple, list, dict)
 
 
-def _results_like(first: TaskResult, rows) -> list[TaskResult]:
+def _results_like(first: TaskResult, rows: Sequence[tuple[Any, ...]]) -> list[TaskResult]:
     """``first`` and a TaskResult for each other job of an enqueue_many batch: the fields every
     job of the batch shares, read from ``first`` once, and its own id and arguments, as a worker
     will read them back (TaskResult.__post_init__ would make tuples lists too). One loop, no
@@ -407,13 +414,13 @@ def _results_like(first: TaskResult, rows) -> list[TaskResult]:
     return results
 
 
-def _shared_fields(template: TaskResult) -> list:
+def _shared_fields(template: TaskResult) -> list[tuple[Callable[[TaskResult, Any], None], Any]]:
     """(setter, value) for each TaskResult field the jobs of a batch share, read from
     ``template`` once."""
     return [(_setter(name), getattr(template, name)) for name in _RESULT_FIELDS if name not in _OWN_FIELDS]
 
 
-def _setter(name: str):
+def _setter(name: str) -> Callable[[TaskResult, Any], None]:
     """The setter of TaskResult's field ``name`` (djjobs.db.fast.field_setter)."""
     return fast.field_setter(TaskResult, name)
 
@@ -423,12 +430,13 @@ class _Row:
 
     started_at = finished_at = last_attempted_at = return_value = None
 
-    def __init__(self, common, id_, args, kwargs):
+    def __init__(self, common: dict[str, Any], id_: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
         self.__dict__.update(common)
         self.id, self.args, self.kwargs = id_, args, kwargs
-        self.errors, self.worker_ids = [], []
+        self.errors: list[dict[str, Any]] = []
+        self.worker_ids: list[str] = []
 
 
-def _option(task: Task, name: str, setting: str):
+def _option(task: Task, name: str, setting: str) -> Any:
     value = getattr(task, name, None)
     return conf.get(setting) if value is None else value

@@ -11,6 +11,7 @@ supervisor, the completer and a job's own completion.
 import logging
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 
@@ -22,6 +23,8 @@ logger = logging.getLogger("djjobs")
 # later, so it is repeated while the lease lasts. Any other error of a write (DataError,
 # IntegrityError, a UnicodeEncodeError of the driver...) would fail again the same way.
 TRANSIENT = (OperationalError, InterfaceError)
+
+_R = TypeVar("_R")
 
 FIRST_DELAY = 0.2
 MAX_DELAY = 2.0
@@ -36,14 +39,18 @@ def close_connections(keep_atomic: bool = False) -> None:
 
 
 class Outage:
-    def __init__(self, name: str = "djjobs", wait: Callable[[float], object] | None = None):
+    def __init__(self, name: str = "djjobs", wait: Callable[[float], object] | None = None) -> None:
         self.name = name  # who logs: "worker w1", "supervisor s1"
         self.wait = wait  # guard(): how the loop pauses after an error (None: it does not)
         self._last_error = 0.0
 
     def ride_out(
-        self, func, *args, on_retry: Callable[[BaseException, float], None] | None = None, keep_atomic: bool = False
-    ):
+        self,
+        func: Callable[..., _R],
+        *args: Any,
+        on_retry: Callable[[BaseException, float], None] | None = None,
+        keep_atomic: bool = False,
+    ) -> _R:
         """``func(*args)``, repeated on TRANSIENT errors while the lease lasts. ``on_retry(exc,
         delay)`` is called before each pause (to log, or to narrow what is left to write)."""
         deadline = time.monotonic() + conf.get("LEASE_SECONDS")
@@ -60,7 +67,7 @@ class Outage:
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_DELAY)
 
-    def guard(self, func, *args):
+    def guard(self, func: Callable[..., _R], *args: Any) -> _R | None:
         """One database step of a loop; on a database error: log (at most once a second),
         reconnect, pause (``wait``), and return None."""
         try:

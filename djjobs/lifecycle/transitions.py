@@ -34,13 +34,17 @@ its key in the same transaction (fifo_next; not a FAILED job holding its key). W
 run (or retries one of its jobs) advances the run in the same transaction.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from .. import conf
 from ..exceptions import Discard, InvalidReturnValue
 from ..payload import clean_text
 from ..retry_policy import next_delay
 from ..states import FINISHED, JobStatus
+from .outcome import Outcome
 
 READY, RUNNING, WAITING = JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING
 SUCCESSFUL, FAILED, CANCELLED = JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELLED
@@ -87,7 +91,7 @@ def can_transition(source: str, target: str) -> bool:
     return target in TRANSITIONS.get(source, frozenset())
 
 
-def check(sources, target: str, path: str | None = None) -> None:
+def check(sources: str | Iterable[str], target: str, path: str | None = None) -> None:
     """Raise IllegalTransition unless every one of ``sources`` may move to ``target`` (on
     ``path``, when given)."""
     if isinstance(sources, str):
@@ -115,23 +119,26 @@ def advances(status: str, in_run: bool, path: str = "complete") -> bool:
 # -- an attempt's outcome (complete, timeout) -----------------------------------------------
 
 
-def decide(job, outcome, cancel_requested: bool = False) -> tuple[str, float | None]:
+def decide(job: Any, outcome: Outcome, cancel_requested: bool = False) -> tuple[str, float | None]:
     """(next status, retry delay in seconds) for an attempt's outcome.
 
     A failed attempt of a job whose cancellation was requested ends CANCELLED: the task
     most likely stopped because it saw ``context.is_cancelled()``.
     """
-    if outcome.succeeded:
+    error = outcome.error
+    if error is None:  # outcome.succeeded
         return SUCCESSFUL, None
     if cancel_requested:
         return CANCELLED, None
-    if isinstance(outcome.error, NOT_RETRYABLE):
+    if isinstance(error, NOT_RETRYABLE):
         return FAILED, None
-    delay = next_delay(job.attempts, job.max_attempts, job.retry_backoff, conf.get("RETRY_BACKOFF_MAX"), outcome.error)
+    delay = next_delay(job.attempts, job.max_attempts, job.retry_backoff, conf.get("RETRY_BACKOFF_MAX"), error)
     return (FAILED, None) if delay is None else (READY, delay)
 
 
-def attempt_error(attempt: int, class_path: str, message: str, traceback: str, worker_id: str, at) -> dict:
+def attempt_error(
+    attempt: int, class_path: str, message: str, traceback: str, worker_id: str, at: datetime
+) -> dict[str, Any]:
     """The error record of a failed attempt (an exception of the task, or a JobTimeout),
     storable whatever the exception held (NUL, lone surrogates)."""
     return {
@@ -165,7 +172,7 @@ class Lost:
     refund: bool  # its attempt is given back: claimed ahead, maybe never started (once per job)
 
 
-def after_lost_worker(job) -> Lost:
+def after_lost_worker(job: Any) -> Lost:
     """A job claimed ahead of a free thread (prefetched) may never have started: its attempt is
     given back, once (the worker cannot prove afterwards that it had not started it, so a second
     loss counts). Otherwise the attempt counts: a job whose cancellation was requested ends
@@ -180,7 +187,7 @@ def after_lost_worker(job) -> Lost:
     return Lost(READY, False)
 
 
-def worker_lost_error(job, why: str, lost: Lost, at) -> dict:
+def worker_lost_error(job: Any, why: str, lost: Lost, at: datetime) -> dict[str, Any]:
     """The WorkerLost error record of a lost worker's job."""
     message = f"worker {job.worker_id!r} lost: {why}"
     entry = {
@@ -201,11 +208,16 @@ def worker_lost_error(job, why: str, lost: Lost, at) -> dict:
     return entry
 
 
-def lost_worker_changes(job, why: str, now) -> dict:
+def lost_worker_changes(job: Any, why: str, now: datetime) -> dict[str, Any]:
     """The changes that release one lost RUNNING job. A released job keeps its run_after: it
     goes back to its place near the front of the queue, not behind the backlog."""
     lost = after_lost_worker(job)
-    changes = {"status": lost.status, "lease_token": None, "lease_expires_at": None, "claimed_ahead": False}
+    changes: dict[str, Any] = {
+        "status": lost.status,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "claimed_ahead": False,
+    }
     if lost.refund:
         changes["attempts"] = job.attempts - 1
         if job.attempts <= 1:  # as if never claimed

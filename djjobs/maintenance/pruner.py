@@ -1,9 +1,12 @@
 """Retention: delete finished jobs past their age, in small batches that never hold the table."""
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import conf
@@ -42,7 +45,7 @@ def prune(batch_size: int = 1000, max_batches: int | None = None, dry_run: bool 
     return counts
 
 
-def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
+def _prune_status(status: str, cutoff: datetime, batch_size: int, max_batches: int | None, dry_run: bool) -> int:
     # A workflow's jobs go with their run (_prune_runs): its steps' results are its context.
     old = Job.objects.filter(status=status, finished_at__lt=cutoff, workflow_run__isnull=True)
     if status == JobStatus.FAILED:
@@ -53,7 +56,7 @@ def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
     )
 
 
-def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
+def _prune_runs(now: datetime, batch_size: int, max_batches: int | None, dry_run: bool) -> int:
     """Finished workflow runs, with their jobs, once past the retention of the status they map
     to (SUCCESSFUL: SUCCESSFUL's; COMPENSATED and FAILED: FAILED's)."""
     days = conf.get("RETENTION_DAYS")
@@ -66,7 +69,7 @@ def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
             continue
         old = WorkflowRun.objects.filter(status__in=statuses, finished_at__lt=now - timedelta(days=days[job_status]))
 
-        def delete(ids) -> int:
+        def delete(ids: list[Any]) -> int:
             Job.objects.filter(workflow_run_id__in=ids).delete()
             return WorkflowRun.objects.filter(id__in=ids).delete()[0]
 
@@ -74,10 +77,10 @@ def _prune_runs(now, batch_size, max_batches, dry_run) -> int:
     return deleted
 
 
-def _prune_events(cutoff, batch_size, max_batches, dry_run) -> int:
+def _prune_events(cutoff: datetime, batch_size: int, max_batches: int | None, dry_run: bool) -> int:
     """Events older than the cutoff; jobs still pointing at one lose the link (SET_NULL)."""
 
-    def delete(ids) -> int:
+    def delete(ids: list[Any]) -> int:
         Job.objects.filter(event_id__in=ids).update(event_id=None)
         return Event.objects.filter(id__in=ids).delete()[0]
 
@@ -85,7 +88,13 @@ def _prune_events(cutoff, batch_size, max_batches, dry_run) -> int:
     return _delete_in_batches(old, delete, batch_size, max_batches, dry_run)
 
 
-def _delete_in_batches(old, delete, batch_size, max_batches, dry_run) -> int:
+def _delete_in_batches(
+    old: QuerySet[Any],
+    delete: Callable[[list[Any]], int],
+    batch_size: int,
+    max_batches: int | None,
+    dry_run: bool,
+) -> int:
     """Delete the rows of ``old`` (a queryset) ``batch_size`` at a time, each batch its own
     transaction with its rows picked FOR UPDATE SKIP LOCKED; returns how many went."""
     if dry_run:
@@ -102,5 +111,5 @@ def _delete_in_batches(old, delete, batch_size, max_batches, dry_run) -> int:
     return deleted
 
 
-def _prune_workers(now) -> int:
+def _prune_workers(now: datetime) -> int:
     return Worker.objects.filter(last_heartbeat_at__lt=now - DEAD_WORKER_RETENTION).delete()[0]

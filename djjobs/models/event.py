@@ -57,9 +57,10 @@ class Event(models.Model):
             "occurred_at": self.occurred_at.isoformat(),
         }
 
-    def cause_chain(self) -> list:
+    def cause_chain(self) -> list[tuple["Event", Job | None]]:
         """[(event, job that published it or None), ...] from the root cause down to this event."""
-        chain, event = [], self
+        chain: list[tuple[Event, Job | None]] = []
+        event: Event | None = self
         while event is not None and len(chain) < MAX_CHAIN:
             job = (
                 Job.objects.select_related("event").filter(pk=event.cause_job_id).first()

@@ -1,6 +1,6 @@
 """The Job row: one per enqueued task run, holding its whole life."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Self
 
 from django.db import models
@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY
+from ..compat import TASK_MAX_PRIORITY, TASK_MIN_PRIORITY, Task, TaskResult
 from ..ids import uuid7
 from ..results import make_result
 from ..states import ACTIVE, FINISHED, JobStatus
@@ -42,7 +42,7 @@ class JobQuerySet(models.QuerySet):
             Q(status__in=(JobStatus.READY, JobStatus.RUNNING)) | Q(status=JobStatus.FAILED, fifo_hold=True)
         )
 
-    def for_task(self, task_or_path) -> Self:
+    def for_task(self, task_or_path: Task | str) -> Self:
         """Jobs of a task, given as the task (or anything with ``module_path``) or its dotted path."""
         path = getattr(task_or_path, "module_path", task_or_path)
         return self.filter(task_path=path)
@@ -251,10 +251,10 @@ class Job(models.Model):
         return self.status in FINISHED
 
     @property
-    def duration(self):
+    def duration(self) -> timedelta | None:
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
 
-    def to_task_result(self):
+    def to_task_result(self) -> TaskResult:
         return make_result(self)

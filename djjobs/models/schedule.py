@@ -1,6 +1,8 @@
 """The Schedule row: when to enqueue which task, and where its firing stands."""
 
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -39,13 +41,13 @@ def default_time_zone() -> str:
 
 
 class ScheduleQuerySet(models.QuerySet):
-    def enabled(self):
+    def enabled(self) -> Self:
         return self.filter(enabled=True)
 
-    def due(self, now=None):
+    def due(self, now: datetime | None = None) -> Self:
         return self.enabled().filter(next_run_at__lte=now or timezone.now())
 
-    def code_managed(self):
+    def code_managed(self) -> Self:
         return self.filter(code_managed=True)
 
 
@@ -151,7 +153,9 @@ class Schedule(models.Model):
         return self.name
 
     @classmethod
-    def from_db(cls, db, field_names, values, **kwargs):  # kwargs: Django 6.1's fetch_mode
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:  # kwargs: Django 6.1's fetch_mode
         instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded_timing = instance._timing_values()
         return instance
@@ -163,7 +167,7 @@ class Schedule(models.Model):
         return Timing.build(cron=self.cron, interval=self.interval, run_at=self.run_at, time_zone=self.time_zone)
 
     @property
-    def zone(self):
+    def zone(self) -> tzinfo:
         try:
             return get_zone(self.time_zone)
         except TimingError:
@@ -191,20 +195,20 @@ class Schedule(models.Model):
         """When a newly saved or enabled schedule fires first: a one-off at its run_at (even a
         past one, unless it already ran), the others at their next fire time after now."""
         timing = self.timing()
-        if timing.one_off:
+        if timing.run_at is not None:  # a one-off
             ran = self.last_run_at is not None and self.last_run_at >= timing.run_at
             return None if ran else timing.run_at
         return timing.next_after(now)
 
     @property
-    def last_job(self):
+    def last_job(self) -> Job | None:
         """The job of the last run, if it still exists (old jobs are pruned)."""
         return Job.objects.filter(pk=self.last_job_id).first() if self.last_job_id else None
 
-    def _timing_values(self) -> tuple:
+    def _timing_values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in TIMING_FIELDS)
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         """Recompute next_run_at when the timing or the enabled flag changed (or on creation)."""
         if self._state.adding or self._timing_values() != getattr(self, "_loaded_timing", None):
             try:
@@ -221,13 +225,14 @@ class Schedule(models.Model):
     # The one validation the admin, ``manage.py schedules`` and code-declared sync share
     # (djjobs.schedules.validation.validate_schedule). It looks the task's backend up, a layer
     # above the models, so DjjobsConfig.ready() hands it in rather than this module importing it.
-    _validate = None
+    _validate: "Callable[[Schedule], dict[str, list[str]]] | None" = None
 
     @classmethod
-    def validate_with(cls, validate) -> None:
+    def validate_with(cls, validate: "Callable[[Schedule], dict[str, list[str]]]") -> None:
         cls._validate = staticmethod(validate)
 
-    def clean(self):
+    def clean(self) -> None:
+        assert self._validate is not None, "DjjobsConfig.ready() hands it in"
         errors = self._validate(self)
         if errors:
             raise ValidationError(errors)

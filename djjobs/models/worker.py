@@ -1,6 +1,7 @@
 """Worker rows: each run_workers process records itself and heartbeats here."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Self
 
 from django.db import models
 from django.utils import timezone
@@ -10,14 +11,14 @@ from .. import conf
 
 
 class WorkerQuerySet(models.QuerySet):
-    def alive(self, now=None):
+    def alive(self, now: datetime | None = None) -> Self:
         return self.filter(stopped_at__isnull=True, last_heartbeat_at__gte=_alive_cutoff(now))
 
-    def dead(self, now=None):
+    def dead(self, now: datetime | None = None) -> Self:
         return self.exclude(pk__in=self.alive(now).values("pk"))
 
 
-def _alive_cutoff(now=None):
+def _alive_cutoff(now: datetime | None = None) -> datetime:
     # Three missed heartbeats and a worker is presumed dead.
     return (now or timezone.now()) - timedelta(seconds=3 * conf.get("HEARTBEAT_INTERVAL"))
 

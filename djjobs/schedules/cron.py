@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
@@ -114,7 +115,7 @@ def get_zone(name: str) -> ZoneInfo:
         raise TimingError(f"Unknown time zone {name!r}: use an IANA name such as 'Europe/London' or 'UTC'.") from None
 
 
-def check_interval(seconds) -> int:
+def check_interval(seconds: Any) -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, int):
         raise TimingError(f"The interval is a whole number of seconds, got {seconds!r}.")
     if seconds < 1:
@@ -164,9 +165,11 @@ class Timing:
                 yield self.run_at.astimezone(UTC)
             return
         start = _seconds(after)
-        instants = (
-            _interval_instants(self.interval, start) if self.interval else _cron_instants(self.cron, self.zone, start)
-        )
+        if self.interval:
+            instants = _interval_instants(self.interval, start)
+        else:
+            assert self.cron is not None, "a Timing has one of cron, interval and run_at"
+            instants = _cron_instants(self.cron, self.zone, start)
         for instant in instants:
             yield datetime.fromtimestamp(instant, UTC)
 
@@ -176,7 +179,7 @@ class Timing:
 
     def upcoming(self, after: datetime, count: int = 5) -> list[datetime]:
         """The next ``count`` fire times after ``after``."""
-        times = []
+        times: list[datetime] = []
         for when in self.iter_after(after):
             times.append(when)
             if len(times) >= count:
@@ -185,7 +188,7 @@ class Timing:
 
     def between(self, after: datetime, until: datetime, limit: int | None = None) -> list[datetime]:
         """Fire times in (after, until], at most ``limit`` of them (the earliest)."""
-        times = []
+        times: list[datetime] = []
         for when in self.iter_after(after):
             if when > until or (limit is not None and len(times) >= limit):
                 break
@@ -201,10 +204,7 @@ def localize(wall: datetime, zone: tzinfo) -> datetime:
     if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
         return first.astimezone(UTC)
     wall_s = _wall_seconds(wall)
-    before, after = (
-        int(first.utcoffset().total_seconds()),
-        int(wall.replace(tzinfo=zone, fold=1).utcoffset().total_seconds()),
-    )
+    before, after = _utc_offset(first), _utc_offset(wall.replace(tzinfo=zone, fold=1))
     lo, hi = sorted((wall_s - before, wall_s - after))
     jump = _first_change(zone, lo - 1, hi + 1, _offset(zone, lo - 1))
     return datetime.fromtimestamp(jump if jump is not None else wall_s - before, UTC)
@@ -223,8 +223,15 @@ def _wall_seconds(wall: datetime) -> int:
     return calendar.timegm(wall.timetuple())
 
 
+def _utc_offset(moment: datetime) -> int:
+    """The UTC offset of an aware datetime, in whole seconds."""
+    offset = moment.utcoffset()
+    assert offset is not None, "an aware datetime"
+    return int(offset.total_seconds())
+
+
 def _offset(zone: tzinfo, instant: int) -> int:
-    return int(datetime.fromtimestamp(instant, zone).utcoffset().total_seconds())
+    return _utc_offset(datetime.fromtimestamp(instant, zone))
 
 
 def _interval_instants(interval: int, after: int) -> Iterator[int]:
@@ -307,9 +314,9 @@ def _skip_second_pass(zone: tzinfo, after: int, wall: int) -> int:
     """For wall-clock schedules: if ``after`` is in the second pass of a repeated hour, those
     wall times already fired in the first pass; resume at the end of the repeated stretch."""
     local = datetime.fromtimestamp(after, zone)
-    first_offset = int(local.replace(fold=0).utcoffset().total_seconds())
-    if local.fold != 1 or first_offset == int(local.utcoffset().total_seconds()):
+    first_offset = _utc_offset(local.replace(fold=0))
+    if local.fold != 1 or first_offset == _utc_offset(local):
         return wall
-    repeat = first_offset - int(local.utcoffset().total_seconds())
+    repeat = first_offset - _utc_offset(local)
     change = _first_change(zone, after - repeat - 1, after, first_offset)
     return max(wall, change + first_offset - 1) if change is not None else wall

@@ -64,7 +64,8 @@ def plan(
     skipped, reasons = 0, []
     if due_at < on_time_from:  # misfires: the fire times in [due_at, on_time_from)
         # run_once: a run on time now is the catch-up run; otherwise the latest misfire is.
-        keep = {Misfire.SKIP: 0, Misfire.RUN_ONCE: 0 if fire else 1}.get(misfire, cap)
+        keeps: dict[str, int] = {Misfire.SKIP: 0, Misfire.RUN_ONCE: 0 if fire else 1}
+        keep = keeps.get(misfire, cap)
         catch_up, dropped, reason = _catch_up(timing, due_at, on_time_from, now, misfire, keep, max_lateness)
         fire = sorted(set(catch_up + fire))
         if dropped:
@@ -83,7 +84,15 @@ def plan(
     return Plan(fire=fire, next_run_at=timing.next_after(now), skipped=skipped, reasons=reasons)
 
 
-def _catch_up(timing, due_at, end, now, misfire, keep, max_lateness) -> tuple[list[datetime], int, str]:
+def _catch_up(
+    timing: Timing,
+    due_at: datetime,
+    end: datetime,
+    now: datetime,
+    misfire: str,
+    keep: int,
+    max_lateness: float | None,
+) -> tuple[list[datetime], int, str]:
     """The latest ``keep`` misfires in [due_at, end) that are not too late, how many misfires
     do not run, and why."""
     latest = _latest(timing, due_at, end, keep) if keep else []

@@ -13,7 +13,9 @@ written to the database after every ``migrate`` (post_migrate).
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from django.apps import AppConfig
 from django.core.exceptions import ValidationError
 from django.db import connections, router
 from django.utils.dateparse import parse_datetime
@@ -22,6 +24,11 @@ from .. import conf
 from ..models import Schedule
 from ..registry import declared_tasks
 from .cron import TimingError, get_zone, localize
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+    from ..models import Schedule
 
 logger = logging.getLogger("djjobs")
 
@@ -93,7 +100,7 @@ def declarations() -> tuple[list[Declaration], list[str]]:
             problems.append(problem)
         elif name in found:
             problems.append(f"DJJOBS['SCHEDULES'][{name!r}]: the name is taken by {found[name].source}.")
-        else:
+        elif declaration is not None:  # no problem: a declaration
             found[name] = declaration
     return list(found.values()), problems
 
@@ -104,7 +111,7 @@ def _declared_names() -> set[str]:
     return names | {path for path, task in declared_tasks().items() if getattr(task, "schedule", None) is not None}
 
 
-def _from_setting(name, spec) -> tuple[Declaration | None, str]:
+def _from_setting(name: Any, spec: Any) -> tuple[Declaration | None, str]:
     source = f"DJJOBS['SCHEDULES'][{name!r}]"
     if not isinstance(name, str) or not name or len(name) > 255:
         return None, f"{source}: the name must be a string of 1 to 255 characters."
@@ -126,7 +133,7 @@ def _from_setting(name, spec) -> tuple[Declaration | None, str]:
     return Declaration(name, source, values), ""
 
 
-def build(declaration: Declaration):
+def build(declaration: Declaration) -> "Schedule":
     """An unsaved Schedule holding the declaration (naive run_at read in its time zone)."""
     schedule = Schedule(name=declaration.name, code_managed=True, **declaration.values)
     if schedule.run_at is not None and schedule.run_at.tzinfo is None:
@@ -176,7 +183,7 @@ def sync(using: str = "default") -> Report:
     return report
 
 
-def _apply(row, wanted, using: str, report: Report) -> None:
+def _apply(row: "Schedule | None", wanted: "Schedule", using: str, report: Report) -> None:
     definition = wanted.definition()
     if row is None:
         wanted.code_definition = definition
@@ -204,7 +211,7 @@ def _apply(row, wanted, using: str, report: Report) -> None:
         report.overridden.append(f"{row.name} ({', '.join(kept)})")
 
 
-def reset(schedule) -> None:
+def reset(schedule: "Schedule") -> None:
     """Put a code-managed schedule back to its declaration, dropping the admin's changes."""
     if not schedule.code_managed or not schedule.code_definition:
         raise ValueError(f"schedule {schedule.name!r} is not declared in code")
@@ -218,7 +225,13 @@ def reset(schedule) -> None:
     schedule.save(update_fields=[*wanted.definition(), "code_definition", "updated_at"])
 
 
-def on_post_migrate(sender, using="default", verbosity=1, stdout=None, **kwargs) -> None:
+def on_post_migrate(
+    sender: AppConfig,
+    using: str = "default",
+    verbosity: int = 1,
+    stdout: "SupportsWrite[str] | None" = None,
+    **kwargs: Any,
+) -> None:
     """post_migrate receiver (connected in DjjobsConfig.ready)."""
     if not router.allow_migrate_model(using, Schedule):
         return

@@ -6,7 +6,9 @@ would describe our seconds schedules wrongly. Expressions this module has no phr
 (``L``, ``#``, mixed lists of steps) are described as "cron: <expression>", never guessed.
 """
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 from .cron import TimingError, parse_cron
 
@@ -35,7 +37,9 @@ class _Unsupported(Exception):
     pass
 
 
-def describe(cron: str = "", interval: int | None = None, run_at: datetime | None = None, zone=None) -> str:
+def describe(
+    cron: str = "", interval: int | None = None, run_at: datetime | None = None, zone: tzinfo | None = None
+) -> str:
     """One line saying when a schedule fires."""
     if interval:
         return describe_interval(interval)
@@ -173,7 +177,7 @@ def _values(field: str, top: int) -> list[int]:
     return sorted(found)
 
 
-def _join(items) -> str:
+def _join(items: Sequence[Any]) -> str:
     items = [str(i) for i in items]
     if len(items) <= 1:
         return "".join(items)

@@ -10,6 +10,7 @@ never both fire the same time. There is no leader to elect or to lose.
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, IntegrityError, router, transaction
 from django.db.models import F
@@ -45,7 +46,8 @@ def tick(now: datetime | None = None) -> int:
     if not Schedule.objects.due(now).exists():  # the usual answer, without taking a lock
         return 0
     alias = router.db_for_write(Schedule)
-    fired, failed = 0, []
+    fired = 0
+    failed: list[int] = []  # the schedules whose fire raised, left for the next tick
     for _ in range(TICK_BATCH):
         schedule = None
         try:
@@ -74,7 +76,7 @@ def tick(now: datetime | None = None) -> int:
     return fired
 
 
-def _fire(schedule, now: datetime) -> int:
+def _fire(schedule: Schedule, now: datetime) -> int:
     """Enqueue the runs of one locked, due schedule and move it on; returns the jobs enqueued."""
     try:
         timing = schedule.timing()
@@ -83,10 +85,12 @@ def _fire(schedule, now: datetime) -> int:
         _record(schedule, next_run_at=None, enabled=False, skipped=1, reason=str(exc), now=now)
         return 0
     task, problem = find_task(schedule.task_path)
+    due_at = schedule.next_run_at
+    assert due_at is not None, "a due schedule has its next run"
     previous_active = schedule.overlap == Overlap.SKIP and schedule.jobs.filter(status__in=ACTIVE).exists()
     decided = plan(
         timing,
-        schedule.next_run_at,
+        due_at,
         now,
         misfire=schedule.misfire,
         overlap=schedule.overlap,
@@ -95,7 +99,8 @@ def _fire(schedule, now: datetime) -> int:
         max_lateness=conf.get("SCHEDULE_MAX_LATENESS"),
         cap=conf.get("SCHEDULE_CATCH_UP_MAX"),
     )
-    skipped, reasons, last, enqueued = decided.skipped, list(decided.reasons), None, 0
+    skipped, reasons, enqueued = decided.skipped, list(decided.reasons), 0
+    last: tuple[datetime, Job] | None = None
     for when in decided.fire:
         job, reason = _enqueue(schedule, task, when, now) if task else (None, problem)
         if job is not None:
@@ -117,9 +122,18 @@ def _fire(schedule, now: datetime) -> int:
     return enqueued
 
 
-def _record(schedule, *, now, next_run_at, last=None, skipped=0, reason="", enabled=None) -> None:
+def _record(
+    schedule: Schedule,
+    *,
+    now: datetime,
+    next_run_at: datetime | None,
+    last: tuple[datetime, Job] | None = None,
+    skipped: int = 0,
+    reason: str = "",
+    enabled: bool | None = None,
+) -> None:
     """Move the schedule on with one UPDATE guarded by the next_run_at this tick read."""
-    changes = {"next_run_at": next_run_at}
+    changes: dict[str, Any] = {"next_run_at": next_run_at}
     if last is not None:
         changes.update(last_run_at=last[0], last_job_id=last[1].id)
     if skipped:
@@ -131,11 +145,11 @@ def _record(schedule, *, now, next_run_at, last=None, skipped=0, reason="", enab
         raise _Changed(schedule.name)
 
 
-def _enqueue(schedule, task: Task, when: datetime, now: datetime):
+def _enqueue(schedule: Schedule, task: Task, when: datetime, now: datetime) -> tuple[Job | None, str]:
     """Insert the job of one fire time through the insert path, in a savepoint. Returns (job, "")
     when inserted, (None, reason) when it cannot be, and (None, "") when that fire time already
     has its job."""
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if schedule.queue_name:
         overrides["queue_name"] = schedule.queue_name
     if schedule.priority is not None:
@@ -158,17 +172,18 @@ def _enqueue(schedule, task: Task, when: datetime, now: datetime):
             return None, ""  # this fire time has its job already: the constraint did its work
         key = getattr(task, "unique_key", None)
         return None, f"an active job holds the task's unique key {key!r}"
+    assert isinstance(job, Job), "a guarded insert makes a Job"
     return job, ""
 
 
 # -- operations (admin actions, manage.py schedules) --------------------------------------------
 
 
-def run_now(schedule):
+def run_now(schedule: Schedule) -> Job:
     """Enqueue one run of ``schedule`` now, enabled or not, whatever its overlap policy; returns
     the Job. Its next run does not move. ScheduleError says why it cannot run."""
     task, problem = find_task(schedule.task_path)
-    if problem:
+    if task is None:  # find_task() says why
         raise ScheduleError(problem)
     now = timezone.now()
     with transaction.atomic(using=router.db_for_write(Job)):
@@ -181,7 +196,7 @@ def run_now(schedule):
     return job
 
 
-def enable(schedule) -> Answer:
+def enable(schedule: Schedule) -> Answer:
     """Enable a disabled schedule; it fires next at its next fire time from now (a one-off at
     its run_at, unless that run happened already). Nothing missed while disabled is caught up."""
     try:
@@ -195,7 +210,7 @@ def enable(schedule) -> Answer:
     return Answer.NOT_ALLOWED if Schedule.objects.filter(pk=schedule.pk).exists() else Answer.NOT_FOUND
 
 
-def disable(schedule) -> Answer:
+def disable(schedule: Schedule) -> Answer:
     """Disable a schedule: it fires no more until enabled."""
     if Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False, next_run_at=None):
         return Answer.DONE

@@ -4,7 +4,9 @@ One implementation for the model's ``clean()`` (so the admin form and ``manage.p
 get it) and for code declarations (the system check and the sync on migrate).
 """
 
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.core.exceptions import NON_FIELD_ERRORS
 
@@ -16,12 +18,15 @@ from ..payload import byte_size, encode
 from ..registry import resolve_task
 from .cron import TimingError, check_interval, get_zone, parse_cron
 
+if TYPE_CHECKING:
+    from ..models import Schedule
 
-def validate_schedule(schedule) -> dict[str, list[str]]:
+
+def validate_schedule(schedule: "Schedule") -> dict[str, list[str]]:
     """Problems of ``schedule`` (a Schedule, saved or not) by field name; {} when it is valid."""
     errors: dict[str, list[str]] = {}
 
-    def add(field, message):
+    def add(field: str, message: str) -> None:
         errors.setdefault(field, []).append(message)
 
     for field, message in _timing_problems(schedule):
@@ -37,7 +42,7 @@ def validate_schedule(schedule) -> dict[str, list[str]]:
     task, problem = find_task(schedule.task_path)
     if problem:
         add("task_path", problem)
-    elif schedule.queue_name:
+    elif task is not None and schedule.queue_name:  # no problem: a task
         try:
             task.get_backend().validate_task(replace(task, queue_name=schedule.queue_name))
         except InvalidTask as exc:
@@ -62,7 +67,7 @@ def find_task(path: str) -> tuple[Task | None, str]:
     return task, ""
 
 
-def _timing_problems(schedule):
+def _timing_problems(schedule: "Schedule") -> Iterator[tuple[str, str]]:
     try:
         get_zone(schedule.time_zone)
     except TimingError as exc:
@@ -92,7 +97,7 @@ def _timing_problems(schedule):
         )
 
 
-def _payload_problems(args, kwargs):
+def _payload_problems(args: Any, kwargs: Any) -> Iterator[tuple[str, str]]:
     if not isinstance(args, list):
         yield "args", f'args must be a JSON list, e.g. [1, "two"]; got {type(args).__name__}.'
     if not isinstance(kwargs, dict):
@@ -113,5 +118,5 @@ def _payload_problems(args, kwargs):
         yield "args", f"args and kwargs are {size} bytes encoded; the limit is {limit} (DJJOBS['MAX_PAYLOAD_BYTES'])."
 
 
-def _is_int(value) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -1,5 +1,7 @@
 """Template tags of djjobs' admin screens."""
 
+from typing import Any
+
 import django
 from django import template
 
@@ -7,7 +9,7 @@ register = template.Library()
 
 
 @register.inclusion_tag("djjobs/admin/breadcrumbs.html")
-def djjobs_breadcrumbs(*parts):
+def djjobs_breadcrumbs(*parts: str | None) -> dict[str, Any]:
     """Breadcrumbs in the admin's markup of the running Django (a list from 6.0 on, a div
     before): ``{% djjobs_breadcrumbs "Home" home_url "Jobs" jobs_url "Dashboard" %}``, each label
     followed by its URL, the last one (the current page) without."""

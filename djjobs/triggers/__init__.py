@@ -17,10 +17,12 @@ import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar, cast, overload
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
@@ -31,6 +33,7 @@ from django.db.models.signals import post_delete, post_init, post_save, pre_save
 from .. import flow
 from ..compat import InvalidTask, Task, TaskResult
 from ..provenance import stamping
+from ..tasks import JobTask
 from .conditions import CREATE, DELETE, UPDATE, Change, Condition, as_condition, changed, evaluating
 
 __all__ = [
@@ -61,6 +64,16 @@ EVENTS = (CREATE, UPDATE, DELETE)
 _LOADED = "_djjobs_loaded"  # instance.__dict__ key: watched values as last loaded or saved
 _FIRED = "_djjobs_fired"  # instance.__dict__ key: ids of the jobs of the last save/delete (picklable)
 
+# What on_create/on_update/on_delete take: args and kwargs as values or as callables of the
+# instance; ``when`` a Condition (changed(...)) or a callable(instance) -> bool.
+Args = Callable[[Any], Sequence[Any]] | Sequence[Any] | None
+Kwargs = Callable[[Any], Mapping[str, Any]] | Mapping[str, Any] | None
+When = Condition | Callable[[Any], bool] | None
+# debounce and debounce_max: a timedelta or a number of seconds (djjobs.flow).
+Duration = timedelta | float | None
+_T = TypeVar("_T", bound=Task)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 _suppressed: ContextVar[bool] = ContextVar("djjobs_triggers_suppressed", default=False)
 
 
@@ -75,8 +88,8 @@ class Trigger:
     model: Any  # a model class, or "app_label.ModelName" until the app registry resolves it
     event: str
     task: Task
-    args: Callable[[Any], Sequence] | Sequence | None = None
-    kwargs: Callable[[Any], Mapping] | Mapping | None = None
+    args: Args = None
+    kwargs: Kwargs = None
     when: Condition | None = None
     unique: bool = False
     debounce: Any = None  # a burst of saves of one row becomes one job (djjobs.flow)
@@ -90,38 +103,40 @@ class Trigger:
     def condition(self) -> str:
         return "always" if self.when is None else str(self.when)
 
-    def applies(self, instance) -> bool:
+    def applies(self, instance: models.Model) -> bool:
         return self.when is None or self.when(instance)
 
-    def arguments(self, instance) -> tuple[list, dict]:
+    def arguments(self, instance: models.Model) -> tuple[list[Any], dict[str, Any]]:
         args = self.args(instance) if callable(self.args) else self.args
         kwargs = self.kwargs(instance) if callable(self.kwargs) else self.kwargs
         if args is None and kwargs is None:
             args = [_json_pk(instance.pk)]
         return list(args or ()), dict(kwargs or {})
 
-    def unique_key(self, instance) -> str:
+    def unique_key(self, instance: models.Model) -> str:
         key = f"djjobs.trigger:{self.name}:{instance.pk}"
         if len(key) <= 255:
             return key
         return "djjobs.trigger:" + hashlib.sha256(key.encode()).hexdigest()
 
-    def enqueue(self, instance) -> TaskResult:
+    def enqueue(self, instance: models.Model) -> TaskResult:
         """Insert this trigger's job for ``instance`` (in the current transaction)."""
         args, kwargs = self.arguments(instance)
+        # unique=True or a debounce: a JobTask (_build() checked), whose using() takes unique_key.
+        task: Task
         if self.debounce is not None:
-            task = self.task.using(
+            task = cast(JobTask, self.task).using(
                 unique_key=self.unique_key(instance), debounce=self.debounce, debounce_max=self.debounce_max
             )
         elif self.unique:
-            task = self.task.using(unique_key=self.unique_key(instance))
+            task = cast(JobTask, self.task).using(unique_key=self.unique_key(instance))
         else:
             task = self.task
         with stamping(self.task.module_path, trigger=self.name):
             return task.enqueue(*args, **kwargs)
 
 
-def _json_pk(pk):
+def _json_pk(pk: Any) -> int | str:
     return pk if isinstance(pk, (int, str)) else str(pk)
 
 
@@ -131,9 +146,48 @@ _cache: dict[tuple[type, str], tuple[Trigger, ...]] = {}
 _watched_cache: dict[type, tuple[str, ...]] = {}
 
 
+@overload
 def on_create(
-    model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None, debounce=None, debounce_max=None
-):
+    model: type[models.Model] | str,
+    task: Task,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Trigger: ...
+
+
+@overload
+def on_create(
+    model: type[models.Model] | str,
+    task: None = None,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Callable[[_T], _T]: ...
+
+
+def on_create(
+    model: type[models.Model] | str,
+    task: Task | None = None,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Trigger | Callable[[_T], _T]:
     """Enqueue ``task`` when an instance of ``model`` is created. Without ``task``: a decorator."""
     return _declare(
         CREATE,
@@ -149,9 +203,48 @@ def on_create(
     )
 
 
+@overload
 def on_update(
-    model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None, debounce=None, debounce_max=None
-):
+    model: type[models.Model] | str,
+    task: Task,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Trigger: ...
+
+
+@overload
+def on_update(
+    model: type[models.Model] | str,
+    task: None = None,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Callable[[_T], _T]: ...
+
+
+def on_update(
+    model: type[models.Model] | str,
+    task: Task | None = None,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Trigger | Callable[[_T], _T]:
     """Enqueue ``task`` when an existing instance of ``model`` is saved (and ``when`` holds)."""
     return _declare(
         UPDATE,
@@ -167,9 +260,48 @@ def on_update(
     )
 
 
+@overload
 def on_delete(
-    model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None, debounce=None, debounce_max=None
-):
+    model: type[models.Model] | str,
+    task: Task,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Trigger: ...
+
+
+@overload
+def on_delete(
+    model: type[models.Model] | str,
+    task: None = None,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Callable[[_T], _T]: ...
+
+
+def on_delete(
+    model: type[models.Model] | str,
+    task: Task | None = None,
+    *,
+    args: Args = None,
+    kwargs: Kwargs = None,
+    when: When = None,
+    unique: bool = False,
+    name: str | None = None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Trigger | Callable[[_T], _T]:
     """Enqueue ``task`` when an instance of ``model`` is deleted. Without ``task``: a decorator."""
     return _declare(
         DELETE,
@@ -185,10 +317,12 @@ def on_delete(
     )
 
 
-def _declare(event, model, task, **options):
+def _declare(
+    event: str, model: type[models.Model] | str, task: Task | None, **options: Any
+) -> Trigger | Callable[[_T], _T]:
     if task is None:
 
-        def decorator(task):
+        def decorator(task: _T) -> _T:
             _declare(event, model, task, **options)
             return task
 
@@ -196,7 +330,19 @@ def _declare(event, model, task, **options):
     return register(_build(event, model, task, **options))
 
 
-def _build(event, model, task, *, args, kwargs, when, unique, name, debounce=None, debounce_max=None) -> Trigger:
+def _build(
+    event: str,
+    model: type[models.Model] | str,
+    task: Task,
+    *,
+    args: Args,
+    kwargs: Kwargs,
+    when: When,
+    unique: bool,
+    name: str | None,
+    debounce: Duration = None,
+    debounce_max: Duration = None,
+) -> Trigger:
     if not isinstance(task, Task):
         raise ImproperlyConfigured(
             f"A trigger enqueues a task, got {task!r}: put @triggers.on_{event}(...) above @task."
@@ -263,7 +409,7 @@ def connect() -> None:
         _connect(trigger)
 
 
-def resolve_model(trigger: Trigger):
+def resolve_model(trigger: Trigger) -> type[models.Model] | None:
     """The trigger's model class, or None if its label names no installed model."""
     if not isinstance(trigger.model, str):
         return trigger.model
@@ -285,7 +431,7 @@ def _connect(trigger: Trigger) -> None:
             _connect_model(cls)
 
 
-def _connect_model(cls) -> None:
+def _connect_model(cls: type[models.Model]) -> None:
     uid = f"djjobs.triggers:{cls._meta.label}"
     post_save.connect(_after_save, sender=cls, weak=False, dispatch_uid=uid)
     # Only models that need them: a post_delete receiver turns off Django's fast deletes, and
@@ -302,7 +448,7 @@ def _forget() -> None:
     _watched_cache.clear()
 
 
-def _for(sender, event) -> tuple[Trigger, ...]:
+def _for(sender: type[models.Model], event: str) -> tuple[Trigger, ...]:
     """The triggers of ``event`` on ``sender`` or a model it inherits from (proxies included)."""
     key = (sender, event)
     if key not in _cache:
@@ -314,15 +460,20 @@ def _for(sender, event) -> tuple[Trigger, ...]:
     return _cache[key]
 
 
-def _watched(sender) -> tuple[str, ...]:
+def _watched(sender: type[models.Model]) -> tuple[str, ...]:
     """Attribute names whose loaded values the update triggers of ``sender`` compare with."""
     if sender not in _watched_cache:
-        names = set()
+        names: set[str] = set()
         for trigger in _for(sender, UPDATE):
             for field in trigger.when.fields if trigger.when is not None else ():
                 try:
-                    names.add(sender._meta.get_field(field).attname)
+                    found = sender._meta.get_field(field)
                 except FieldDoesNotExist:
+                    found = None
+                # A reverse relation (no attname, no column) is no field to compare either.
+                if isinstance(found, models.Field):
+                    names.add(found.attname)
+                else:
                     logger.error("trigger %s: %s has no field %r", trigger.name, sender._meta.label, field)
         _watched_cache[sender] = tuple(sorted(names))
     return _watched_cache[sender]
@@ -331,13 +482,20 @@ def _watched(sender) -> tuple[str, ...]:
 # -- receivers -------------------------------------------------------------------------------
 
 
-def _remember(sender, instance, **kwargs) -> None:
+def _remember(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
     """post_init: remember the watched values as loaded (deferred fields are left out)."""
     values = instance.__dict__
     instance.__dict__[_LOADED] = {a: _copy(values[a]) for a in _watched(sender) if a in values}
 
 
-def _before_save(sender, instance, raw=False, using=None, update_fields=None, **kwargs) -> None:
+def _before_save(
+    sender: type[models.Model],
+    instance: models.Model,
+    raw: bool = False,
+    using: str | None = None,
+    update_fields: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> None:
     """pre_save: fetch the previous values that were not loaded (deferred fields, or an instance
     built in memory with an existing key). One query, and only in those cases."""
     if raw:
@@ -354,7 +512,14 @@ def _before_save(sender, instance, raw=False, using=None, update_fields=None, **
     instance.__dict__[_LOADED] = remembered
 
 
-def _after_save(sender, instance, created, raw=False, update_fields=None, **kwargs) -> None:
+def _after_save(
+    sender: type[models.Model],
+    instance: models.Model,
+    created: bool,
+    raw: bool = False,
+    update_fields: Iterable[str] | None = None,
+    **kwargs: Any,
+) -> None:
     if raw:  # loaddata: fixtures are not events
         return
     try:
@@ -363,11 +528,13 @@ def _after_save(sender, instance, created, raw=False, update_fields=None, **kwar
         _remember_saved(sender, instance, update_fields)
 
 
-def _after_delete(sender, instance, **kwargs) -> None:
+def _after_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
     _run(sender, DELETE, instance, None)
 
 
-def _run(sender, event, instance, update_fields) -> list[TaskResult]:
+def _run(
+    sender: type[models.Model], event: str, instance: models.Model, update_fields: Iterable[str] | None
+) -> list[TaskResult]:
     triggers = _for(sender, event)
     if not triggers or _suppressed.get():
         return []
@@ -378,7 +545,7 @@ def _run(sender, event, instance, update_fields) -> list[TaskResult]:
     return results
 
 
-def _remember_saved(sender, instance, update_fields) -> None:
+def _remember_saved(sender: type[models.Model], instance: models.Model, update_fields: Iterable[str] | None) -> None:
     """After a save the database holds what was written: that is the next save's previous value."""
     watched = _watched(sender)
     if not watched:
@@ -390,19 +557,19 @@ def _remember_saved(sender, instance, update_fields) -> None:
     instance.__dict__[_LOADED] = remembered
 
 
-def _written(sender, attname, update_fields) -> bool:
+def _written(sender: type[models.Model], attname: str, update_fields: Iterable[str] | None) -> bool:
     if update_fields is None:
         return True
     field = next(f for f in sender._meta.concrete_fields if f.attname == attname)
     return field.name in update_fields or attname in update_fields
 
 
-def _pk_has_default(sender) -> bool:
+def _pk_has_default(sender: type[models.Model]) -> bool:
     pk = sender._meta.pk
     return pk.has_default() or getattr(pk, "has_db_default", lambda: False)()
 
 
-def _copy(value):
+def _copy(value: Any) -> Any:
     # A JSON dict changed in place must still compare different from what was loaded.
     return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
 
@@ -410,7 +577,9 @@ def _copy(value):
 # -- bulk paths, suppression, introspection ----------------------------------------------------
 
 
-def fire(event: str, instances, *, update_fields: Iterable[str] | None = None) -> list[TaskResult]:
+def fire(
+    event: str, instances: models.Model | Iterable[models.Model], *, update_fields: Iterable[str] | None = None
+) -> list[TaskResult]:
     """Run the ``event`` triggers for ``instances`` as save()/delete() would have.
 
     For writes that send no signals: ``bulk_create`` (``fire("create", objs)``), ``bulk_update``
@@ -423,7 +592,7 @@ def fire(event: str, instances, *, update_fields: Iterable[str] | None = None) -
     if isinstance(instances, models.Model):
         instances = [instances]
     fields = None if update_fields is None else frozenset(update_fields)
-    results = []
+    results: list[TaskResult] = []
     for instance in instances:
         results.extend(_run(type(instance), event, instance, fields))
         if event != DELETE:
@@ -431,7 +600,7 @@ def fire(event: str, instances, *, update_fields: Iterable[str] | None = None) -
     return results
 
 
-def triggered(instance) -> list[str]:
+def triggered(instance: models.Model) -> list[str]:
     """The ids of the jobs the last save(), delete() or fire() of ``instance`` enqueued.
 
     Ids, not TaskResults, so that the instance stays picklable (caches pickle model instances).
@@ -449,38 +618,42 @@ class suppressed:  # noqa: N801 - used like contextlib.suppress
     A ContextVar holds the switch, so other threads and other asyncio tasks are unaffected.
     """
 
-    def __init__(self):
-        self._tokens = []
+    def __init__(self) -> None:
+        self._tokens: list[Token[bool]] = []
 
-    def __enter__(self):
+    def __enter__(self) -> "suppressed":
         self._tokens.append(_suppressed.set(True))
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         _suppressed.reset(self._tokens.pop())
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> "suppressed":
         return self.__enter__()
 
-    async def __aexit__(self, *exc_info):
-        self.__exit__(*exc_info)
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
 
-    def __call__(self, function):
+    def __call__(self, function: _F) -> _F:
         if inspect.iscoroutinefunction(function):
 
             @wraps(function)
-            async def async_wrapper(*args, **kwargs):
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 with suppressed():
                     return await function(*args, **kwargs)
 
-            return async_wrapper
+            return cast(_F, async_wrapper)
 
         @wraps(function)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with suppressed():
                 return function(*args, **kwargs)
 
-        return wrapper
+        return cast(_F, wrapper)
 
 
 def stats(names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:

@@ -5,11 +5,11 @@ when the instance was loaded; the save being evaluated is published in a Context
 conditions stay plain ``condition(instance) -> bool`` callables, like a user's lambda.
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -46,19 +46,19 @@ class Condition:
 
     fields: frozenset[str] = frozenset()  # field names whose loaded values must be remembered
 
-    def __call__(self, instance) -> bool:
+    def __call__(self, instance: models.Model) -> bool:
         raise NotImplementedError
 
-    def __and__(self, other) -> "Condition":
+    def __and__(self, other: "Condition | Callable[[Any], bool]") -> "Condition":
         return _Combined(all, " & ", (self, as_condition(other)))
 
-    def __or__(self, other) -> "Condition":
+    def __or__(self, other: "Condition | Callable[[Any], bool]") -> "Condition":
         return _Combined(any, " | ", (self, as_condition(other)))
 
-    def __rand__(self, other) -> "Condition":
+    def __rand__(self, other: "Condition | Callable[[Any], bool]") -> "Condition":
         return as_condition(other) & self
 
-    def __ror__(self, other) -> "Condition":
+    def __ror__(self, other: "Condition | Callable[[Any], bool]") -> "Condition":
         return as_condition(other) | self
 
 
@@ -70,17 +70,18 @@ class changed(Condition):  # noqa: N801 - reads as a phrase: when=changed("statu
     given and the new value matches ``to``.
     """
 
-    def __init__(self, field: str, *, from_: Any = _ABSENT, to: Any = _ABSENT):
+    def __init__(self, field: str, *, from_: Any = _ABSENT, to: Any = _ABSENT) -> None:
         self.field = field
         self.from_ = from_
         self.to = to
         self.fields = frozenset({field})
 
-    def __call__(self, instance) -> bool:
+    def __call__(self, instance: models.Model) -> bool:
         change = _change.get()
         if change is None:
             raise RuntimeError("changed() is evaluated by triggers while a save or fire() runs.")
-        field = type(instance)._meta.get_field(self.field)
+        # A concrete field (check djjobs.E102): a reverse relation has no attname.
+        field = cast("models.Field[Any, Any]", type(instance)._meta.get_field(self.field))
         if field.attname not in instance.__dict__:
             return False  # deferred and never set: save() did not write it
         if change.update_fields is not None and not {field.name, field.attname} & change.update_fields:
@@ -103,10 +104,10 @@ class changed(Condition):  # noqa: N801 - reads as a phrase: when=changed("statu
 
 
 class _Callable(Condition):
-    def __init__(self, function: Callable[[Any], bool]):
+    def __init__(self, function: Callable[[Any], bool]) -> None:
         self.function = function
 
-    def __call__(self, instance) -> bool:
+    def __call__(self, instance: models.Model) -> bool:
         return bool(self.function(instance))
 
     def __str__(self) -> str:
@@ -114,18 +115,18 @@ class _Callable(Condition):
 
 
 class _Combined(Condition):
-    def __init__(self, how, separator, parts):
+    def __init__(self, how: Callable[[Iterable[bool]], bool], separator: str, parts: tuple[Condition, ...]) -> None:
         self.how, self.separator, self.parts = how, separator, parts
         self.fields = frozenset().union(*(p.fields for p in parts))
 
-    def __call__(self, instance) -> bool:
+    def __call__(self, instance: models.Model) -> bool:
         return self.how(part(instance) for part in self.parts)
 
     def __str__(self) -> str:
         return "(" + self.separator.join(str(p) for p in self.parts) + ")"
 
 
-def as_condition(when) -> Condition:
+def as_condition(when: Condition | Callable[[Any], bool]) -> Condition:
     if isinstance(when, Condition):
         return when
     if callable(when):
@@ -133,7 +134,7 @@ def as_condition(when) -> Condition:
     raise TypeError(f"when= takes changed(...) or a callable(instance) -> bool, got {when!r}.")
 
 
-def _normal(field, value):
+def _normal(field: "models.Field[Any, Any]", value: Any) -> Any:
     """Compare like with like: "9.50" and Decimal("9.50"), a related instance and its key."""
     if isinstance(value, models.Model):
         value = value.pk

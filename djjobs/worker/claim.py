@@ -232,7 +232,7 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
     return rows
 
 
-_EMPTY_JSON = {"[]": list, "{}": dict}
+_EMPTY_JSON: dict[str | bytes, Any] = {"[]": list, "{}": dict}
 
 
 def _json(value):

@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from django.db import connections
 
@@ -32,7 +33,7 @@ class Completer(threading.Thread):
     True (written: SUCCESSFUL, or FAILED when its result could not be stored, its outcome
     then says so), False (no longer this worker's) or None (not written: a database error)."""
 
-    def __init__(self, worker_id: str, on_done: Callable[[object, object, bool], None]):
+    def __init__(self, worker_id: str, on_done: Callable[[Any, Any, bool | None], None]):
         super().__init__(name="djjobs-completer", daemon=True)
         self.worker_id = worker_id
         self.on_done = on_done

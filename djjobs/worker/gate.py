@@ -124,7 +124,8 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
             counts.read_starts(connection.vendor == "postgresql")
 
         running_keys, running_queues, starts = counts.running_keys, counts.running_queues, counts.starts
-        chosen, scopes = [], []
+        chosen: list[object] = []
+        scopes = []
         for id_, _priority, _run_after, queue, key, key_limit, rate_key, rate_text in rows:
             if len(chosen) >= limit:
                 break

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.db import connections
 from django.utils import timezone
@@ -98,7 +99,7 @@ class Runner:
         self._outage = Outage(f"worker {self.worker_id}", self.stopping.wait)
         self._exit_code = 0
         self._avg_duration = 1.0  # seconds, moving average of recent jobs; no prefetch until known
-        self._completer = None
+        self._completer: Any = None  # the Completer, from run() on
         self._crashed = threading.Event()  # one of the worker's threads died: see _start()
 
     # -- public --------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class Runner:
             except BaseException:  # noqa: BLE001 - whatever it is, the thread is gone
                 self._crash(thread)
 
-        thread.run = guarded
+        thread.run = guarded  # type: ignore[method-assign]  # the thread runs its own run() under the guard
         thread.start()
         return thread
 
@@ -362,7 +363,7 @@ class Runner:
             if wake and not self._wakeup.is_set():
                 self._wakeup.set()
 
-    def _completed(self, job, outcome, completed: bool) -> None:
+    def _completed(self, job, outcome, completed: bool | None) -> None:
         """The completer wrote (or could not write) a batched success."""
         status = finish(job, outcome, completed, self.worker_id)
         with self._lock:

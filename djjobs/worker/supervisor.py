@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.db import connections
 from django.utils import timezone
@@ -52,7 +53,7 @@ class Supervisor:
         worker_id: str | None = None,
     ):
         self.processes = processes
-        self.worker_kwargs = {
+        self.worker_kwargs: dict[str, Any] = {
             "queues": queues,
             "concurrency": concurrency,
             "burst": burst,
@@ -170,7 +171,8 @@ class Supervisor:
             timeout__isnull=True, cancel_requested_at__isnull=True
         )
         for job in rows:
-            if job.timeout and job.last_attempted_at + timedelta(seconds=job.timeout) <= now:
+            started = job.last_attempted_at  # set by every claim: a RUNNING job has it
+            if job.timeout and started is not None and started + timedelta(seconds=job.timeout) <= now:
                 self._kill_for(by_worker[job.worker_id], job, "timeout")
             elif job.cancel_requested_at and job.cancel_requested_at + grace <= now:
                 self._kill_for(by_worker[job.worker_id], job, "cancel")

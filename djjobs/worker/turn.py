@@ -148,6 +148,7 @@ def _execute_atomic(job, task, worker_id):
                 raise LeaseLost(f"job {job.id} is no longer owned by {worker_id}")
             return outcome, True
     except _Rollback:
+        assert outcome is not None, "_Rollback is raised once execute() returned"
         if refused is not None:
             failure = unstorable(outcome, refused)
             logger.error(

@@ -1,6 +1,10 @@
 """The building blocks of a workflow: Step and Workflow, checked as they are made."""
 
+from collections.abc import Iterable
+from typing import Any, overload
+
 from ..compat import InvalidTask, Task
+from ..models import WorkflowRun
 from ..payload import encode, storable
 from .start import start_run
 
@@ -10,15 +14,37 @@ class Step:
     keyword arguments of its own (JSON; they win over the context's, and its compensation gets
     them too), and optionally the task that undoes it."""
 
+    @overload
     def __init__(
         self,
-        name_or_task,
-        task: Task | None = None,
+        name_or_task: Task,
+        task: None = None,
         *,
-        kwargs: dict | None = None,
+        kwargs: dict[str, Any] | None = None,
         compensate: Task | None = None,
         when: str | None = None,
-    ):
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        name_or_task: str,
+        task: Task,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        compensate: Task | None = None,
+        when: str | None = None,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        name_or_task: Any,  # Step(task) or Step(name, task); anything else is refused below
+        task: Any = None,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        compensate: Task | None = None,
+        when: str | None = None,
+    ) -> None:
         if task is None:
             name_or_task, task = getattr(name_or_task, "name", None), name_or_task
         if not isinstance(task, Task):
@@ -49,7 +75,7 @@ class Step:
 class Workflow:
     """A named list of groups; a group is a Step or a list of Steps that run in parallel."""
 
-    def __init__(self, name: str, steps):
+    def __init__(self, name: str, steps: Iterable[Step | list[Step] | tuple[Step, ...]]) -> None:
         if not isinstance(name, str) or not name or len(name) > 200 or not storable(name):
             raise InvalidTask(
                 f"A workflow name is a non-empty string of at most 200 characters, without NUL "
@@ -75,7 +101,7 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {len(self.groups)} group(s))"
 
-    def plan(self) -> list[list[dict]]:
+    def plan(self) -> list[list[dict[str, Any]]]:
         return [
             [
                 {
@@ -90,6 +116,6 @@ class Workflow:
             for group in self.groups
         ]
 
-    def start(self, **input):
+    def start(self, **input: Any) -> WorkflowRun:
         """Start a run: its row and a job per step, in the caller's transaction; the WorkflowRun."""
         return start_run(self, input)

@@ -5,10 +5,13 @@ Shared by start (the first jobs) and advance (the next steps' arguments, the com
 
 import inspect
 import json
+from datetime import datetime
+from typing import Any
 
-from ..compat import Task, task_backends
+from ..compat import BaseTaskBackend, Task, task_backends
 from ..exceptions import TaskNotFound
 from ..lifecycle import insert
+from ..models import WorkflowRun
 from ..payload import encode
 from ..registry import resolve_task
 from ..states import JobStatus
@@ -17,11 +20,11 @@ from ..states import JobStatus
 STEP, COMPENSATE = "step", "compensate"
 
 
-def backend_of(task: Task):
+def backend_of(task: Task) -> BaseTaskBackend:
     return task_backends[task.backend]
 
 
-def accepted(task: Task, context: dict) -> dict:
+def accepted(task: Task, context: dict[str, Any]) -> dict[str, Any]:
     """The context's keys the task's function takes as keyword arguments."""
     try:
         parameters = list(inspect.signature(task.func).parameters.values())
@@ -39,7 +42,7 @@ def accepted(task: Task, context: dict) -> dict:
     return {k: v for k, v in context.items() if k in names}
 
 
-def kwargs_for(path: str, spec: dict, context: dict) -> dict:
+def kwargs_for(path: str, spec: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """A step's arguments as its group comes up: the context, its own kwargs winning."""
     values = {**context, **spec.get("kwargs", {})}
     try:
@@ -49,12 +52,22 @@ def kwargs_for(path: str, spec: dict, context: dict) -> dict:
 
 
 def insert_job(
-    run, task: Task, name: str, role: str, status: str, kwargs: dict, now, *, from_context: bool = False
+    run: WorkflowRun,
+    task: Task,
+    name: str,
+    role: str,
+    status: str,
+    kwargs: dict[str, Any],
+    now: datetime,
+    *,
+    from_context: bool = False,
 ) -> None:
     """A step's (or a compensation's) job, through the one insert path (its task was checked by
     start()). At start() its kwargs are checked as any task's arguments; later ones come from
     the run's context and are written as context_text() says."""
-    payload = ([], kwargs, "[]", context_text(kwargs) if kwargs else "{}") if from_context else None
+    payload: insert.Payload | None = (
+        ([], kwargs, "[]", context_text(kwargs) if kwargs else "{}") if from_context else None
+    )
     insert.insert(
         task,
         (),
@@ -75,7 +88,7 @@ def insert_job(
     )
 
 
-def context_text(kwargs: dict) -> str:
+def context_text(kwargs: dict[str, Any]) -> str:
     """A step's kwargs from the run's context, as JSON text. The context is the input and what
     the steps returned, each checked when it was stored; but a step's non-dict return value
     sits one level down in it, so the context may be one level deeper than
@@ -87,7 +100,7 @@ def context_text(kwargs: dict) -> str:
         return json.dumps(kwargs, ensure_ascii=False, separators=(",", ":"))
 
 
-def insert_compensation(run, spec: dict, context: dict, now) -> None:
+def insert_compensation(run: WorkflowRun, spec: dict[str, Any], context: dict[str, Any], now: datetime) -> None:
     """A step's compensation job; when its task no longer imports, a job that fails saying so."""
     path, name = spec["compensate"], spec["name"]
     kwargs = kwargs_for(path, spec, context)

@@ -8,6 +8,9 @@ way round; ``advance`` skips rows it would have to wait for.
 """
 
 import logging
+import uuid
+from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +25,7 @@ logger = logging.getLogger("djjobs")
 _STOPPED = (JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-def advance(run_id) -> None:
+def advance(run_id: uuid.UUID | str) -> None:
     """Bring the run up to date with its jobs' statuses; idempotent. Called inside the
     transaction that finished one of its jobs (or cancelled, or retried one)."""
     # No savepoint: inside a completion, a failure here must undo the completion too.
@@ -50,7 +53,7 @@ def advance(run_id) -> None:
             _compensate(run, steps, undos, now)
 
 
-def cancel_run(run_id, reason: str = "cancelled") -> bool:
+def cancel_run(run_id: uuid.UUID | str, reason: str = "cancelled") -> bool:
     """Stop a running run and compensate what it did; False if it was not running."""
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
@@ -61,7 +64,7 @@ def cancel_run(run_id, reason: str = "cancelled") -> bool:
     return True
 
 
-def _run_forward(run, steps, now) -> None:
+def _run_forward(run: WorkflowRun, steps: dict[str | None, Job], now: datetime) -> None:
     context = _context(run, steps)
     skipped = list(run.skipped)
     for group in run.plan:
@@ -90,7 +93,7 @@ def _run_forward(run, steps, now) -> None:
                 by_kwargs.setdefault(context_text(kwargs), (kwargs, []))[1].append(job.pk)
         for kwargs, ids in by_kwargs.values():
             finish.release_steps(ids, now, kwargs=kwargs)
-        changes = {"context": context} if context != run.context else {}
+        changes: dict[str, Any] = {"context": context} if context != run.context else {}
         if skipped != run.skipped:
             changes["skipped"] = skipped
         if changes:
@@ -99,7 +102,7 @@ def _run_forward(run, steps, now) -> None:
     _save(run, context=context, skipped=skipped, status=RunStatus.SUCCESSFUL, finished_at=now)
 
 
-def _jobs_of(run) -> tuple[dict, dict]:
+def _jobs_of(run: WorkflowRun) -> tuple[dict[str | None, Job], dict[str | None, Job]]:
     """The run's step jobs and compensation jobs, each by step name."""
     jobs = Job.objects.filter(workflow_run_id=run.pk).only(
         "id",
@@ -112,13 +115,14 @@ def _jobs_of(run) -> tuple[dict, dict]:
         "workflow_role",
         "cancel_requested_at",
     )
-    steps, undos = {}, {}
+    steps: dict[str | None, Job] = {}
+    undos: dict[str | None, Job] = {}
     for job in jobs:
         (steps if job.workflow_role == STEP else undos)[job.workflow_step] = job
     return steps, undos
 
 
-def _stop(run, reason: str, now) -> None:
+def _stop(run: WorkflowRun, reason: str, now: datetime) -> None:
     """RUNNING -> COMPENSATING: cancel the steps not started, ask the running ones to stop."""
     logger.warning("workflow %s %s: %s; compensating", run.name, run.pk, reason)
     # The steps not started end CANCELLED, the running ones are asked to stop (lifecycle.finish).
@@ -126,7 +130,7 @@ def _stop(run, reason: str, now) -> None:
     _save(run, status=RunStatus.COMPENSATING, reason=reason)
 
 
-def _compensate(run, steps, undos, now) -> None:
+def _compensate(run: WorkflowRun, steps: dict[str | None, Job], undos: dict[str | None, Job], now: datetime) -> None:
     """Once no step runs: the next compensation in reverse order, or the run's end."""
     if any(j.status in (JobStatus.READY, JobStatus.RUNNING, JobStatus.WAITING) for j in steps.values()):
         return  # a step asked to stop has not finished yet: its completion advances the run
@@ -159,11 +163,11 @@ def _compensate(run, steps, undos, now) -> None:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _flat(plan) -> list[dict]:
+def _flat(plan: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [spec for group in plan for spec in group]
 
 
-def _context(run, steps) -> dict:
+def _context(run: WorkflowRun, steps: dict[str | None, Job]) -> dict[str, Any]:
     """The input, then what each succeeded step returned, in the plan's order (not the order
     they finished in, so parallel steps merge the same way every time)."""
     context = dict(run.input)
@@ -178,14 +182,14 @@ def _context(run, steps) -> dict:
     return context
 
 
-def _ended(job) -> str:
+def _ended(job: Job) -> str:
     if job.status == JobStatus.FAILED and job.errors:
         last = job.errors[-1]
         return f"failed ({last.get('exception_class_path', '').rsplit('.', 1)[-1]}: {last.get('message', '')})"[:500]
     return job.status.lower()
 
 
-def _save(run, **changes) -> None:
+def _save(run: WorkflowRun, **changes: Any) -> None:
     for name, value in changes.items():
         setattr(run, name, value)
     run.save(update_fields=list(changes))

@@ -3,12 +3,15 @@
 The first group's jobs are READY at once, the others WAITING until advance() releases them.
 """
 
+from collections.abc import Sequence
+from typing import Any, Protocol
+
 from django.db import transaction
 from django.utils import timezone
 
 from .. import conf
 from ..backend import JobsBackend
-from ..compat import InvalidTask
+from ..compat import InvalidTask, Task
 from ..lifecycle import insert
 from ..models import WorkflowRun
 from ..payload import byte_size, encode
@@ -17,7 +20,32 @@ from .jobs import STEP, accepted, backend_of, insert_job
 from .progress import advance
 
 
-def start_run(workflow, input: dict) -> WorkflowRun:
+class _Step(Protocol):
+    """What start_run() reads of a Step (definition.py, the layer above, which calls it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def task(self) -> Task: ...
+    @property
+    def compensate(self) -> Task | None: ...
+    @property
+    def kwargs(self) -> dict[str, Any]: ...
+    @property
+    def when(self) -> str | None: ...
+
+
+class _Workflow(Protocol):
+    """What start_run() reads of a Workflow."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def groups(self) -> Sequence[Sequence[_Step]]: ...
+    def plan(self) -> list[list[dict[str, Any]]]: ...
+
+
+def start_run(workflow: _Workflow, input: dict[str, Any]) -> WorkflowRun:
     """Start a run of ``workflow`` with ``input`` as its context; the WorkflowRun."""
     try:
         text = encode(input, "Workflow input")

@@ -163,6 +163,22 @@ def test_kwargs_and_static_args(declared):
     assert _jobs().get().kwargs == {"order_id": order.pk}
 
 
+def test_changed_naming_no_field_is_logged_and_loading_instances_still_works(caplog):
+    """A reverse relation (User.logentry) is no field of the model's own, like a misspelled
+    name: logged (check djjobs.E102 reports it too), and loading or creating instances still
+    works (it used to raise AttributeError on every instance made)."""
+    from django.contrib.auth.models import User
+
+    trigger = triggers.on_update(User, tasks.order_changed, when=triggers.changed("logentry"))
+    try:
+        with caplog.at_level("ERROR", logger="djjobs"):
+            user = User.objects.create(username="watched")
+            assert User.objects.get(pk=user.pk) == user
+        assert f"trigger {trigger.name}: auth.User has no field 'logentry'" in caplog.text
+    finally:
+        triggers.unregister(trigger)
+
+
 # -- transactions ----------------------------------------------------------------------------
 
 

@@ -12,10 +12,11 @@ import re
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime, parse_time
 
@@ -127,16 +128,17 @@ class Command(BaseCommand):
         "(reasons printed), 2 bad usage, 3 nothing matched."
     )
 
-    def create_parser(self, prog_name, subcommand, **kwargs):
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         # Job ids may follow the options (`jobs retry --yes ID ID`): argparse's plain parse_args
         # would take them for unrecognized arguments once an option came between them and the action.
-        parser.parse_args = lambda args=None, namespace=None: type(parser).parse_intermixed_args(
+        # (Replacing a method of this one parser object, which the type checker does not follow.)
+        parser.parse_args = lambda args=None, namespace=None: type(parser).parse_intermixed_args(  # type: ignore[method-assign, assignment]
             parser, args, namespace
         )
         return parser
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "action",
             choices=ACTIONS,
@@ -171,7 +173,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--json", action="store_true", help="Print JSON (for scripts) instead of a table.")
 
-    def handle(self, *args, action, ids, **options):
+    def handle(self, *args: Any, action: str, ids: list[str], **options: Any) -> None:
         self.as_json = options["json"]
         if action in ("list", "stats") and ids:
             raise usage(f"jobs {action} takes no job ids (filter with --status, --task, --queue, --since).")
@@ -197,7 +199,7 @@ class Command(BaseCommand):
 
     # -- filters --------------------------------------------------------------------------
 
-    def _matching(self, options):
+    def _matching(self, options: dict[str, Any]) -> QuerySet[Job]:
         jobs = Job.objects.all()
         if options["status"]:
             jobs = jobs.filter(status__in=parse_statuses(options["status"]))
@@ -210,13 +212,13 @@ class Command(BaseCommand):
             jobs = jobs.filter(enqueued_at__gte=parse_since(options["since"]))
         return jobs
 
-    def _filters_text(self, options) -> str:
+    def _filters_text(self, options: dict[str, Any]) -> str:
         parts = [f"--{name} {options[name]}" for name in ("status", "task", "queue", "since") if options[name]]
         return " ".join(parts) or "(no filter: every job)"
 
     # -- output ---------------------------------------------------------------------------
 
-    def _print_json(self, value) -> None:
+    def _print_json(self, value: Any) -> None:
         self.stdout.write(json.dumps(value, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False))
 
     def _table(self, header: list[str], rows: list[list[str]]) -> None:
@@ -226,7 +228,7 @@ class Command(BaseCommand):
 
     # -- list -----------------------------------------------------------------------------
 
-    def _list(self, jobs, limit):
+    def _list(self, jobs: QuerySet[Job], limit: int) -> None:
         if not 1 <= limit <= LIMIT_MAX:
             raise usage(f"--limit must be from 1 to {LIMIT_MAX}, got {limit}.")
         rows = list(jobs.order_by("-enqueued_at", "-id")[:limit])
@@ -255,7 +257,7 @@ class Command(BaseCommand):
 
     # -- show -----------------------------------------------------------------------------
 
-    def _show(self, job_id):
+    def _show(self, job_id: uuid.UUID) -> None:
         job = Job.objects.filter(pk=job_id).first()
         if job is None:
             raise CommandError(f"No job {job_id}.", returncode=NOTHING)
@@ -303,7 +305,7 @@ class Command(BaseCommand):
 
     # -- retry, cancel --------------------------------------------------------------------
 
-    def _act_on_ids(self, action, ids):
+    def _act_on_ids(self, action: str, ids: list[uuid.UUID]) -> None:
         existing = set(Job.objects.filter(pk__in=ids).values_list("pk", flat=True))
         missing = [job_id for job_id in ids if job_id not in existing]
         if not existing:
@@ -312,7 +314,7 @@ class Command(BaseCommand):
         record_action(action, " ".join(str(job_id) for job_id in ids), report)
         self._report(report, missing)
 
-    def _act_on_matching(self, action, jobs, options):
+    def _act_on_matching(self, action: str, jobs: QuerySet[Job], options: dict[str, Any]) -> None:
         if options["batch_size"] < 1:
             raise usage(f"--batch-size must be at least 1, got {options['batch_size']}.")
         total = jobs.count()
@@ -329,7 +331,7 @@ class Command(BaseCommand):
                 why = "" if answer else " (no answer: give --yes to act without asking)"
                 raise CommandError(f"Nothing was changed{why}.", returncode=ERROR)
 
-        def progress(report):
+        def progress(report: Report) -> None:
             if not self.as_json:
                 self.stderr.write(
                     f"  {report.matched:,} of {total:,} done ({report.changed:,} {VERBS[action].lower()})"
@@ -339,7 +341,7 @@ class Command(BaseCommand):
         record_action(action, filters, report)
         self._report(report, [])
 
-    def _report(self, report: Report, missing: list) -> None:
+    def _report(self, report: Report, missing: list[uuid.UUID]) -> None:
         if self.as_json:
             self._print_json({**report.as_dict(), "not_found": [str(job_id) for job_id in missing]})
         else:
@@ -353,7 +355,7 @@ class Command(BaseCommand):
 
     # -- stats ----------------------------------------------------------------------------
 
-    def _stats(self):
+    def _stats(self) -> None:
         now = timezone.now()
         limit = int(conf.get("HEALTH_COUNT_LIMIT"))
         counts = read_model.bounded_counts(now, limit)
@@ -407,7 +409,7 @@ _ACT = {"retry": retry_matching, "cancel": cancel_matching}
 # -- text -------------------------------------------------------------------------------------
 
 
-def _summary(job) -> dict:
+def _summary(job: Job) -> dict[str, Any]:
     return {
         "id": str(job.id),
         "status": job.status,
@@ -424,13 +426,13 @@ def _summary(job) -> dict:
     }
 
 
-def _when(moment) -> str:
+def _when(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _duration(delta) -> str:
+def _duration(delta: timedelta | None) -> str:
     if delta is None:
         return "-"
     seconds = delta.total_seconds()
@@ -445,7 +447,7 @@ def _duration(delta) -> str:
     return f"{hours} h {minutes} min"
 
 
-def _at(entry: dict) -> datetime | None:
+def _at(entry: dict[str, Any]) -> datetime | None:
     value = entry.get("at")
     parsed = parse_datetime(value) if isinstance(value, str) else None
     if parsed is not None and timezone.is_naive(parsed):
@@ -453,7 +455,7 @@ def _at(entry: dict) -> datetime | None:
     return parsed
 
 
-def timeline(job) -> list[tuple[datetime, str]]:
+def timeline(job: Job) -> list[tuple[datetime, str]]:
     """(when, what) for each known moment of the job's life, in order: the admin's timeline, as text."""
     workers = list(job.worker_ids or [])
     entries = [(job.enqueued_at, f"Enqueued on queue {job.queue_name}, priority {job.priority}")]

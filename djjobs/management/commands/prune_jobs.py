@@ -1,8 +1,9 @@
 """manage.py prune_jobs: delete finished jobs past DJJOBS['RETENTION_DAYS'], in batches."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from djjobs import conf
@@ -27,7 +28,7 @@ def _retention() -> str:
 class Command(BaseCommand):
     help = "Delete finished jobs older than DJJOBS['RETENTION_DAYS'] (batched; safe while workers run)."
 
-    def create_parser(self, prog_name, subcommand, **kwargs):
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         # The retention in force, read when the help is asked for (settings are loaded by then).
         self.help = (
             f"Delete finished jobs older than their retention, now: {_retention()} (DJJOBS['RETENTION_DAYS'], "
@@ -36,7 +37,7 @@ class Command(BaseCommand):
         )
         return super().create_parser(prog_name, subcommand, **kwargs)
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--batch-size",
             type=int,
@@ -49,7 +50,7 @@ class Command(BaseCommand):
             help="Only count what would be deleted, with the age past which each kind goes and the oldest one's age.",
         )
 
-    def handle(self, *args, batch_size, dry_run, **options):
+    def handle(self, *args: Any, batch_size: int, dry_run: bool, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         try:
@@ -70,7 +71,7 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
 
-def _oldest(status: str, now, days: int, count: int) -> str:
+def _oldest(status: str, now: datetime, days: int, count: int) -> str:
     """ ", the oldest N days ago" for a status with jobs to prune (one probe of its finished_at index)."""
     if not count:
         return ""

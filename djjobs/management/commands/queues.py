@@ -1,6 +1,8 @@
 """manage.py queues: list queues, pause and resume them, set their limits."""
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djjobs.compat import InvalidTask
 from djjobs.queues import pause_queue, queue_states, resume_queue, set_queue_limits
@@ -12,7 +14,7 @@ class Command(BaseCommand):
         "limits. Workers see a change within a second, without a restart."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "action",
             nargs="?",
@@ -27,8 +29,11 @@ class Command(BaseCommand):
             "--rate", help="limit: at most N starts per period, e.g. 100/m (/s, /m, /h); 'none' clears it."
         )
 
-    def handle(self, *args, action="list", queue=None, **options):
-        if action != "list" and not queue:
+    def handle(self, *args: Any, action: str = "list", queue: str | None = None, **options: Any) -> None:
+        if action == "list":
+            self._list()
+            return
+        if not queue:
             raise CommandError(f"queues {action} needs the queue's name.")
         try:
             if action == "pause":
@@ -46,10 +51,10 @@ class Command(BaseCommand):
         except InvalidTask as exc:
             raise CommandError(str(exc)) from None
 
-    def _limit(self, queue, concurrency, rate):
+    def _limit(self, queue: str, concurrency: str | None, rate: str | None) -> None:
         if concurrency is None and rate is None:
             raise CommandError("Give --concurrency and/or --rate (a value, or 'none' to clear it).")
-        changes = {}
+        changes: dict[str, Any] = {}
         if concurrency is not None:
             if concurrency.lower() == "none":
                 changes["concurrency"] = None
@@ -69,7 +74,7 @@ class Command(BaseCommand):
             )
         )
 
-    def _list(self):
+    def _list(self) -> None:
         states = queue_states()
         if not states:
             self.stdout.write("No queues yet.")

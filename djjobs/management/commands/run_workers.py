@@ -2,8 +2,9 @@
 
 import logging
 import sys
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from djjobs import conf
 from djjobs.checks import check_settings
@@ -19,7 +20,7 @@ LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBU
 class Command(BaseCommand):
     help = "Run djjobs workers: claim due jobs from the database and execute them."
 
-    def create_parser(self, prog_name, subcommand, **kwargs):
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         for action in parser._actions:  # Django's -v, said as what it does in a worker
             if action.dest == "verbosity":
@@ -32,7 +33,7 @@ class Command(BaseCommand):
                 )
         return parser
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--queues", help="Comma-separated queue names (default: every queue of the backend).")
         parser.add_argument(
             "--concurrency",
@@ -61,7 +62,7 @@ class Command(BaseCommand):
             help="With --processes: replace a worker process after it claimed this many jobs.",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options["verbosity"])
         queues = self._queues(options["queues"], options["backend"])
         for name, high in (
@@ -85,7 +86,7 @@ class Command(BaseCommand):
         if options["processes"]:
             if options["max_jobs"] is not None:
                 raise CommandError("--max-jobs applies to one process; with --processes use --max-jobs-per-child.")
-            runner = Supervisor(
+            runner: Supervisor | Runner = Supervisor(
                 processes=options["processes"],
                 queues=queues,
                 concurrency=options["concurrency"],
@@ -107,7 +108,7 @@ class Command(BaseCommand):
         if code:
             sys.exit(code)
 
-    def _queues(self, value, alias):
+    def _queues(self, value: str | None, alias: str) -> list[str] | None:
         try:
             backend = task_backends[alias]
         except Exception as exc:  # noqa: BLE001 - whatever loading the backend raises, said as the command's error
@@ -128,7 +129,7 @@ class Command(BaseCommand):
             )
         return queues
 
-    def _refuse_dangerous_settings(self):
+    def _refuse_dangerous_settings(self) -> None:
         """Run the settings check even when system checks are skipped (--skip-checks, call_command):
         a worker with, say, a heartbeat slower than its lease runs jobs twice at once."""
         errors = [m for m in check_settings() if m.is_serious() and not m.is_silenced()]
@@ -136,7 +137,7 @@ class Command(BaseCommand):
             problems = "".join(f"\n({m.id}) {m.msg}\n\tHINT: {m.hint}" for m in errors)
             raise CommandError(f"Refusing to start: invalid DJJOBS settings (manage.py check lists them).{problems}")
 
-    def _configure_logging(self, verbosity):
+    def _configure_logging(self, verbosity: int) -> None:
         logger = logging.getLogger("djjobs")
         logger.setLevel(LEVELS.get(verbosity, logging.INFO))
         if not logger.handlers and not logging.getLogger().handlers:

@@ -2,9 +2,10 @@
 
 import json
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         "--enable/--disable NAME, --add NAME --task PATH (--cron EXPR | --interval SECONDS | --run-at TIME)."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         act = parser.add_mutually_exclusive_group()
         act.add_argument("--run", metavar="NAME", help="Enqueue one run of this schedule now.")
         act.add_argument("--enable", metavar="NAME", help="Enable this schedule.")
@@ -50,7 +51,7 @@ class Command(BaseCommand):
         new.add_argument("--description", default="", help="What the schedule is for, shown in the admin.")
         new.add_argument("--disabled", action="store_true", help="Create it disabled.")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if not 1 <= options["count"] <= COUNT_MAX:
             raise CommandError(f"--count must be from 1 to {COUNT_MAX}, got {options['count']}.")
         if options["run"]:
@@ -97,7 +98,7 @@ class Command(BaseCommand):
 
     # -- operations ----------------------------------------------------------------------
 
-    def _get(self, name: str):
+    def _get(self, name: str) -> Schedule:
         try:
             return Schedule.objects.get(name=name)
         except Schedule.DoesNotExist:
@@ -123,7 +124,7 @@ class Command(BaseCommand):
             )
         self.stdout.write(self.style.SUCCESS(f"Schedule {name!r} {verb}."))
 
-    def _add(self, name: str, options) -> None:
+    def _add(self, name: str, options: dict[str, Any]) -> None:
         schedule = Schedule(
             name=name,
             task_path=options["task"] or "",
@@ -156,7 +157,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Created schedule {name!r}; next run {shown}."))
 
 
-def _json(text: str, option: str):
+def _json(text: str, option: str) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
