@@ -47,8 +47,12 @@ autodoc_default_options = {"members": True}
 # build, which fails (a warning, so an error) on a machine without network access.
 nitpicky = True
 nitpick_ignore_regex = [
-    ("py:class", r"(collections\.abc|datetime|django|django_tasks)\..+"),
+    ("py:class", r"(collections\.abc|datetime|django|django_tasks|uuid)\..+"),
     ("py:class", r"~?[A-Z]"),  # the type variables of the backport's generic Task (Django 5.2)
+    ("py:class", r"djjobs\.\w+(\.\w+)*\._\w+"),  # private type variables (a decorator's _T)
+    # Names the lazy wrappers of djjobs/__init__.py annotate as strings (documented on their pages:
+    # operations.Answer in the API reference, events.Published in named events).
+    ("py:class", r"(Answer|Published)"),
 ]
 
 html_theme = "furo"

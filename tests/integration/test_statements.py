@@ -46,6 +46,9 @@ def test_the_claim_reads_the_claim_index(queues, direct):
 
 
 def test_the_read_models_ready_scans_read_the_claim_index():
+    tasks.add.enqueue_many([(1, 2)] * 500)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE djjobs_job")
     sql = statements.of(connection)
     assert "djjobs_job_claim_idx" in _plan(sql.READY_HEADS, [])
     assert "djjobs_job_claim_idx" in _plan(sql.DUE_BY_QUEUE, [timezone.now(), 100])
