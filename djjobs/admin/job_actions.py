@@ -11,12 +11,13 @@ from collections import Counter
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from .. import operations
+from .. import audit, operations
 from ..models import Job
 from ..models.workflow import ACTIVE_RUN
 from ..operations import Answer
@@ -40,6 +41,13 @@ WORDING = {
 }
 GONE = "no longer exist"
 
+# What each operation's History entry says, by answer (only jobs that changed are recorded).
+AUDIT = {
+    "retry": {Answer.DONE: "Retried: sent back to the queue, due now"},
+    "cancel": {Answer.DONE: "Cancelled", Answer.REQUESTED: "Cancellation requested (the job was running)"},
+    "run_now": {Answer.DONE: "Run now: made due at once"},
+}
+
 OPERATIONS = {"retry": operations.retry, "cancel": operations.cancel, "run_now": operations.run_now}
 
 
@@ -57,10 +65,16 @@ def selected_ids(modeladmin, request, queryset) -> list | None:
     return ids
 
 
-def run(name: str, job_ids) -> Counter:
-    """Apply the operation ``name`` to each job; how many jobs had each answer."""
+def run(name: str, job_ids, user=None) -> Counter:
+    """Apply the operation ``name`` to each job; how many jobs had each answer. Each job that
+    changed is recorded in its History, as done by ``user``."""
     operation = OPERATIONS[name]
-    return Counter(operation(job_id) for job_id in job_ids)
+    answers = {job_id: operation(job_id) for job_id in job_ids}
+    for answer, message in AUDIT[name].items():
+        changed = [job_id for job_id, given in answers.items() if given == answer]
+        if changed:
+            audit.record_many(user, Job.objects.filter(pk__in=changed).only("id", "task_path", "status"), message)
+    return Counter(answers.values())
 
 
 def report(modeladmin, request, name: str, answers: Counter) -> None:
@@ -90,7 +104,7 @@ def _operation_action(name, action_name, description):
     def action(modeladmin, request, queryset):
         ids = selected_ids(modeladmin, request, queryset)
         if ids is not None:
-            report(modeladmin, request, name, run(name, ids))
+            report(modeladmin, request, name, run(name, ids, request.user))
 
     action.__name__ = action.__qualname__ = action_name
     return action
@@ -101,15 +115,20 @@ cancel_jobs = _operation_action("cancel", "cancel_jobs", _("Cancel selected jobs
 run_jobs_now = _operation_action("run_now", "run_jobs_now", _("Run selected jobs now"))
 
 
-def delete_finished(job_ids) -> int:
+def delete_finished(job_ids, user=None) -> int:
     """Delete those of ``job_ids`` that are finished; how many went. One guarded DELETE: a job
-    that a worker or an operator made active meanwhile stays."""
+    that a worker or an operator made active meanwhile stays. Each job deleted is recorded as
+    deleted by ``user``."""
     # A step of a workflow still under way stays: its result is part of the run's context.
-    deleted, _by_model = (
-        Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED)
-        .exclude(workflow_run__status__in=ACTIVE_RUN)
-        .delete()
+    deletable = Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED).exclude(
+        workflow_run__status__in=ACTIVE_RUN
     )
+    with transaction.atomic():
+        candidates = list(deletable.only("id", "task_path", "status"))
+        deleted, _by_model = deletable.delete()
+        if candidates and user is not None:
+            kept = set(Job.objects.filter(pk__in=[job.pk for job in candidates]).values_list("pk", flat=True))
+            audit.record_many(user, [job for job in candidates if job.pk not in kept], "Deleted", flag=audit.DELETION)
     return deleted
 
 
@@ -132,7 +151,7 @@ def delete_selected(modeladmin, request, queryset):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "djjobs/admin/job_delete_confirmation.html", context)
-    deleted = delete_finished(ids)
+    deleted = delete_finished(ids, request.user)
     modeladmin.message_user(request, f"Deleted {deleted} job(s).", messages.SUCCESS if deleted else messages.WARNING)
     if len(ids) > deleted:
         modeladmin.message_user(
@@ -153,5 +172,5 @@ def operation_view(modeladmin, request, object_id, name):
         return HttpResponseNotAllowed(["POST"])
     if name not in OPERATIONS or not modeladmin.has_change_permission(request):
         raise PermissionDenied
-    report(modeladmin, request, name, run(name, [object_id]))
+    report(modeladmin, request, name, run(name, [object_id], request.user))
     return HttpResponseRedirect(job_url(object_id))

@@ -14,6 +14,7 @@ from django.utils.dateparse import parse_date, parse_time
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from .. import audit
 from ..models import Job, Schedule
 from ..operations import Answer
 from ..schedules import sync, tick
@@ -31,6 +32,13 @@ def _when(moment, zone, now) -> str:
     return f"{timezone.localtime(moment, zone):%Y-%m-%d %H:%M:%S %Z} ({relative(moment, now)})"
 
 
+def _toggle(modeladmin, request, queryset, change, verb) -> None:
+    """Enable or disable each schedule (``change``), recording those that changed."""
+    answers = {schedule: change(schedule) for schedule in queryset}
+    audit.record_many(request.user, [s for s, answer in answers.items() if answer == Answer.DONE], verb)
+    _report(modeladmin, request, list(answers.values()), verb)
+
+
 def _report(modeladmin, request, answers, verb) -> None:
     done = sum(answer == Answer.DONE for answer in answers)
     modeladmin.message_user(request, f"{verb} {done} schedule(s).", messages.SUCCESS if done else messages.WARNING)
@@ -45,12 +53,12 @@ def _report(modeladmin, request, answers, verb) -> None:
 
 @admin.action(description=_("Enable selected schedules"), permissions=["change"])
 def enable_schedules(modeladmin, request, queryset):
-    _report(modeladmin, request, [tick.enable(s) for s in queryset], "Enabled")
+    _toggle(modeladmin, request, queryset, tick.enable, "Enabled")
 
 
 @admin.action(description=_("Disable selected schedules"), permissions=["change"])
 def disable_schedules(modeladmin, request, queryset):
-    _report(modeladmin, request, [tick.disable(s) for s in queryset], "Disabled")
+    _toggle(modeladmin, request, queryset, tick.disable, "Disabled")
 
 
 @admin.action(description=_("Run selected schedules now"), permissions=["change"])
@@ -61,6 +69,7 @@ def run_schedules_now(modeladmin, request, queryset):
         except tick.ScheduleError as exc:
             modeladmin.message_user(request, f"Schedule {schedule.name} not run: {exc}", messages.ERROR)
         else:
+            audit.record(request.user, schedule, f"Run now: enqueued job {job.pk}")
             url = reverse("admin:djjobs_job_change", args=[job.pk])
             modeladmin.message_user(
                 request,
@@ -76,6 +85,7 @@ def reset_to_code(modeladmin, request, queryset):
         try:
             sync.reset(schedule)
             reset += 1
+            audit.record(request.user, schedule, "Reset to its code declaration")
         except ValueError as exc:
             modeladmin.message_user(request, f"Schedule {schedule.name} not reset: {exc}.", messages.WARNING)
     if reset:

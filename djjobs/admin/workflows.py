@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
+from .. import audit
 from ..models import Job, WorkflowRun
 from ..models.workflow import ACTIVE_RUN
 from ..states import JobStatus
@@ -33,7 +34,11 @@ def cancel_runs(modeladmin, request, queryset):
         modeladmin.message_user(request, f"Select at most {ACTION_LIMIT} runs at once.", messages.ERROR)
         return
     reason = f"cancelled by {request.user.get_username()} in the admin"
-    cancelled = sum(1 for run_id in ids if cancel_run(run_id, reason))
+    done = [run_id for run_id in ids if cancel_run(run_id, reason)]
+    audit.record_many(
+        request.user, WorkflowRun.objects.filter(pk__in=done), "Cancelled (its completed steps compensated)"
+    )
+    cancelled = len(done)
     modeladmin.message_user(
         request,
         f"Cancelled {cancelled} run(s); their completed steps are being compensated.",
