@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from .. import audit
 from ..models import Job, Worker
 from ..registry import declared_tasks
 from ..schedules.text import relative
@@ -213,11 +214,24 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("duration"))
     def duration_display(self, job):
-        if job.status == JobStatus.RUNNING and job.last_attempted_at is not None:
+        """The run time of the job's last attempt: never the time it sat in the queue or FAILED
+        (the job's page adds up every attempt)."""
+        if job.last_attempted_at is None:
+            return "-"
+        if job.status == JobStatus.RUNNING:
             return format_html(
                 '<span class="quiet">running {}</span>', duration_text(timezone.now() - job.last_attempted_at)
             )
-        return duration_text(job.duration)
+        # A job cancelled while queued ended long after its last attempt: that wait is not a run.
+        ran_to_its_end = job.status in (JobStatus.SUCCESSFUL, JobStatus.FAILED) or job.cancel_requested_at is not None
+        if job.finished_at is None or not ran_to_its_end:
+            return "-"
+        text = duration_text(job.finished_at - job.last_attempted_at)
+        if job.attempts > 1:
+            return format_html(
+                '<span title="{}">{}</span>', f"the last of {job.attempts} attempts (the job's page adds them up)", text
+            )
+        return text
 
     @admin.display(description=_("progress"))
     def progress_display(self, job):
@@ -272,7 +286,7 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("timeline"))
     def timeline(self, job):
-        return job_detail.timeline_html(job, self._known_workers(job))
+        return job_detail.timeline_html(job, self._known_workers(job), audit.history(job))
 
     @admin.display(description=_("args"))
     def args_pretty(self, job):

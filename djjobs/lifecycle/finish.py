@@ -217,12 +217,18 @@ def finished_on_commit(ids, using: str | None = None) -> None:
 # -- the worker's completion ------------------------------------------------------------------
 
 
-def error_entry(job, outcome: Outcome, worker_id: str) -> dict:
+def error_entry(job, outcome: Outcome, worker_id: str, at=None) -> dict:
     """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
     surrogates, a __str__ that raises)."""
     exc = outcome.error
     return t.attempt_error(
-        job.attempts, exception_class_path(exc), exception_message(exc), outcome.traceback, worker_id, timezone.now()
+        job.attempts,
+        exception_class_path(exc),
+        exception_message(exc),
+        outcome.traceback,
+        worker_id,
+        at or timezone.now(),
+        started_at=getattr(job, "last_attempted_at", None),
     )
 
 
@@ -242,7 +248,7 @@ def complete(job, outcome: Outcome, worker_id: str) -> bool:
     if status == SUCCESSFUL:
         changes.update(return_value=outcome.return_value, finished_at=now)
     else:
-        changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id)]
+        changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id, now)]
         if status == READY:
             changes["run_after"] = now + timedelta(seconds=delay)
         else:
@@ -505,6 +511,7 @@ def release_lost(jobs, why: str, batch: int = 100) -> int:
                 "workflow_run_id",
                 "cancel_requested_at",
                 "claimed_ahead",
+                "last_attempted_at",
             )[:batch]
         )
         runs, ended = set(), []
