@@ -1,0 +1,34 @@
+"""What an operator meets on the admin's screens (issue 18): titles that can be read, reasons
+that say what to do, a form that tells the truth after a rejected save, cancellation in plain
+words, counters that say what they count, one date format, screens that can be found."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from djjobs.models import Job
+from djjobs.testing import run_jobs
+from tests.testapp import tasks
+from tests.testapp.workflows import checkout
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin(client):
+    client.force_login(User.objects.create_superuser("root", "r@example.org", "pw"))
+    return client
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_the_workflow_runs_panel_title_reads_in_the_header_colours(admin):
+    checkout.start(order_id=1)
+    page = admin.get(reverse("admin:djjobs_dashboard")).content.decode()
+    panel = re.search(r'id="djjobs-runs">\s*<h2>(.*?)</h2>', page, re.S).group(1)
+    assert 'class="section"' in panel  # the admin's own rule gives it --header-link-color
