@@ -21,18 +21,23 @@ from .. import audit, operations
 from ..models import Job
 from ..models.workflow import ACTIVE_RUN
 from ..operations import Answer
-from ..states import FINISHED
+from ..states import FINISHED, JobStatus
 from .display import job_url
 
 # One action changes at most this many jobs: each is its own guarded UPDATE.
 ACTION_LIMIT = 1000
+
+# Not an Answer of the operations: a retry refused because the job is a workflow's step.
+STEP = "step"
 
 # (verb for the jobs that changed, why a job with each other answer did not)
 WORDING = {
     "retry": (
         "Retried",
         {
-            Answer.NOT_ALLOWED: "not FAILED or CANCELLED, or a workflow's step",
+            Answer.NOT_ALLOWED: "not FAILED or CANCELLED: only a job that ended so can be retried",
+            STEP: "steps of a workflow run, which a retry cannot undo (their run compensated): start "
+            "the workflow again, or retry a failed compensation on its run's page",
             Answer.CONFLICT: "another active job holds the same unique key",
         },
     ),
@@ -70,6 +75,11 @@ def run(name: str, job_ids, user=None) -> Counter:
     changed is recorded in its History, as done by ``user``."""
     operation = OPERATIONS[name]
     answers = {job_id: operation(job_id) for job_id in job_ids}
+    if name == "retry":  # two reasons behind NOT_ALLOWED, each with its own way out
+        refused = [job_id for job_id, answer in answers.items() if answer == Answer.NOT_ALLOWED]
+        steps = Job.objects.filter(pk__in=refused, workflow_role="step", status__in=FINISHED - {JobStatus.SUCCESSFUL})
+        for job_id in steps.values_list("pk", flat=True):
+            answers[job_id if job_id in answers else str(job_id)] = STEP
     for answer, message in AUDIT[name].items():
         changed = [job_id for job_id, given in answers.items() if given == answer]
         if changed:

@@ -119,7 +119,7 @@ def test_retry_reports_what_changed_and_why_not(client, failed_job, succeeded_jo
     response = _post_action(client, "retry_jobs", failed_job, succeeded_job)
     assert _messages(response) == [
         "Retried 1 job(s).",
-        "1 job(s) unchanged: 1 not FAILED or CANCELLED, or a workflow's step.",
+        "1 job(s) unchanged: 1 not FAILED or CANCELLED: only a job that ended so can be retried.",
     ]
     assert Job.objects.get(pk=failed_job.pk).status == "READY"
 

@@ -32,3 +32,16 @@ def test_the_workflow_runs_panel_title_reads_in_the_header_colours(admin):
     page = admin.get(reverse("admin:djjobs_dashboard")).content.decode()
     panel = re.search(r'id="djjobs-runs">\s*<h2>(.*?)</h2>', page, re.S).group(1)
     assert 'class="section"' in panel  # the admin's own rule gives it --header-link-color
+
+
+def test_a_refused_retry_gives_each_reason_apart_and_what_to_do(admin):
+    run = checkout.start(order_id=2, fail=True)
+    run_jobs()
+    step = Job.objects.get(workflow_run=run, workflow_step="charge", workflow_role="step")
+    assert step.status == "FAILED"
+    ready = Job.objects.get(pk=tasks.add.using(run_after=timedelta(hours=1)).enqueue(1, 1).id)
+    data = {"action": "retry_jobs", "index": "0", "_selected_action": [str(step.pk), str(ready.pk)]}
+    messages = _messages(admin.post(reverse("admin:djjobs_job_changelist"), data, follow=True))
+    unchanged = next(m for m in messages if "unchanged" in m)
+    assert "1 not FAILED or CANCELLED" in unchanged and "1 steps of a workflow run" in unchanged
+    assert "start the workflow again" in unchanged
