@@ -45,3 +45,37 @@ def test_a_refused_retry_gives_each_reason_apart_and_what_to_do(admin):
     unchanged = next(m for m in messages if "unchanged" in m)
     assert "1 not FAILED or CANCELLED" in unchanged and "1 steps of a workflow run" in unchanged
     assert "start the workflow again" in unchanged
+
+
+def test_a_rejected_schedule_save_claims_no_override_and_keeps_its_recent_jobs(admin):
+    from djjobs.models import Schedule
+    from djjobs.schedules import tick
+
+    code = Schedule.objects.get(name="tests.testapp.tasks.new_year_report")
+    job = tick.run_now(code)
+    url = reverse("admin:djjobs_schedule_change", args=[code.pk])
+    before = admin.get(url).content.decode()
+    assert "overridden here" not in before and str(job.pk) in before
+    data = {
+        "name": code.name,
+        "task_path": code.task_path,
+        "description": code.description,
+        "enabled": "on",
+        "cron": "not a cron",
+        "interval": "",
+        "run_at_0": "",
+        "run_at_1": "",
+        "time_zone": str(code.time_zone),
+        "args": "[]",
+        "kwargs": "{}",
+        "queue_name": "",
+        "priority": "",
+        "overlap": code.overlap,
+        "misfire": code.misfire,
+    }
+    response = admin.post(url, data)
+    page = response.content.decode()
+    assert response.status_code == 200 and "errornote" in page  # rejected, nothing saved
+    assert Schedule.objects.get(pk=code.pk).cron == code.cron
+    assert "overridden here" not in page
+    assert "Recent jobs (latest 10)" in page and str(job.pk) in page
