@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from .. import audit, operations
+from .. import audit, conf, operations
 from ..models import Job
 from ..models.workflow import ACTIVE_RUN
 from ..operations import Answer
@@ -93,12 +93,7 @@ def report(modeladmin, request, name: str, answers: Counter) -> None:
     if done or not requested:
         modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
     if requested:
-        modeladmin.message_user(
-            request,
-            f"Asked {requested} running job(s) to stop: a task stops when it checks "
-            "context.is_cancelled() (process mode kills it after CANCEL_GRACE_SECONDS).",
-            messages.SUCCESS,
-        )
+        modeladmin.message_user(request, cancel_requested_text(requested), messages.SUCCESS)
     why = [
         f"{n} {reasons.get(answer, GONE)}"
         for answer, n in sorted(answers.items())
@@ -107,6 +102,17 @@ def report(modeladmin, request, name: str, answers: Counter) -> None:
     if why:
         unchanged = sum(answers.values()) - done - requested
         modeladmin.message_user(request, f"{unchanged} job(s) unchanged: {'; '.join(why)}.", messages.WARNING)
+
+
+def cancel_requested_text(requested: int) -> str:
+    """What asking running jobs to stop does, in an operator's words."""
+    grace = conf.get("CANCEL_GRACE_SECONDS")
+    return (
+        f"Asked {requested} running job(s) to stop. A job stops where its task checks for "
+        "cancellation and then ends CANCELLED. A task that never checks keeps running: with "
+        f"process workers it is stopped {grace:g} s later and ends CANCELLED; with thread workers "
+        'it runs to its end and keeps its outcome. The list marks these jobs "cancel requested".'
+    )
 
 
 def _operation_action(name, action_name, description):

@@ -179,6 +179,21 @@ CANCEL_REQUESTED = (
 )
 
 
+def status_html(job) -> str:
+    """The job's badge, marked when an operator asked it to stop: still running (its task has
+    not checked yet), or finished without stopping (its task never checked)."""
+    badge = status_badge(job.status)
+    if job.cancel_requested_at is None:
+        return badge
+    if job.status == JobStatus.RUNNING:
+        text, title = "cancel requested", "Asked to stop; it stops when its task checks for cancellation."
+    elif job.status == JobStatus.CANCELLED:
+        return badge
+    else:
+        text, title = "cancel ignored", "Asked to stop, its task never checked: it ran to its end."
+    return format_html('{} <span class="djjobs-flag" title="{}">{}</span>', badge, title, text)
+
+
 def timeline_html(job, known_workers: set[str], actions=()) -> str:
     now = timezone.now()
     rows = [

@@ -26,7 +26,7 @@ from ..schedules.text import relative
 from ..states import JobStatus
 from . import dashboard, job_actions, job_detail
 from .action_guard import ActionGuard
-from .display import STYLESHEET, duration_text, local, progress_bar, short_time, status_badge
+from .display import STYLESHEET, duration_text, local, progress_bar, short_time
 from .job_filters import LIST_FILTERS
 from .list_guard import ListGuard
 from .paginator import EstimatedPaginator
@@ -187,7 +187,7 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("status"))
     def status_badge(self, job):
-        return status_badge(job.status)
+        return job_detail.status_html(job)
 
     @admin.display(description=_("task"))
     def task(self, job):

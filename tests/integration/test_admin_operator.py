@@ -79,3 +79,25 @@ def test_a_rejected_schedule_save_claims_no_override_and_keeps_its_recent_jobs(a
     assert Schedule.objects.get(pk=code.pk).cron == code.cron
     assert "overridden here" not in page
     assert "Recent jobs (latest 10)" in page and str(job.pk) in page
+
+
+def test_a_cancel_the_task_never_checks_is_said_in_plain_words_and_marked(admin):
+    from djjobs.testing import TEST_WORKER_ID
+    from djjobs.worker.claim import claim
+    from djjobs.worker.turn import process
+
+    job_id = tasks.add.enqueue(2, 3).id
+    [claimed] = claim(TEST_WORKER_ID, None, 1, 30)
+    response = admin.post(reverse("admin:djjobs_job_operation", args=[job_id, "cancel"]), follow=True)
+    [said] = _messages(response)
+    assert "is_cancelled" not in said and "CANCEL_GRACE_SECONDS" not in said
+    assert "A task that never checks keeps running" in said and "thread workers it runs to its end" in said
+    listing = admin.get(reverse("admin:djjobs_job_changelist")).content.decode()
+    assert "cancel requested" in listing
+    process(claimed, TEST_WORKER_ID)  # add() never checks: it succeeds
+    assert Job.objects.get(pk=job_id).status == "SUCCESSFUL"
+    listing = admin.get(reverse("admin:djjobs_job_changelist")).content.decode()
+    assert "cancel ignored" in listing
+    page = admin.get(reverse("admin:djjobs_job_change", args=[job_id])).content.decode()
+    assert "cancel ignored" in page and "A task that never checks runs on" in page
+    assert "Cancellation requested (the job was running) by <strong>root</strong>" in page
