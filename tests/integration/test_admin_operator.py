@@ -101,3 +101,14 @@ def test_a_cancel_the_task_never_checks_is_said_in_plain_words_and_marked(admin)
     page = admin.get(reverse("admin:djjobs_job_change", args=[job_id])).content.decode()
     assert "cancel ignored" in page and "A task that never checks runs on" in page
     assert "Cancellation requested (the job was running) by <strong>root</strong>" in page
+
+
+def test_worker_counters_say_they_count_attempts(admin):
+    from djjobs.models import Worker
+
+    Worker.objects.create(id="w-1", hostname="h", pid=1, concurrency=2, jobs_done=4, jobs_failed=11)
+    listing = admin.get(reverse("admin:djjobs_worker_changelist")).content.decode()
+    assert "Attempts failed" in listing and "Jobs failed" not in listing
+    assert "counts each failed attempt" in listing
+    dashboard = admin.get(reverse("admin:djjobs_dashboard")).content.decode()
+    assert "attempts ok / failed" in dashboard and "counts each failed attempt" in dashboard
