@@ -64,6 +64,18 @@ def moment(when: datetime | None, now: datetime | None = None) -> str:
     )
 
 
+def moment_field(name: str, label: str):
+    """A read-only admin field showing the datetime ``name`` as every djjobs screen shows times
+    (``moment``), not in Django's DATETIME_FORMAT: one date format throughout."""
+
+    def show(modeladmin, obj):
+        return moment(getattr(obj, name))
+
+    show.short_description = label
+    show.admin_order_field = name
+    return show
+
+
 def short_time(when: datetime | None, now: datetime | None = None) -> str:
     """A compact time for list cells: 14:05:09 today, 2026-11-02 14:05 otherwise; the full
     time as a tooltip."""

@@ -26,13 +26,25 @@ from ..schedules.text import relative
 from ..states import JobStatus
 from . import dashboard, job_actions, job_detail
 from .action_guard import ActionGuard
-from .display import STYLESHEET, duration_text, local, progress_bar, short_time
+from .display import STYLESHEET, duration_text, local, moment_field, progress_bar, short_time
 from .job_filters import LIST_FILTERS
 from .list_guard import ListGuard
 from .paginator import EstimatedPaginator
 
 # Columns the list never shows: JSON that may be large (tracebacks, payloads).
 HEAVY = ("args", "kwargs", "return_value", "errors", "checkpoint", "worker_ids", "lease_token")
+
+# The times of the "All fields" block.
+TIMES = (
+    "run_after",
+    "enqueued_at",
+    "started_at",
+    "last_attempted_at",
+    "finished_at",
+    "lease_expires_at",
+    "cancel_requested_at",
+    "scheduled_for",
+)
 
 # The detail page's buttons: operation -> (label, statuses it applies to).
 BUTTONS = {
@@ -110,20 +122,23 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
                     "retry_backoff",
                     "timeout",
                     "takes_context",
-                    "run_after",
-                    "enqueued_at",
-                    "started_at",
-                    "last_attempted_at",
-                    "finished_at",
-                    "lease_expires_at",
-                    "cancel_requested_at",
+                    *(f"{name}_moment" for name in TIMES),
                     "worker_ids",
-                    "scheduled_for",
                 ),
             },
         ),
     ]
     readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
+
+    # The row's times, in the format of the rest of the page.
+    run_after_moment = moment_field("run_after", _("run after"))
+    enqueued_at_moment = moment_field("enqueued_at", _("enqueued at"))
+    started_at_moment = moment_field("started_at", _("started at"))
+    last_attempted_at_moment = moment_field("last_attempted_at", _("last attempted at"))
+    finished_at_moment = moment_field("finished_at", _("finished at"))
+    lease_expires_at_moment = moment_field("lease_expires_at", _("lease expires at"))
+    cancel_requested_at_moment = moment_field("cancel_requested_at", _("cancel requested at"))
+    scheduled_for_moment = moment_field("scheduled_for", _("scheduled for"))
 
     class Media:
         css = {"all": (STYLESHEET,)}

@@ -131,6 +131,11 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Read-only: workers write their own rows, and prune_jobs removes those of stopped or
+        # lost workers; deleting a live worker's row would only make it write the row again.
+        return False
+
     @admin.display(description=_("state"))
     def state_badge(self, worker):
         return status_badge(state(worker))

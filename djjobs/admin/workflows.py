@@ -21,7 +21,7 @@ from ..models.workflow import ACTIVE_RUN
 from ..states import JobStatus
 from ..workflows import COMPENSATE, STEP, cancel_run
 from .action_guard import ActionGuard
-from .display import STYLESHEET, job_link, short_time, status_badge
+from .display import STYLESHEET, job_link, moment_field, short_time, status_badge
 from .list_guard import ListGuard
 
 ACTION_LIMIT = 100
@@ -61,13 +61,16 @@ class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         "name",
         "status_badge",
         "reason",
-        "created_at",
-        "finished_at",
+        "created_at_display",
+        "finished_at_display",
         "steps_table",
         "input_pretty",
         "context_pretty",
     )
     readonly_fields = fields
+
+    created_at_display = moment_field("created_at", _("started"))
+    finished_at_display = moment_field("finished_at", _("finished"))
 
     class Media:
         css = {"all": (STYLESHEET,)}

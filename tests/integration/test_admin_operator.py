@@ -112,3 +112,45 @@ def test_worker_counters_say_they_count_attempts(admin):
     assert "counts each failed attempt" in listing
     dashboard = admin.get(reverse("admin:djjobs_dashboard")).content.decode()
     assert "attempts ok / failed" in dashboard and "counts each failed attempt" in dashboard
+
+
+def test_one_date_format_on_job_and_run_pages(admin):
+    run = checkout.start(order_id=3)
+    job = Job.objects.filter(workflow_run=run).first()
+    for url in (
+        reverse("admin:djjobs_workflowrun_change", args=[run.pk]),
+        reverse("admin:djjobs_job_change", args=[job.pk]),
+    ):
+        page = admin.get(url).content.decode()
+        assert not re.search(r"\b(a\.m\.|p\.m\.)", page), url  # Django's DATETIME_FORMAT
+        assert re.search(r"<time datetime=\"[^\"]+\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</time>", page), url
+
+
+def test_no_result_count_beside_an_empty_search(admin):
+    page = admin.get(reverse("admin:djjobs_workflowrun_changelist")).content.decode()
+    assert "Show all" not in page and "0 results" not in page
+    page = admin.get(reverse("admin:djjobs_workflowrun_changelist"), {"q": "nothing-like-it"}).content.decode()
+    assert "0 results" in page
+
+
+def test_the_workers_screen_is_read_only(admin):
+    from djjobs.models import Worker
+
+    worker = Worker.objects.create(id="w-live", hostname="h", pid=1, concurrency=2)
+    listing = admin.get(reverse("admin:djjobs_worker_changelist")).content.decode()
+    assert "delete_selected" not in listing
+    assert admin.get(reverse("admin:djjobs_worker_delete", args=[worker.pk])).status_code == 403
+    assert Worker.objects.filter(pk=worker.pk).exists()
+
+
+def test_the_job_page_buttons_share_the_object_tools_style():
+    from pathlib import Path
+
+    import djjobs
+
+    css = (Path(djjobs.__file__).parent / "static" / "djjobs" / "admin.css").read_text()
+    rule = css[css.index(".object-tools form.djjobs-button button {") :]
+    rule = rule[: rule.index("}")]
+    # A button takes neither the page's font nor its line height unless told (the browser test
+    # checks the boxes line up).
+    assert "font-family: inherit" in rule and "line-height: inherit" in rule and "margin: 0" in rule
