@@ -26,6 +26,10 @@ from .list_guard import ListGuard
 
 ACTION_LIMIT = 100
 
+# How much of a run's input its list row shows, and its tooltip.
+INPUT_SHOWN = 60
+INPUT_TOOLTIP = 500
+
 
 @admin.action(description=_("Cancel selected runs (compensate their completed steps)"), permissions=["cancel"])
 def cancel_runs(modeladmin, request, queryset):
@@ -50,7 +54,7 @@ def cancel_runs(modeladmin, request, queryset):
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
-    list_display = ("name", "status_badge", "progress", "created", "finished", "reason_short")
+    list_display = ("name", "input_summary", "status_badge", "progress", "created", "finished", "reason_short")
     list_filter = ("status", "name")
     search_fields = ("=id", "name")
     list_per_page = 50
@@ -109,6 +113,21 @@ class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, run):
         return status_badge(run.status)
+
+    @admin.display(description=_("input"))
+    def input_summary(self, run):
+        """What tells runs of one workflow apart: their input (``order_id=1042``), cut short,
+        whole in the tooltip."""
+        data = run.input if isinstance(run.input, dict) else {"input": run.input}
+        if not data:
+            return "-"
+        shown = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in data.items())
+        whole = json.dumps(data, ensure_ascii=False)
+        return format_html(
+            '<span class="djjobs-cut" title="{}">{}</span>',
+            whole[:INPUT_TOOLTIP] + ("…" if len(whole) > INPUT_TOOLTIP else ""),
+            shown[:INPUT_SHOWN] + ("…" if len(shown) > INPUT_SHOWN else ""),
+        )
 
     @admin.display(description=_("steps done"))
     def progress(self, run):

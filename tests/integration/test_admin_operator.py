@@ -154,3 +154,11 @@ def test_the_job_page_buttons_share_the_object_tools_style():
     # A button takes neither the page's font nor its line height unless told (the browser test
     # checks the boxes line up).
     assert "font-family: inherit" in rule and "line-height: inherit" in rule and "margin: 0" in rule
+
+
+def test_workflow_runs_are_told_apart_by_their_input(admin):
+    checkout.start(order_id=1041)
+    checkout.start(order_id=1042, note="<b>gift</b>")
+    listing = admin.get(reverse("admin:djjobs_workflowrun_changelist")).content.decode()
+    assert "order_id=1041" in listing and "order_id=1042" in listing
+    assert "&lt;b&gt;gift&lt;/b&gt;" in listing and "<b>gift</b>" not in listing
