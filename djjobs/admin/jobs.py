@@ -12,19 +12,20 @@ import uuid
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
 
 from .. import audit
 from ..models import Job, Worker
 from ..registry import declared_tasks
 from ..schedules.text import relative
 from ..states import JobStatus
-from . import dashboard, job_actions, job_detail
+from . import job_actions, job_detail
 from .action_guard import ActionGuard
 from .display import STYLESHEET, duration_text, local, moment_field, progress_bar, short_time
 from .job_filters import LIST_FILTERS
@@ -328,15 +329,11 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
-            path("dashboard/", wrap(self.dashboard_view), name="djjobs_dashboard"),
+            # The dashboard's first address; it lives at dashboard/ of the app (admin.screens).
+            path("dashboard/", RedirectView.as_view(pattern_name="admin:djjobs_dashboard", query_string=True)),
             path("<path:object_id>/operation/<str:name>/", wrap(self.operation_view), name="djjobs_job_operation"),
             *super().get_urls(),
         ]
-
-    def dashboard_view(self, request):
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        return dashboard.render(self, request)
 
     def operation_view(self, request, object_id, name):
         return job_actions.operation_view(self, request, object_id, name)

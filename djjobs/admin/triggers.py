@@ -12,6 +12,7 @@ from django.utils.http import urlencode
 from django.views.generic import TemplateView
 
 from .. import triggers
+from ..models import Trigger
 
 
 class TriggerListView(TemplateView):
@@ -41,5 +42,6 @@ class TriggerListView(TemplateView):
             **super().get_context_data(**kwargs),
             **self.admin_site.each_context(self.request),
             "title": "Triggers",
+            "opts": Trigger._meta,
             "rows": rows,
         }

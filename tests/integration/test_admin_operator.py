@@ -162,3 +162,41 @@ def test_workflow_runs_are_told_apart_by_their_input(admin):
     listing = admin.get(reverse("admin:djjobs_workflowrun_changelist")).content.decode()
     assert "order_id=1041" in listing and "order_id=1042" in listing
     assert "&lt;b&gt;gift&lt;/b&gt;" in listing and "<b>gift</b>" not in listing
+
+
+def test_dashboard_triggers_and_queues_are_in_the_admin_index_and_sidebar(admin):
+    index = admin.get(reverse("admin:index")).content.decode()
+    for name in ("djjobs_dashboard", "djjobs_triggers", "djjobs_queue_changelist"):
+        assert reverse(f"admin:{name}") in index, name
+    assert ">Dashboard</a>" in index and ">Triggers</a>" in index and ">Queues</a>" in index
+    # The navigation sidebar (on every other admin page) lists them too.
+    listing = admin.get(reverse("admin:djjobs_job_changelist")).content.decode()
+    sidebar = listing[listing.index('id="nav-sidebar"') :]
+    assert reverse("admin:djjobs_dashboard") in sidebar and reverse("admin:djjobs_triggers") in sidebar
+    # The screens answer at those addresses; their first addresses redirect there.
+    assert admin.get(reverse("admin:djjobs_dashboard")).status_code == 200
+    assert admin.get(reverse("admin:djjobs_triggers")).status_code == 200
+    assert (
+        admin.get("/admin/djjobs/job/dashboard/?refresh=10")["Location"]
+        == reverse("admin:djjobs_dashboard") + "?refresh=10"
+    )
+    assert admin.get("/admin/djjobs/event/triggers/")["Location"] == reverse("admin:djjobs_triggers")
+
+
+def test_the_breadcrumb_names_the_app_and_the_list_apart(admin):
+    page = admin.get(reverse("admin:djjobs_job_changelist")).content.decode()
+    crumbs = re.search(r'class="breadcrumbs">(.*?)</(?:ol|div)>', page, re.S).group(1)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", crumbs)).replace("&rsaquo;", " ").replace("\u203a", " ")
+    assert text.split() == ["Home", "Job", "queue", "Jobs"]
+
+
+def test_screens_are_shown_only_to_who_may_view_jobs(client):
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("op", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_worker"))
+    client.force_login(user)
+    index = client.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:djjobs_dashboard") not in index and reverse("admin:djjobs_triggers") not in index
+    assert client.get(reverse("admin:djjobs_dashboard")).status_code == 403
+    assert client.get(reverse("admin:djjobs_triggers")).status_code == 403
