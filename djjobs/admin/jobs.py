@@ -12,8 +12,10 @@ import uuid
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.http import Http404, JsonResponse
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -24,7 +26,7 @@ from .. import audit
 from ..models import Job, Worker
 from ..registry import declared_tasks
 from ..schedules.text import relative
-from ..states import JobStatus
+from ..states import FINISHED, JobStatus
 from . import job_actions, job_detail
 from .action_guard import ActionGuard
 from .display import STYLESHEET, duration_text, local, moment_field, progress_bar, short_time
@@ -53,6 +55,28 @@ BUTTONS = {
     "cancel": (_("Cancel"), {JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING}),
     "run_now": (_("Run now"), {JobStatus.READY}),
 }
+
+
+# What a job's page updates live while the job is not finished (admin display methods).
+LIVE_FIELDS = (
+    "status_badge",
+    "attempts_display",
+    "progress_detail",
+    "worker_display",
+    "timeline",
+    "return_value_pretty",
+    "errors_display",
+    "finished_at_moment",
+    "cancel_requested_at_moment",
+)
+LIVE_SECONDS = 3  # between two updates of a job's page; ?live= chooses (1 to 60)
+
+
+def _live_seconds(request) -> int:
+    try:
+        return max(1, min(int(request.GET.get("live", LIVE_SECONDS)), 60))
+    except ValueError:
+        return LIVE_SECONDS
 
 
 class JobChangeList(ChangeList):
@@ -267,15 +291,22 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             return None
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        buttons = []
-        if obj is not None and self.has_change_permission(request):
-            buttons = [
-                (reverse("admin:djjobs_job_operation", args=[obj.pk, name]), label)
-                for name, (label, statuses) in BUTTONS.items()
-                if obj.status in statuses
-            ]
-        context["djjobs_buttons"] = buttons
+        context["djjobs_buttons"] = self._buttons(request, obj) if obj is not None else []
+        if obj is not None:
+            context["djjobs_live"] = {
+                "url": reverse("admin:djjobs_job_live", args=[obj.pk]),
+                "seconds": 0 if obj.status in FINISHED else _live_seconds(request),
+            }
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _buttons(self, request, job) -> list[tuple[str, str]]:
+        if not self.has_change_permission(request):
+            return []
+        return [
+            (reverse("admin:djjobs_job_operation", args=[job.pk, name]), label)
+            for name, (label, statuses) in BUTTONS.items()
+            if job.status in statuses
+        ]
 
     def _known_workers(self, job) -> set[str]:
         """Which of the job's workers still have a Worker row (one query per page)."""
@@ -332,8 +363,25 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             # The dashboard's first address; it lives at dashboard/ of the app (admin.screens).
             path("dashboard/", RedirectView.as_view(pattern_name="admin:djjobs_dashboard", query_string=True)),
             path("<path:object_id>/operation/<str:name>/", wrap(self.operation_view), name="djjobs_job_operation"),
+            path("<path:object_id>/live/", wrap(self.live_view), name="djjobs_job_live"),
             *super().get_urls(),
         ]
+
+    def live_view(self, request, object_id):
+        """The job page's changing fields and buttons as JSON: the page's script polls this
+        while the job is not finished and swaps them in."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        job = self.get_object(request, object_id)
+        if job is None:
+            raise Http404
+        fields = {name: str(getattr(self, name)(job)) for name in LIVE_FIELDS}
+        buttons = render_to_string(
+            "djjobs/admin/job_buttons.html", {"djjobs_buttons": self._buttons(request, job)}, request
+        )
+        return JsonResponse(
+            {"status": job.status, "finished": job.status in FINISHED, "fields": fields, "buttons": buttons}
+        )
 
     def operation_view(self, request, object_id, name):
         return job_actions.operation_view(self, request, object_id, name)

@@ -38,7 +38,10 @@ class ScreenAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view(self.changelist_view)
         changelist = f"{self.opts.app_label}_{self.opts.model_name}_changelist"  # the index's link
-        return [path("", view, name=changelist), path("", view, name=self.url_name)]
+        return [path("", view, name=changelist), path("", view, name=self.url_name), *self.extra_urls()]
+
+    def extra_urls(self) -> list:
+        return []
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
@@ -52,6 +55,15 @@ class DashboardAdmin(ScreenAdmin):
 
     def screen(self, request):
         return dashboard.render(self.admin_site._registry[Job], request)
+
+    def extra_urls(self):
+        return [path("live/", self.admin_site.admin_view(self.live_view), name="djjobs_dashboard_live")]
+
+    def live_view(self, request):
+        """The dashboard's panels as JSON, for the page's live updates."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return dashboard.live(self.admin_site._registry[Job], request)
 
 
 @admin.register(Trigger)

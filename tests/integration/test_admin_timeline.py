@@ -99,3 +99,32 @@ def test_a_running_job_that_succeeds_after_a_retry_counts_only_its_attempts(clie
         "Attempt 2 started",
     ]
     assert rows[-1].startswith("Finished") and "over 2 attempt(s)" in page
+
+
+def test_a_job_page_updates_live_from_a_json_view(client):
+    from djjobs.testing import TEST_WORKER_ID
+    from djjobs.worker.claim import claim
+    from djjobs.worker.turn import process
+
+    job_id = tasks.add.enqueue(1, 2).id
+    client.force_login(User.objects.create_superuser("alice", password="pw"))
+    url = reverse("admin:djjobs_job_change", args=[job_id])
+    page = client.get(url).content.decode()
+    live = reverse("admin:djjobs_job_live", args=[job_id])
+    assert f'data-url="{live}" data-seconds="3"' in page
+    assert 'data-seconds="1"' in client.get(url, {"live": "1"}).content.decode()
+    data = client.get(live).json()
+    assert data["status"] == "READY" and not data["finished"]
+    assert "djjobs-ready" in data["fields"]["status_badge"] and "/operation/cancel/" in data["buttons"]
+    [claimed] = claim(TEST_WORKER_ID, None, 1, 30)
+    process(claimed, TEST_WORKER_ID)
+    data = client.get(live).json()
+    assert data["status"] == "SUCCESSFUL" and data["finished"] and "Finished" in data["fields"]["timeline"]
+    assert "3" in data["fields"]["return_value_pretty"] and data["buttons"].strip() == ""
+    assert 'id="djjobs-live"' not in client.get(url).content.decode()  # nothing more to wait for
+
+
+def test_the_live_view_needs_the_permission(client):
+    job_id = tasks.add.enqueue(1, 2).id
+    client.force_login(User.objects.create_user("op", password="pw", is_staff=True))
+    assert client.get(reverse("admin:djjobs_job_live", args=[job_id])).status_code == 403
