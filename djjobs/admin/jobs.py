@@ -89,8 +89,7 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_display = (
         "status_badge",
         "task",
-        "queue_name",
-        "priority",
+        "queue_display",
         "attempts_display",
         "run_after_display",
         "enqueued",
@@ -232,6 +231,16 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     @admin.display(description=_("task"))
     def task(self, job):
         return format_html('<span title="{}">{}</span>', job.task_path, job.task_name)
+
+    @admin.display(description=_("queue"))
+    def queue_display(self, job):
+        """The queue, and the priority when it is not the default: one column, so that the list
+        fits a laptop screen."""
+        if not job.priority:
+            return job.queue_name
+        return format_html(
+            '{} <span class="quiet" title="priority {}">p{}</span>', job.queue_name, job.priority, job.priority
+        )
 
     @admin.display(description=_("attempts"))
     def attempts_display(self, job):

@@ -40,6 +40,21 @@ def _toggle(modeladmin, request, queryset, change, verb) -> None:
     _report(modeladmin, request, list(answers.values()), verb)
 
 
+def _compact(moment, zone, now) -> str:
+    """A list cell's time: short (14:05 today, else 2026-12-06 02:00) and how far from now; the
+    whole time, in the schedule's zone, in the tooltip."""
+    shown = timezone.localtime(moment, zone)
+    short = (
+        shown.strftime("%H:%M") if shown.date() == timezone.localtime(now, zone).date() else f"{shown:%Y-%m-%d %H:%M}"
+    )
+    return format_html(
+        '<span class="djjobs-time" title="{}">{}</span> <span class="quiet">{}</span>',
+        _when(moment, zone, now),
+        short,
+        relative(moment, now),
+    )
+
+
 def _report(modeladmin, request, answers, verb) -> None:
     done = sum(answer == Answer.DONE for answer in answers)
     modeladmin.message_user(request, f"{verb} {done} schedule(s).", messages.SUCCESS if done else messages.WARNING)
@@ -171,13 +186,13 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def next_run(self, schedule):
         if schedule.next_run_at is None:
             return "-"
-        return _when(schedule.next_run_at, schedule.zone, timezone.now())
+        return _compact(schedule.next_run_at, schedule.zone, timezone.now())
 
     @admin.display(description=_("last run"), ordering="last_run_at")
     def last_run(self, schedule):
         if schedule.last_run_at is None:
             return "-"
-        fired = timezone.localtime(schedule.last_run_at, schedule.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        fired = _compact(schedule.last_run_at, schedule.zone, timezone.now())
         status = getattr(schedule, "last_status", None)
         if status is None:
             return fired  # no job, or pruned
@@ -239,7 +254,9 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("next run"))
     def next_run_display(self, schedule):
-        return self.next_run(schedule) if schedule.enabled else "- (disabled)"
+        if not schedule.enabled:
+            return "- (disabled)"
+        return "-" if schedule.next_run_at is None else _when(schedule.next_run_at, schedule.zone, timezone.now())
 
     @admin.display(description=_("last run"))
     def last_run_display(self, schedule):

@@ -91,7 +91,7 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         "hostname",
         "pid",
         "queues_display",
-        "concurrency",
+        "threads",
         "running_now",
         "attempts_succeeded",
         "attempts_failed",
@@ -163,6 +163,10 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             url = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'status': 'RUNNING', 'worker_id': worker.pk})}"
             links = format_html('{}<br><a href="{}">and {} more</a>', links, url, len(jobs) - RUNNING_SHOWN)
         return links
+
+    @admin.display(description=_("threads"), ordering="concurrency")
+    def threads(self, worker):
+        return worker.concurrency
 
     # The worker's counters count attempts, not jobs: a job that failed twice and then succeeded
     # is two failed attempts and one success here, one successful job on the dashboard.

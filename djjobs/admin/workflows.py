@@ -60,18 +60,12 @@ class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = [cancel_runs]
-    fields = (
-        "id",
-        "name",
-        "status_badge",
-        "reason",
-        "created_at_display",
-        "finished_at_display",
-        "steps_table",
-        "input_pretty",
-        "context_pretty",
-    )
-    readonly_fields = fields
+    fieldsets = [
+        (None, {"fields": ("id", "name", "status_badge", "reason", "created_at_display", "finished_at_display")}),
+        (_("Steps"), {"fields": ("steps_table",)}),  # the whole width: no label beside it
+        (_("Input and context"), {"fields": ("input_pretty", "context_pretty")}),
+    ]
+    readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]
 
     created_at_display = moment_field("created_at", _("started"))
     finished_at_display = moment_field("finished_at", _("finished"))
