@@ -628,6 +628,48 @@ def phase_process(report: Report, sizes: Sizes) -> None:
     truncate()
 
 
+def phase_flow(report: Report, sizes: Sizes) -> None:
+    """Flow control's cost: 2 burst workers on n jobs of a no-op, free, then under each rule."""
+    from benchmarks.bench_tasks import fifo_noop, limited_noop, noop, rated_noop
+
+    n = sizes.process
+    print(
+        f"\n[6] flow control: {n:,} pre-enqueued no-op jobs, 2 x `run_workers --burst`, free and under each "
+        "rule (FIFO over 100 keys; concurrency=50; rate_limit=5000/s); wall clock from spawn to last exit",
+        flush=True,
+    )
+    cases = [
+        ("free (no option)", lambda: noop.enqueue_many([()] * n)),
+        ("FIFO, 100 keys", lambda: fifo_noop.enqueue_many([(i % 100,) for i in range(n)])),
+        ("concurrency=50", lambda: limited_noop.enqueue_many([()] * n)),
+        ("rate_limit=5000/s", lambda: rated_noop.enqueue_many([()] * n)),
+    ]
+    free = None
+    for label, fill in cases:
+
+        def prepare(fill=fill):
+            truncate()
+            fill()
+            analyze()
+
+        best, spread = measure_bursts(n, 2, (), label, sizes.repeat, prepare)
+        jobs_per_s = n / best.wall
+        if free is None:
+            free = jobs_per_s
+        note = f"{jobs_per_s / free:.2f}x free" if free else ""
+        report.add(
+            "6 flow",
+            f"2 x --burst, {label}",
+            n,
+            best.wall,
+            rate(n, best.wall),
+            "; ".join(x for x in (best.problem, note, spread) if x),
+        )
+        if not best.problem:
+            report.metrics[f"flow_{label.split()[0].split(',')[0].split('=')[0].lower()}"] = jobs_per_s
+    truncate()
+
+
 def phase_latency(report: Report, sizes: Sizes) -> None:
     from benchmarks.bench_tasks import stamp
     from djjobs.models import Job
@@ -771,6 +813,7 @@ def phase_claim(report: Report, sizes: Sizes) -> None:
 RATIOS = (
     ("enqueue_single", "enqueue, 1 job/transaction", "jobs/s", True),
     ("enqueue_bulk", "enqueue, bulk", "jobs/s", True),
+    ("enqueue_bulk_1000", "enqueue, bulk in calls of 1,000", "jobs/s", True),
     ("process_1", "process, 1 worker process", "jobs/s", True),
     ("process_2", "process, 2 worker processes", "jobs/s", True),
     ("latency_median", "pick-up latency, median", "ms", False),
@@ -1063,6 +1106,7 @@ WHAT_IF_INDEX_SQL = "(priority DESC, run_after, id) WHERE status = 'READY'"
 
 PHASES = {
     "enqueue": phase_enqueue,
+    "flow": phase_flow,
     "process": phase_process,
     "latency": phase_latency,
     "claim": phase_claim,

@@ -24,6 +24,8 @@ class DjjobsConfig(AppConfig):
         # and Schedule.clean() runs the validation the admin, the command and the sync share.
         finish.advance_runs_with(advance)
         Schedule.validate_with(validate_schedule)
+        # A failed job's line on Django's task logger: one line, not a second copy of its traceback.
+        finish.shorten_failure_lines()
 
         autodiscover_modules("tasks")  # every app's tasks.py: schedules, events and endpoints see them
         triggers.connect()  # the receivers of triggers declared so far; later ones connect at once

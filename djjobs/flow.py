@@ -8,7 +8,10 @@ Pure: no ORM, no I/O. The options (docs/how-to/flow-control.md):
 - ``concurrency``: at most N jobs RUNNING at once in the whole cluster: of the task, or of each
   ``concurrency_key`` when one is given;
 - ``rate_limit``: at most N starts in any window of the period ("100/m"; /s, /m, /h): of the
-  task, or of each ``rate_key`` when one is given.
+  task, or of each ``rate_key`` when one is given;
+- ``debounce`` (with ``unique_key``): while the key's job has not started, enqueueing again
+  replaces its arguments and moves it to now + debounce, never past its first enqueue +
+  ``debounce_max``; once it started, the next enqueue makes a new job.
 
 A key is a string, or a callable that takes the job's arguments and returns one. The claim
 decides the limits (djjobs.worker.gate), the insert path the FIFO order (djjobs.lifecycle.insert),
@@ -16,11 +19,21 @@ and every path that ends a job releases its key (djjobs.lifecycle.finish).
 """
 
 import re
+from datetime import timedelta
 from functools import lru_cache
 
 from .compat import InvalidTask
 
-OPTIONS = ("fifo_key", "fifo_on_failure", "concurrency", "concurrency_key", "rate_limit", "rate_key")
+OPTIONS = (
+    "fifo_key",
+    "fifo_on_failure",
+    "concurrency",
+    "concurrency_key",
+    "rate_limit",
+    "rate_key",
+    "debounce",
+    "debounce_max",
+)
 FIFO_ON_FAILURE = ("continue", "hold")
 MAX_KEY_LENGTH = 255
 MAX_LIMIT = 1_000_000
@@ -63,10 +76,32 @@ def check_options(options) -> None:
             parse_rate(rate)
         except ValueError as exc:
             raise InvalidTask(f"rate_limit: {exc}.") from None
+    debounce = seconds("debounce", getattr(options, "debounce", None))
+    debounce_max = seconds("debounce_max", getattr(options, "debounce_max", None))
+    if debounce_max is not None and debounce is None:
+        raise InvalidTask("debounce_max bounds a debounce: give debounce= too.")
+    if debounce_max is not None and debounce is not None and debounce_max < debounce:
+        raise InvalidTask(f"debounce_max ({debounce_max:g} s) must be at least debounce ({debounce:g} s).")
     if getattr(options, "concurrency_key", None) is not None and concurrency is None:
         raise InvalidTask("concurrency_key needs concurrency=N: how many jobs of each key may run at once.")
     if getattr(options, "rate_key", None) is not None and rate is None:
         raise InvalidTask('rate_key needs rate_limit="N/period": how many jobs of each key may start.')
+
+
+MAX_SECONDS = 366 * 86400.0
+
+
+def seconds(name: str, value) -> float | None:
+    """A duration option (a timedelta or a number of seconds) in seconds, or InvalidTask."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= MAX_SECONDS:
+        raise InvalidTask(
+            f"{name} must be a timedelta or a number of seconds above 0 and at most a year, got {value!r}."
+        )
+    return float(value)
 
 
 def check_key(name: str, key) -> str:

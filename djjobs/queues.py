@@ -178,8 +178,13 @@ class QueueRules:
 @dataclass(slots=True)
 class Look:
     rules: QueueRules
-    limited_jobs: bool  # READY jobs under a concurrency or rate limit exist
+    concurrency_seen: bool  # READY jobs under a concurrency limit exist
+    rate_seen: bool  # READY jobs under a rate limit exist
     at: float
+
+    @property
+    def limited_jobs(self) -> bool:
+        return self.concurrency_seen or self.rate_seen
 
     @property
     def skip(self) -> frozenset:
@@ -201,12 +206,11 @@ def look(alias: str) -> Look:
     now = time.monotonic()
     if seen is not None and now - seen.at < LOOK_INTERVAL:
         return seen
+    ready = Job.objects.using(alias).filter(status=JobStatus.READY)
     seen = _looks[alias] = Look(
         queue_rules(alias),
-        Job.objects.using(alias)
-        .filter(status=JobStatus.READY)
-        .filter(Q(concurrency_key__isnull=False) | Q(rate_key__isnull=False))
-        .exists(),
+        ready.filter(concurrency_key__isnull=False).exists(),
+        ready.filter(rate_key__isnull=False).exists(),
         now,
     )
     return seen

@@ -29,6 +29,8 @@ class JobTask(Task):
     concurrency_key: Any = None
     rate_limit: str | None = None  # "N/s|m|h": at most N starts in any such window (of the task, or per rate_key)
     rate_key: Any = None
+    debounce: timedelta | float | None = None  # with unique_key: a burst of enqueues becomes one job
+    debounce_max: timedelta | float | None = None  # the longest a debounced job waits from its first enqueue
     # Declarations read by other parts (not per-enqueue options):
     schedule: str | None = None  # a cron expression: a code-managed Schedule (djjobs.schedules.tick)
     subscribe: str | tuple[str, ...] | None = None  # event name(s) this task handles (djjobs.events)

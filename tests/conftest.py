@@ -19,3 +19,11 @@ def _fresh_queue_look():
     forget()
     yield
     forget()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_free_claim_memory():
+    """The claim remembers for a moment that it found no free job (worker/claim.py)."""
+    from djjobs.worker import claim
+
+    claim._free_claim_empty.clear()

@@ -122,13 +122,14 @@ class Statements:
             for direct in (False, True)
             for skip in (False, True)
         }
-        # The limited claim's UPDATE (djjobs.worker.gate chose the ids): as the claim's, all to
-        # idle threads. Parameters as claim_pg's, and ids (a list of UUIDs).
+        # The limited claim's UPDATE (djjobs.worker.gate chose the ids, in claim order): as the
+        # claim's, the first `direct` to idle threads, the others claimed ahead. Parameters as
+        # claim_pg's, ids (a list of UUIDs) and direct.
         self.CLAIM_IDS_PG = f"""
         UPDATE {t} AS j SET
             {_CLAIM_SET_PG},
-            claimed_ahead = FALSE
-        FROM (SELECT unnest(%(ids)s::uuid[]) AS id) AS picked
+            claimed_ahead = picked.n > %(direct)s
+        FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS picked(id, n)
         WHERE j.id = picked.id AND j.status = {READY}
         RETURNING {CLAIM_RETURNING_PG}
     """
@@ -141,6 +142,19 @@ class Statements:
                     FROM unnest(%s::text[]::uuid[], %s::text[]::uuid[], %s::text[]::jsonb[]) AS v(id, token, rv)
                     WHERE j.id = v.id AND j.status = {RUNNING} AND j.lease_token = v.token
                     RETURNING j.id::text"""
+
+        # -- FIFO: the next job of each of these keys (parameter: the keys) WAITING -> READY, for
+        # the keys no job holds any more (READY, RUNNING, or FAILED with fifo_hold); in the
+        # transaction of the completions that ended their jobs. The partial unique index
+        # djjobs_job_fifo_active_key stays the judge: a violation means a concurrent enqueuer
+        # made the key's READY job, and the caller releases key by key (lifecycle.finish).
+        self.RELEASE_FIFO_PG = f"""UPDATE {t} AS j SET status = {READY}
+                    FROM (SELECT DISTINCT ON (fifo_key) id FROM {t}
+                          WHERE status = {WAITING} AND fifo_key = ANY(%s)
+                          ORDER BY fifo_key, fifo_seq, id) AS following
+                    WHERE j.id = following.id AND j.status = {WAITING}
+                      AND NOT EXISTS (SELECT 1 FROM {t} AS h WHERE h.fifo_key = j.fifo_key
+                                      AND (h.status IN ({READY}, {RUNNING}) OR (h.status = {FAILED} AND h.fifo_hold)))"""
 
         # -- the read model's counts (djjobs.db.counts), each read through an index.
         # Per priority with READY jobs (a loose index scan of the claim index: one probe each),

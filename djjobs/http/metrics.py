@@ -7,13 +7,15 @@ index) and the small Worker table. Nothing scans the whole job table.
 
 from datetime import timedelta
 
+from django.db import router
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
 
 from .. import conf
-from ..models import Job, Worker
+from ..models import Job, Queue, Worker
+from ..queues import queue_rules
 from ..states import FINISHED, JobStatus
 from . import health
 
@@ -35,6 +37,7 @@ class JobsCollector:
         yield from _finished_metrics(Job, since)
         yield _durations(Job, since)
         yield from _worker_metrics(snap)
+        yield from _flow_metrics()
 
 
 def render() -> tuple[bytes, str]:
@@ -128,6 +131,33 @@ def _durations(Job, since):
         buckets.append(("+Inf", len(seconds)))
         family.add_metric([queue], buckets, gsum_value=sum(seconds))
     return family
+
+
+def _flow_metrics():
+    """Flow control: each queue's paused state and limits, and FIFO keys held by a FAILED job."""
+    rules = queue_rules(router.db_for_read(Job))
+    paused = GaugeMetricFamily("djjobs_queue_paused", "1 while the queue is paused.", labels=["queue"])
+    concurrency = GaugeMetricFamily(
+        "djjobs_queue_concurrency_limit", "The queue's cluster-wide concurrency limit (absent: none).", labels=["queue"]
+    )
+    rate = GaugeMetricFamily(
+        "djjobs_queue_rate_limit_per_second",
+        "The queue's rate limit as starts per second (absent: none).",
+        labels=["queue", "limit"],
+    )
+    names = set(Queue.objects.values_list("name", flat=True)) | set(rules.concurrency) | set(rules.rate)
+    for name in sorted(names):
+        paused.add_metric([name], 1.0 if name in rules.paused else 0.0)
+    for name, limit in sorted(rules.concurrency.items()):
+        concurrency.add_metric([name], limit)
+    for name, (count, period, text) in sorted(rules.rate.items()):
+        rate.add_metric([name, text], count / period)
+    held = GaugeMetricFamily(
+        "djjobs_fifo_keys_held_by_failed_jobs",
+        'FIFO keys blocked by a FAILED job with fifo_on_failure="hold" (retry or cancel it).',
+        value=Job.objects.filter(status=JobStatus.FAILED, fifo_hold=True, fifo_key__isnull=False).count(),
+    )
+    return [paused, concurrency, rate, held]
 
 
 def _worker_metrics(snap):

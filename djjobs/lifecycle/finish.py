@@ -17,6 +17,7 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 """
 
 import logging
+from contextvars import ContextVar
 from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
@@ -175,15 +176,56 @@ def send_finished(job, outcome=None, sender=None) -> None:
             logger.exception("job %s: a task_finished receiver failed", job_key(job))
 
 
+# The error of the job whose task_finished is being sent (for OneLineFailure).
+_sending_error: ContextVar[BaseException | None] = ContextVar("djjobs_sending_error", default=None)
+
+
 def _send(sender, result, error) -> None:
-    # Django sends task_finished inside the exception handler, so receivers can log exc_info.
+    # Django sends task_finished inside the exception handler, so receivers can read exc_info.
     if error is None:
         task_finished.send(sender, task_result=result)
         return
+    traceback, context = error.__traceback__, error.__context__
     try:
         raise error
     except BaseException:  # noqa: BLE001 - raised only to send inside its handler, as Django does
-        task_finished.send(sender, task_result=result)
+        # Raising put this frame on top of the task's traceback; receivers see the task's own
+        # (sys.exc_info() reads the handled exception's __traceback__).
+        error.__traceback__, error.__context__ = traceback, context
+        token = _sending_error.set(error)
+        try:
+            task_finished.send(sender, task_result=result)
+        finally:
+            _sending_error.reset(token)
+
+
+class OneLineFailure(logging.Filter):
+    """Django's own task_finished receiver logs a failed task at ERROR with its traceback.
+
+    For a djjobs job that is one more copy of a traceback the job's row keeps (the admin and
+    ``manage.py jobs show`` print it), and the worker has said what failed already ("job
+    failed ... error=..."): a worker's log of failures would be mostly tracebacks, which read
+    as if the worker crashed. On Django's loggers (``django.tasks``, ``django_tasks``) this
+    filter makes that record one line, the error's class and message at its end; receivers
+    still get ``sys.exc_info()``. Records not sent by djjobs are left as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = _sending_error.get()
+        if error is not None and record.exc_info and record.exc_info[1] is error:
+            record.msg = f"{record.msg} error=%s"
+            record.args = (*(record.args or ()), clean_text(f"{type(error).__name__}: {exception_message(error)}"))
+            record.exc_info = record.exc_text = None
+        return True
+
+
+ONE_LINE_FAILURE = OneLineFailure()
+
+
+def shorten_failure_lines() -> None:
+    """Put OneLineFailure on Django's task loggers (DjjobsConfig.ready(); idempotent)."""
+    for name in ("django.tasks", "django_tasks"):
+        logging.getLogger(name).addFilter(ONE_LINE_FAILURE)
 
 
 def _recorded_error(job):
@@ -427,31 +469,18 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
         return set()
     now = timezone.now()
     connection = connections[router.db_for_write(Job)]
-    if connection.vendor == "postgresql" and any(getattr(job, "fifo_key", None) for job, _ in items):
-        # A FIFO job's key is released in its completion's transaction: those are written row by row.
-        keyed = [item for item in items if getattr(item[0], "fifo_key", None)]
-        done = _write_each(Job, connection, keyed, now) | _write_successes(
-            [item for item in items if not getattr(item[0], "fifo_key", None)], worker_id
-        )
+    keys = None
+    if connection.vendor == "postgresql":
+        # FIFO jobs release their keys' next jobs in the transaction of their completion.
+        keys = {job.fifo_key for job, _ in items if getattr(job, "fifo_key", None)}
+    if keys:
+        relax_commits(connection)  # the completer's own connection
+        with transaction.atomic(using=connection.alias):
+            done = _write_successes_pg(connection, items, now)
+            _release_fifo_pg(connection, sorted(keys))
     elif connection.vendor == "postgresql":
         relax_commits(connection)  # the completer's own connection
-        # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
-        ids, tokens, values = [], [], []
-        token_texts = {}
-        for job, outcome in items:
-            ids.append(job_key(job))
-            token = job.lease_token
-            text = token_texts.get(id(token))
-            if text is None:
-                text = token_texts[id(token)] = str(token)
-            tokens.append(text)
-            values.append(None if outcome.return_value is None else outcome.return_json)
-        done = {
-            row[0]
-            for row in bound.run(
-                connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True
-            )
-        }
+        done = _write_successes_pg(connection, items, now)
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
         done = _write_each(Job, connection, items, now)
     for job, _outcome in items:
@@ -459,6 +488,37 @@ def _write_successes(items: list, worker_id: str) -> set[str]:
             job.status, job.finished_at = SUCCESSFUL, now
             job.return_value = _outcome.return_value
     return done
+
+
+def _write_successes_pg(connection, items: list, now) -> set[str]:
+    """statements.SUCCESSES_PG for ``items``; the keys (id text) written."""
+    # Ids and tokens go as text (made once per job and per claim), not as UUID objects.
+    ids, tokens, values = [], [], []
+    token_texts = {}
+    for job, outcome in items:
+        ids.append(job_key(job))
+        token = job.lease_token
+        text = token_texts.get(id(token))
+        if text is None:
+            text = token_texts[id(token)] = str(token)
+        tokens.append(text)
+        values.append(None if outcome.return_value is None else outcome.return_json)
+    return {
+        row[0]
+        for row in bound.run(connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True)
+    }
+
+
+def _release_fifo_pg(connection, keys: list) -> None:
+    """The next job of each of ``keys`` (their jobs just ended) READY, in one statement; key by
+    key when a concurrent enqueuer took one of the keys meanwhile (release_fifo decides)."""
+    try:
+        with transaction.atomic(using=connection.alias):
+            with connection.cursor() as cursor:
+                cursor.execute(statements.of(connection).RELEASE_FIFO_PG, [keys])
+    except IntegrityError:
+        for key in keys:
+            release_fifo(key, connection.alias)
 
 
 def _write_each(Job, connection, items: list, now) -> set[str]:
@@ -580,22 +640,25 @@ def unclaim(jobs) -> int:
 # -- an operator's cancel, retry and run now --------------------------------------------------
 
 
-def cancel_now(jobs) -> bool:
+def cancel_now(jobs) -> int:
     """READY or WAITING jobs -> CANCELLED, and FAILED jobs holding their FIFO key (the key moves
-    on); a workflow's step makes its run compensate."""
+    on); a workflow's step makes its run compensate. Returns how many were cancelled."""
     with transaction.atomic(using=jobs.db):
         ids = list(
             jobs.filter(
                 Q(status__in=list(t.CANCELLABLE)) | Q(status=FAILED, fifo_hold=True, fifo_key__isnull=False)
             ).values_list("id", flat=True)
         )
-        if not ids or not write(
-            jobs.filter(id__in=ids), t.CANCELLABLE | {FAILED}, CANCELLED, "cancel", finished_at=timezone.now()
-        ):
-            return False
+        cancelled = (
+            write(jobs.filter(id__in=ids), t.CANCELLABLE | {FAILED}, CANCELLED, "cancel", finished_at=timezone.now())
+            if ids
+            else 0
+        )
+        if not cancelled:
+            return 0
         _advance_runs_of(jobs)
         finished_on_commit(ids, jobs.db)
-    return True
+    return cancelled
 
 
 def request_cancel(jobs) -> int:

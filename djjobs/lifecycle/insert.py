@@ -22,7 +22,7 @@ unique key, a schedule's fire time).
 import dataclasses
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, router, transaction
@@ -57,6 +57,8 @@ def enqueue(backend, task: Task, args, kwargs) -> TaskResult:
     # even outside a transaction.
     if getattr(task, "unique_key", None) or flow.uses_flow(task):
         return insert(task, args, kwargs, backend=backend, checked=True)[1]
+    if getattr(task, "debounce", None) is not None:
+        raise InvalidTask("debounce needs unique_key: the key names the job that later enqueues update.")
     # One plain INSERT of prepared values: the ORM's model instance and SQL compiler cost more
     # than the statement itself.
     from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
@@ -156,6 +158,11 @@ def insert(
         payload = encode_payload(args, () if kwargs is None else kwargs)
     if flow.uses_flow(task):
         common.update(flow.job_fields(task, payload[0], payload[1]))
+    debounce = flow.seconds("debounce", getattr(task, "debounce", None))
+    if debounce is not None:
+        if not common.get("unique_key"):
+            raise InvalidTask("debounce needs unique_key: the key names the job that later enqueues update.")
+        return _insert_debounced(task, backend, common, payload, debounce)
     if guarded is None:
         guarded = bool(common.get("unique_key") or common.get("fifo_key"))
     if guarded:
@@ -176,6 +183,44 @@ def insert(
     if wanted(task_enqueued, type(backend), logging.DEBUG):
         task_enqueued.send(type(backend), task_result=result)
     return row, result
+
+
+def _insert_debounced(task: Task, backend, common: dict, payload: Payload, debounce: float):
+    """A debounced enqueue: the key's job that has not started yet (READY, first attempt) takes
+    these arguments and moves to now + debounce (never past its first enqueue + debounce_max);
+    without one, a new job is made, due in ``debounce``. The key is a debounce key, not a unique
+    key: it is held only until the job starts, so a change made while it runs makes a new job
+    and is never lost. Returns (row, TaskResult); task_enqueued is sent for a new job only."""
+    from ..models import Job  # models: once Django's apps are loaded
+
+    limit = flow.seconds("debounce_max", getattr(task, "debounce_max", None))
+    key = common.pop("unique_key")
+    now = common["enqueued_at"]
+    using = router.db_for_write(Job)
+    common.update(debounce_key=key, run_after=now + timedelta(seconds=debounce))
+    for _ in range(5):
+        pending = Job.objects.using(using).filter(debounce_key=key, status=JobStatus.READY, attempts=0)
+        found = pending.values_list("pk", "enqueued_at").first()
+        if found is not None:
+            pk, first = found
+            run_after = now + timedelta(seconds=debounce)
+            if limit is not None:
+                run_after = min(run_after, first + timedelta(seconds=limit))
+            if pending.filter(pk=pk).update(args=payload[0], kwargs=payload[1], run_after=run_after):
+                row = Job.objects.using(using).get(pk=pk)
+                return row, make_result(row, task if row.task_path == task.module_path else None)
+            continue  # it started meanwhile: a new job
+        row = Job(args=payload[0], kwargs=payload[1], **common)
+        result = _result(row, task)
+        try:
+            with transaction.atomic(using=using):
+                row.save(force_insert=True)
+        except IntegrityError:
+            continue  # another enqueuer made the key's job meanwhile: update that one
+        if wanted(task_enqueued, type(backend), logging.DEBUG):
+            task_enqueued.send(type(backend), task_result=result)
+        return row, result
+    raise InvalidTask(f"Could not enqueue debounced job {key!r}: the key is contended.")
 
 
 def insert_unfindable(task_path: str, kwargs: dict, now: datetime, **fields: Any) -> None:

@@ -45,6 +45,9 @@ def prune(batch_size: int = 1000, max_batches: int | None = None, dry_run: bool 
 def _prune_status(status, cutoff, batch_size, max_batches, dry_run) -> int:
     # A workflow's jobs go with their run (_prune_runs): its steps' results are its context.
     old = Job.objects.filter(status=status, finished_at__lt=cutoff, workflow_run__isnull=True)
+    if status == JobStatus.FAILED:
+        # A FAILED job holding its FIFO key (fifo_on_failure="hold") waits for an operator: kept.
+        old = old.exclude(fifo_hold=True, fifo_key__isnull=False)
     return _delete_in_batches(
         old, lambda ids: Job.objects.filter(id__in=ids).delete()[0], batch_size, max_batches, dry_run
     )

@@ -92,6 +92,9 @@ class Job(models.Model):
     concurrency_limit = models.PositiveIntegerField(null=True, blank=True, editable=False)
     rate_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
     rate_limit = models.CharField(max_length=32, null=True, blank=True, editable=False)
+    # Debounce: a unique key held only while the job has not started (READY, first attempt);
+    # enqueueing again meanwhile updates this job instead of making one.
+    debounce_key = models.CharField(max_length=255, null=True, blank=True, editable=False)
 
     return_value = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: attempt, exception_class_path, message, traceback, worker_id, at.
@@ -220,6 +223,12 @@ class Job(models.Model):
                 condition=Q(fifo_key__isnull=False)
                 & (Q(status__in=["READY", "RUNNING"]) | Q(status="FAILED", fifo_hold=True)),
                 name="djjobs_job_fifo_active_key",
+            ),
+            # Debounce: at most one job per key that has not started yet.
+            models.UniqueConstraint(
+                fields=["debounce_key"],
+                condition=Q(debounce_key__isnull=False, status="READY", attempts=0),
+                name="djjobs_job_debounce_key",
             ),
             # A schedule fires each of its fire times once: concurrent ticks meet here.
             models.UniqueConstraint(

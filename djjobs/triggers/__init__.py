@@ -28,7 +28,8 @@ from django.db import models
 from django.db.models import Count, Max
 from django.db.models.signals import post_delete, post_init, post_save, pre_save
 
-from ..compat import Task, TaskResult
+from .. import flow
+from ..compat import InvalidTask, Task, TaskResult
 from ..provenance import stamping
 from .conditions import CREATE, DELETE, UPDATE, Change, Condition, as_condition, changed, evaluating
 
@@ -78,6 +79,8 @@ class Trigger:
     kwargs: Callable[[Any], Mapping] | Mapping | None = None
     when: Condition | None = None
     unique: bool = False
+    debounce: Any = None  # a burst of saves of one row becomes one job (djjobs.flow)
+    debounce_max: Any = None
 
     @property
     def model_label(self) -> str:
@@ -106,7 +109,14 @@ class Trigger:
     def enqueue(self, instance) -> TaskResult:
         """Insert this trigger's job for ``instance`` (in the current transaction)."""
         args, kwargs = self.arguments(instance)
-        task = self.task.using(unique_key=self.unique_key(instance)) if self.unique else self.task
+        if self.debounce is not None:
+            task = self.task.using(
+                unique_key=self.unique_key(instance), debounce=self.debounce, debounce_max=self.debounce_max
+            )
+        elif self.unique:
+            task = self.task.using(unique_key=self.unique_key(instance))
+        else:
+            task = self.task
         with stamping(self.task.module_path, trigger=self.name):
             return task.enqueue(*args, **kwargs)
 
@@ -121,19 +131,58 @@ _cache: dict[tuple[type, str], tuple[Trigger, ...]] = {}
 _watched_cache: dict[type, tuple[str, ...]] = {}
 
 
-def on_create(model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None):
+def on_create(
+    model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None, debounce=None, debounce_max=None
+):
     """Enqueue ``task`` when an instance of ``model`` is created. Without ``task``: a decorator."""
-    return _declare(CREATE, model, task, args=args, kwargs=kwargs, when=when, unique=unique, name=name)
+    return _declare(
+        CREATE,
+        model,
+        task,
+        args=args,
+        kwargs=kwargs,
+        when=when,
+        unique=unique,
+        name=name,
+        debounce=debounce,
+        debounce_max=debounce_max,
+    )
 
 
-def on_update(model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None):
+def on_update(
+    model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None, debounce=None, debounce_max=None
+):
     """Enqueue ``task`` when an existing instance of ``model`` is saved (and ``when`` holds)."""
-    return _declare(UPDATE, model, task, args=args, kwargs=kwargs, when=when, unique=unique, name=name)
+    return _declare(
+        UPDATE,
+        model,
+        task,
+        args=args,
+        kwargs=kwargs,
+        when=when,
+        unique=unique,
+        name=name,
+        debounce=debounce,
+        debounce_max=debounce_max,
+    )
 
 
-def on_delete(model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None):
+def on_delete(
+    model, task=None, *, args=None, kwargs=None, when=None, unique=False, name=None, debounce=None, debounce_max=None
+):
     """Enqueue ``task`` when an instance of ``model`` is deleted. Without ``task``: a decorator."""
-    return _declare(DELETE, model, task, args=args, kwargs=kwargs, when=when, unique=unique, name=name)
+    return _declare(
+        DELETE,
+        model,
+        task,
+        args=args,
+        kwargs=kwargs,
+        when=when,
+        unique=unique,
+        name=name,
+        debounce=debounce,
+        debounce_max=debounce_max,
+    )
 
 
 def _declare(event, model, task, **options):
@@ -147,7 +196,7 @@ def _declare(event, model, task, **options):
     return register(_build(event, model, task, **options))
 
 
-def _build(event, model, task, *, args, kwargs, when, unique, name) -> Trigger:
+def _build(event, model, task, *, args, kwargs, when, unique, name, debounce=None, debounce_max=None) -> Trigger:
     if not isinstance(task, Task):
         raise ImproperlyConfigured(
             f"A trigger enqueues a task, got {task!r}: put @triggers.on_{event}(...) above @task."
@@ -157,15 +206,34 @@ def _build(event, model, task, *, args, kwargs, when, unique, name) -> Trigger:
     condition = None if when is None else as_condition(when)
     if event == DELETE and condition is not None and condition.fields:
         raise ImproperlyConfigured("changed() has no meaning for on_delete: a deleted row has no new values.")
-    if unique and not hasattr(task, "unique_key"):
-        raise ImproperlyConfigured(f"unique=True needs a djjobs task; {task.module_path} is not one.")
+    if (unique or debounce is not None) and not hasattr(task, "unique_key"):
+        raise ImproperlyConfigured(f"unique=True and debounce need a djjobs task; {task.module_path} is not one.")
+    try:
+        flow.check_options(_Debounce(debounce, debounce_max))
+    except InvalidTask as exc:
+        raise ImproperlyConfigured(f"A trigger's {exc}") from None
     trigger = Trigger(
-        name="", model=model, event=event, task=task, args=args, kwargs=kwargs, when=condition, unique=unique
+        name="",
+        model=model,
+        event=event,
+        task=task,
+        args=args,
+        kwargs=kwargs,
+        when=condition,
+        unique=unique,
+        debounce=debounce,
+        debounce_max=debounce_max,
     )
     trigger.name = name or f"{trigger.model_label}.{event}:{task.module_path}"
     if len(trigger.name) > 255:
         raise ImproperlyConfigured(f"A trigger name is at most 255 characters: {trigger.name!r}.")
     return trigger
+
+
+@dataclass
+class _Debounce:
+    debounce: Any
+    debounce_max: Any
 
 
 def register(trigger: Trigger) -> Trigger:

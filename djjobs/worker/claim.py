@@ -10,6 +10,7 @@ a job's status (the give-back of prefetched jobs included) is djjobs.lifecycle.f
 """
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -98,12 +99,13 @@ def claim(
     limited = []
     if flow.needed:
         idle = limit if direct is None else direct
-        if idle > 0:
-            limited = _claim_limited(connection, worker_id, queues, idle, lease_seconds, token, now, postgresql)
+        limited = _claim_limited(connection, worker_id, queues, limit, idle, lease_seconds, token, now, postgresql)
+        if limited:
+            taken_direct = sum(1 for job in limited if not job.claimed_ahead)
             limit -= len(limited)
             if direct is not None:
-                direct -= len(limited)
-            if limit <= 0:
+                direct = max(0, direct - taken_direct)
+            if limit <= 0 or _no_free_jobs_lately(connection.alias):
                 return limited
     skip = sorted(flow.skip) or None
     if postgresql:
@@ -111,21 +113,40 @@ def claim(
         jobs = _to_claimed_postgresql(rows, token, now, worker_id)
         if direct is not None:  # RETURNING's order is unspecified: the direct ones first
             jobs.sort(key=_ahead)
-        return limited + jobs
-    rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
-    return limited + [_to_claimed(row, token, connection, now, worker_id) for row in rows]
+    else:
+        rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
+        jobs = [_to_claimed(row, token, connection, now, worker_id) for row in rows]
+    if flow.needed:
+        _free_claim_empty[connection.alias] = time.monotonic() if not jobs else None
+    return limited + jobs
 
 
-def _claim_limited(connection, worker_id, queues, limit, lease_seconds, token, now, postgresql):
-    """gate.claim_limited with this claim's UPDATE of the ids it chose."""
+# While limited jobs are being claimed and the plain claim just found no free job, it is not
+# asked again for FREE_RECHECK seconds when the limited claim found work (a claim that finds
+# nothing at all always asks both: a --burst worker ends on that answer). A free job enqueued
+# meanwhile waits at most that long.
+FREE_RECHECK = 0.2
+_free_claim_empty: dict[str, float | None] = {}
+
+
+def _no_free_jobs_lately(alias: str) -> bool:
+    empty_at = _free_claim_empty.get(alias)
+    return empty_at is not None and time.monotonic() - empty_at < FREE_RECHECK
+
+
+def _claim_limited(connection, worker_id, queues, limit, idle, lease_seconds, token, now, postgresql):
+    """gate.claim_limited with this claim's UPDATE of the ids it chose (the first ``idle`` of
+    them to idle threads, the others claimed ahead)."""
     expires = now + timedelta(seconds=lease_seconds)
     sql = statements.of(connection)
 
     def update(ids):
+        direct = min(idle, len(ids))
         with connection.cursor() as cursor:
             if postgresql:
                 params = {
                     "ids": ids,
+                    "direct": direct,
                     "worker": worker_id,
                     "worker_json": json.dumps([worker_id]),
                     "token": token,
@@ -133,16 +154,18 @@ def _claim_limited(connection, worker_id, queues, limit, lease_seconds, token, n
                     "expires": expires,
                 }
                 cursor.execute(sql.CLAIM_IDS_PG, params)
-                return _to_claimed_postgresql(cursor.fetchall(), token, now, worker_id)
+                return sorted(_to_claimed_postgresql(cursor.fetchall(), token, now, worker_id), key=_ahead)
             adapt = connection.ops.adapt_datetimefield_value
             texts = [id_.hex if isinstance(id_, uuid.UUID) else id_ for id_ in ids]
+            first = texts[:direct]
             cursor.execute(
-                sql.claim_update_sqlite(len(texts), len(texts)),
-                [adapt(now), adapt(now), worker_id, worker_id, token.hex, adapt(expires), *texts, *texts],
+                sql.claim_update_sqlite(len(first), len(texts)),
+                [adapt(now), adapt(now), worker_id, worker_id, token.hex, adapt(expires), *first, *texts],
             )
-            return [_to_claimed(row, token, connection, now, worker_id) for row in cursor.fetchall()]
+            jobs = [_to_claimed(row, token, connection, now, worker_id) for row in cursor.fetchall()]
+            return sorted(jobs, key=_ahead)
 
-    return gate.claim_limited(connection, queues, limit, now, update)
+    return gate.claim_limited(connection, queues, limit, idle, now, update, _look(connection.alias))
 
 
 def _ahead(job) -> bool:

@@ -16,8 +16,10 @@ stays true until it commits what it claimed:
    starts older than their window deleted.
 
 Nothing is claimed to be put back: a job that may not start stays READY and untouched.
-Only idle threads are offered here (no claiming ahead): a prefetched job would hold a slot
-while it waits. Clocks: the worker's, as for every claim (keep worker machines on NTP).
+Claiming ahead of a free thread (prefetch, for short jobs) holds a slot while the job waits in
+the worker: it is done only while its key and queue keep a quarter of their slots free, and
+never for a job under a rate limit (its start is counted at the claim, so it must start then).
+Clocks: the worker's, as for every claim (keep worker machines on NTP).
 """
 
 from datetime import timedelta
@@ -33,51 +35,44 @@ from ..states import JobStatus
 
 CANDIDATES_PER_SLOT = 4  # candidates read per job to claim (more, when keys are full)
 
+# Whether this process's last limited claim left a due job READY only because a rate window was
+# full: it may start within the period, so a --burst worker waits for it instead of ending.
+_rate_held = False
 
-def claim_limited(connection, queues, limit: int, now, update) -> list:
-    """Claim up to ``limit`` jobs that are under limits (or in limited queues) and may start now.
+
+def rate_held() -> bool:
+    return _rate_held
+
+
+def claim_limited(connection, queues, limit: int, idle: int, now, update, look=None) -> list:
+    """Claim up to ``limit`` jobs that are under limits (or in limited queues) and may start now;
+    beyond the ``idle`` threads' share they are claimed ahead, which a job under a rate limit
+    never is (its start is counted at the claim: it must start then).
     ``update(ids)`` runs the claim's UPDATE of those ids and returns the claimed rows. Runs in
-    its own transaction, claims taking turns."""
+    its own transaction, claims taking turns.
+
+    ``look`` (djjobs.queues.look, at most a second old) gives the queues' rules and says whether
+    jobs under concurrency or rate limits were seen: then what is full is read first and left
+    out of the candidates in SQL; otherwise it is read only if a candidate needs it. Either way
+    every candidate is checked against counts read in this transaction."""
+    global _rate_held
+    _rate_held = False
     alias = connection.alias
+    rules = look.rules if look is not None else queue_rules(alias)
     with transaction.atomic(using=alias):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(statements.FLOW_LOCK, [statements.FLOW_LOCK_ID])
-        # First a write: on SQLite it takes the write lock now, so claims take turns from here.
-        FlowStart.objects.using(alias).filter(expires_at__lte=now).delete()
-        rules = queue_rules(alias)
+        else:  # a write first: SQLite's write lock, so claims take turns from here
+            FlowStart.objects.using(alias).filter(expires_at__lte=now).delete()
         served = set(queues) if queues else None
+        counts = _Counts(alias, now, rules)
+        if look is None or look.concurrency_seen or rules.concurrency:
+            counts.read_running()
+        if look is None or look.rate_seen or rules.rate:
+            counts.read_starts(connection.vendor == "postgresql")
 
-        # Slots in use: RUNNING jobs with a live lease, per key and per limited queue.
-        running_keys: dict[str, int] = {}
-        running_queues: dict[str, int] = {}
-        running = Job.objects.using(alias).filter(status=JobStatus.RUNNING, lease_expires_at__gt=now)
-        running = running.filter(Q(concurrency_key__isnull=False) | Q(queue_name__in=list(rules.concurrency)))
-        key_limits: dict[str, int] = {}
-        for key, key_limit, queue in running.values_list("concurrency_key", "concurrency_limit", "queue_name"):
-            if key is not None:
-                running_keys[key] = running_keys.get(key, 0) + 1
-                key_limits[key] = min(key_limit or 1, key_limits.get(key, key_limit or 1))
-            if queue in rules.concurrency:
-                running_queues[queue] = running_queues.get(queue, 0) + 1
-
-        # Starts inside their window, per scope (a rate key, or a queue's scope).
-        starts: dict[str, int] = {}
-        caps: dict[str, int] = {}
-        for scope, count, cap in (
-            FlowStart.objects.using(alias)
-            .filter(expires_at__gt=now)
-            .values("scope")
-            .annotate(n=Count("id"), cap=Min("max_starts"))
-            .values_list("scope", "n", "cap")
-        ):
-            starts[scope], caps[scope] = count, cap
-
-        full_rate_keys = [scope for scope, count in starts.items() if count >= caps[scope]]
-        full_queues = {q for q, n in running_queues.items() if n >= rules.concurrency[q]}
-        for q, (cap, _period, _text) in rules.rate.items():
-            if starts.get(flow.queue_scope(q), 0) >= cap:
-                full_queues.add(q)
+        full_queues = counts.full_queues()
         skip_queues = set(rules.paused) | full_queues
 
         def candidates(qs):
@@ -99,14 +94,19 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
             )
 
         due = Job.objects.using(alias).filter(status=JobStatus.READY, run_after__lte=now)
+        rate_full_queues = counts.rate_full_queues()
+        if counts.full_rate_keys or rate_full_queues:
+            held = due.filter(Q(rate_key__in=counts.full_rate_keys) | Q(queue_name__in=rate_full_queues))
+            if served is not None:
+                held = held.filter(queue_name__in=served)
+            _rate_held = held.exclude(queue_name__in=rules.paused).exists()
         limited = due.filter(Q(concurrency_key__isnull=False) | Q(rate_key__isnull=False))
         # Keys already full are left out in SQL, so a backlog of one full key does not hide the
         # others' jobs from the candidates (a key's limit: the one its running jobs carry).
-        full_keys = [key for key, n in running_keys.items() if n >= key_limits[key]]
-        if full_keys:
-            limited = limited.exclude(concurrency_key__in=full_keys)
-        if full_rate_keys:
-            limited = limited.exclude(rate_key__in=full_rate_keys)
+        if counts.full_keys:
+            limited = limited.exclude(concurrency_key__in=counts.full_keys)
+        if counts.full_rate_keys:
+            limited = limited.exclude(rate_key__in=counts.full_rate_keys)
         rows = candidates(limited)
         limited_queues = rules.limited - skip_queues
         if served is not None:
@@ -117,7 +117,13 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
             )
             rows += candidates(free_in_limited)
             rows.sort(key=lambda row: (-row[1], row[2], row[0]))
+        # Counts no look asked for, needed by a candidate after all (a first job of its kind).
+        if not counts.running_read and any(row[4] is not None for row in rows):
+            counts.read_running()
+        if not counts.starts_read and any(row[6] is not None for row in rows):
+            counts.read_starts(connection.vendor == "postgresql")
 
+        running_keys, running_queues, starts = counts.running_keys, counts.running_queues, counts.starts
         chosen, scopes = [], []
         for id_, _priority, _run_after, queue, key, key_limit, rate_key, rate_text in rows:
             if len(chosen) >= limit:
@@ -136,7 +142,18 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
             if queue in rules.rate:
                 cap, period, _text = rules.rate[queue]
                 job_scopes.append((flow.queue_scope(queue), cap, period))
+            ahead = len(chosen) >= idle
+            if ahead and (
+                job_scopes
+                or (key is not None and running_keys.get(key, 0) + 1 > _ahead_share(key_limit))
+                or (
+                    queue in rules.concurrency
+                    and running_queues.get(queue, 0) + 1 > _ahead_share(rules.concurrency[queue])
+                )
+            ):
+                continue  # not claimed ahead of a thread
             if any(starts.get(scope, 0) >= cap for scope, cap, _period in job_scopes):
+                _rate_held = True
                 continue
             chosen.append(id_)
             if key is not None:
@@ -155,3 +172,65 @@ def claim_limited(connection, queues, limit: int, now, update) -> list:
                 for scope, cap, period in scopes
             )
         return claimed
+
+
+def _ahead_share(limit: int) -> int:
+    """How many of a limit's slots may be in use once a job is claimed ahead: three quarters,
+    leaving a quarter (at least one slot) to the idle threads of other workers."""
+    return limit - max(1, limit // 4)
+
+
+class _Counts:
+    """What the limited claim counts, in its transaction: RUNNING jobs with a live lease per
+    concurrency key and per limited queue; starts inside their window per rate scope."""
+
+    def __init__(self, alias: str, now, rules):
+        self.alias, self.now, self.rules = alias, now, rules
+        self.running_keys: dict[str, int] = {}
+        self.running_queues: dict[str, int] = {}
+        self.key_limits: dict[str, int] = {}
+        self.starts: dict[str, int] = {}
+        self.caps: dict[str, int] = {}
+        self.running_read = self.starts_read = False
+
+    def read_running(self) -> None:
+        self.running_read = True
+        running = Job.objects.using(self.alias).filter(status=JobStatus.RUNNING, lease_expires_at__gt=self.now)
+        running = running.filter(Q(concurrency_key__isnull=False) | Q(queue_name__in=list(self.rules.concurrency)))
+        for key, key_limit, queue in running.values_list("concurrency_key", "concurrency_limit", "queue_name"):
+            if key is not None:
+                self.running_keys[key] = self.running_keys.get(key, 0) + 1
+                self.key_limits[key] = min(key_limit or 1, self.key_limits.get(key, key_limit or 1))
+            if queue in self.rules.concurrency:
+                self.running_queues[queue] = self.running_queues.get(queue, 0) + 1
+
+    def read_starts(self, prune: bool) -> None:
+        self.starts_read = True
+        if prune:  # (SQLite pruned them first, taking its write lock)
+            FlowStart.objects.using(self.alias).filter(expires_at__lte=self.now).delete()
+        rows = (
+            FlowStart.objects.using(self.alias)
+            .filter(expires_at__gt=self.now)
+            .values("scope")
+            .annotate(n=Count("id"), cap=Min("max_starts"))
+            .values_list("scope", "n", "cap")
+        )
+        for scope, count, cap in rows:
+            self.starts[scope], self.caps[scope] = count, cap
+
+    @property
+    def full_keys(self) -> list:
+        return [key for key, n in self.running_keys.items() if n >= self.key_limits[key]]
+
+    @property
+    def full_rate_keys(self) -> list:
+        return [scope for scope, count in self.starts.items() if count >= self.caps[scope]]
+
+    def rate_full_queues(self) -> set:
+        return {
+            q for q, (cap, _period, _text) in self.rules.rate.items() if self.starts.get(flow.queue_scope(q), 0) >= cap
+        }
+
+    def full_queues(self) -> set:
+        full = {q for q, n in self.running_queues.items() if n >= self.rules.concurrency[q]}
+        return full | self.rate_full_queues()

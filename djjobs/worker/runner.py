@@ -24,8 +24,10 @@ from ..logs import flush_all as flush_logs
 from ..maintenance.pruner import prune
 from ..maintenance.rescuer import rescue_expired
 from ..models import Job, Worker
+from ..queues import ensure_queues
 from ..schedules.tick import tick
 from ..states import JobStatus
+from . import gate
 from .claim import claim
 from .completer import Completer
 from .turn import attempt, complete_with_retry, finish
@@ -215,7 +217,10 @@ class Runner:
             # Read before the claim: a job that fails while the claim runs may be due again
             # (a retry) once its thread is done, so "nothing claimed and nothing busy" must
             # mean nothing was busy when the claim looked.
-            idle = self._busy == 0
+            # A success handed to the completer is not written yet: until it is, the job is in
+            # _running, and what its completion releases (a FIFO key's next job) is not due yet.
+            with self._lock:
+                idle = self._busy == 0 and not self._running
             # Jobs beyond the idle threads are claimed ahead: if this worker is lost before it
             # starts them, the rescuer gives their attempt back (claim.py, rescuer.py).
             direct = self.concurrency - self._busy
@@ -230,6 +235,10 @@ class Runner:
                 inbox.put(job)
             if self.max_jobs is not None and self.claimed_total >= self.max_jobs:
                 break
+            if self.burst and not jobs and idle and gate.rate_held():
+                # Due jobs wait for a rate limit's window: they start within its period.
+                self._wakeup.wait(0.05)
+                continue
             if self.burst and not jobs and idle:
                 if claim_failures and claim_failures < BURST_CLAIM_TRIES:
                     continue  # _guarded waited a moment: ask again
@@ -358,6 +367,10 @@ class Runner:
         status = finish(job, outcome, completed, self.worker_id)
         with self._lock:
             self._count(job, status)
+        # Written: the slot it held under a limit is free, its key's next job may be READY, a
+        # burst worker may be done. The loop looks (it claims only when enough slots are free).
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     def _count(self, job, status) -> None:
         # Called with the lock held.
@@ -420,6 +433,8 @@ class Runner:
                 "stopped_at": None,
             },
         )
+        # Its queues appear in the admin's Queues screen (to pause or limit) from its start.
+        ensure_queues(self.queues or ())
 
     def _unregister(self) -> None:
         Worker.objects.filter(id=self.worker_id).update(
@@ -467,6 +482,12 @@ class Runner:
 
     def _on_signal(self, signum, frame) -> None:
         self._signals += 1
+        if self._signals > 1 and self.parent_pid is not None and signum == signal.SIGTERM:
+            # A supervisor's worker process: systemd's default KillMode=control-group sends
+            # SIGTERM to every process of the service, and the supervisor forwards its own, so a
+            # second SIGTERM is no hurry; the supervisor escalates with SIGKILL when it must.
+            logger.info("worker %s: %s received again, still finishing its jobs", self.worker_id, "SIGTERM")
+            return
         if self._signals > 1:
             logger.warning("worker %s: second signal, exiting now; running jobs will be rescued", self.worker_id)
             os._exit(1)

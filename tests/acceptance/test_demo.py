@@ -38,6 +38,15 @@ assert client.post("/jobs/fulfilment/").status_code == 302
 page = client.get("/jobs/").content.decode()
 assert 'http-equiv="refresh"' in page and "send_receipt" in page
 order = Order.objects.latest("pk")
+# Job ids link to the job's admin page, in the flash messages and on /jobs/ (issue 18, defect 14).
+report = Job.objects.get(task_path__endswith=".build_report")
+assert f'enqueued as job <a href="/admin/djjobs/job/{report.pk}/change/">{report.pk}</a>' in page  # flash message
+assert f'<a class="muted" href="/admin/djjobs/job/{order.receipt_job_id}/change/">' in page  # the table
+assert '<a href="/admin/djjobs/workflowrun/' in page  # the workflow run's flash message
+assert client.get("/favicon.ico").status_code == 204 and 'rel="icon"' in page
+Job.objects.filter(pk=order.receipt_job_id).update(status="SUCCESSFUL", return_value={"sent": True, "to": None})
+assert "<code>{&quot;sent&quot;: true, &quot;to&quot;: null}</code>" in client.get("/jobs/").content.decode()
+Job.objects.filter(pk=order.receipt_job_id).update(status="READY", return_value=None)
 assert Job.objects.filter(pk=order.receipt_job_id, status="READY").exists()
 print("client ok", Job.objects.count())
 """

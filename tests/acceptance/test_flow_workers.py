@@ -128,3 +128,58 @@ def test_kill_9_of_a_worker_holding_a_fifo_job_does_not_block_the_key_past_its_l
     first, second = Job.objects.filter(fifo_key="account:k").order_by("fifo_seq")
     assert first.attempts == 2 and second.attempts == 1
     assert first.finished_at <= second.started_at
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_worker_waits_for_a_rate_window_but_not_for_a_paused_queue(workers):
+    import djjobs
+
+    for _ in range(8):
+        tasks.five_per_two_seconds.enqueue()
+    tasks.send_receipt.enqueue(1)  # queue "emails", paused: does not keep the burst running
+    djjobs.pause_queue("emails")
+    burst = workers("--burst", "--concurrency", "4")
+    assert burst.wait(90) == 0, burst.log()
+    assert Job.objects.filter(task_path__endswith="five_per_two_seconds", status=JobStatus.SUCCESSFUL).count() == 8
+    assert Job.objects.get(queue_name="emails").status == JobStatus.READY
+
+
+@pytest.mark.timeout(180)
+def test_pausing_a_queue_takes_effect_on_running_workers_without_a_restart(workers):
+    import djjobs
+
+    started = three_workers(workers)
+    djjobs.pause_queue("emails")
+    time.sleep(1.5)  # the documented delay: a worker looks at the queues' state once a second
+    receipts = [tasks.send_receipt.enqueue(n) for n in range(5)]  # queue "emails"
+    others = [tasks.record_job.enqueue(label=str(n)) for n in range(5)]  # queue "default"
+    wait_until(
+        lambda: Job.objects.filter(id__in=[r.id for r in others], status=JobStatus.SUCCESSFUL).count() == 5,
+        timeout=60,
+        workers=started,
+    )
+    time.sleep(2.5)  # bounded: two looks at the queues (once a second) have passed; still nothing ran
+    assert set(Job.objects.filter(id__in=[r.id for r in receipts]).values_list("status", flat=True)) == {"READY"}
+    djjobs.resume_queue("emails")
+    wait_until(
+        lambda: Job.objects.filter(id__in=[r.id for r in receipts], status=JobStatus.SUCCESSFUL).count() == 5,
+        timeout=60,
+        message="the resumed queue's jobs SUCCESSFUL",
+        workers=started,
+    )
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_a_worker_holding_a_concurrency_slot_frees_it_when_its_lease_expires(workers):
+    victim = workers("--concurrency", "2", "--worker-id", "victim", settings=FAST)
+    victim.wait_started()
+    tasks.one_per_customer.enqueue("c", ms=60_000)
+    wait_until(lambda: Job.objects.filter(status=JobStatus.RUNNING).exists(), timeout=30, workers=[victim])
+    tasks.one_per_customer.enqueue("c", ms=0)  # same key: waits for the slot
+    victim.kill()
+    other = workers("--concurrency", "2", "--worker-id", "other", settings=FAST)
+    other.wait_started()
+    Job.objects.filter(status=JobStatus.RUNNING).update(kwargs={"ms": 0})  # its retry is quick
+    wait_all_successful(2, [other], timeout=60)
+    first, second = Job.objects.order_by("enqueued_at")
+    assert first.attempts == 2 and second.attempts == 1

@@ -1,5 +1,8 @@
 """run_workers as a command, in-process: option validation and a threaded --burst run."""
 
+from datetime import UTC
+from io import StringIO
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -200,3 +203,59 @@ def test_schedules_add_accepts_args_exactly_as_deep_as_enqueue_does():
     _add("--args", deepest)
     assert Schedule.objects.get(name="s").args == json.loads(deepest)
     assert tasks.record.enqueue(*json.loads(deepest)).args == json.loads(deepest)
+
+
+# -- help that says what djjobs does (issue 18, defect 13) --------------------------------------
+
+
+def _help(name: str) -> str:
+    from django.core.management import load_command_class
+
+    return " ".join(load_command_class("djjobs", name).create_parser("manage.py", name).format_help().split())
+
+
+def test_run_workers_help_gives_numbers_and_meanings(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "CONCURRENCY": 6}
+    text = _help("run_workers")
+    assert "(default 6: DJJOBS['CONCURRENCY'])" in text
+    assert "0 warnings and errors only" in text and "a line per job started and finished" in text
+    assert "0=minimal output" not in text  # Django's generic wording is replaced
+    assert "then exit: 0 when done, 1 if the database could not be asked" in text
+
+
+def test_prune_jobs_help_gives_the_retention_and_batch_size(settings):
+    settings.DJJOBS = {**settings.DJJOBS, "RETENTION_DAYS": {"SUCCESSFUL": 7, "FAILED": 30, "CANCELLED": None}}
+    text = _help("prune_jobs")
+    assert "SUCCESSFUL 7 days, FAILED 30 days; CANCELLED kept for ever; events 90 days" in text
+    assert "Rows per delete transaction (default 1000)." in text
+
+
+@pytest.mark.django_db
+def test_prune_jobs_dry_run_says_how_old(capsys):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    tasks.add.enqueue(1, 2)
+    Job.objects.update(status="SUCCESSFUL", finished_at=timezone.now() - timedelta(days=20))
+    call_command("prune_jobs", "--dry-run")
+    out = capsys.readouterr().out
+    assert "Would delete 1 successful (finished more than 14 days ago; the oldest 20 days ago)" in out
+    assert "Would delete 0 failed (finished more than 90 days ago)" in out
+    assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_schedules_description_has_help_and_a_one_off_names_its_zone_once():
+    from datetime import datetime
+
+    from djjobs.models import Schedule
+
+    assert "--description DESCRIPTION What the schedule is for" in _help("schedules")
+    Schedule.objects.create(
+        name="once", task_path="tests.testapp.tasks.record", run_at=datetime(2030, 1, 1, 9, tzinfo=UTC), time_zone="UTC"
+    )
+    out = StringIO()
+    call_command("schedules", stdout=out)
+    assert "Once, at 2030-01-01 09:00:00 UTC\n" in out.getvalue()
+    assert "UTC (UTC)" not in out.getvalue()

@@ -319,3 +319,106 @@ def test_the_queue_admin_shows_each_queue_pauses_with_permission_and_audits(clie
     client.force_login(staff)
     response = client.post("/admin/djjobs/queue/", {"action": "resume", "_selected_action": ["emails"]})
     assert Queue.objects.get(name="emails").paused
+
+
+# -- debounce -------------------------------------------------------------------------------------
+
+
+def test_a_burst_of_50_debounced_enqueues_becomes_one_job_with_the_last_arguments():
+    debounced = tasks.reindex.using(unique_key="reindex:42", debounce=timedelta(seconds=30))
+    results = [debounced.enqueue(42, version=n) for n in range(50)]
+    assert Job.objects.count() == 1
+    job = Job.objects.get()
+    assert len({r.id for r in results}) == 1 and results[-1].kwargs == {"version": 49}
+    assert job.kwargs == {"version": 49} and job.debounce_key == "reindex:42" and job.unique_key is None
+    assert job.run_after > timezone.now() + timedelta(seconds=29)
+    assert run_jobs() == 0  # not due yet
+    Job.objects.update(run_after=timezone.now())
+    assert run_jobs() == 1 and labels() == ["reindex:42:49"]
+
+
+def test_debounce_max_bounds_the_wait_from_the_first_enqueue():
+    debounced = tasks.reindex.using(unique_key="k", debounce=60, debounce_max=timedelta(seconds=90))
+    debounced.enqueue(1)
+    first = Job.objects.get().enqueued_at
+    Job.objects.update(enqueued_at=first - timedelta(seconds=80))  # the first enqueue was 80 s ago
+    debounced.enqueue(1, version=2)
+    job = Job.objects.get()
+    assert job.run_after == first + timedelta(seconds=10)  # 90 s after the first, not now + 60
+
+
+def test_once_started_a_debounced_enqueue_makes_a_new_job():
+    debounced = tasks.reindex.using(unique_key="k2", debounce=5)
+    debounced.enqueue(7)
+    Job.objects.update(run_after=timezone.now())
+    running = claim_all()
+    assert len(running) == 1
+    debounced.enqueue(7, version=1)  # the change arrives while the job runs: not lost
+    assert Job.objects.count() == 2
+    assert Job.objects.get(status="READY").kwargs == {"version": 1}
+
+
+def test_debounce_is_refused_without_a_key_or_with_bad_durations():
+    with pytest.raises(InvalidTask, match="debounce needs unique_key"):
+        tasks.reindex.using(debounce=5).enqueue(1)
+    with pytest.raises(InvalidTask, match="debounce must be"):
+        tasks.reindex.using(unique_key="x", debounce=-1).enqueue(1)
+    with pytest.raises(InvalidTask, match="debounce_max bounds a debounce"):
+        tasks.reindex.using(unique_key="x", debounce_max=5).enqueue(1)
+    with pytest.raises(InvalidTask, match="must be at least debounce"):
+        tasks.reindex.using(unique_key="x", debounce=10, debounce_max=5).enqueue(1)
+    assert not Job.objects.exists()
+
+
+def test_a_debounced_trigger_turns_a_burst_of_saves_into_one_job():
+    from djjobs import triggers
+    from tests.testapp.models import TrackedOrder
+
+    trigger = triggers.on_update(
+        TrackedOrder,
+        tasks.reindex,
+        args=lambda o: [o.pk],
+        kwargs=lambda o: {"version": o.total},
+        debounce=timedelta(seconds=30),
+        name="debounced-reindex",
+    )
+    try:
+        order = TrackedOrder.objects.create()
+        for n in range(50):
+            order.total = n
+            order.save()
+        job = Job.objects.get(task_path__endswith="reindex")
+        assert float(job.kwargs["version"]) == 49
+    finally:
+        triggers.unregister(trigger.name)
+
+
+def test_metrics_show_paused_queues_limits_and_held_fifo_keys(client, django_user_model, settings):
+    pytest.importorskip("prometheus_client")
+    client.force_login(django_user_model.objects.create_user("staff", password="pw", is_staff=True))
+    settings.DJJOBS = {"QUEUE_LIMITS": {"emails": {"rate_limit": "120/m"}}}
+    djjobs.pause_queue("reports")
+    set_queue_limits("emails", concurrency=4)
+    tasks.fifo_held.enqueue("m", 1)
+    run_jobs()
+    text = client.get("/jobs/metrics/").content.decode()
+    for line in [
+        'djjobs_queue_paused{queue="reports"} 1.0',
+        'djjobs_queue_paused{queue="emails"} 0.0',
+        'djjobs_queue_concurrency_limit{queue="emails"} 4.0',
+        'djjobs_queue_rate_limit_per_second{limit="120/m",queue="emails"} 2.0',
+        "djjobs_fifo_keys_held_by_failed_jobs 1.0",
+    ]:
+        assert line in text, line
+
+
+def test_pruning_keeps_a_failed_job_that_holds_its_fifo_key():
+    from djjobs.maintenance.pruner import prune
+
+    tasks.fifo_held.enqueue("p", 1)
+    tasks.fifo_held.enqueue("p", 2)
+    run_jobs()
+    Job.objects.filter(status="FAILED").update(finished_at=timezone.now() - timedelta(days=365))
+    prune()
+    assert Job.objects.filter(status="FAILED").count() == 1
+    assert Job.objects.get(args=["p", 2]).status == "WAITING"

@@ -114,3 +114,51 @@ def test_the_answer_is_kept_until_a_receiver_connects_or_disconnects(django_task
         finally:
             task_started.disconnect(mine)
         assert not signal_gate.wanted(task_started, JobsBackend, logging.INFO)
+
+
+# -- a failed job's line on Django's logger (issue 18, defect 12) ------------------------------
+
+
+def test_a_failed_job_is_one_line_on_djangos_logger_and_receivers_still_get_its_traceback(caplog):
+    import sys
+    import traceback
+
+    from djjobs.compat import BUILTIN_TASKS
+
+    seen = []
+
+    def receiver(sender, task_result, **kwargs):
+        exc_type, exc, tb = sys.exc_info()
+        seen.append((exc_type, str(exc), [frame.name for frame in traceback.extract_tb(tb)]))
+
+    task_finished.connect(receiver)
+    try:
+        with caplog.at_level(logging.INFO):
+            result = tasks.always_fails.using(max_attempts=1).enqueue()
+            run_jobs()
+    finally:
+        task_finished.disconnect(receiver)
+    django_logger = "django.tasks" if BUILTIN_TASKS else "django_tasks"
+    (line,) = [r for r in caplog.records if r.name == django_logger and r.levelno == logging.ERROR]
+    assert line.getMessage() == (
+        f"Task id={result.id} path=tests.testapp.tasks.always_fails state=FAILED error=RuntimeError: boom"
+    )
+    assert line.exc_info is None and "Traceback" not in caplog.text
+    # The receiver's exc_info is the task's exception, its traceback the task's own: no djjobs
+    # frame ("_send: raise error") on top of it.
+    ((exc_type, message, frames),) = seen
+    assert (exc_type, message) == (RuntimeError, "boom")
+    assert frames[-1] == "always_fails" and "_send" not in frames
+
+
+def test_other_records_on_djangos_logger_keep_their_traceback(caplog):
+    from djjobs.compat import BUILTIN_TASKS
+
+    logger = logging.getLogger("django.tasks" if BUILTIN_TASKS else "django_tasks")
+    with caplog.at_level(logging.ERROR):
+        try:
+            raise ValueError("not a job's")
+        except ValueError:
+            logger.exception("something else")
+    (record,) = caplog.records
+    assert record.exc_info is not None and record.getMessage() == "something else"

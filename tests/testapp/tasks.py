@@ -539,3 +539,11 @@ def one_per_customer(context, customer, ms=0):
 @task(takes_context=True, rate_limit="5/2s")
 def five_per_two_seconds(context):
     Execution.objects.create(job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label="rate")
+
+
+@task(takes_context=True)
+def reindex(context, item, version=0):
+    """Debounce tests: records the arguments it ran with."""
+    Execution.objects.create(
+        job_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=f"reindex:{item}:{version}"
+    )

@@ -19,14 +19,33 @@ LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBU
 class Command(BaseCommand):
     help = "Run djjobs workers: claim due jobs from the database and execute them."
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        for action in parser._actions:  # Django's -v, said as what it does in a worker
+            if action.dest == "verbosity":
+                action.help = (
+                    "What the worker logs on the djjobs logger: 0 warnings and errors only (retries, failures, "
+                    "lost workers); 1 (default) also the worker's start and stop and a line per job started "
+                    "and finished; 2 and 3 DEBUG (djjobs itself logs nothing more; loggers named djjobs.* "
+                    "may). It sets the djjobs logger's level; a handler to stderr is added only when LOGGING "
+                    "configures none."
+                )
+        return parser
+
     def add_arguments(self, parser):
         parser.add_argument("--queues", help="Comma-separated queue names (default: every queue of the backend).")
         parser.add_argument(
             "--concurrency",
             type=int,
-            help=f"Threads running jobs, 1 to {conf.CONCURRENCY_MAX} (default DJJOBS['CONCURRENCY']).",
+            help=f"Threads running jobs, 1 to {conf.CONCURRENCY_MAX} "
+            f"(default {conf.get('CONCURRENCY')}: DJJOBS['CONCURRENCY']).",
         )
-        parser.add_argument("--burst", action="store_true", help="Process every job due now, then exit 0.")
+        parser.add_argument(
+            "--burst",
+            action="store_true",
+            help="Process every job due now, then exit: 0 when done, 1 if the database could not be asked "
+            "what is due or a worker thread died.",
+        )
         parser.add_argument("--max-jobs", type=int, help="Exit after claiming this many jobs.")
         parser.add_argument("--worker-id", help="Name of this worker in logs and job rows (default host-pid-random).")
         parser.add_argument("--backend", default="default", help="The TASKS alias whose queues to serve.")

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         new.add_argument("--priority", type=int, help="Priority of its jobs, -100..100 (default: the task's).")
         new.add_argument("--overlap", default="allow", help="allow or skip.")
         new.add_argument("--misfire", default="run_once", help="run_once, skip or run_all.")
-        new.add_argument("--description", default="")
+        new.add_argument("--description", default="", help="What the schedule is for, shown in the admin.")
         new.add_argument("--disabled", action="store_true", help="Create it disabled.")
 
     def handle(self, *args, **options):
@@ -80,7 +80,9 @@ class Command(BaseCommand):
                 self.style.MIGRATE_HEADING(schedule.name) + f"  [{'; '.join(flags)}]  {schedule.task_path}"
             )
             when = describe(schedule.cron, schedule.interval, schedule.run_at, zone)
-            self.stdout.write(f"    {when} ({schedule.time_zone})")
+            if not when.endswith(schedule.time_zone):  # a one-off's time names its zone already
+                when = f"{when} ({schedule.time_zone})"
+            self.stdout.write(f"    {when}")
             times = schedule.upcoming(count, now)
             shown = ", ".join(f"{timezone.localtime(t, zone):%Y-%m-%d %H:%M:%S %Z}" for t in times)
             self.stdout.write(f"    next: {shown or '-'}")
