@@ -156,9 +156,24 @@ def test_the_workers_list_fits_a_laptop_screen(laptop, shoot):
     shoot(laptop, "workers-1366")
 
 
-def test_the_triggers_list_fits_a_laptop_screen(laptop):
-    laptop.goto("/admin/djjobs/trigger/")
-    _fits(laptop, "#result_list")
+def test_the_triggers_list_fits_a_laptop_screen(laptop, shoot):
+    from djjobs import triggers
+    from tests.testapp.models import TrackedOrder
+
+    declared = [
+        triggers.on_update(
+            TrackedOrder, tasks.order_changed, when=triggers.changed("status", from_="paid", to="shipped")
+        ),
+        triggers.on_create(TrackedOrder, tasks.order_changed, args=lambda order: [order.pk], unique=True),
+    ]
+    try:
+        laptop.goto("/admin/djjobs/trigger/")
+        shoot(laptop, "triggers-1366")
+        expect(laptop.locator("#result_list tbody tr")).to_have_count(len(triggers.registered()))
+        _fits(laptop, "#result_list")
+    finally:
+        for trigger in declared:
+            triggers.unregister(trigger)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
