@@ -210,6 +210,8 @@ SELECT
                     '    return self.request("POST", url, json=json, timeout=timeout)' || E'\\n' ||
                     err.cls || ': ' || err.msg,
                 'worker_id', 'bench-worker-' || ((i + a) %% 4),
+                'started_at', to_char((started + ((a - 1) * 2) * interval '1 second') AT TIME ZONE 'UTC',
+                                      'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
                 'at', to_char((started + ((a - 1) * 2 + 0.5) * interval '1 second') AT TIME ZONE 'UTC',
                               'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
             FROM generate_series(1, 3) AS a,
@@ -225,6 +227,7 @@ SELECT
                 'attempt', 1, 'exception_class_path', 'httpx.ConnectError', 'message', '[Errno 111] Connection refused',
                 'traceback', 'Traceback (most recent call last):' || E'\\n' || 'httpx.ConnectError: [Errno 111] Connection refused',
                 'worker_id', 'bench-worker-' || ((i + 1) %% 4),
+                'started_at', to_char(started AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
                 'at', to_char((started + interval '0.5 seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')))
          ELSE '[]'::jsonb END,
     (SELECT COALESCE(jsonb_agg('bench-worker-' || ((i + a) %% 4) ORDER BY a), '[]'::jsonb)
@@ -358,7 +361,7 @@ def pages() -> list[tuple[str, str]]:
         ("search by task name", f"{jobs}?q=refund"),
         ("job detail (FAILED, 3 tracebacks)", f"{jobs}{failed}/change/"),
         ("job detail (SUCCESSFUL)", f"{jobs}{succeeded}/change/"),
-        ("dashboard", f"{jobs}dashboard/"),
+        ("dashboard", "/admin/djjobs/dashboard/"),
         ("worker list", "/admin/djjobs/worker/"),
     ]
     return found
@@ -477,7 +480,7 @@ def screenshots(directory: Path, password: str) -> None:
                 page.click("input[type=submit]")
                 page.wait_for_url("**/admin/")
                 for name, path, full in (
-                    ("dashboard", "/admin/djjobs/job/dashboard/", True),
+                    ("dashboard", "/admin/djjobs/dashboard/?refresh=0", True),
                     ("job-list", "/admin/djjobs/job/", False),
                     ("job-detail-failed", f"/admin/djjobs/job/{failed}/change/", True),
                 ):

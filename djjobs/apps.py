@@ -7,7 +7,7 @@ from . import compat, triggers  # noqa: F401  (compat: the backport registers it
 
 class DjjobsConfig(AppConfig):
     name = "djjobs"
-    verbose_name = "Jobs"
+    verbose_name = "Job queue"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

@@ -1,1 +1,1 @@
-from . import events, jobs, queues, schedules, workers, workflows  # noqa: F401  (registers the admins)
+from . import events, jobs, queues, schedules, screens, workers, workflows  # noqa: F401  (registers the admins)

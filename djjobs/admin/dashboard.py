@@ -22,6 +22,8 @@ from typing import Any
 
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
+from django.http import JsonResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -49,7 +51,11 @@ MINUTES = 60
 FAILING_WINDOW = timedelta(hours=24)
 TOP_FAILING = 5
 WORKERS_READ = 200  # worker rows of the last hour (older ones are pruned)
-REFRESH_CHOICES = (10, 30, 60)  # seconds, for the page's auto-refresh links
+# The page updates itself (a poll of its panels as JSON, ``live``): every REFRESH_DEFAULT
+# seconds unless ``?refresh=`` says otherwise (0: off); the links offer these choices.
+REFRESH_DEFAULT = 10
+REFRESH_MAX = 300
+REFRESH_CHOICES = (10, 30, 60)
 
 
 def jobs_url(**params) -> str:
@@ -59,12 +65,27 @@ def jobs_url(**params) -> str:
 
 
 def render(model_admin, request) -> TemplateResponse:
+    return TemplateResponse(request, "djjobs/admin/dashboard.html", context(model_admin, request))
+
+
+def live(model_admin, request) -> JsonResponse:
+    """The page's panels, rendered again: the page's script polls this and swaps them in."""
+    values = context(model_admin, request)
+    return JsonResponse(
+        {
+            "at": local(values["now"]).strftime("%H:%M:%S"),
+            "html": render_to_string("djjobs/admin/dashboard_panels.html", values, request),
+        }
+    )
+
+
+def context(model_admin, request) -> dict:
     now = timezone.now()
     counts = bounded_counts(now)
     estimates = column_estimates(Job, ("status", "queue_name"))
     minutes, succeeded, failed = per_minute(now)
     statuses = status_rows(counts, estimates.get("status", {}))
-    context = {
+    return {
         **model_admin.admin_site.each_context(request),
         "title": "Jobs dashboard",
         "opts": Job._meta,
@@ -93,21 +114,22 @@ def render(model_admin, request) -> TemplateResponse:
         "failing": top_failing(now),
         "refresh": _refresh(request),
         "refresh_choices": REFRESH_CHOICES,
+        "live_url": reverse("admin:djjobs_dashboard_live"),
         "jobs_url": jobs_url(),
     }
-    return TemplateResponse(request, "djjobs/admin/dashboard.html", context)
 
 
 def _number(value: int) -> str:
     return number_format(value, force_grouping=True)
 
 
-def _refresh(request) -> int | None:
+def _refresh(request) -> int:
+    """Seconds between the page's live updates (0: off); ``?refresh=`` chooses."""
     try:
-        seconds = int(request.GET.get("refresh", ""))
+        seconds = int(request.GET.get("refresh", REFRESH_DEFAULT))
     except ValueError:
-        return None
-    return seconds if seconds in REFRESH_CHOICES else None
+        return REFRESH_DEFAULT
+    return max(0, min(seconds, REFRESH_MAX))
 
 
 # -- counts ------------------------------------------------------------------------------

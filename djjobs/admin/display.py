@@ -2,7 +2,9 @@
 counts that may be estimates. Each returns escaped HTML (``format_html``) or plain text."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils import timezone
@@ -62,6 +64,17 @@ def moment(when: datetime | None, now: datetime | None = None) -> str:
         local(when).strftime("%Y-%m-%d %H:%M:%S"),
         relative(when, now),
     )
+
+
+def moment_field(name: str, label: Any) -> Any:
+    """A read-only admin field showing the datetime ``name`` as every djjobs screen shows times
+    (``moment``), not in Django's DATETIME_FORMAT: one date format throughout."""
+
+    @admin.display(description=label, ordering=name)
+    def show(modeladmin: Any, obj: Any) -> str:
+        return moment(getattr(obj, name))
+
+    return show
 
 
 def short_time(when: datetime | None, now: datetime | None = None) -> str:

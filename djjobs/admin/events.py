@@ -1,5 +1,5 @@
-"""The Event admin (read-only), with each event's subscriber jobs, cause chain and reactions;
-and the read-only list of triggers, a view of the Event admin (see djjobs.admin.triggers)."""
+"""The Event admin (read-only), with each event's subscriber jobs, cause chain and reactions.
+The triggers list is its own entry of the admin (djjobs.admin.screens)."""
 
 import json
 
@@ -10,9 +10,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
 
 from ..models import Event, Job
-from . import triggers as triggers_view
 from .action_guard import ActionGuard
 from .display import STYLESHEET, status_badge
 from .list_guard import ListGuard
@@ -57,8 +57,9 @@ class EventAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         return super().get_queryset(request).annotate(job_total=Coalesce(Subquery(jobs), 0))
 
     def get_urls(self):
-        view = self.admin_site.admin_view(triggers_view.TriggerListView.as_view(admin_site=self.admin_site))
-        return [path("triggers/", view, name="djjobs_triggers"), *super().get_urls()]
+        # The triggers list's first address; it lives at trigger/ of the app (admin.screens).
+        view = RedirectView.as_view(pattern_name="admin:djjobs_triggers", query_string=True)
+        return [path("triggers/", view), *super().get_urls()]
 
     @admin.display(description=_("jobs"), ordering="job_total")
     def job_count(self, event):

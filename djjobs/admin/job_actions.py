@@ -7,31 +7,38 @@ go, in one DELETE whose WHERE re-checks the status.
 """
 
 from collections import Counter
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from .. import operations
+from .. import audit, conf, operations
 from ..models import Job
 from ..models.workflow import ACTIVE_RUN
 from ..operations import Answer
-from ..states import FINISHED
+from ..states import FINISHED, JobStatus
 from .display import job_url
 
 # One action changes at most this many jobs: each is its own guarded UPDATE.
 ACTION_LIMIT = 1000
 
+# Not an Answer of the operations: a retry refused because the job is a workflow's step.
+STEP = "step"
+
 # (verb for the jobs that changed, why a job with each other answer did not)
-WORDING = {
+WORDING: dict[str, tuple[str, dict[Any, str]]] = {
     "retry": (
         "Retried",
         {
-            Answer.NOT_ALLOWED: "not FAILED or CANCELLED, or a workflow's step",
+            Answer.NOT_ALLOWED: "not FAILED or CANCELLED: only a job that ended so can be retried",
+            STEP: "steps of a workflow run, which a retry cannot undo (their run compensated): start "
+            "the workflow again, or retry a failed compensation on its run's page",
             Answer.CONFLICT: "another active job holds the same unique key",
         },
     ),
@@ -39,6 +46,13 @@ WORDING = {
     "run_now": ("Moved to now", {Answer.NOT_ALLOWED: "not READY"}),
 }
 GONE = "no longer exist"
+
+# What each operation's History entry says, by answer (only jobs that changed are recorded).
+AUDIT = {
+    "retry": {Answer.DONE: "Retried: sent back to the queue, due now"},
+    "cancel": {Answer.DONE: "Cancelled", Answer.REQUESTED: "Cancellation requested (the job was running)"},
+    "run_now": {Answer.DONE: "Run now: made due at once"},
+}
 
 OPERATIONS = {"retry": operations.retry, "cancel": operations.cancel, "run_now": operations.run_now}
 
@@ -57,10 +71,21 @@ def selected_ids(modeladmin, request, queryset) -> list | None:
     return ids
 
 
-def run(name: str, job_ids) -> Counter:
-    """Apply the operation ``name`` to each job; how many jobs had each answer."""
+def run(name: str, job_ids, user=None) -> Counter:
+    """Apply the operation ``name`` to each job; how many jobs had each answer. Each job that
+    changed is recorded in its History, as done by ``user``."""
     operation = OPERATIONS[name]
-    return Counter(operation(job_id) for job_id in job_ids)
+    answers: dict[Any, Any] = {job_id: operation(job_id) for job_id in job_ids}
+    if name == "retry":  # two reasons behind NOT_ALLOWED, each with its own way out
+        refused = [job_id for job_id, answer in answers.items() if answer == Answer.NOT_ALLOWED]
+        steps = Job.objects.filter(pk__in=refused, workflow_role="step", status__in=FINISHED - {JobStatus.SUCCESSFUL})
+        for job_id in steps.values_list("pk", flat=True):
+            answers[job_id if job_id in answers else str(job_id)] = STEP
+    for answer, message in AUDIT[name].items():
+        changed = [job_id for job_id, given in answers.items() if given == answer]
+        if changed:
+            audit.record_many(user, Job.objects.filter(pk__in=changed).only("id", "task_path", "status"), message)
+    return Counter(answers.values())
 
 
 def report(modeladmin, request, name: str, answers: Counter) -> None:
@@ -69,12 +94,7 @@ def report(modeladmin, request, name: str, answers: Counter) -> None:
     if done or not requested:
         modeladmin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
     if requested:
-        modeladmin.message_user(
-            request,
-            f"Asked {requested} running job(s) to stop: a task stops when it checks "
-            "context.is_cancelled() (process mode kills it after CANCEL_GRACE_SECONDS).",
-            messages.SUCCESS,
-        )
+        modeladmin.message_user(request, cancel_requested_text(requested), messages.SUCCESS)
     why = [
         f"{n} {reasons.get(answer, GONE)}"
         for answer, n in sorted(answers.items())
@@ -85,12 +105,23 @@ def report(modeladmin, request, name: str, answers: Counter) -> None:
         modeladmin.message_user(request, f"{unchanged} job(s) unchanged: {'; '.join(why)}.", messages.WARNING)
 
 
+def cancel_requested_text(requested: int) -> str:
+    """What asking running jobs to stop does, in an operator's words."""
+    grace = conf.get("CANCEL_GRACE_SECONDS")
+    return (
+        f"Asked {requested} running job(s) to stop. A job stops where its task checks for "
+        "cancellation and then ends CANCELLED. A task that never checks keeps running: with "
+        f"process workers it is stopped {grace:g} s later and ends CANCELLED; with thread workers "
+        'it runs to its end and keeps its outcome. The list marks these jobs "cancel requested".'
+    )
+
+
 def _operation_action(name, action_name, description):
     @admin.action(description=description, permissions=["change"])
     def action(modeladmin, request, queryset):
         ids = selected_ids(modeladmin, request, queryset)
         if ids is not None:
-            report(modeladmin, request, name, run(name, ids))
+            report(modeladmin, request, name, run(name, ids, request.user))
 
     action.__name__ = action.__qualname__ = action_name
     return action
@@ -101,15 +132,20 @@ cancel_jobs = _operation_action("cancel", "cancel_jobs", _("Cancel selected jobs
 run_jobs_now = _operation_action("run_now", "run_jobs_now", _("Run selected jobs now"))
 
 
-def delete_finished(job_ids) -> int:
+def delete_finished(job_ids, user=None) -> int:
     """Delete those of ``job_ids`` that are finished; how many went. One guarded DELETE: a job
-    that a worker or an operator made active meanwhile stays."""
+    that a worker or an operator made active meanwhile stays. Each job deleted is recorded as
+    deleted by ``user``."""
     # A step of a workflow still under way stays: its result is part of the run's context.
-    deleted, _by_model = (
-        Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED)
-        .exclude(workflow_run__status__in=ACTIVE_RUN)
-        .delete()
+    deletable = Job.objects.filter(pk__in=list(job_ids), status__in=FINISHED).exclude(
+        workflow_run__status__in=ACTIVE_RUN
     )
+    with transaction.atomic():
+        candidates = list(deletable.only("id", "task_path", "status"))
+        deleted, _by_model = deletable.delete()
+        if candidates and user is not None:
+            kept = set(Job.objects.filter(pk__in=[job.pk for job in candidates]).values_list("pk", flat=True))
+            audit.record_many(user, [job for job in candidates if job.pk not in kept], "Deleted", flag=audit.DELETION)
     return deleted
 
 
@@ -132,7 +168,7 @@ def delete_selected(modeladmin, request, queryset):
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "djjobs/admin/job_delete_confirmation.html", context)
-    deleted = delete_finished(ids)
+    deleted = delete_finished(ids, request.user)
     modeladmin.message_user(request, f"Deleted {deleted} job(s).", messages.SUCCESS if deleted else messages.WARNING)
     if len(ids) > deleted:
         modeladmin.message_user(
@@ -153,5 +189,5 @@ def operation_view(modeladmin, request, object_id, name):
         return HttpResponseNotAllowed(["POST"])
     if name not in OPERATIONS or not modeladmin.has_change_permission(request):
         raise PermissionDenied
-    report(modeladmin, request, name, run(name, [object_id]))
+    report(modeladmin, request, name, run(name, [object_id], request.user))
     return HttpResponseRedirect(job_url(object_id))

@@ -8,24 +8,29 @@ filter in the list's order (migration 0005), search by equality (index lookups, 
 """
 
 import uuid
+from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
+from django.http import Http404, JsonResponse
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.views.generic import RedirectView
 
+from .. import audit
 from ..models import Job, Worker
 from ..registry import declared_tasks
 from ..schedules.text import relative
-from ..states import JobStatus
-from . import dashboard, job_actions, job_detail
+from ..states import FINISHED, JobStatus
+from . import job_actions, job_detail
 from .action_guard import ActionGuard
-from .display import STYLESHEET, duration_text, local, progress_bar, short_time, status_badge
+from .display import STYLESHEET, duration_text, local, moment_field, progress_bar, short_time
 from .job_filters import LIST_FILTERS
 from .list_guard import ListGuard
 from .paginator import EstimatedPaginator
@@ -33,12 +38,46 @@ from .paginator import EstimatedPaginator
 # Columns the list never shows: JSON that may be large (tracebacks, payloads).
 HEAVY = ("args", "kwargs", "return_value", "errors", "checkpoint", "worker_ids", "lease_token")
 
+# The times of the "All fields" block.
+TIMES = (
+    "run_after",
+    "enqueued_at",
+    "started_at",
+    "last_attempted_at",
+    "finished_at",
+    "lease_expires_at",
+    "cancel_requested_at",
+    "scheduled_for",
+)
+
 # The detail page's buttons: operation -> (label, statuses it applies to).
 BUTTONS = {
     "retry": (_("Retry"), {JobStatus.FAILED, JobStatus.CANCELLED}),
     "cancel": (_("Cancel"), {JobStatus.READY, JobStatus.WAITING, JobStatus.RUNNING}),
     "run_now": (_("Run now"), {JobStatus.READY}),
 }
+
+
+# What a job's page updates live while the job is not finished (admin display methods).
+LIVE_FIELDS = (
+    "status_badge",
+    "attempts_display",
+    "progress_detail",
+    "worker_display",
+    "timeline",
+    "return_value_pretty",
+    "errors_display",
+    "finished_at_moment",
+    "cancel_requested_at_moment",
+)
+LIVE_SECONDS = 3  # between two updates of a job's page; ?live= chooses (1 to 60)
+
+
+def _live_seconds(request) -> int:
+    try:
+        return max(1, min(int(request.GET.get("live", LIVE_SECONDS)), 60))
+    except ValueError:
+        return LIVE_SECONDS
 
 
 class JobChangeList(ChangeList):
@@ -51,8 +90,7 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_display = (
         "status_badge",
         "task",
-        "queue_name",
-        "priority",
+        "queue_display",
         "attempts_display",
         "run_after_display",
         "enqueued",
@@ -109,21 +147,24 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
                     "retry_backoff",
                     "timeout",
                     "takes_context",
-                    "run_after",
-                    "enqueued_at",
-                    "started_at",
-                    "last_attempted_at",
-                    "finished_at",
-                    "lease_expires_at",
-                    "cancel_requested_at",
+                    *(f"{name}_moment" for name in TIMES),
                     "worker_ids",
-                    "scheduled_for",
                 ),
             },
         ),
     ]
     # Every entry of the fieldsets above is one field name (none is a tuple of fields on one line).
     readonly_fields = [name for _title, options in fieldsets for name in options["fields"]]  # type: ignore[misc]
+
+    # The row's times, in the format of the rest of the page.
+    run_after_moment = moment_field("run_after", _("run after"))
+    enqueued_at_moment = moment_field("enqueued_at", _("enqueued at"))
+    started_at_moment = moment_field("started_at", _("started at"))
+    last_attempted_at_moment = moment_field("last_attempted_at", _("last attempted at"))
+    finished_at_moment = moment_field("finished_at", _("finished at"))
+    lease_expires_at_moment = moment_field("lease_expires_at", _("lease expires at"))
+    cancel_requested_at_moment = moment_field("cancel_requested_at", _("cancel requested at"))
+    scheduled_for_moment = moment_field("scheduled_for", _("scheduled for"))
 
     class Media:
         css = {"all": (STYLESHEET,)}
@@ -187,11 +228,21 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("status"))
     def status_badge(self, job):
-        return status_badge(job.status)
+        return job_detail.status_html(job)
 
     @admin.display(description=_("task"))
     def task(self, job):
         return format_html('<span title="{}">{}</span>', job.task_path, job.task_name)
+
+    @admin.display(description=_("queue"))
+    def queue_display(self, job):
+        """The queue, and the priority when it is not the default: one column, so that the list
+        fits a laptop screen."""
+        if not job.priority:
+            return job.queue_name
+        return format_html(
+            '{} <span class="quiet" title="priority {}">p{}</span>', job.queue_name, job.priority, job.priority
+        )
 
     @admin.display(description=_("attempts"))
     def attempts_display(self, job):
@@ -214,11 +265,24 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("duration"))
     def duration_display(self, job):
-        if job.status == JobStatus.RUNNING and job.last_attempted_at is not None:
+        """The run time of the job's last attempt: never the time it sat in the queue or FAILED
+        (the job's page adds up every attempt)."""
+        if job.last_attempted_at is None:
+            return "-"
+        if job.status == JobStatus.RUNNING:
             return format_html(
                 '<span class="quiet">running {}</span>', duration_text(timezone.now() - job.last_attempted_at)
             )
-        return duration_text(job.duration)
+        # A job cancelled while queued ended long after its last attempt: that wait is not a run.
+        ran_to_its_end = job.status in (JobStatus.SUCCESSFUL, JobStatus.FAILED) or job.cancel_requested_at is not None
+        if job.finished_at is None or not ran_to_its_end:
+            return "-"
+        text = duration_text(job.finished_at - job.last_attempted_at)
+        if job.attempts > 1:
+            return format_html(
+                '<span title="{}">{}</span>', f"the last of {job.attempts} attempts (the job's page adds them up)", text
+            )
+        return text
 
     @admin.display(description=_("progress"))
     def progress_display(self, job):
@@ -238,15 +302,22 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             return None
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        buttons = []
-        if obj is not None and self.has_change_permission(request):
-            buttons = [
-                (reverse("admin:djjobs_job_operation", args=[obj.pk, name]), label)
-                for name, (label, statuses) in BUTTONS.items()
-                if obj.status in statuses
-            ]
-        context["djjobs_buttons"] = buttons
+        context["djjobs_buttons"] = self._buttons(request, obj) if obj is not None else []
+        if obj is not None:
+            context["djjobs_live"] = {
+                "url": reverse("admin:djjobs_job_live", args=[obj.pk]),
+                "seconds": 0 if obj.status in FINISHED else _live_seconds(request),
+            }
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _buttons(self, request, job) -> list[tuple[str, Any]]:
+        if not self.has_change_permission(request):
+            return []
+        return [
+            (reverse("admin:djjobs_job_operation", args=[job.pk, name]), label)
+            for name, (label, statuses) in BUTTONS.items()
+            if job.status in statuses
+        ]
 
     def _known_workers(self, job) -> set[str]:
         """Which of the job's workers still have a Worker row (one query per page)."""
@@ -273,7 +344,7 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("timeline"))
     def timeline(self, job):
-        return job_detail.timeline_html(job, self._known_workers(job))
+        return job_detail.timeline_html(job, self._known_workers(job), audit.history(job))
 
     @admin.display(description=_("args"))
     def args_pretty(self, job):
@@ -300,15 +371,28 @@ class JobAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
-            path("dashboard/", wrap(self.dashboard_view), name="djjobs_dashboard"),
+            # The dashboard's first address; it lives at dashboard/ of the app (admin.screens).
+            path("dashboard/", RedirectView.as_view(pattern_name="admin:djjobs_dashboard", query_string=True)),
             path("<path:object_id>/operation/<str:name>/", wrap(self.operation_view), name="djjobs_job_operation"),
+            path("<path:object_id>/live/", wrap(self.live_view), name="djjobs_job_live"),
             *super().get_urls(),
         ]
 
-    def dashboard_view(self, request):
+    def live_view(self, request, object_id):
+        """The job page's changing fields and buttons as JSON: the page's script polls this
+        while the job is not finished and swaps them in."""
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
-        return dashboard.render(self, request)
+        job = self.get_object(request, object_id)
+        if job is None:
+            raise Http404
+        fields = {name: str(getattr(self, name)(job)) for name in LIVE_FIELDS}
+        buttons = render_to_string(
+            "djjobs/admin/job_buttons.html", {"djjobs_buttons": self._buttons(request, job)}, request
+        )
+        return JsonResponse(
+            {"status": job.status, "finished": job.status in FINISHED, "fields": fields, "buttons": buttons}
+        )
 
     def operation_view(self, request, object_id, name):
         return job_actions.operation_view(self, request, object_id, name)

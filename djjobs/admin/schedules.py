@@ -1,26 +1,28 @@
 """The Schedule admin: when each schedule fires (in words and in its own time zone), its last
 run, a live preview of the next fire times, and actions that call djjobs.schedules.tick."""
 
+import copy
 from datetime import datetime
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery
-from django.forms.models import BaseInlineFormSet
 from django.http import JsonResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_time
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
+from .. import audit
 from ..models import Job, Schedule
 from ..operations import Answer
 from ..schedules import sync, tick
 from ..schedules.cron import Timing, TimingError
 from ..schedules.text import describe, relative
 from .action_guard import ActionGuard
-from .display import STYLESHEET, status_badge
+from .display import STYLESHEET, job_link, moment, status_badge
 from .list_guard import ListGuard
 from .schedule_form import ScheduleForm
 
@@ -29,6 +31,28 @@ PREVIEW_COUNT = 5
 
 def _when(moment, zone, now) -> str:
     return f"{timezone.localtime(moment, zone):%Y-%m-%d %H:%M:%S %Z} ({relative(moment, now)})"
+
+
+def _toggle(modeladmin, request, queryset, change, verb) -> None:
+    """Enable or disable each schedule (``change``), recording those that changed."""
+    answers = {schedule: change(schedule) for schedule in queryset}
+    audit.record_many(request.user, [s for s, answer in answers.items() if answer == Answer.DONE], verb)
+    _report(modeladmin, request, list(answers.values()), verb)
+
+
+def _compact(moment, zone, now) -> str:
+    """A list cell's time: short (14:05 today, else 2026-12-06 02:00) and how far from now; the
+    whole time, in the schedule's zone, in the tooltip."""
+    shown = timezone.localtime(moment, zone)
+    short = (
+        shown.strftime("%H:%M") if shown.date() == timezone.localtime(now, zone).date() else f"{shown:%Y-%m-%d %H:%M}"
+    )
+    return format_html(
+        '<span class="djjobs-time" title="{}">{}</span> <span class="quiet">{}</span>',
+        _when(moment, zone, now),
+        short,
+        relative(moment, now),
+    )
 
 
 def _report(modeladmin, request, answers, verb) -> None:
@@ -45,12 +69,12 @@ def _report(modeladmin, request, answers, verb) -> None:
 
 @admin.action(description=_("Enable selected schedules"), permissions=["change"])
 def enable_schedules(modeladmin, request, queryset):
-    _report(modeladmin, request, [tick.enable(s) for s in queryset], "Enabled")
+    _toggle(modeladmin, request, queryset, tick.enable, "Enabled")
 
 
 @admin.action(description=_("Disable selected schedules"), permissions=["change"])
 def disable_schedules(modeladmin, request, queryset):
-    _report(modeladmin, request, [tick.disable(s) for s in queryset], "Disabled")
+    _toggle(modeladmin, request, queryset, tick.disable, "Disabled")
 
 
 @admin.action(description=_("Run selected schedules now"), permissions=["change"])
@@ -61,6 +85,7 @@ def run_schedules_now(modeladmin, request, queryset):
         except tick.ScheduleError as exc:
             modeladmin.message_user(request, f"Schedule {schedule.name} not run: {exc}", messages.ERROR)
         else:
+            audit.record(request.user, schedule, f"Run now: enqueued job {job.pk}")
             url = reverse("admin:djjobs_job_change", args=[job.pk])
             modeladmin.message_user(
                 request,
@@ -76,46 +101,15 @@ def reset_to_code(modeladmin, request, queryset):
         try:
             sync.reset(schedule)
             reset += 1
+            audit.record(request.user, schedule, "Reset to its code declaration")
         except ValueError as exc:
             modeladmin.message_user(request, f"Schedule {schedule.name} not reset: {exc}.", messages.WARNING)
     if reset:
         modeladmin.message_user(request, f"Reset {reset} schedule(s) to their code declaration.", messages.SUCCESS)
 
 
-class RecentJobsFormSet(BaseInlineFormSet):
-    def get_queryset(self):
-        return super().get_queryset().order_by("-enqueued_at")[: RecentJobsInline.limit]
-
-
-class RecentJobsInline(admin.TabularInline):
-    """The schedule's latest jobs; read-only, with a link to all of them."""
-
-    model = Job
-    fk_name = "schedule"
-    formset = RecentJobsFormSet
-    limit = 10
-    verbose_name_plural = _("recent jobs (latest 10)")
-    fields = ("job", "status_badge", "scheduled_for", "enqueued_at", "finished_at", "attempts")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    @admin.display(description=_("job"))
-    def job(self, job):
-        return format_html('<a href="{}">{}</a>', reverse("admin:djjobs_job_change", args=[job.pk]), job.pk)
-
-    @admin.display(description=_("status"))
-    def status_badge(self, job):
-        return status_badge(job.status)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+# The schedule's latest jobs shown on its page.
+RECENT_JOBS = 10
 
 
 @admin.register(Schedule)
@@ -127,8 +121,14 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_filter = ("enabled", "code_managed", "overlap", "misfire")
     search_fields = ("name", "task_path", "description")
     actions = [enable_schedules, disable_schedules, run_schedules_now, reset_to_code]
-    inlines = [RecentJobsInline]
-    readonly_fields = ("preview", "next_run_display", "last_run_display", "skips_display", "code_display")
+    readonly_fields = (
+        "preview",
+        "next_run_display",
+        "last_run_display",
+        "skips_display",
+        "code_display",
+        "recent_jobs",
+    )
     fieldsets = [
         (None, {"fields": ("name", "task_path", "description", "enabled")}),
         (
@@ -146,18 +146,23 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         (_("Policies"), {"fields": ("overlap", "misfire")}),
     ]
     state_fieldset = (_("State"), {"fields": ("next_run_display", "last_run_display", "skips_display", "code_display")})
+    # A read-only block, not an inline: an inline is left out of a POST (its formset would
+    # have to validate), so a rejected save would lose it.
+    jobs_fieldset = (_("Recent jobs (latest %(n)d)") % {"n": RECENT_JOBS}, {"fields": ("recent_jobs",)})
 
     class Media:
         css = {"all": (STYLESHEET,)}  # the jobs' status badges, as on the job screens
 
     def get_fieldsets(self, request, obj=None):
-        return [*self.fieldsets, self.state_fieldset] if obj is not None else self.fieldsets
+        return [*self.fieldsets, self.state_fieldset, self.jobs_fieldset] if obj is not None else self.fieldsets
 
-    def get_inline_instances(self, request, obj=None):
-        # Display only: a POST of the schedule never touches its jobs.
-        if obj is None or request.method == "POST":
-            return []
-        return super().get_inline_instances(request, obj)
+    def get_object(self, request, object_id, from_field=None):
+        schedule = super().get_object(request, object_id, from_field)
+        if schedule is not None:
+            # The row as stored: a rejected save leaves the form's values on the instance, and
+            # the page's state (overridden or not) must not claim what was not saved.
+            schedule.stored = copy.copy(schedule)
+        return schedule
 
     def get_queryset(self, request):
         last_status = Job.objects.filter(pk=OuterRef("last_job_id")).values("status")[:1]
@@ -181,13 +186,13 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     def next_run(self, schedule):
         if schedule.next_run_at is None:
             return "-"
-        return _when(schedule.next_run_at, schedule.zone, timezone.now())
+        return _compact(schedule.next_run_at, schedule.zone, timezone.now())
 
     @admin.display(description=_("last run"), ordering="last_run_at")
     def last_run(self, schedule):
         if schedule.last_run_at is None:
             return "-"
-        fired = timezone.localtime(schedule.last_run_at, schedule.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        fired = _compact(schedule.last_run_at, schedule.zone, timezone.now())
         status = getattr(schedule, "last_status", None)
         if status is None:
             return fired  # no job, or pruned
@@ -214,9 +219,44 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             )
         return format_html('<div id="djjobs-preview" data-url="{}">{}</div>', url, _preview_html(schedule))
 
+    @admin.display(description=_("recent jobs"))
+    def recent_jobs(self, schedule):
+        jobs = list(
+            Job.objects.filter(schedule=schedule.pk)
+            .only("id", "task_path", "status", "scheduled_for", "enqueued_at", "finished_at", "attempts")
+            .order_by("-enqueued_at")[:RECENT_JOBS]
+        )
+        if not jobs:
+            return "No job yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    job_link(job.pk, job.pk),
+                    status_badge(job.status),
+                    moment(job.scheduled_for),
+                    moment(job.enqueued_at),
+                    moment(job.finished_at),
+                    job.attempts,
+                )
+                for job in jobs
+            ),
+        )
+        all_jobs = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'schedule': schedule.pk})}"
+        return format_html(
+            '<table class="djjobs-recent-jobs"><thead><tr><th>job</th><th>status</th><th>fire time</th>'
+            "<th>enqueued</th><th>finished</th><th>attempts</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">All its jobs</a></p>',
+            rows,
+            all_jobs,
+        )
+
     @admin.display(description=_("next run"))
     def next_run_display(self, schedule):
-        return self.next_run(schedule) if schedule.enabled else "- (disabled)"
+        if not schedule.enabled:
+            return "- (disabled)"
+        return "-" if schedule.next_run_at is None else _when(schedule.next_run_at, schedule.zone, timezone.now())
 
     @admin.display(description=_("last run"))
     def last_run_display(self, schedule):
@@ -238,6 +278,7 @@ class ScheduleAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
 
     @admin.display(description=_("declared in code"))
     def code_display(self, schedule):
+        schedule = getattr(schedule, "stored", schedule)
         if not schedule.code_managed:
             return "No: made in the admin; migrate never changes it."
         overridden = schedule.overridden_fields()

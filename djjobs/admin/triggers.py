@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from django.views.generic import TemplateView
 
 from .. import triggers
+from ..models import Trigger
 
 
 class TriggerListView(TemplateView):
@@ -42,5 +43,6 @@ class TriggerListView(TemplateView):
             **super().get_context_data(**kwargs),
             **self.admin_site.each_context(self.request),  # type: ignore[union-attr]  # as_view() gave it
             "title": "Triggers",
+            "opts": Trigger._meta,
             "rows": rows,
         }

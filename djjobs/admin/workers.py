@@ -77,6 +77,12 @@ class WorkerChangeList(ChangeList):
         self.result_list = attach_running(list(self.result_list))
 
 
+ATTEMPTS_HELP = _(
+    "Since this worker started, counted per attempt: a job retried after a failure counts each "
+    "failed attempt (the dashboard and the job list count jobs)."
+)
+
+
 @admin.register(Worker)
 class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     list_display = (
@@ -85,10 +91,10 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         "hostname",
         "pid",
         "queues_display",
-        "concurrency",
+        "threads",
         "running_now",
-        "jobs_done",
-        "jobs_failed",
+        "attempts_succeeded",
+        "attempts_failed",
         "started",
         "last_heartbeat",
     )
@@ -102,8 +108,8 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         "queues_display",
         "concurrency",
         "running_now",
-        "jobs_done",
-        "jobs_failed",
+        "attempts_succeeded",
+        "attempts_failed",
         "started",
         "last_heartbeat",
         "stopped",
@@ -123,6 +129,11 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Read-only: workers write their own rows, and prune_jobs removes those of stopped or
+        # lost workers; deleting a live worker's row would only make it write the row again.
         return False
 
     @admin.display(description=_("state"))
@@ -152,6 +163,20 @@ class WorkerAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
             url = f"{reverse('admin:djjobs_job_changelist')}?{urlencode({'status': 'RUNNING', 'worker_id': worker.pk})}"
             links = format_html('{}<br><a href="{}">and {} more</a>', links, url, len(jobs) - RUNNING_SHOWN)
         return links
+
+    @admin.display(description=_("threads"), ordering="concurrency")
+    def threads(self, worker):
+        return worker.concurrency
+
+    # The worker's counters count attempts, not jobs: a job that failed twice and then succeeded
+    # is two failed attempts and one success here, one successful job on the dashboard.
+    @admin.display(description=_("attempts succeeded"), ordering="jobs_done")
+    def attempts_succeeded(self, worker):
+        return format_html('<span title="{}">{}</span>', ATTEMPTS_HELP, worker.jobs_done)
+
+    @admin.display(description=_("attempts failed"), ordering="jobs_failed")
+    def attempts_failed(self, worker):
+        return format_html('<span title="{}">{}</span>', ATTEMPTS_HELP, worker.jobs_failed)
 
     @admin.display(description=_("started"), ordering="started_at")
     def started(self, worker):

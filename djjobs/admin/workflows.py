@@ -6,6 +6,7 @@ permission on workflow runs.
 """
 
 import json
+from typing import cast
 
 from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Subquery
@@ -15,15 +16,20 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
+from .. import audit
 from ..models import Job, WorkflowRun
 from ..models.workflow import ACTIVE_RUN
 from ..states import JobStatus
 from ..workflows import COMPENSATE, STEP, cancel_run
 from .action_guard import ActionGuard
-from .display import STYLESHEET, job_link, short_time, status_badge
+from .display import STYLESHEET, job_link, moment_field, short_time, status_badge
 from .list_guard import ListGuard
 
 ACTION_LIMIT = 100
+
+# How much of a run's input its list row shows, and its tooltip.
+INPUT_SHOWN = 60
+INPUT_TOOLTIP = 500
 
 
 @admin.action(description=_("Cancel selected runs (compensate their completed steps)"), permissions=["cancel"])
@@ -33,7 +39,11 @@ def cancel_runs(modeladmin, request, queryset):
         modeladmin.message_user(request, f"Select at most {ACTION_LIMIT} runs at once.", messages.ERROR)
         return
     reason = f"cancelled by {request.user.get_username()} in the admin"
-    cancelled = sum(1 for run_id in ids if cancel_run(run_id, reason))
+    done = [run_id for run_id in ids if cancel_run(run_id, reason)]
+    audit.record_many(
+        request.user, WorkflowRun.objects.filter(pk__in=done), "Cancelled (its completed steps compensated)"
+    )
+    cancelled = len(done)
     modeladmin.message_user(
         request,
         f"Cancelled {cancelled} run(s); their completed steps are being compensated.",
@@ -45,24 +55,21 @@ def cancel_runs(modeladmin, request, queryset):
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
-    list_display = ("name", "status_badge", "progress", "created", "finished", "reason_short")
+    list_display = ("name", "input_summary", "status_badge", "progress", "created", "finished", "reason_short")
     list_filter = ("status", "name")
     search_fields = ("=id", "name")
     list_per_page = 50
     show_full_result_count = False
     actions = [cancel_runs]
-    fields = (
-        "id",
-        "name",
-        "status_badge",
-        "reason",
-        "created_at",
-        "finished_at",
-        "steps_table",
-        "input_pretty",
-        "context_pretty",
-    )
-    readonly_fields = fields
+    fieldsets = [
+        (None, {"fields": ("id", "name", "status_badge", "reason", "created_at_display", "finished_at_display")}),
+        (_("Steps"), {"fields": ("steps_table",)}),  # the whole width: no label beside it
+        (_("Input and context"), {"fields": ("input_pretty", "context_pretty")}),
+    ]
+    readonly_fields = [name for _title, options in fieldsets for name in cast(tuple[str, ...], options["fields"])]
+
+    created_at_display = moment_field("created_at", _("started"))
+    finished_at_display = moment_field("finished_at", _("finished"))
 
     class Media:
         css = {"all": (STYLESHEET,)}
@@ -101,6 +108,21 @@ class WorkflowRunAdmin(ListGuard, ActionGuard, admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, run):
         return status_badge(run.status)
+
+    @admin.display(description=_("input"))
+    def input_summary(self, run):
+        """What tells runs of one workflow apart: their input (``order_id=1042``), cut short,
+        whole in the tooltip."""
+        data = run.input if isinstance(run.input, dict) else {"input": run.input}
+        if not data:
+            return "-"
+        shown = ", ".join(f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in data.items())
+        whole = json.dumps(data, ensure_ascii=False)
+        return format_html(
+            '<span class="djjobs-cut" title="{}">{}</span>',
+            whole[:INPUT_TOOLTIP] + ("…" if len(whole) > INPUT_TOOLTIP else ""),
+            shown[:INPUT_SHOWN] + ("…" if len(shown) > INPUT_SHOWN else ""),
+        )
 
     @admin.display(description=_("steps done"))
     def progress(self, run):

@@ -274,13 +274,19 @@ def finished_on_commit(ids: Iterable[uuid.UUID], using: str | None = None) -> No
 # -- the worker's completion ------------------------------------------------------------------
 
 
-def error_entry(job: Any, outcome: Outcome, worker_id: str) -> dict[str, Any]:
+def error_entry(job: Any, outcome: Outcome, worker_id: str, at: datetime | None = None) -> dict[str, Any]:
     """The error record of a failed attempt, storable whatever the exception holds (NUL, lone
     surrogates, a __str__ that raises)."""
     exc = outcome.error
     assert exc is not None, "an error entry records a failed attempt"
     return t.attempt_error(
-        job.attempts, exception_class_path(exc), exception_message(exc), outcome.traceback, worker_id, timezone.now()
+        job.attempts,
+        exception_class_path(exc),
+        exception_message(exc),
+        outcome.traceback,
+        worker_id,
+        at or timezone.now(),
+        started_at=getattr(job, "last_attempted_at", None),
     )
 
 
@@ -300,7 +306,7 @@ def complete(job: Any, outcome: Outcome, worker_id: str) -> bool:
     if status == SUCCESSFUL:
         changes.update(return_value=outcome.return_value, finished_at=now)
     else:
-        changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id)]
+        changes["errors"] = [*job.errors, error_entry(job, outcome, worker_id, now)]
         if status == READY:
             assert delay is not None, "decide() gives a retry its delay"
             changes["run_after"] = now + timedelta(seconds=delay)
@@ -584,6 +590,7 @@ def release_lost(jobs: QuerySet[Job], why: str, batch: int = 100) -> int:
                 "workflow_run_id",
                 "cancel_requested_at",
                 "claimed_ahead",
+                "last_attempted_at",
             )[:batch]
         )
         runs, ended = set(), []

@@ -137,11 +137,19 @@ def decide(job: Any, outcome: Outcome, cancel_requested: bool = False) -> tuple[
 
 
 def attempt_error(
-    attempt: int, class_path: str, message: str, traceback: str, worker_id: str, at: datetime
+    attempt: int,
+    class_path: str,
+    message: str,
+    traceback: str,
+    worker_id: str,
+    at: datetime,
+    started_at: datetime | None = None,
 ) -> dict[str, Any]:
     """The error record of a failed attempt (an exception of the task, or a JobTimeout),
-    storable whatever the exception held (NUL, lone surrogates)."""
-    return {
+    storable whatever the exception held (NUL, lone surrogates). ``started_at``: when the
+    attempt started (the job's last_attempted_at), kept so that every attempt's start and run
+    time stay known after the next attempt overwrites last_attempted_at."""
+    entry = {
         "attempt": attempt,
         "exception_class_path": clean_text(class_path),
         "message": clean_text(message[:2000]),
@@ -149,6 +157,9 @@ def attempt_error(
         "worker_id": worker_id,
         "at": at.isoformat(),
     }
+    if started_at is not None:
+        entry["started_at"] = started_at.isoformat()
+    return entry
 
 
 def timeout_message(attempt: int, timeout: float, pid: int | None = None) -> str:
@@ -198,6 +209,9 @@ def worker_lost_error(job: Any, why: str, lost: Lost, at: datetime) -> dict[str,
         "worker_id": job.worker_id,
         "at": at.isoformat(),
     }
+    started_at = getattr(job, "last_attempted_at", None)
+    if started_at is not None:
+        entry["started_at"] = started_at.isoformat()
     if lost.refund:
         entry["message"] += (
             "; the job was claimed ahead and may not have started: this attempt is not counted (once per job)"

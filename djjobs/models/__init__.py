@@ -2,10 +2,12 @@ from .event import Event
 from .job import Job, JobQuerySet
 from .queue import FlowStart, Queue
 from .schedule import Schedule, ScheduleQuerySet
+from .screens import Dashboard, Trigger
 from .worker import Worker, WorkerQuerySet
 from .workflow import RunStatus, WorkflowRun
 
 __all__ = [
+    "Dashboard",
     "Event",
     "FlowStart",
     "Job",
@@ -14,6 +16,7 @@ __all__ = [
     "Schedule",
     "ScheduleQuerySet",
     "RunStatus",
+    "Trigger",
     "Worker",
     "WorkerQuerySet",
     "WorkflowRun",

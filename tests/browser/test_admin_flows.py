@@ -69,8 +69,8 @@ def _busy_system():
 def test_dashboard(logged_in, shoot):
     _busy_system()
     page = logged_in
-    page.goto("/admin/djjobs/")
-    page.click(".app-djjobs-dashboard th a:has-text('Dashboard')")
+    page.goto("/admin/")
+    page.click("#content-main .app-djjobs a:has-text('Dashboard')")  # on the admin's index
     page.wait_for_selector("#djjobs-status-counts")
     cards = page.inner_text("#djjobs-status-counts")
     assert "FAILED" in cards and "SUCCESSFUL" in cards

@@ -119,7 +119,7 @@ def test_retry_reports_what_changed_and_why_not(client, failed_job, succeeded_jo
     response = _post_action(client, "retry_jobs", failed_job, succeeded_job)
     assert _messages(response) == [
         "Retried 1 job(s).",
-        "1 job(s) unchanged: 1 not FAILED or CANCELLED, or a workflow's step.",
+        "1 job(s) unchanged: 1 not FAILED or CANCELLED: only a job that ended so can be retried.",
     ]
     assert Job.objects.get(pk=failed_job.pk).status == "READY"
 
@@ -272,11 +272,11 @@ def test_detail_page_queries_do_not_grow_with_attempts(client, django_assert_num
     url = reverse("admin:djjobs_job_change", args=[result.id])
     client.get(url)  # warms the content types' cache
     # session, user, the user's and its groups' permissions, the job with its schedule and
-    # event (one JOIN), the rows of its workers
-    with django_assert_num_queries(6):
+    # event (one JOIN), the rows of its workers, its operators' actions (LogEntry with users)
+    with django_assert_num_queries(7):
         assert client.get(url).status_code == 200
     Job.objects.filter(pk=result.id).update(errors=Job.objects.get(pk=result.id).errors * 10)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         assert client.get(url).status_code == 200
 
 

@@ -163,9 +163,25 @@ def test_counts_past_the_limit(admin, busy, monkeypatch):
     assert "Counts read at most 4 index entries each" in page
 
 
-def test_auto_refresh(admin):
-    assert '<meta http-equiv="refresh" content="30">' in admin.get(_url(), {"refresh": "30"}).content.decode()
-    assert 'http-equiv="refresh"' not in admin.get(_url(), {"refresh": "1"}).content.decode()
+def test_live_updates_poll_the_panels_as_json(admin, busy):
+    page = admin.get(_url()).content.decode()
+    live = reverse("admin:djjobs_dashboard_live")
+    assert f'data-url="{live}" data-seconds="10"' in page and "fetch(box.dataset.url" in page
+    assert 'data-seconds="30"' in admin.get(_url(), {"refresh": "30"}).content.decode()
+    assert 'data-seconds="0"' in admin.get(_url(), {"refresh": "0"}).content.decode()  # off
+    response = admin.get(live)
+    assert response["Content-Type"] == "application/json" and "no-store" in response["Cache-Control"]
+    data = response.json()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", data["at"])
+    assert 'id="djjobs-status-counts"' in data["html"] and "always_fails" in data["html"]
+    assert "<html" not in data["html"]  # the panels only
+
+
+def test_live_updates_need_the_permission(client):
+    user = User.objects.create_user("op", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename="view_worker"))
+    client.force_login(user)
+    assert client.get(reverse("admin:djjobs_dashboard_live")).status_code == 403
 
 
 def test_app_index_links_the_dashboard(client):
