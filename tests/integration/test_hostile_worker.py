@@ -203,20 +203,26 @@ def test_a_write_error_that_is_no_values_fault_fails_no_job(monkeypatch, caplog)
 @pytest.mark.django_db(transaction=True)
 def test_an_error_escaping_a_batch_leaves_its_jobs_to_the_rescuer_and_the_completer_lives_on(monkeypatch, caplog):
     real = completer_module.complete_successes
+    refused = []  # the jobs of the batches the bug made fail
 
     def buggy(items, *args):
         if any(outcome.return_value == "boom" for _, outcome in items):
+            refused.extend(str(job.id) for job, _ in items)
             raise RuntimeError("a bug in the completion")
         return real(items, *args)
 
     monkeypatch.setattr(completer_module, "complete_successes", buggy)
-    boom = tasks.record_job.using(priority=10).enqueue("boom")  # claimed first, a batch of its own
+    boom = tasks.record_job.using(priority=10).enqueue("boom")  # claimed first
     others = tasks.record_job.enqueue_many([(f"n{i}",) for i in range(5)])
-    assert Runner(burst=True, concurrency=1).run() == 0  # the same completer writes the others
-    assert Job.objects.get(pk=boom.id).status == "RUNNING"  # its lease expires: rescued
-    assert set(Job.objects.filter(pk__in=[r.id for r in others]).values_list("status", flat=True)) == {"SUCCESSFUL"}
+    assert Runner(burst=True, concurrency=1).run() == 0  # the same completer writes the later batches
+    # boom's batch (boom alone, or with a job that finished before the completer woke, on a busy
+    # machine) is left RUNNING: its leases expire and the rescuer takes it; every other job is written.
+    statuses = dict(Job.objects.values_list("id", "status"))
+    assert str(boom.id) in refused and len(refused) < 6
+    assert {str(k) for k, v in statuses.items() if v == "RUNNING"} == set(refused)
+    assert {str(k) for k, v in statuses.items() if v == "SUCCESSFUL"} == {str(r.id) for r in others} - set(refused)
     text = caplog.text
-    assert "could not complete 1 job(s)" in text and "RuntimeError: a bug in the completion" in text
+    assert f"could not complete {len(refused)} job(s)" in text and "RuntimeError: a bug in the completion" in text
     assert "job result not recorded" in text and "no longer owned" not in text
 
 
