@@ -25,8 +25,9 @@ from enum import StrEnum
 from typing import Any
 
 from django.db import IntegrityError, router, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from . import audit
 from .lifecycle import finish
 from .lifecycle.transitions import CANCELLABLE, RETRYABLE
 from .models import Job
@@ -123,20 +124,26 @@ Progress = Callable[[Report], None]
 Rows = list[dict[str, Any]]
 
 
-def retry_matching(jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None) -> Report:
+def retry_matching(
+    jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None, user: Any = None
+) -> Report:
     """Retry every FAILED or CANCELLED job of ``jobs`` (operations.retry's rules, in batches)."""
-    return _act(jobs, "retry", _retry_batch, batch, progress)
+    return _act(jobs, "retry", _retry_batch, batch, progress, user)
 
 
-def cancel_matching(jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None) -> Report:
+def cancel_matching(
+    jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None, user: Any = None
+) -> Report:
     """Cancel every READY or WAITING job of ``jobs`` and ask the RUNNING ones to stop
     (operations.cancel's rules, in batches)."""
-    return _act(jobs, "cancel", _cancel_batch, batch, progress)
+    return _act(jobs, "cancel", _cancel_batch, batch, progress, user)
 
 
-def delete_matching(jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None) -> Report:
+def delete_matching(
+    jobs: QuerySet[Job], *, batch: int = BATCH, progress: Progress | None = None, user: Any = None
+) -> Report:
     """Delete every finished job of ``jobs``, but the steps of workflow runs still under way."""
-    return _act(jobs, "delete", _delete_batch, batch, progress)
+    return _act(jobs, "delete", _delete_batch, batch, progress, user)
 
 
 # -- the walk ---------------------------------------------------------------------------------
@@ -145,7 +152,12 @@ _FIELDS = ("pk", "status", "workflow_role", "cancel_requested_at", "fifo_key", "
 
 
 def _act(
-    jobs: QuerySet[Job], action: str, act_on: Callable[[Rows, Report, str], None], batch: int, progress: Progress | None
+    jobs: QuerySet[Job],
+    action: str,
+    act_on: Callable[[Rows, Report, str], list[Any]],
+    batch: int,
+    progress: Progress | None,
+    user: Any = None,
 ) -> Report:
     if batch < 1:
         raise ValueError(f"batch must be at least 1, got {batch}.")
@@ -159,7 +171,9 @@ def _act(
             rows = list(page.values(*_FIELDS)[:batch])
             if not rows:
                 break
-            act_on(rows, report, using)
+            touched = act_on(rows, report, using)
+            if user is not None and touched:
+                _record(action, touched, user, using)
         report.batches += 1
         last = rows[-1]["pk"]
         if progress is not None:
@@ -169,6 +183,35 @@ def _act(
     return report
 
 
+# The History entry of each job an action changed (djjobs.audit), as the admin's actions word it.
+AUDIT_MESSAGES = {
+    "retry": "Retried (all matching): sent back to the queue",
+    "cancel": "Cancelled or asked to stop (all matching)",
+    "delete": "Deleted (all matching)",
+}
+
+
+def _record(action: str, touched: list[Any], user: Any, using: str) -> None:
+    """Record, as done by ``user``, the action on the jobs of ``touched`` it changed: a retried
+    job is READY or WAITING again, a cancelled one CANCELLED or asked to stop, a deleted one gone."""
+    jobs = _of(touched, using)
+    if action == "retry":
+        changed = list(jobs.filter(status__in=(JobStatus.READY, JobStatus.WAITING)).only("id", "task_path", "status"))
+    elif action == "cancel":
+        changed = list(
+            jobs.filter(Q(status=JobStatus.CANCELLED) | Q(cancel_requested_at__isnull=False)).only(
+                "id", "task_path", "status"
+            )
+        )
+    else:
+        kept = set(jobs.values_list("pk", flat=True))
+        changed = [Job(pk=pk, task_path="", status="") for pk in touched if pk not in kept]
+    if changed:
+        audit.record_many(
+            user, changed, AUDIT_MESSAGES[action], flag=audit.DELETION if action == "delete" else audit.CHANGE
+        )
+
+
 def _of(ids: Iterable[Any], using: str) -> QuerySet[Job]:
     return Job.objects.using(using).filter(pk__in=ids)
 
@@ -176,7 +219,7 @@ def _of(ids: Iterable[Any], using: str) -> QuerySet[Job]:
 # -- one batch, in its transaction --------------------------------------------------------------
 
 
-def _retry_batch(rows: Rows, report: Report, using: str) -> None:
+def _retry_batch(rows: Rows, report: Report, using: str) -> list[Any]:
     eligible: list[Any] = []
     for row in rows:
         if row["status"] == JobStatus.SUCCESSFUL:
@@ -188,7 +231,7 @@ def _retry_batch(rows: Rows, report: Report, using: str) -> None:
         else:
             eligible.append(row["pk"])
     if not eligible:
-        return
+        return []
     held = 0
     try:
         with transaction.atomic(using=using):
@@ -205,9 +248,10 @@ def _retry_batch(rows: Rows, report: Report, using: str) -> None:
     report.changed += changed
     report.skip(Skip.UNIQUE_KEY_HELD, held)
     report.skip(Skip.CHANGED_MEANWHILE, len(eligible) - changed - held)
+    return eligible
 
 
-def _cancel_batch(rows: Rows, report: Report, using: str) -> None:
+def _cancel_batch(rows: Rows, report: Report, using: str) -> list[Any]:
     now_ids: list[Any] = []
     running: list[Any] = []
     for row in rows:
@@ -226,9 +270,10 @@ def _cancel_batch(rows: Rows, report: Report, using: str) -> None:
     report.changed += cancelled
     report.requested += requested
     report.skip(Skip.CHANGED_MEANWHILE, len(now_ids) - cancelled + len(running) - requested)
+    return now_ids + running
 
 
-def _delete_batch(rows: Rows, report: Report, using: str) -> None:
+def _delete_batch(rows: Rows, report: Report, using: str) -> list[Any]:
     eligible: list[Any] = []
     for row in rows:
         if row["status"] in ACTIVE:
@@ -238,7 +283,7 @@ def _delete_batch(rows: Rows, report: Report, using: str) -> None:
         else:
             eligible.append(row["pk"])
     if not eligible:
-        return
+        return []
     # The DELETE re-checks both conditions: a job made active meanwhile stays.
     _total, per_model = (
         _of(eligible, using).filter(status__in=FINISHED).exclude(workflow_run__status__in=ACTIVE_RUN).delete()
@@ -246,3 +291,4 @@ def _delete_batch(rows: Rows, report: Report, using: str) -> None:
     deleted = per_model.get(Job._meta.label, 0)
     report.changed += deleted
     report.skip(Skip.CHANGED_MEANWHILE, len(eligible) - deleted)
+    return eligible

@@ -20,6 +20,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from django.db import router
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.http import JsonResponse
@@ -32,6 +33,7 @@ from django.utils.http import urlencode
 
 from ..db import counts as read_model
 from ..models import Job, RunStatus, Worker, WorkflowRun
+from ..queues import queue_rules
 from ..states import JobStatus
 from . import counting
 from .chart import per_minute_svg
@@ -85,6 +87,7 @@ def context(model_admin, request) -> dict:
     estimates = column_estimates(Job, ("status", "queue_name"))
     minutes, succeeded, failed = per_minute(now)
     statuses = status_rows(counts, estimates.get("status", {}))
+    rules = queue_rules(router.db_for_read(Job))
     return {
         **model_admin.admin_site.each_context(request),
         "title": "Jobs dashboard",
@@ -95,7 +98,8 @@ def context(model_admin, request) -> dict:
         "statuses": statuses,
         "estimated": any(row["tally"].kind == ESTIMATE for row in statuses),
         "at_least": any(row["tally"].kind == AT_LEAST for row in statuses),
-        "queues": queue_rows(counts, estimates, sum(succeeded), sum(failed)),
+        "queues": queue_rows(counts, estimates, sum(succeeded), sum(failed), rules),
+        "flow": flow_state(rules),
         "chart": per_minute_svg(
             [local(m).strftime("%H:%M") for m in minutes],
             succeeded,
@@ -163,7 +167,7 @@ def _share(n: int, sample: int, total: int | None) -> Tally:
     return Tally(round(n * total / sample), ESTIMATE)
 
 
-def queue_rows(counts, estimates: dict, succeeded_hour: int, failed_hour: int) -> list[dict]:
+def queue_rows(counts, estimates: dict, succeeded_hour: int, failed_hour: int, rules=None) -> list[dict]:
     """Per queue: READY due now and later, RUNNING, WAITING, succeeded and failed in the last
     hour, and (PostgreSQL) the estimated number of its jobs in the table."""
     by_status = estimates.get("status", {})
@@ -184,6 +188,7 @@ def queue_rows(counts, estimates: dict, succeeded_hour: int, failed_hour: int) -
         ("SUCCESSFUL_HOUR", 0, {"status": JobStatus.SUCCESSFUL, "finished": "hour"}),
         ("FAILED_HOUR", 0, {"status": JobStatus.FAILED, "finished": "hour"}),
     )
+    rules = rules if rules is not None else queue_rules(router.db_for_read(Job))
     rows = []
     for name in names:
         cells = []
@@ -194,12 +199,44 @@ def queue_rows(counts, estimates: dict, succeeded_hour: int, failed_hour: int) -
         rows.append(
             {
                 "name": name,
+                "paused": name in rules.paused,
+                "limits": _limits_text(rules, name),
                 "cells": cells,
                 "url": jobs_url(queue=name),
                 "total": None if total is None else Tally(total, ESTIMATE),
             }
         )
     return rows
+
+
+def _limits_text(rules, name: str) -> str:
+    parts = []
+    if name in rules.concurrency:
+        parts.append(f"{rules.concurrency[name]} at once")
+    if name in rules.rate:
+        parts.append(rules.rate[name][2])
+    return ", ".join(parts)
+
+
+HELD_SHOWN = 100  # FIFO keys held by FAILED jobs counted on the dashboard (more: "100+")
+
+
+def flow_state(rules) -> dict:
+    """Flow control at a glance: paused queues, and FIFO keys blocked by a FAILED job that holds
+    them (fifo_on_failure="hold": retry or cancel it and the key moves on). One query."""
+    held = list(
+        Job.objects.filter(status=JobStatus.FAILED, fifo_hold=True, fifo_key__isnull=False)
+        .order_by("fifo_key")
+        .values_list("fifo_key", flat=True)[: HELD_SHOWN + 1]
+    )
+    return {
+        "paused": sorted(rules.paused),
+        "queues_url": reverse("admin:djjobs_queue_changelist"),
+        "held": len(held),
+        "held_more": len(held) > HELD_SHOWN,
+        "held_keys": held[:5],
+        "held_url": jobs_url(status=JobStatus.FAILED),
+    }
 
 
 # -- the last hour, per minute -----------------------------------------------------------

@@ -18,14 +18,15 @@ from django.template.response import TemplateResponse
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from .. import audit, conf, operations
+from .. import audit, conf, matching, operations
 from ..models import Job
 from ..models.workflow import ACTIVE_RUN
 from ..operations import Answer
 from ..states import FINISHED, JobStatus
 from .display import job_url
 
-# One action changes at most this many jobs: each is its own guarded UPDATE.
+# One action changes at most this many selected jobs one by one (each its own guarded UPDATE);
+# beyond it ("Select all N jobs" on a big list), every matching job is acted on in batches.
 ACTION_LIMIT = 1000
 
 # Not an Answer of the operations: a retry refused because the job is a workflow's step.
@@ -58,17 +59,47 @@ OPERATIONS = {"retry": operations.retry, "cancel": operations.cancel, "run_now":
 
 
 def selected_ids(modeladmin, request, queryset) -> list | None:
-    """The selected jobs' ids, or None (after telling the user) when there are too many."""
+    """The selected jobs' ids, or None when there are more than ACTION_LIMIT: then the action
+    goes over every matching job in batches (all_matching), after a confirmation page."""
     ids = list(queryset.order_by().values_list("pk", flat=True)[: ACTION_LIMIT + 1])
-    if len(ids) > ACTION_LIMIT:
-        modeladmin.message_user(
-            request,
-            f"Select at most {number_format(ACTION_LIMIT, force_grouping=True)} jobs at once "
-            "(narrow the list with its filters); nothing was changed.",
-            messages.ERROR,
-        )
-        return None
-    return ids
+    return None if len(ids) > ACTION_LIMIT else ids
+
+
+# The actions over every job the list's filters match ("Select all N jobs"), by djjobs.matching.
+MATCHING = {"retry": matching.retry_matching, "cancel": matching.cancel_matching, "delete": matching.delete_matching}
+BULK_WORDS = {
+    "retry": ("retry", "FAILED and CANCELLED jobs go back to the queue, due now; the others are left as they are."),
+    "cancel": ("cancel", "READY and WAITING jobs are cancelled now; RUNNING ones are asked to stop."),
+    "delete": ("delete", "Finished jobs are deleted, with their results and errors; unfinished ones are kept."),
+}
+
+
+def all_matching(modeladmin, request, queryset, name: str, action: str):
+    """More jobs than one action changes one by one: confirm with their count, then act on all of
+    them in short batches (each its own transaction), recorded in each job's History, and report
+    what changed and, one line per reason, what did not."""
+    if request.POST.get("post") != "yes":
+        verb, explanation = BULK_WORDS[name]
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": _("Act on every matching job"),
+            "home_label": _("Home"),
+            "opts": modeladmin.model._meta,
+            "count": queryset.count(),
+            "verb": verb,
+            "explanation": explanation,
+            "action": action,
+            "any_id": queryset.order_by().values_list("pk", flat=True).first(),
+            "back": request.get_full_path(),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "djjobs/admin/job_bulk_confirmation.html", context)
+    report = MATCHING[name](queryset, user=request.user)
+    lines = report.lines()
+    modeladmin.message_user(request, lines[0], messages.SUCCESS if report.changed else messages.WARNING)
+    for line in lines[1:]:
+        modeladmin.message_user(request, line, messages.WARNING if line.startswith("Skipped") else messages.SUCCESS)
+    return None
 
 
 def run(name: str, job_ids, user=None) -> Counter:
@@ -120,8 +151,18 @@ def _operation_action(name, action_name, description):
     @admin.action(description=description, permissions=["change"])
     def action(modeladmin, request, queryset):
         ids = selected_ids(modeladmin, request, queryset)
-        if ids is not None:
-            report(modeladmin, request, name, run(name, ids, request.user))
+        if ids is None and name in MATCHING:
+            return all_matching(modeladmin, request, queryset, name, action_name)
+        if ids is None:
+            modeladmin.message_user(
+                request,
+                f"Select at most {number_format(ACTION_LIMIT, force_grouping=True)} jobs at once "
+                "(narrow the list with its filters); nothing was changed.",
+                messages.ERROR,
+            )
+            return None
+        report(modeladmin, request, name, run(name, ids, request.user))
+        return None
 
     action.__name__ = action.__qualname__ = action_name
     return action
@@ -155,7 +196,7 @@ def delete_selected(modeladmin, request, queryset):
     and what stays, then deletes the finished ones."""
     ids = selected_ids(modeladmin, request, queryset)
     if ids is None:
-        return None
+        return all_matching(modeladmin, request, queryset, "delete", "delete_selected")
     if request.POST.get("post") != "yes":
         finished = Job.objects.filter(pk__in=ids, status__in=FINISHED).count()
         context = {

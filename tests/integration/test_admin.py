@@ -155,15 +155,34 @@ def test_run_now_moves_run_after(client, ready_job, failed_job):
     assert Job.objects.get(pk=ready_job.pk).run_after <= timezone.now()
 
 
-def test_actions_refuse_too_big_a_selection(client, ready_job, monkeypatch):
+def test_a_selection_beyond_the_limit_acts_on_every_matching_job_after_a_confirmation(client, monkeypatch):
+    """ "Select all N jobs" on a big list: a confirmation with the count, then every job the
+    filters match, in batches, each change in the job's History, skips reported per reason."""
+    from django.contrib.admin.models import LogEntry
+
     monkeypatch.setattr(job_actions, "ACTION_LIMIT", 2)
-    others = [Job.objects.get(pk=tasks.add.using(run_after=timedelta(hours=1)).enqueue(i, i).id) for i in range(2)]
-    client.force_login(_user("view_job", "change_job"))
-    response = _post_action(client, "cancel_jobs", ready_job, *others)
-    assert _messages(response) == [
-        "Select at most 2 jobs at once (narrow the list with its filters); nothing was changed."
-    ]
-    assert not Job.objects.filter(status="CANCELLED").exists()
+    for _ in range(5):
+        tasks.always_fails.using(max_attempts=1).enqueue()
+    tasks.add.enqueue(1, 1)
+    run_jobs()
+    user = _user("view_job", "change_job")
+    client.force_login(user)
+    url = reverse(LIST) + "?status=FAILED"
+    selected = [str(pk) for pk in Job.objects.filter(status="FAILED").values_list("pk", flat=True)[:3]]
+    confirm = client.post(
+        url, {"action": "retry_jobs", "index": "0", "select_across": "1", "_selected_action": selected}
+    )
+    page = confirm.content.decode()
+    assert confirm.status_code == 200 and "5 jobs match this list's filters: retry all of them?" in page
+    assert Job.objects.filter(status="FAILED").count() == 5  # nothing changed yet
+    done = client.post(
+        url,
+        {"action": "retry_jobs", "select_across": "1", "_selected_action": selected[:1], "post": "yes"},
+        follow=True,
+    )
+    assert "Retried 5 job(s)." in _messages(done)
+    assert Job.objects.filter(status="READY", task_path__endswith="always_fails").count() == 5
+    assert LogEntry.objects.filter(user=user, change_message__startswith="Retried (all matching)").count() == 5
 
 
 def test_delete_asks_first_then_deletes_finished_jobs_only(client, failed_job, succeeded_job, ready_job):

@@ -422,3 +422,16 @@ def test_pruning_keeps_a_failed_job_that_holds_its_fifo_key():
     prune()
     assert Job.objects.filter(status="FAILED").count() == 1
     assert Job.objects.get(args=["p", 2]).status == "WAITING"
+
+
+def test_the_dashboard_shows_paused_queues_limits_and_held_fifo_keys(client, django_user_model):
+    from django.urls import reverse
+
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
+    djjobs.pause_queue("emails")
+    set_queue_limits("emails", concurrency=3)
+    tasks.fifo_held.enqueue("d", 1)
+    run_jobs()
+    page = client.get(reverse("admin:djjobs_dashboard")).content.decode()
+    assert "Paused queue:" in page and "emails" in page and "(3 at once)" in page
+    assert "1 FIFO key held by a FAILED job" in page and "held:d" in page

@@ -303,3 +303,16 @@ def test_exit_codes_from_the_command_line(tmp_path):
     assert unknown.returncode == 2 and "invalid choice: 'frobnicate'" in unknown.stderr
     bad = manage("jobs", "show", "nope")
     assert bad.returncode == 2 and "'nope' is not a job id" in bad.stderr
+
+
+def test_a_cli_retry_is_recorded_in_the_jobs_history_as_the_given_user(django_user_model):
+    from django.contrib.admin.models import LogEntry
+
+    ops = django_user_model.objects.create_user("ops")
+    result = tasks.always_fails.using(max_attempts=1).enqueue()
+    run_jobs()
+    call_command("jobs", "retry", str(result.id), "--as", "ops", stdout=io.StringIO())
+    entry = LogEntry.objects.get(object_id=str(result.id))
+    assert entry.user == ops and entry.change_message.startswith("Retried")
+    with pytest.raises(CommandError, match="--as 'nobody': no such user"):
+        call_command("jobs", "retry", str(result.id), "--as", "nobody", stdout=io.StringIO())

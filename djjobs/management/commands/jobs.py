@@ -53,10 +53,9 @@ def usage(message: str) -> CommandError:
 
 
 def record_action(action: str, target: str, report: Report) -> None:
-    """The audit trail of a CLI action: who (the OS user), what, on which jobs, with what result.
-
-    For now a log line on the "djjobs" logger; to be recorded where the admin's actions are
-    once that helper (djjobs.audit) exists, so that History shows both."""
+    """The audit trail of a CLI action: who (the OS user), what, on which jobs, with what result,
+    as a log line on the "djjobs" logger. Each changed job's History records it too when a Django
+    user is known (``--as``, or the OS user's name): djjobs.matching writes it (djjobs.audit)."""
     logger.info(
         "cli %s by %s on %s: changed=%d requested=%d skipped=%d",
         action,
@@ -66,6 +65,23 @@ def record_action(action: str, target: str, report: Report) -> None:
         report.requested,
         sum(report.skipped.values()),
     )
+
+
+def _django_user(username: str | None) -> Any:
+    """The Django user a CLI action is recorded for in the admin's History: ``--as``'s (an unknown
+    name is a usage error), else the one named like the OS user, else None (a log line only)."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    if username:
+        try:
+            return User._default_manager.get_by_natural_key(username)
+        except User.DoesNotExist:
+            raise usage(f"--as {username!r}: no such user.") from None
+    try:
+        return User._default_manager.get_by_natural_key(_os_user())
+    except User.DoesNotExist:
+        return None
 
 
 def _os_user() -> str:
@@ -172,9 +188,17 @@ class Command(BaseCommand):
             "--batch-size", type=int, default=1000, help="With --all-matching: jobs per transaction (default 1000)."
         )
         parser.add_argument("--json", action="store_true", help="Print JSON (for scripts) instead of a table.")
+        parser.add_argument(
+            "--as",
+            dest="as_user",
+            metavar="USERNAME",
+            help="retry / cancel: record the action in each changed job's admin History as done by this "
+            "Django user (default: the user named like the OS user, if there is one).",
+        )
 
     def handle(self, *args: Any, action: str, ids: list[str], **options: Any) -> None:
         self.as_json = options["json"]
+        self.user = _django_user(options.get("as_user"))
         if action in ("list", "stats") and ids:
             raise usage(f"jobs {action} takes no job ids (filter with --status, --task, --queue, --since).")
         if options["all_matching"] and action not in ("retry", "cancel"):
@@ -310,7 +334,7 @@ class Command(BaseCommand):
         missing = [job_id for job_id in ids if job_id not in existing]
         if not existing:
             raise CommandError(f"No job with {'that id' if len(ids) == 1 else 'these ids'}.", returncode=NOTHING)
-        report = _ACT[action](Job.objects.filter(pk__in=existing))
+        report = _ACT[action](Job.objects.filter(pk__in=existing), user=self.user)
         record_action(action, " ".join(str(job_id) for job_id in ids), report)
         self._report(report, missing)
 
@@ -337,7 +361,7 @@ class Command(BaseCommand):
                     f"  {report.matched:,} of {total:,} done ({report.changed:,} {VERBS[action].lower()})"
                 )
 
-        report = _ACT[action](jobs, batch=options["batch_size"], progress=progress)
+        report = _ACT[action](jobs, batch=options["batch_size"], progress=progress, user=self.user)
         record_action(action, filters, report)
         self._report(report, [])
 
