@@ -26,10 +26,11 @@ def _plan(sql, params) -> str:
 
 
 def _a_busy_table():
-    """Statistics of a table as a queue has it: mostly finished jobs, some READY (an empty test
-    table's, or one of READY jobs only, leave the planner indifferent between indexes)."""
-    results = tasks.add.enqueue_many([(1, 2)] * 2000)
-    finished = [r.id for r in results[:1800]]
+    """Statistics of a table with a backlog: 2,000 READY jobs (more than any statement's LIMIT)
+    beside finished ones. With a few rows the planner is indifferent between reading the claim
+    index in order and sorting what another index finds, and picks either."""
+    results = tasks.add.enqueue_many([(1, 2)] * 3000)
+    finished = [r.id for r in results[:1000]]
     Job.objects.filter(pk__in=finished).update(status="SUCCESSFUL", finished_at=timezone.now())
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE djjobs_job")
