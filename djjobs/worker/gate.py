@@ -16,9 +16,10 @@ stays true until it commits what it claimed:
    starts older than their window deleted.
 
 Nothing is claimed to be put back: a job that may not start stays READY and untouched.
-Claiming ahead of a free thread (prefetch, for short jobs) holds a slot while the job waits in
-the worker: it is done only while its key and queue keep a quarter of their slots free, and
-never for a job under a rate limit (its start is counted at the claim, so it must start then).
+Claiming ahead of a free thread (prefetch, only while jobs take under 50 ms, and at most about
+50 ms of work) holds a slot while the job waits in the worker: it is done only while its key and
+queue keep a quarter of their slots free. A rate limit counts a start at the claim (the job's
+started_at); a job claimed ahead begins at most about 50 ms later.
 Clocks: the worker's, as for every claim (keep worker machines on NTP).
 """
 
@@ -46,8 +47,7 @@ def rate_held() -> bool:
 
 def claim_limited(connection, queues, limit: int, idle: int, now, update, look=None) -> list:
     """Claim up to ``limit`` jobs that are under limits (or in limited queues) and may start now;
-    beyond the ``idle`` threads' share they are claimed ahead, which a job under a rate limit
-    never is (its start is counted at the claim: it must start then).
+    beyond the ``idle`` threads' share they are claimed ahead (see the module's docstring).
     ``update(ids)`` runs the claim's UPDATE of those ids and returns the claimed rows. Runs in
     its own transaction, claims taking turns.
 
@@ -145,8 +145,7 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
                 job_scopes.append((flow.queue_scope(queue), cap, period))
             ahead = len(chosen) >= idle
             if ahead and (
-                job_scopes
-                or (key is not None and running_keys.get(key, 0) + 1 > _ahead_share(key_limit))
+                (key is not None and running_keys.get(key, 0) + 1 > _ahead_share(key_limit))
                 or (
                     queue in rules.concurrency
                     and running_queues.get(queue, 0) + 1 > _ahead_share(rules.concurrency[queue])
