@@ -20,7 +20,7 @@ Call = Sequence[Any] | Mapping[str, Any]
 class _EnqueuesMany(Protocol):
     """What enqueue_many() needs of the task's backend (djjobs.backend.JobsBackend has it)."""
 
-    def enqueue_many(self, task: "JobTask", calls: Iterable[Call]) -> list[TaskResult]: ...
+    def enqueue_many(self, task: "JobTask", calls: Iterable[Call]) -> Sequence[TaskResult]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,8 +83,9 @@ class JobTask(Task):
                 changes[name] = value
         return replace(self, **changes)
 
-    def enqueue_many(self, calls: Iterable[Call]) -> list[TaskResult]:
-        """Enqueue one job per item in one INSERT: a tuple/list is positional args, a dict kwargs."""
+    def enqueue_many(self, calls: Iterable[Call]) -> Sequence[TaskResult]:
+        """Enqueue one job per item in one INSERT: a tuple/list is positional args, a dict kwargs.
+        Returns their TaskResults in call order, a read-only sequence made when first read."""
         # The backend is djjobs' (JobsBackend.validate_task accepts only JobTasks on it).
         return cast(_EnqueuesMany, self.get_backend()).enqueue_many(self, calls)
 

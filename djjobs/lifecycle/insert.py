@@ -22,9 +22,9 @@ unique key, a schedule's fire time).
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
@@ -76,7 +76,7 @@ def enqueue(backend: BaseTaskBackend, task: Task, args: Sequence[Any], kwargs: d
     return result
 
 
-def enqueue_many(backend: BaseTaskBackend, task: Task, calls: Iterable[Any]) -> list[TaskResult]:
+def enqueue_many(backend: BaseTaskBackend, task: Task, calls: Iterable[Any]) -> Sequence[TaskResult]:
     """``JobsBackend.enqueue_many``: one job per call (a tuple/list of args or a dict of kwargs)
     in one statement (COPY on PostgreSQL), in the caller's transaction; all or nothing."""
     from ..db.bulk import insert_jobs  # models: once Django's apps are loaded
@@ -105,8 +105,10 @@ def enqueue_many(backend: BaseTaskBackend, task: Task, calls: Iterable[Any]) -> 
     # One TaskResult made the usual way, the others as copies of it with their own id and
     # arguments: every other field is the same for the whole batch. Made before the INSERT.
     first = _result(_Row(common, *rows[0][:3]), task)
+    results: Sequence[TaskResult]
     if fast.enabled():
-        results = _results_like(first, rows)
+        # Made when first looked at: most callers of a big fan-out never read them.
+        results = EnqueuedResults(first, rows)
     else:  # public API only: each TaskResult made by its constructor
         results = [first, *(_result(_Row(common, *row[:3]), task) for row in rows[1:])]
     insert_jobs(common, rows)
@@ -389,6 +391,48 @@ def _result(job: "Job | _Row", task: Task) -> TaskResult:
 _RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TaskResult))
 _OWN_FIELDS = ("id", "args", "kwargs", "errors", "worker_ids")
 _EMPTY_CALL_TYPES = (tuple, list, dict)
+
+
+class EnqueuedResults(Sequence[TaskResult]):
+    """What ``enqueue_many()`` returns: the jobs' TaskResults, in call order, as a read-only
+    sequence (index, slice, iterate, ``len``, compare with a list). They are made the first time
+    one is read, all at once: a fan-out whose results nobody reads does not pay for 1,000
+    objects (about 3 ms per 1,000 jobs, a sixth of the call)."""
+
+    __slots__ = ("_first", "_made", "_rows")
+
+    def __init__(self, first: TaskResult, rows: list[Any]) -> None:
+        self._first, self._rows = first, rows
+        self._made: list[TaskResult] | None = None
+
+    def _results(self) -> list[TaskResult]:
+        if self._made is None:
+            self._made = _results_like(self._first, self._rows)
+            self._rows = []
+        return self._made
+
+    def __len__(self) -> int:
+        return len(self._made) if self._made is not None else len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskResult]: ...
+    def __getitem__(self, index: int | slice) -> TaskResult | list[TaskResult]:
+        return self._results()[index]
+
+    def __iter__(self) -> Iterator[TaskResult]:
+        return iter(self._results())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, EnqueuedResults)):
+            return self._results() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # a sequence that compares by value
+
+    def __repr__(self) -> str:
+        return repr(self._results())
 
 
 def _results_like(first: TaskResult, rows: Sequence[tuple[Any, ...]]) -> list[TaskResult]:

@@ -214,3 +214,18 @@ def test_a_workflow_with_a_nul_argument_is_refused(enqueued):
     with pytest.raises(InvalidTask, match="NUL"):
         checkout.start(order_id=NUL)
     assert not WorkflowRun.objects.exists() and not Job.objects.exists() and enqueued == []
+
+
+def test_enqueue_many_returns_its_results_as_a_sequence_made_when_first_read():
+    from djjobs.lifecycle.insert import EnqueuedResults
+
+    results = tasks.add.enqueue_many([(i, i) for i in range(30)])
+    assert len(results) == 30
+    if isinstance(results, EnqueuedResults):  # DJJOBS["FAST_PATHS"] on
+        assert results._made is None  # nothing built yet
+    ids = [r.id for r in results]
+    assert ids == sorted(ids) and len(set(ids)) == 30
+    assert results[0].args == [0, 0] and results[-1].args == [29, 29]
+    assert [r.id for r in results[2:4]] == ids[2:4]
+    assert results == list(results) and results != []
+    assert {str(pk) for pk in Job.objects.values_list("id", flat=True)} == set(ids)
