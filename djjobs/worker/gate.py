@@ -34,7 +34,8 @@ from ..models import FlowStart, Job
 from ..queues import queue_rules
 from ..states import JobStatus
 
-CANDIDATES_PER_SLOT = 4  # candidates read per job to claim (more, when keys are full)
+PAGE_JOBS = 64  # candidates are read in pages of twice the jobs still wanted (at most this many)...
+MAX_PAGES = 4  # ...and at most this many pages per claim
 
 # Whether this process's last limited claim left a due job READY only because a rate window was
 # full: it may start within the period, so a --burst worker waits for it instead of ending.
@@ -75,7 +76,7 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
         full_queues = counts.full_queues()
         skip_queues = set(rules.paused) | full_queues
 
-        def candidates(qs):
+        def candidates(qs, start: int, count: int) -> list:
             if served is not None:
                 qs = qs.filter(queue_name__in=served)
             if skip_queues:
@@ -90,7 +91,7 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
                     "concurrency_limit",
                     "rate_key",
                     "rate_limit",
-                )[: limit * CANDIDATES_PER_SLOT + 8]
+                )[start : start + count]
             )
 
         due = Job.objects.using(alias).filter(status=JobStatus.READY, run_after__lte=now)
@@ -107,62 +108,75 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
             limited = limited.exclude(concurrency_key__in=counts.full_keys)
         if counts.full_rate_keys:
             limited = limited.exclude(rate_key__in=counts.full_rate_keys)
-        rows = candidates(limited)
         limited_queues = rules.limited - skip_queues
         if served is not None:
             limited_queues &= served
-        if limited_queues:
-            free_in_limited = due.filter(
-                concurrency_key__isnull=True, rate_key__isnull=True, queue_name__in=list(limited_queues)
-            )
-            rows += candidates(free_in_limited)
-            rows.sort(key=lambda row: (-row[1], row[2], row[0]))
-        # Counts no look asked for, needed by a candidate after all (a first job of its kind).
-        if not counts.running_read and any(row[4] is not None for row in rows):
-            counts.read_running()
-        if not counts.starts_read and any(row[6] is not None for row in rows):
-            counts.read_starts(connection.vendor == "postgresql")
+        free_in_limited = (
+            due.filter(concurrency_key__isnull=True, rate_key__isnull=True, queue_name__in=list(limited_queues))
+            if limited_queues
+            else None
+        )
 
         running_keys, running_queues, starts = counts.running_keys, counts.running_queues, counts.starts
         chosen: list[object] = []
         scopes = []
-        for id_, _priority, _run_after, queue, key, key_limit, rate_key, rate_text in rows:
-            if len(chosen) >= limit:
-                break
-            if key is not None and running_keys.get(key, 0) >= key_limit:
-                continue
-            if queue in rules.concurrency and running_queues.get(queue, 0) >= rules.concurrency[queue]:
-                continue
-            job_scopes = []
-            if rate_key is not None:
-                try:
-                    cap, period = flow.parse_rate(rate_text)
-                except ValueError:
-                    cap, period = 1, 1.0  # not written by djjobs: the strictest reading
-                job_scopes.append((rate_key, cap, period))
-            if queue in rules.rate:
-                cap, period, _text = rules.rate[queue]
-                job_scopes.append((flow.queue_scope(queue), cap, period))
-            ahead = len(chosen) >= idle
-            if ahead and (
-                (key is not None and running_keys.get(key, 0) + 1 > _ahead_share(key_limit))
-                or (
-                    queue in rules.concurrency
-                    and running_queues.get(queue, 0) + 1 > _ahead_share(rules.concurrency[queue])
-                )
-            ):
-                continue  # not claimed ahead of a thread
-            if any(starts.get(scope, 0) >= cap for scope, cap, _period in job_scopes):
-                _rate_held = True
-                continue
-            chosen.append(id_)
-            if key is not None:
-                running_keys[key] = running_keys.get(key, 0) + 1
-            if queue in rules.concurrency:
-                running_queues[queue] = running_queues.get(queue, 0) + 1
-            for scope, cap, period in job_scopes:
-                starts[scope] = starts.get(scope, 0) + 1
-                scopes.append((scope, cap, period))
+        # Candidates in pages, in claim order: a page holds twice the jobs still wanted, so a
+        # claim reads about what it takes; it reads on while a full page gave it some jobs.
+        start = 0
+        for _page in range(MAX_PAGES):
+            count = 2 * min(limit - len(chosen), PAGE_JOBS) + 8
+            rows = candidates(limited, start, count)
+            full_page = len(rows) == count
+            if free_in_limited is not None:
+                more = candidates(free_in_limited, start, count)
+                full_page = full_page or len(more) == count
+                rows = sorted(rows + more, key=lambda row: (-row[1], row[2], row[0]))
+            start += count
+            before = len(chosen)
+            # Counts no look asked for, needed by a candidate after all (a first job of its kind).
+            if not counts.running_read and any(row[4] is not None for row in rows):
+                counts.read_running()
+            if not counts.starts_read and any(row[6] is not None for row in rows):
+                counts.read_starts(connection.vendor == "postgresql")
+            for id_, _priority, _run_after, queue, key, key_limit, rate_key, rate_text in rows:
+                if len(chosen) >= limit:
+                    break
+                if key is not None and running_keys.get(key, 0) >= key_limit:
+                    continue
+                if queue in rules.concurrency and running_queues.get(queue, 0) >= rules.concurrency[queue]:
+                    continue
+                job_scopes = []
+                if rate_key is not None:
+                    try:
+                        cap, period = flow.parse_rate(rate_text)
+                    except ValueError:
+                        cap, period = 1, 1.0  # not written by djjobs: the strictest reading
+                    job_scopes.append((rate_key, cap, period))
+                if queue in rules.rate:
+                    cap, period, _text = rules.rate[queue]
+                    job_scopes.append((flow.queue_scope(queue), cap, period))
+                ahead = len(chosen) >= idle
+                if ahead and (
+                    (key is not None and running_keys.get(key, 0) + 1 > _ahead_share(key_limit))
+                    or (
+                        queue in rules.concurrency
+                        and running_queues.get(queue, 0) + 1 > _ahead_share(rules.concurrency[queue])
+                    )
+                ):
+                    continue  # not claimed ahead of a thread
+                if any(starts.get(scope, 0) >= cap for scope, cap, _period in job_scopes):
+                    _rate_held = True
+                    continue
+                chosen.append(id_)
+                if key is not None:
+                    running_keys[key] = running_keys.get(key, 0) + 1
+                if queue in rules.concurrency:
+                    running_queues[queue] = running_queues.get(queue, 0) + 1
+                for scope, cap, period in job_scopes:
+                    starts[scope] = starts.get(scope, 0) + 1
+                    scopes.append((scope, cap, period))
+            if len(chosen) >= limit or not full_page or len(chosen) == before:
+                break  # done, nothing more, or a page of which nothing could start
         if not chosen:
             return []
         claimed = update(chosen)
