@@ -372,7 +372,7 @@ def fifo_sequence(using: str, key: str) -> int:
         if connection.vendor == "postgresql":
             cursor.execute(statements.FIFO_NEXTVAL)
         else:
-            cursor.execute(statements.of(connection).FIFO_NEXT_SEQ, [key])
+            cursor.execute(statements.of(connection).FIFO_NEXT_SEQ, [key, key])
         return cursor.fetchone()[0]
 
 

@@ -128,7 +128,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="job",
             index=models.Index(
-                condition=models.Q(("fifo_key__isnull", False)),
+                condition=models.Q(("fifo_key__isnull", False), ("status", "WAITING")),
                 fields=["fifo_key", "fifo_seq"],
                 name="djjobs_job_fifo_idx",
             ),

@@ -169,9 +169,12 @@ class Job(models.Model):
                 condition=Q(status="READY") & (Q(concurrency_key__isnull=False) | Q(rate_key__isnull=False)),
                 name="djjobs_job_limited_idx",
             ),
-            # FIFO: a key's jobs in order (the next one to release, the last sequence number).
+            # FIFO: the jobs waiting behind each key, in order (the next one to release). Partial:
+            # only WAITING jobs, so a release reads one entry however many jobs of the key ended.
             models.Index(
-                fields=["fifo_key", "fifo_seq"], condition=Q(fifo_key__isnull=False), name="djjobs_job_fifo_idx"
+                fields=["fifo_key", "fifo_seq"],
+                condition=Q(fifo_key__isnull=False, status="WAITING"),
+                name="djjobs_job_fifo_idx",
             ),
             # The rescuer: RUNNING jobs by lease expiry.
             models.Index(
