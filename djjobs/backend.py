@@ -125,11 +125,11 @@ class JobsBackend(BaseTaskBackend):
                     id="djjobs.W002",
                 )
             )
-        if connection.vendor not in ("sqlite", "postgresql"):
+        if connection.vendor not in ("sqlite", "postgresql", "mysql"):
             errors.append(
                 checks.Error(
-                    f"djjobs supports PostgreSQL and SQLite, not {connection.vendor}.",
-                    hint="Route djjobs' models to a PostgreSQL or SQLite database.",
+                    f"djjobs supports PostgreSQL, MariaDB, MySQL and SQLite, not {connection.vendor}.",
+                    hint="Route djjobs' models to a PostgreSQL, MariaDB, MySQL or SQLite database.",
                     id="djjobs.E002",
                 )
             )

@@ -108,7 +108,7 @@ def top_failing(since: datetime, limit: int, top: int) -> list[tuple[str, int, d
 
 
 def _datetime(connection, value):
-    """A datetime read by raw SQL (SQLite returns text)."""
-    if value is None or isinstance(value, datetime):
+    """A datetime read by raw SQL (SQLite returns text, MariaDB/MySQL a naive UTC datetime)."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
         return value
     return connection.ops.convert_datetimefield_value(value, None, connection)

@@ -17,6 +17,7 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 """
 
 import logging
+import operator
 from contextvars import ContextVar
 from datetime import timedelta
 
@@ -622,6 +623,12 @@ def unclaim(jobs) -> int:
     if connection.vendor == "postgresql":
         params = [value for job in jobs for value in (job.id, job.lease_token)]
         sql = statements.of(connection).unclaim_pg(len(jobs))
+    elif connection.vendor == "mysql":
+        # MariaDB >= 10.7 stores UUIDs in its UUID type, MySQL in char(32).
+        text = str if connection.features.has_native_uuid_field else operator.attrgetter("hex")
+        ids = [text(job.id) for job in jobs]
+        params = ids + [value for job in jobs for value in (text(job.id), text(job.lease_token))]
+        sql = statements.of(connection).unclaim_mysql(len(jobs))
     else:
         params = [value for job in jobs for value in (job.id.hex, job.lease_token.hex)]
         sql = statements.of(connection).unclaim_sqlite(len(jobs))
