@@ -365,6 +365,31 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
 
         return self._shape(("unclaim_sqlite", jobs), make)
 
+    def successes_mysql(self, jobs: int) -> str:
+        """MariaDB/MySQL's batched completion of successes (RUNNING -> SUCCESSFUL): one UPDATE
+        joined to the batch as a derived table (UNION ALL of rows: both accept it, unlike their
+        VALUES constructors), each row guarded by its lease token. Parameters: (id, lease token,
+        return value JSON or None) per job, then finished_at."""
+
+        def make():
+            rows = " UNION ALL ".join(["SELECT %s AS id, %s AS token, %s AS rv"] + ["SELECT %s, %s, %s"] * (jobs - 1))
+            return f"""UPDATE {self.table} AS j JOIN ({rows}) AS v ON j.id = v.id AND j.lease_token = v.token
+                  SET j.status = {SUCCESSFUL}, j.return_value = v.rv, j.finished_at = %s,
+                      j.lease_token = NULL, j.lease_expires_at = NULL
+                  WHERE j.status = {RUNNING}"""
+
+        return self._shape(("successes_mysql", jobs), make)
+
+    def succeeded_at_mysql(self, ids: int) -> str:
+        """Which of ``ids`` a batched completion wrote (parameters: its finished_at, the ids)."""
+        return self._shape(
+            ("succeeded_at_mysql", ids),
+            lambda: (
+                f"SELECT id FROM {self.table} WHERE status = {SUCCESSFUL} AND finished_at = %s "
+                f"AND lease_token IS NULL AND id IN ({_placeholders(ids)})"
+            ),
+        )
+
     def unclaim_mysql(self, jobs: int) -> str:
         """Parameters: (id, lease token) per job. MariaDB and MySQL assign a single-table UPDATE's
         columns left to right, each seeing the ones before it: ``attempts`` goes last, so the
