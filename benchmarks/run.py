@@ -1225,6 +1225,10 @@ def main() -> int:
         if connection.vendor == "postgresql":
             cursor.execute("SHOW server_version")
             db = f"PostgreSQL {cursor.fetchone()[0]}"
+        elif connection.vendor == "mysql":
+            cursor.execute("SELECT VERSION(), @@innodb_flush_log_at_trx_commit")
+            version, flush = cursor.fetchone()
+            db = f"{'MariaDB' if connection.mysql_is_mariadb else 'MySQL'} {version}, innodb_flush_log_at_trx_commit={flush}"
         else:
             cursor.execute("SELECT sqlite_version()")
             db = f"SQLite {cursor.fetchone()[0]}"

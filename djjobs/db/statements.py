@@ -414,6 +414,13 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
         """One job's INSERT: ``columns`` quoted and joined, ``cells`` its placeholders and literals."""
         return f"INSERT INTO {self.table} ({columns}) VALUES ({cells})"
 
+    def insert_jobs_rows(self, columns: str, cells: str, rows: int) -> str:
+        """Many jobs' multi-row INSERT (MariaDB/MySQL): ``rows`` times the ``cells``."""
+        return self._shape(
+            ("insert_rows", columns, cells, rows),
+            lambda: f"INSERT INTO {self.table} ({columns}) VALUES " + ", ".join([f"({cells})"] * rows),
+        )
+
     def copy_jobs(self, columns: str) -> str:
         """COPY of many jobs' rows in text format (PostgreSQL)."""
         return f"COPY {self.table} ({columns}) FROM STDIN"

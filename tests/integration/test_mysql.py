@@ -90,3 +90,12 @@ def test_a_batch_with_a_lost_lease_reads_back_what_it_wrote():
     assert len(_statements(captured)) == 2  # the UPDATE matched 1 of 2: which one, read back
     assert done == {jobs[1].key}
     assert Job.objects.get(pk=jobs[0].id).status == "RUNNING"
+
+
+def test_enqueue_many_is_multi_row_inserts_of_at_most_500_rows():
+    with CaptureQueriesContext(connection) as captured:
+        results = tasks.add.enqueue_many([(i, i) for i in range(1_200)])
+    inserts = [sql for sql in _statements(captured) if sql.startswith("INSERT")]
+    assert len(inserts) == 3  # 500 + 500 + 200 rows, in one transaction
+    assert len(results) == Job.objects.count() == 1_200
+    assert sorted(Job.objects.values_list("args", flat=True))[:2] == [[0, 0], [1, 1]]
