@@ -99,3 +99,24 @@ def test_enqueue_many_is_multi_row_inserts_of_at_most_500_rows():
     assert len(inserts) == 3  # 500 + 500 + 200 rows, in one transaction
     assert len(results) == Job.objects.count() == 1_200
     assert sorted(Job.objects.values_list("args", flat=True))[:2] == [[0, 0], [1, 1]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_enqueue_in_its_own_transaction_is_tried_again_after_a_deadlock(monkeypatch):
+    from django.db import OperationalError
+
+    real_save, raised = Job.save, []
+
+    def save(self, *args, **kwargs):
+        if not raised:  # InnoDB chose this INSERT's transaction to end a deadlock
+            raised.append(True)
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Job, "save", save)
+    result = tasks.fifo_record.enqueue("a", 1, ms=0)
+    assert raised and Job.objects.get().id == uuid.UUID(str(result.id))
+    # In the caller's transaction InnoDB rolled the whole transaction back: the caller retries it.
+    raised.clear()
+    with pytest.raises(OperationalError), transaction.atomic():
+        tasks.fifo_record.enqueue("a", 2, ms=0)
