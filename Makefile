@@ -3,6 +3,7 @@
 #   make demo                      # venv, migrate, sample data, web server + workers (Ctrl-C stops both)
 #   make test                      # the whole suite on SQLite, then on PostgreSQL
 #   make test DBS=sqlite           # one database only (DBS=postgres for the other)
+#   make test DBS=mariadb          # MariaDB (starts it if need be; installs mysqlclient into the VENV)
 #   make test DBS=postgres-public-apis   # unit + integration on PostgreSQL, DJJOBS["FAST_PATHS"] off
 #   make test PYTEST_ARGS='-x -k retry'
 #   make test-fast                 # the edit loop: unit + integration tests, SQLite only
@@ -15,7 +16,7 @@
 # DJANGO is 5.2 (Django 5.2 + the django-tasks backport) or 6 (built-in django.tasks).
 # It defaults to 5.2 on Python 3.11 (Django 6 needs Python >= 3.12) and to 6 otherwise.
 # Each VENV tests on its own databases (.test-db/<venv>.sqlite3, test_djjobs_<venv>_<hash>),
-# so runs with different VENVs may run at the same time.
+# so runs with different VENVs may run at the same time (MariaDB: test_djjobs_<venv>_<hash> too).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -26,6 +27,7 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 DJANGO ?= $(if $(filter 3.11,$(PY_VERSION)),5.2,6)
 DBS ?= sqlite postgres
 PG_URL ?= postgres://postgres@127.0.0.1:5432/djjobs
+MARIADB_URL ?= mysql://root@127.0.0.1:3306/djjobs
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -40,6 +42,7 @@ VENV_SLUG := $(shell printf '%s' '$(notdir $(abspath $(VENV)))' | tr 'A-Z' 'a-z'
 VENV_HASH := $(shell printf '%s' '$(abspath $(VENV))' | sha256sum | cut -c1-8)
 DJJOBS_TEST_SQLITE ?= $(CURDIR)/.test-db/$(or $(VENV_SLUG),venv).sqlite3
 DJJOBS_TEST_PG_NAME ?= test_djjobs_$(or $(VENV_SLUG),venv)_$(VENV_HASH)
+DJJOBS_TEST_MYSQL_NAME ?= test_djjobs_$(or $(VENV_SLUG),venv)_$(VENV_HASH)
 
 # dev: tests, benchmarks and ruff; demo: the demo project's settings (django-environ).
 ifeq ($(DJANGO),5.2)
@@ -55,7 +58,7 @@ endif
 PYPROJECT_HASH := $(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
 STAMP := $(VENV)/.djjobs-installed-py$(PY_VERSION)-dj$(DJANGO)-$(PYPROJECT_HASH)
 
-.PHONY: help install demo demo-setup test test-fast test-sqlite test-postgres test-postgres-public-apis lint clean
+.PHONY: help install demo demo-setup test test-fast test-sqlite test-postgres test-postgres-public-apis test-mariadb lint clean
 
 help:
 	@sed -n '3,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
@@ -98,7 +101,7 @@ endef
 test: install
 	@failed=""; \
 	for db in $(DBS); do \
-		case $$db in sqlite|postgres|postgres-public-apis) ;; *) echo "unknown database '$$db' in DBS (sqlite, postgres, postgres-public-apis)" >&2; exit 2;; esac; \
+		case $$db in sqlite|postgres|postgres-public-apis|mariadb) ;; *) echo "unknown database '$$db' in DBS (sqlite, postgres, postgres-public-apis, mariadb)" >&2; exit 2;; esac; \
 		$(MAKE) --no-print-directory test-$$db || failed="$$failed $$db"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "==> test runs failed:$$failed"; exit 1; fi; \
@@ -116,6 +119,14 @@ test-postgres: install
 test-postgres-public-apis: install
 	@bash .ci/ensure-postgres
 	$(call run_pytest,PostgreSQL (FAST_PATHS off),$(DJJOBS_TEST_PG_NAME)_pub,env DATABASE_URL='$(PG_URL)' DJJOBS_TEST_PG_NAME='$(DJJOBS_TEST_PG_NAME)_pub' DJJOBS_TEST_FAST_PATHS=0,tests/unit tests/integration)
+
+# MariaDB (>= 10.6; MySQL 8 uses the same code): .ci/ensure-mariadb starts it and installs the
+# client headers if need be; the driver (the `mysql` extra, mysqlclient) goes into this VENV on
+# first use only, so that the other runs need neither.
+test-mariadb: install
+	@bash .ci/ensure-mariadb
+	@$(VENV_PY) -c 'import MySQLdb' 2>/dev/null || $(VENV_PY) -m pip install --quiet 'mysqlclient>=2.2.1'
+	$(call run_pytest,MariaDB,$(DJJOBS_TEST_MYSQL_NAME),env DATABASE_URL='$(MARIADB_URL)' DJJOBS_TEST_MYSQL_NAME='$(DJJOBS_TEST_MYSQL_NAME)')
 
 # No worker processes, no browser, no PostgreSQL: what an edit is first checked with.
 test-fast: install

@@ -170,6 +170,23 @@ def ensure_database(recreate: bool = False) -> str:
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
                 print(f"created database {config['NAME']}")
+    elif "mysql" in engine:
+        import MySQLdb
+
+        kwargs = {"host": config.get("HOST") or "127.0.0.1", "user": config.get("USER") or "root"}
+        if config.get("PORT"):
+            kwargs["port"] = int(config["PORT"])
+        if config.get("PASSWORD"):
+            kwargs["password"] = config["PASSWORD"]
+        conn = MySQLdb.connect(**kwargs)
+        try:
+            cursor = conn.cursor()
+            if recreate:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{config['NAME']}`")
+                print(f"dropped database {config['NAME']}")
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{config['NAME']}` CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
     elif "sqlite" in engine:
         path = Path(config["NAME"])
         if recreate:
@@ -256,6 +273,10 @@ def truncate() -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {job_table()} CASCADE")
+        elif connection.vendor == "mysql":
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            cursor.execute(f"TRUNCATE {job_table()}")
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
         else:
             cursor.execute(f"DELETE FROM {job_table()}")
 
@@ -266,6 +287,9 @@ def analyze(vacuum: bool = False) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"{'VACUUM ' if vacuum else ''}ANALYZE {job_table()}")
+        elif connection.vendor == "mysql":
+            cursor.execute(f"ANALYZE TABLE {job_table()}")
+            cursor.fetchall()
         else:
             cursor.execute("ANALYZE")
 
@@ -1202,6 +1226,10 @@ def main() -> int:
         if connection.vendor == "postgresql":
             cursor.execute("SHOW server_version")
             db = f"PostgreSQL {cursor.fetchone()[0]}"
+        elif connection.vendor == "mysql":
+            cursor.execute("SELECT VERSION(), @@innodb_flush_log_at_trx_commit")
+            version, flush = cursor.fetchone()
+            db = f"{'MariaDB' if connection.mysql_is_mariadb else 'MySQL'} {version}, innodb_flush_log_at_trx_commit={flush}"
         else:
             cursor.execute("SELECT sqlite_version()")
             db = f"SQLite {cursor.fetchone()[0]}"

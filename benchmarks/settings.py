@@ -28,6 +28,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 
+elif "mysql" in DATABASES["default"]["ENGINE"]:
+    # What djjobs requires of MariaDB/MySQL (checks djjobs.W003, W004): utf8mb4, READ COMMITTED.
+    DATABASES["default"]["OPTIONS"] = {"charset": "utf8mb4", "isolation_level": "read committed"}
+
 INSTALLED_APPS = ["djjobs"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

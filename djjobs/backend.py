@@ -126,12 +126,44 @@ class JobsBackend(BaseTaskBackend):
                     id="djjobs.W002",
                 )
             )
-        if connection.vendor not in ("sqlite", "postgresql"):
+        if connection.vendor == "mysql":
+            errors += _mysql_warnings(connection.alias, options)
+        if connection.vendor not in ("sqlite", "postgresql", "mysql"):
             errors.append(
                 checks.Error(
-                    f"djjobs supports PostgreSQL and SQLite, not {connection.vendor}.",
-                    hint="Route djjobs' models to a PostgreSQL or SQLite database.",
+                    f"djjobs supports PostgreSQL, MariaDB, MySQL and SQLite, not {connection.vendor}.",
+                    hint="Route djjobs' models to a PostgreSQL, MariaDB, MySQL or SQLite database.",
                     id="djjobs.E002",
                 )
             )
         return errors
+
+
+def _mysql_warnings(alias: str, options: dict) -> list[checks.CheckMessage]:
+    """MariaDB/MySQL: READ COMMITTED (Django's default there) and utf8mb4 (not Django's default)."""
+    warnings: list[checks.CheckMessage] = []
+    # Django sets the level on every connection it opens: "read committed" unless OPTIONS say otherwise.
+    level = str(options.get("isolation_level") or "read committed").lower()
+    if level != "read committed":
+        warnings.append(
+            checks.Warning(
+                f"DATABASES[{alias!r}] uses the {level.upper()} isolation level: under REPEATABLE READ, InnoDB's "
+                "gap and next-key locks make claims, completions and unique enqueues wait on each other and "
+                "deadlock, and a worker's reads would see the snapshot of its transaction's start.",
+                hint=f"Remove 'isolation_level' from DATABASES[{alias!r}]['OPTIONS'] or set it to 'read committed'.",
+                id="djjobs.W003",
+            )
+        )
+    # Django's default charset on MySQL is utf8 (utf8mb3): no emoji or other 4-byte characters.
+    charset = str(options.get("charset") or "utf8").lower()
+    if charset != "utf8mb4":
+        warnings.append(
+            checks.Warning(
+                f"DATABASES[{alias!r}] connects with charset {charset!r}: arguments, results and errors with "
+                "characters outside the Basic Multilingual Plane (emoji) would be refused or mangled.",
+                hint=f"Set DATABASES[{alias!r}]['OPTIONS']['charset'] = 'utf8mb4' (and create the database "
+                "with CHARACTER SET utf8mb4).",
+                id="djjobs.W004",
+            )
+        )
+    return warnings

@@ -3,11 +3,14 @@ from django.db import connection
 
 
 def pytest_collection_modifyitems(config, items):
-    """PostgreSQL-only tests are skipped, with a reason, on other databases."""
+    """PostgreSQL-only tests are skipped, with a reason, on other databases; tests of concurrent
+    writers (``concurrent``) on SQLite, whose writers take turns."""
     vendor = connection.vendor
     for item in items:
         if "postgresql" in item.keywords and vendor != "postgresql":
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
+        elif "concurrent" in item.keywords and vendor == "sqlite":
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL or MariaDB/MySQL (set DATABASE_URL)"))
 
 
 @pytest.fixture(autouse=True)

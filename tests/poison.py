@@ -3,7 +3,7 @@ one job only (as a NUL did on PostgreSQL), whatever the encoding rules let throu
 
 The trigger refuses any UPDATE of djjobs_job that sets a return value with a "poison" key
 (tests.testapp.tasks.hostile_return("poison") returns one): PostgreSQL raises a DataError
-(SQLSTATE 22P05, as jsonb does for \\u0000), SQLite an IntegrityError (RAISE(ABORT)).
+(SQLSTATE 22P05, as jsonb does for \\u0000), SQLite and MariaDB/MySQL an IntegrityError.
 """
 
 from contextlib import contextmanager
@@ -31,6 +31,15 @@ SQLITE_CREATE = [
        BEGIN SELECT RAISE(ABORT, 'poisoned return value'); END""",
 ]
 SQLITE_DROP = ["DROP TRIGGER IF EXISTS djjobs_test_poison"]
+# MariaDB/MySQL: error 4025 (a CHECK constraint failed), which Django raises as IntegrityError.
+MYSQL_CREATE = [
+    """CREATE TRIGGER djjobs_test_poison BEFORE UPDATE ON djjobs_job FOR EACH ROW
+       BEGIN
+           IF NEW.return_value IS NOT NULL AND JSON_CONTAINS_PATH(NEW.return_value, 'one', '$.poison') THEN
+               SIGNAL SQLSTATE '23000' SET MYSQL_ERRNO = 4025, MESSAGE_TEXT = 'poisoned return value';
+           END IF;
+       END""",
+]
 
 
 def _run(statements) -> None:
@@ -42,10 +51,13 @@ def _run(statements) -> None:
 @contextmanager
 def poison_trigger():
     """The trigger exists inside the block (committed: worker processes see it)."""
-    pg = connection.vendor == "postgresql"
-    _run(PG_DROP if pg else SQLITE_DROP)
-    _run(PG_CREATE if pg else SQLITE_CREATE)
+    create, drop = {
+        "postgresql": (PG_CREATE, PG_DROP),
+        "mysql": (MYSQL_CREATE, SQLITE_DROP),
+    }.get(connection.vendor, (SQLITE_CREATE, SQLITE_DROP))
+    _run(drop)
+    _run(create)
     try:
         yield
     finally:
-        _run(PG_DROP if pg else SQLITE_DROP)
+        _run(drop)

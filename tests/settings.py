@@ -16,7 +16,8 @@ ALLOWED_HOSTS = ["*"]
 
 # Each concurrent test run needs its own test database, or runs wipe each other's (the
 # Makefile gives every VENV its own): DJJOBS_TEST_SQLITE is the SQLite file, DJJOBS_TEST_PG_NAME
-# the PostgreSQL test database (default test_<NAME>, as pytest-django, so test_djjobs).
+# the PostgreSQL test database (default test_<NAME>, as pytest-django, so test_djjobs),
+# DJJOBS_TEST_MYSQL_NAME the MariaDB/MySQL one (same default).
 _sqlite_file = Path(os.environ.get("DJJOBS_TEST_SQLITE") or BASE_DIR.parent / ".test-db" / "djjobs-test.sqlite3")
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{_sqlite_file}")}
 _db = DATABASES["default"]
@@ -31,6 +32,14 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _sqlite_file.parent.mkdir(parents=True, exist_ok=True)
 elif "postgresql" in _db["ENGINE"]:
     _db.setdefault("TEST", {})["NAME"] = os.environ.get("DJJOBS_TEST_PG_NAME") or f"test_{_db['NAME']}"
+elif "mysql" in _db["ENGINE"]:
+    # What djjobs requires of MariaDB/MySQL (checks djjobs.W003, W004): utf8mb4, READ COMMITTED.
+    _db.setdefault("TEST", {}).update(
+        NAME=os.environ.get("DJJOBS_TEST_MYSQL_NAME") or f"test_{_db['NAME']}",
+        CHARSET="utf8mb4",
+        COLLATION="utf8mb4_unicode_ci",
+    )
+    _db.setdefault("OPTIONS", {}).update(charset="utf8mb4", isolation_level="read committed")
 # Worker processes started by acceptance tests connect straight to the test database.
 if os.environ.get("DJJOBS_TEST_DB_NAME"):
     _db["NAME"] = os.environ["DJJOBS_TEST_DB_NAME"]

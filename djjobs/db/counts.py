@@ -118,8 +118,8 @@ def _datetime(connection: BaseDatabaseWrapper, value: datetime | str) -> datetim
 
 
 def _datetime(connection: BaseDatabaseWrapper, value: datetime | str | None) -> datetime | None:
-    """A datetime read by raw SQL (SQLite returns text)."""
-    if value is None or isinstance(value, datetime):
+    """A datetime read by raw SQL (SQLite returns text, MariaDB/MySQL a naive UTC datetime)."""
+    if value is None or (isinstance(value, datetime) and value.tzinfo is not None):
         return value
     # SQLite's operations have it (PostgreSQL, which has not, returns datetimes).
     return connection.ops.convert_datetimefield_value(value, None, connection)  # type: ignore[attr-defined]

@@ -60,6 +60,14 @@ FIFO_NEXTVAL = "SELECT nextval('djjobs_fifo_seq')"
 FLOW_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 FLOW_LOCK_ID = 0x646A6A6F6273  # "djjobs"
 
+# MariaDB/MySQL have no transaction-scoped advisory lock: a named lock of the session, taken
+# before the limited claim's transaction and released after it (djjobs.worker.gate). Parameters:
+# the name, and how long to wait for it (seconds).
+FLOW_LOCK_MYSQL = "SELECT GET_LOCK(%s, %s)"
+FLOW_UNLOCK_MYSQL = "SELECT RELEASE_LOCK(%s)"
+FLOW_LOCK_NAME = "djjobs.flow"
+FLOW_LOCK_WAIT = 30
+
 # LISTEN/NOTIFY: the channel the trigger of migration 0002 notifies (payload: the queue's name).
 NOTIFY_CHANNEL = "djjobs"
 LISTEN = f"LISTEN {NOTIFY_CHANNEL}"
@@ -302,6 +310,43 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
 
         return self._shape(("claim_update", first, ids), make)
 
+    def claim_select_mysql(self, queues: int, skip: int = 0) -> str:
+        """MariaDB/MySQL's claim, part 1 (in a transaction): the ids of the due free jobs in claim
+        order, locked, skipping rows other claims hold (the index djjobs_job_claim_status_idx of
+        migration 0010 is read in this order). Parameters as claim_select_sqlite's."""
+        return self._shape(
+            ("claim_select_mysql", queues, skip),
+            lambda: self.claim_select_sqlite(queues, skip) + " FOR UPDATE SKIP LOCKED",
+        )
+
+    def claim_update_mysql(self, first: int, ids: int) -> str:
+        """MariaDB/MySQL's claim, part 2: as claim_update_sqlite, without RETURNING (neither has
+        UPDATE ... RETURNING): claim_rows_mysql reads the rows back in the same transaction.
+        ``first == ids``: every job goes to an idle thread, and the ``first`` ids are not parameters."""
+
+        def make() -> str:
+            # All direct (first == ids: no parameters for them), none, or the ``first``.
+            ahead = "0" if first == ids else f"id NOT IN ({_placeholders(first)})" if first else "1"
+            return f"""UPDATE {self.table} SET
+                        status = {RUNNING}, attempts = attempts + 1,
+                        started_at = COALESCE(started_at, %s), last_attempted_at = %s,
+                        worker_id = %s, worker_ids = JSON_ARRAY_APPEND(worker_ids, '$', %s),
+                        lease_token = %s, lease_expires_at = %s,
+                        claimed_ahead = {ahead}
+                        WHERE status = {READY} AND id IN ({_placeholders(ids)})"""
+
+        return self._shape(("claim_update_mysql", first, ids), make)
+
+    def claim_rows_mysql(self, ids: int) -> str:
+        """MariaDB/MySQL's claim, part 3: the claimed rows (parameters: the lease token, ``ids`` ids)."""
+        return self._shape(
+            ("claim_rows_mysql", ids),
+            lambda: (
+                f"SELECT {CLAIM_COLUMNS} FROM {self.table} "
+                f"WHERE status = {RUNNING} AND lease_token = %s AND id IN ({_placeholders(ids)})"
+            ),
+        )
+
     # -- give-back of prefetched jobs (RUNNING -> READY, as if never claimed) --------------------
 
     def unclaim_pg(self, jobs: int) -> str:
@@ -334,11 +379,61 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
 
         return self._shape(("unclaim_sqlite", jobs), make)
 
+    def successes_mysql(self, jobs: int) -> str:
+        """MariaDB/MySQL's batched completion of successes (RUNNING -> SUCCESSFUL): one UPDATE
+        joined to the batch as a derived table (UNION ALL of rows: both accept it, unlike their
+        VALUES constructors), each row guarded by its lease token. Parameters: (id, lease token,
+        return value JSON or None) per job, then finished_at."""
+
+        def make() -> str:
+            rows = " UNION ALL ".join(["SELECT %s AS id, %s AS token, %s AS rv"] + ["SELECT %s, %s, %s"] * (jobs - 1))
+            return f"""UPDATE {self.table} AS j JOIN ({rows}) AS v ON j.id = v.id AND j.lease_token = v.token
+                  SET j.status = {SUCCESSFUL}, j.return_value = v.rv, j.finished_at = %s,
+                      j.lease_token = NULL, j.lease_expires_at = NULL
+                  WHERE j.status = {RUNNING}"""
+
+        return self._shape(("successes_mysql", jobs), make)
+
+    def succeeded_at_mysql(self, ids: int) -> str:
+        """Which of ``ids`` a batched completion wrote (parameters: its finished_at, the ids)."""
+        return self._shape(
+            ("succeeded_at_mysql", ids),
+            lambda: (
+                f"SELECT id FROM {self.table} WHERE status = {SUCCESSFUL} AND finished_at = %s "
+                f"AND lease_token IS NULL AND id IN ({_placeholders(ids)})"
+            ),
+        )
+
+    def unclaim_mysql(self, jobs: int) -> str:
+        """Parameters: (id, lease token) per job. MariaDB and MySQL assign a single-table UPDATE's
+        columns left to right, each seeing the ones before it: ``attempts`` goes last, so the
+        CASEs read the claimed attempt's number."""
+
+        def make() -> str:
+            return f"""UPDATE {self.table} SET status = {READY},
+                      started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END,
+                      last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END,
+                      worker_id = CASE WHEN attempts <= 1 THEN '' ELSE worker_id END,
+                      worker_ids = JSON_REMOVE(worker_ids, CONCAT('$[', JSON_LENGTH(worker_ids) - 1, ']')),
+                      lease_token = NULL, lease_expires_at = NULL,
+                      attempts = attempts - 1
+                  WHERE status = {RUNNING} AND id IN ({_placeholders(jobs)})
+                    AND (id, lease_token) IN ({", ".join(["(%s, %s)"] * jobs)})"""
+
+        return self._shape(("unclaim_mysql", jobs), make)
+
     # -- insert (djjobs.db.bulk's plans cache these per set of columns) --------------------------
 
     def insert_jobs(self, columns: str, cells: str) -> str:
         """One job's INSERT: ``columns`` quoted and joined, ``cells`` its placeholders and literals."""
         return f"INSERT INTO {self.table} ({columns}) VALUES ({cells})"
+
+    def insert_jobs_rows(self, columns: str, cells: str, rows: int) -> str:
+        """Many jobs' multi-row INSERT (MariaDB/MySQL): ``rows`` times the ``cells``."""
+        return self._shape(
+            ("insert_rows", columns, cells, rows),
+            lambda: f"INSERT INTO {self.table} ({columns}) VALUES " + ", ".join([f"({cells})"] * rows),
+        )
 
     def copy_jobs(self, columns: str) -> str:
         """COPY of many jobs' rows in text format (PostgreSQL)."""

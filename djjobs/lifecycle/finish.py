@@ -17,6 +17,7 @@ arrays on PostgreSQL) is written here too, guarded the same way, row by row.
 """
 
 import logging
+import operator
 import uuid
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
@@ -498,6 +499,8 @@ def _write_successes(items: list[tuple[Any, Outcome]], worker_id: str) -> set[st
     elif connection.vendor == "postgresql":
         relax_commits(connection)  # the completer's own connection
         done = _write_successes_pg(connection, items, now)
+    elif connection.vendor == "mysql" and not any(getattr(job, "fifo_key", None) for job, _ in items):
+        done = _write_successes_mysql(connection, items, now)
     else:  # SQLite: one transaction, so one write lock and one sync for the batch
         done = _write_each(Job, connection, items, now)
     for job, _outcome in items:
@@ -524,6 +527,27 @@ def _write_successes_pg(connection: BaseDatabaseWrapper, items: list[tuple[Any, 
         row[0]
         for row in bound.run(connection, statements.of(connection).SUCCESSES_PG, [now, ids, tokens, values], fetch=True)
     }
+
+
+def _write_successes_mysql(connection: BaseDatabaseWrapper, items: list[Any], now: datetime) -> set[str]:
+    """statements.successes_mysql for ``items`` (no FIFO job among them: those release their
+    keys job by job); the keys (id text) written. MariaDB/MySQL have no UPDATE ... RETURNING:
+    when fewer rows matched than were sent (a job rescued meanwhile), the written ones are read
+    back by the completion's own finished_at, in the same transaction."""
+    text = str if connection.features.has_native_uuid_field else operator.attrgetter("hex")
+    params: list[Any] = []
+    for job, outcome in items:
+        params += (text(job.id), text(job.lease_token), None if outcome.return_value is None else outcome.return_json)
+    finished_at = connection.ops.adapt_datetimefield_value(now)
+    sql = statements.of(connection)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(sql.successes_mysql(len(items)), [*params, finished_at])
+        if cursor.rowcount == len(items):
+            return {job_key(job) for job, _ in items}
+        ids = [text(job.id) for job, _ in items]
+        cursor.execute(sql.succeeded_at_mysql(len(ids)), [finished_at, *ids])
+        written = {uuid.UUID(str(row[0])) for row in cursor.fetchall()}
+    return {job_key(job) for job, _ in items if job.id in written}
 
 
 def _release_fifo_pg(connection: BaseDatabaseWrapper, keys: list[str]) -> None:
@@ -649,6 +673,12 @@ def unclaim(jobs: Iterable[Any]) -> int:
     if connection.vendor == "postgresql":
         params = [value for job in jobs for value in (job.id, job.lease_token)]
         sql = statements.of(connection).unclaim_pg(len(jobs))
+    elif connection.vendor == "mysql":
+        # MariaDB >= 10.7 stores UUIDs in its UUID type, MySQL in char(32).
+        text = str if connection.features.has_native_uuid_field else operator.attrgetter("hex")
+        ids = [text(job.id) for job in jobs]
+        params = ids + [value for job in jobs for value in (text(job.id), text(job.lease_token))]
+        sql = statements.of(connection).unclaim_mysql(len(jobs))
     else:
         params = [value for job in jobs for value in (job.id.hex, job.lease_token.hex)]
         sql = statements.of(connection).unclaim_sqlite(len(jobs))

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, overload
 
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.utils import timezone
 
 from .. import conf, flow
@@ -339,11 +339,20 @@ def _insert_guarded(job: "Job", holder: bool) -> "Job":
             # this one goes behind them, never ahead.
             job.status = JobStatus.WAITING
     first_status = job.status
+    own_transaction = not connections[using].in_atomic_block
     for attempt in range(5):
         try:
             with transaction.atomic(using=using):
                 job.save(force_insert=True)
             return job
+        except OperationalError as exc:
+            # MariaDB/MySQL: of two transactions waiting on each other's locks of a unique index
+            # (a FIFO key released by a worker while this INSERT checks it), InnoDB ends one
+            # (error 1213) and rolls it back whole. When that was this INSERT's own transaction,
+            # nothing else was lost: it is tried again. In the caller's transaction, the caller
+            # must retry the transaction, as for any deadlock.
+            if not (own_transaction and attempt < 4 and _is_deadlock(exc, using)):
+                raise
         except IntegrityError:
             if holder and job.unique_key:
                 existing = Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE).first()
@@ -362,9 +371,17 @@ def _insert_guarded(job: "Job", holder: bool) -> "Job":
     raise InvalidTask(f"Could not enqueue job {job.unique_key or job.fifo_key!r}: the key is contended.")
 
 
+def _is_deadlock(exc: OperationalError, using: str) -> bool:
+    return connections[using].vendor == "mysql" and bool(exc.args) and exc.args[0] == MYSQL_DEADLOCK
+
+
+MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK
+
+
 def fifo_sequence(using: str, key: str) -> int:
     """The next number of the FIFO order: PostgreSQL's sequence (monotonic for every enqueuer);
-    on SQLite, whose writers take turns, the key's last number plus one."""
+    elsewhere the key's last number in line plus one (SQLite's writers take turns; on MariaDB
+    two enqueuers of one key at the same instant may share a number, then the job ids order them)."""
     from ..db import statements  # imports the models: once Django's apps are loaded
 
     connection = connections[using]

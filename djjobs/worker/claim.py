@@ -1,7 +1,9 @@
 """Claim: move due READY jobs to RUNNING for one worker, in one short transaction.
 
 PostgreSQL: one statement, ``FOR UPDATE SKIP LOCKED`` in a CTE, so workers never wait on
-each other and never take the same row. SQLite has no row locks: the whole claim runs in a
+each other and never take the same row. MariaDB/MySQL: the same lock in three statements of one
+transaction (SELECT ... FOR UPDATE SKIP LOCKED, the UPDATE by id, the rows read back: neither has
+UPDATE ... RETURNING). SQLite has no row locks: the whole claim runs in a
 ``BEGIN IMMEDIATE`` transaction (one writer at a time) and the UPDATE is still guarded by
 ``status = 'READY'``.
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from ..db import statements
@@ -113,6 +115,9 @@ def claim(
         jobs = _to_claimed_postgresql(rows, token, now, worker_id)
         if direct is not None:  # RETURNING's order is unspecified: the direct ones first
             jobs.sort(key=_ahead)
+    elif connection.vendor == "mysql":
+        rows = _claim_mysql(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
+        jobs = [_to_claimed(row, token, connection, now, worker_id) for row in rows]
     else:
         rows = _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip)
         jobs = [_to_claimed(row, token, connection, now, worker_id) for row in rows]
@@ -155,6 +160,9 @@ def _claim_limited(connection, worker_id, queues, limit, idle, lease_seconds, to
                 }
                 cursor.execute(sql.CLAIM_IDS_PG, params)
                 return sorted(_to_claimed_postgresql(cursor.fetchall(), token, now, worker_id), key=_ahead)
+            if connection.vendor == "mysql":
+                rows = _update_mysql(connection, cursor, ids, direct, worker_id, token, now, expires)
+                return sorted((_to_claimed(row, token, connection, now, worker_id) for row in rows), key=_ahead)
             adapt = connection.ops.adapt_datetimefield_value
             texts = [id_.hex if isinstance(id_, uuid.UUID) else id_ for id_ in ids]
             first = texts[:direct]
@@ -230,6 +238,52 @@ def _claim_sqlite(connection, worker_id, queues, limit, lease_seconds, token, no
             raise
     rows.sort(key=lambda r: (bool(r[20]), -r[4], r[8], r[0]))  # RETURNING order is unspecified
     return rows
+
+
+def _claim_mysql(connection, worker_id, queues, limit, lease_seconds, token, now, direct, skip=None):
+    """MariaDB/MySQL: the due free jobs locked with SKIP LOCKED, claimed by id, read back; one
+    transaction (its own, or the caller's)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = statements.of(connection)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(
+            sql.claim_select_mysql(len(queues or ()), len(skip or ())),
+            [adapt(now), *(queues or []), *(skip or []), limit],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return []
+        expires = now + timedelta(seconds=lease_seconds)
+        rows = _update_mysql(
+            connection, cursor, ids, len(ids) if direct is None else direct, worker_id, token, now, expires
+        )
+    rows.sort(key=lambda r: (bool(r[20]), -r[4], r[8], str(r[0])))  # claim order, the direct ones first
+    return rows
+
+
+def _update_mysql(connection, cursor, ids, direct, worker_id, token, now, expires) -> list:
+    """MariaDB/MySQL: ``ids`` (locked by the caller's transaction) READY -> RUNNING, the first
+    ``direct`` of them to idle threads; their rows (CLAIM_COLUMNS)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = statements.of(connection)
+    ids = [_uuid_param(connection, id_) for id_ in ids]
+    first = ids[:direct]
+    token_param = _uuid_param(connection, token)
+    cursor.execute(
+        sql.claim_update_mysql(len(first), len(ids)),
+        [adapt(now), adapt(now), worker_id, worker_id, token_param, adapt(expires)]
+        + ([] if len(first) == len(ids) else first)
+        + ids,
+    )
+    cursor.execute(sql.claim_rows_mysql(len(ids)), [token_param, *ids])
+    return list(cursor.fetchall())
+
+
+def _uuid_param(connection, value):
+    """A UUID as the database stores it: MariaDB >= 10.7 has a UUID type, MySQL a char(32)."""
+    if not isinstance(value, uuid.UUID):
+        value = uuid.UUID(str(value))
+    return str(value) if connection.features.has_native_uuid_field else value.hex
 
 
 _EMPTY_JSON: dict[str | bytes, Any] = {"[]": list, "{}": dict}

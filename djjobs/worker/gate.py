@@ -23,9 +23,10 @@ started_at); a job claimed ahead begins at most about 50 ms later.
 Clocks: the worker's, as for every claim (keep worker machines on NTP).
 """
 
+from contextlib import contextmanager
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Count, Min, Q
 
 from .. import flow
@@ -60,10 +61,12 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
     _rate_held = False
     alias = connection.alias
     rules = look.rules if look is not None else queue_rules(alias)
-    with transaction.atomic(using=alias):
+    with _mysql_turn(connection), transaction.atomic(using=alias):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(statements.FLOW_LOCK, [statements.FLOW_LOCK_ID])
+        elif connection.vendor == "mysql":
+            pass  # _mysql_turn holds the lock from before this transaction to after its commit
         else:  # a write first: SQLite's write lock, so claims take turns from here
             FlowStart.objects.using(alias).filter(expires_at__lte=now).delete()
         served = set(queues) if queues else None
@@ -71,7 +74,7 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
         if look is None or look.concurrency_seen or rules.concurrency:
             counts.read_running()
         if look is None or look.rate_seen or rules.rate:
-            counts.read_starts(connection.vendor == "postgresql")
+            counts.read_starts(connection.vendor != "sqlite")
 
         full_queues = counts.full_queues()
         skip_queues = set(rules.paused) | full_queues
@@ -137,7 +140,7 @@ def claim_limited(connection, queues, limit: int, idle: int, now, update, look=N
             if not counts.running_read and any(row[4] is not None for row in rows):
                 counts.read_running()
             if not counts.starts_read and any(row[6] is not None for row in rows):
-                counts.read_starts(connection.vendor == "postgresql")
+                counts.read_starts(connection.vendor != "sqlite")
             for id_, _priority, _run_after, queue, key, key_limit, rate_key, rate_text in rows:
                 if len(chosen) >= limit:
                     break
@@ -192,6 +195,29 @@ def _ahead_share(limit: int) -> int:
     """How many of a limit's slots may be in use once a job is claimed ahead: three quarters,
     leaving a quarter (at least one slot) to the idle threads of other workers."""
     return limit - max(1, limit // 4)
+
+
+@contextmanager
+def _mysql_turn(connection):
+    """MariaDB/MySQL: limited claims take turns on a named lock (GET_LOCK). It belongs to the
+    session, not the transaction, so it is taken before the claim's transaction and released
+    after its commit (or rollback); a worker that dies loses its session and with it the lock.
+    Other vendors: nothing (they lock inside the transaction)."""
+    if connection.vendor != "mysql":
+        yield
+        return
+    # Named locks are the server's, not a database's: the name carries the database's.
+    name = f"{statements.FLOW_LOCK_NAME}.{connection.settings_dict['NAME']}"[:64]
+    with connection.cursor() as cursor:
+        cursor.execute(statements.FLOW_LOCK_MYSQL, [name, statements.FLOW_LOCK_WAIT])
+        (got,) = cursor.fetchone()
+    if got != 1:
+        raise OperationalError(f"the limited claim's lock {name!r} was not granted")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(statements.FLOW_UNLOCK_MYSQL, [name])
 
 
 class _Counts:

@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -293,8 +293,8 @@ def test_kill_9_children_under_load_loses_nothing(workers, capsys, tmp_path):
     "atomic",
     [
         # A SIGSTOPped atomic task holds SQLite's write lock (its transaction is open): on SQLite
-        # every other process would wait for it, so this one runs on PostgreSQL only.
-        pytest.param(True, marks=pytest.mark.postgresql, id="atomic"),
+        # every other process would wait for it, so this one runs on PostgreSQL and MariaDB/MySQL only.
+        pytest.param(True, marks=pytest.mark.concurrent, id="atomic"),
         pytest.param(False, id="plain"),
     ],
 )
@@ -842,7 +842,29 @@ def test_checkpointed_job_resumes_after_kill_9(workers, mode):
 # -- 8. the database drops every connection, repeatedly (PostgreSQL) ----------------------------
 
 
-@pytest.mark.postgresql
+def _terminate_other_connections() -> int:
+    """Every other connection to the test database killed by the server; how many."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "mysql":
+            cursor.execute(
+                "SELECT id FROM information_schema.processlist WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+            )
+            killed = 0
+            for (pid,) in cursor.fetchall():
+                try:
+                    cursor.execute(f"KILL CONNECTION {int(pid)}")
+                    killed += 1
+                except DatabaseError:  # it ended meanwhile
+                    pass
+            return killed
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.concurrent
 @pytest.mark.timeout(180)
 def test_database_connections_terminated_5_times_mid_run(workers, capsys):
     rng = random.Random(8)
@@ -857,12 +879,7 @@ def test_database_connections_terminated_5_times_mid_run(workers, capsys):
 
     terminated, unfinished = [], []
     for _ in range(5):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            terminated.append(cursor.fetchone()[0])
+        terminated.append(_terminate_other_connections())
         unfinished.append(Job.objects.exclude(status=JobStatus.SUCCESSFUL).count())
         time.sleep(1.0)  # the pace of the outages, not a wait for work
     assert min(unfinished) > 0, unfinished  # every purge hit the worker mid-run

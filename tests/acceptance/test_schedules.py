@@ -1,5 +1,5 @@
-"""Acceptance: schedules fired by real ``run_workers`` processes on PostgreSQL, exactly once per
-tick while workers are killed with SIGKILL and restarted."""
+"""Acceptance: schedules fired by real ``run_workers`` processes on PostgreSQL and MariaDB/MySQL,
+exactly once per tick while workers are killed with SIGKILL and restarted."""
 
 import time
 from collections import Counter
@@ -15,7 +15,7 @@ from tests.testapp.models import Execution
 
 from .conftest import wait_until
 
-pytestmark = [pytest.mark.acceptance, pytest.mark.postgresql]
+pytestmark = [pytest.mark.acceptance, pytest.mark.concurrent]
 
 FAST = "tests.acceptance.fast_settings"  # 3 s leases: a killed worker's jobs come back quickly
 RUN_SECONDS = 30

@@ -36,6 +36,28 @@ def test_sqlite_without_timeout_or_immediate_warns(monkeypatch):
     assert "transaction_mode" in messages[1].hint
 
 
+@pytest.mark.skipif(connection.vendor != "mysql", reason="MariaDB/MySQL options")
+def test_recommended_mysql_options_pass():
+    assert _ids() == []
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="MariaDB/MySQL options")
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"charset": "utf8mb4"}, []),  # Django's default level is READ COMMITTED
+        ({"charset": "utf8mb4", "isolation_level": "repeatable read"}, ["djjobs.W003"]),
+        ({}, ["djjobs.W004"]),  # Django's default charset is utf8 (utf8mb3)
+        ({"charset": "utf8", "isolation_level": "serializable"}, ["djjobs.W003", "djjobs.W004"]),
+    ],
+)
+def test_mysql_isolation_level_and_charset_warn(monkeypatch, options, expected):
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    messages = task_backends["default"].check()
+    assert [m.id for m in messages] == expected
+    assert all("OPTIONS" in m.hint for m in messages)
+
+
 def test_missing_app_is_an_error():
     installed = ["django.contrib.contenttypes", "django.contrib.auth"]
     with override_settings(INSTALLED_APPS=installed):

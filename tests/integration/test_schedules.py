@@ -212,7 +212,7 @@ def test_concurrent_ticks_fire_each_time_once():
         assert len(fires) == len(set(fires)) == 6
 
 
-@pytest.mark.postgresql
+@pytest.mark.concurrent
 @pytest.mark.django_db(transaction=True)
 def test_a_locked_schedule_is_skipped_not_waited_for():
     schedule = due(make(), minute())
