@@ -162,7 +162,7 @@ class Statements:
         # transaction of the completions that ended their jobs. The partial unique index
         # djjobs_job_fifo_active_key stays the judge: a violation means a concurrent enqueuer
         # made the key's READY job, and the caller releases key by key (lifecycle.finish).
-        # Each key's first waiting job is one probe of the partial index djjobs_job_fifo_idx.
+        # Each key's first waiting job is one probe of the partial index djjobs_job_fifo_waiting_idx.
         self.RELEASE_FIFO_PG = f"""UPDATE {t} AS j SET status = {READY}
                     FROM (SELECT next.id FROM unnest(%s::text[]) AS k(key)
                           CROSS JOIN LATERAL (SELECT id FROM {t} WHERE status = {WAITING} AND fifo_key = k.key
@@ -231,14 +231,8 @@ SELECT task_path, COUNT(*), MAX(finished_at) FROM (
 ) AS recent GROUP BY task_path ORDER BY COUNT(*) DESC, MAX(finished_at) DESC LIMIT %s
 """
         # FIFO on SQLite: the key's last number plus one (writers take turns).
-        # The key's jobs still in line are its WAITING ones (the partial index djjobs_job_fifo_idx)
-        # and its holder (the unique index djjobs_job_fifo_active_key). Parameters: key, key.
-        self.FIFO_NEXT_SEQ = f"""SELECT COALESCE(MAX(s), 0) + 1 FROM (
-            SELECT MAX(fifo_seq) AS s FROM {t} WHERE fifo_key = %s AND status = {WAITING}
-            UNION ALL
-            SELECT fifo_seq FROM {t} WHERE fifo_key = %s
-              AND (status IN ({READY}, {RUNNING}) OR (status = {FAILED} AND fifo_hold))
-        ) AS line"""
+        # Monotonic per key: the key's last number (the index djjobs_job_fifo_idx) plus one.
+        self.FIFO_NEXT_SEQ = f"SELECT COALESCE(MAX(fifo_seq), 0) + 1 FROM {t} WHERE fifo_key = %s"
         self._shapes: dict[tuple[Any, ...], str] = {}
 
     # -- claim -----------------------------------------------------------------------------------

@@ -380,8 +380,8 @@ MYSQL_DEADLOCK = 1213  # ER_LOCK_DEADLOCK
 
 def fifo_sequence(using: str, key: str) -> int:
     """The next number of the FIFO order: PostgreSQL's sequence (monotonic for every enqueuer);
-    elsewhere the key's last number in line plus one (SQLite's writers take turns; on MariaDB
-    two enqueuers of one key at the same instant may share a number, then the job ids order them)."""
+    elsewhere the key's last number plus one (SQLite's writers take turns; on MariaDB two
+    enqueuers of one key at the same instant may share a number, then the job ids order them)."""
     from ..db import statements  # imports the models: once Django's apps are loaded
 
     connection = connections[using]
@@ -389,7 +389,7 @@ def fifo_sequence(using: str, key: str) -> int:
         if connection.vendor == "postgresql":
             cursor.execute(statements.FIFO_NEXTVAL)
         else:
-            cursor.execute(statements.of(connection).FIFO_NEXT_SEQ, [key, key])
+            cursor.execute(statements.of(connection).FIFO_NEXT_SEQ, [key])
         return cursor.fetchone()[0]
 
 

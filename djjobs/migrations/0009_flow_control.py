@@ -128,9 +128,17 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="job",
             index=models.Index(
-                condition=models.Q(("fifo_key__isnull", False), ("status", "WAITING")),
+                condition=models.Q(("fifo_key__isnull", False)),
                 fields=["fifo_key", "fifo_seq"],
                 name="djjobs_job_fifo_idx",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="job",
+            index=models.Index(
+                condition=models.Q(("fifo_key__isnull", False), ("status", "WAITING")),
+                fields=["fifo_key", "fifo_seq"],
+                name="djjobs_job_fifo_waiting_idx",
             ),
         ),
         migrations.AddConstraint(

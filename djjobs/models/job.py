@@ -169,12 +169,16 @@ class Job(models.Model):
                 condition=Q(status="READY") & (Q(concurrency_key__isnull=False) | Q(rate_key__isnull=False)),
                 name="djjobs_job_limited_idx",
             ),
+            # FIFO: a key's jobs by number (its last number, where no sequence gives one).
+            models.Index(
+                fields=["fifo_key", "fifo_seq"], condition=Q(fifo_key__isnull=False), name="djjobs_job_fifo_idx"
+            ),
             # FIFO: the jobs waiting behind each key, in order (the next one to release). Partial:
             # only WAITING jobs, so a release reads one entry however many jobs of the key ended.
             models.Index(
                 fields=["fifo_key", "fifo_seq"],
                 condition=Q(fifo_key__isnull=False, status="WAITING"),
-                name="djjobs_job_fifo_idx",
+                name="djjobs_job_fifo_waiting_idx",
             ),
             # The rescuer: RUNNING jobs by lease expiry.
             models.Index(
