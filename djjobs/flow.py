@@ -68,26 +68,41 @@ def check_options(options: object) -> None:
     if policy is not None and policy not in FIFO_ON_FAILURE:
         raise InvalidTask(f'fifo_on_failure must be "continue" or "hold", got {policy!r}.')
     concurrency = getattr(options, "concurrency", None)
-    if concurrency is not None and (
-        not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_LIMIT
-    ):
-        raise InvalidTask(f"concurrency must be a whole number from 1 to {MAX_LIMIT}, got {concurrency!r}.")
+    check_concurrency(concurrency)
     rate = getattr(options, "rate_limit", None)
-    if rate is not None:
-        try:
-            parse_rate(rate)
-        except ValueError as exc:
-            raise InvalidTask(f"rate_limit: {exc}.") from None
-    debounce = seconds("debounce", getattr(options, "debounce", None))
-    debounce_max = seconds("debounce_max", getattr(options, "debounce_max", None))
-    if debounce_max is not None and debounce is None:
-        raise InvalidTask("debounce_max bounds a debounce: give debounce= too.")
-    if debounce_max is not None and debounce is not None and debounce_max < debounce:
-        raise InvalidTask(f"debounce_max ({debounce_max:g} s) must be at least debounce ({debounce:g} s).")
+    check_rate(rate)
+    check_debounce(getattr(options, "debounce", None), getattr(options, "debounce_max", None))
     if getattr(options, "concurrency_key", None) is not None and concurrency is None:
         raise InvalidTask("concurrency_key needs concurrency=N: how many jobs of each key may run at once.")
     if getattr(options, "rate_key", None) is not None and rate is None:
         raise InvalidTask('rate_key needs rate_limit="N/period": how many jobs of each key may start.')
+
+
+def check_concurrency(concurrency: object) -> None:
+    """A concurrency limit (None: none), or InvalidTask."""
+    if concurrency is not None and (
+        not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= MAX_LIMIT
+    ):
+        raise InvalidTask(f"concurrency must be a whole number from 1 to {MAX_LIMIT}, got {concurrency!r}.")
+
+
+def check_rate(rate: object) -> None:
+    """A rate limit ("100/m"; None: none), or InvalidTask."""
+    if rate is not None:
+        try:
+            parse_rate(rate)  # a non-string is refused with ValueError too
+        except ValueError as exc:
+            raise InvalidTask(f"rate_limit: {exc}.") from None
+
+
+def check_debounce(debounce: object, debounce_max: object) -> None:
+    """debounce and debounce_max (None: none), or InvalidTask."""
+    low = seconds("debounce", debounce)
+    high = seconds("debounce_max", debounce_max)
+    if high is not None and low is None:
+        raise InvalidTask("debounce_max bounds a debounce: give debounce= too.")
+    if high is not None and low is not None and high < low:
+        raise InvalidTask(f"debounce_max ({high:g} s) must be at least debounce ({low:g} s).")
 
 
 MAX_SECONDS = 366 * 86400.0

@@ -58,10 +58,10 @@ def set_queue_limits(name: str, *, concurrency: Any = _UNSET, rate_limit: Any = 
     given is left as it is. A cleared limit falls back to DJJOBS["QUEUE_LIMITS"]. InvalidTask
     for a bad value, writing nothing. Returns the Queue row."""
     check_name(name)
-    if concurrency is not _UNSET and concurrency is not None:
-        flow.check_options(_Limits(concurrency=concurrency))
-    if rate_limit is not _UNSET and rate_limit is not None:
-        flow.check_options(_Limits(rate_limit=rate_limit))
+    if concurrency is not _UNSET:
+        flow.check_concurrency(concurrency)
+    if rate_limit is not _UNSET:
+        flow.check_rate(rate_limit)
     with transaction.atomic(using=_db()):
         row, _created = Queue.objects.select_for_update().get_or_create(name=name)
         if concurrency is not _UNSET:
@@ -71,12 +71,6 @@ def set_queue_limits(name: str, *, concurrency: Any = _UNSET, rate_limit: Any = 
         row.save()
     _forget()
     return row
-
-
-@dataclass
-class _Limits:
-    concurrency: int | None = None
-    rate_limit: str | None = None
 
 
 def ensure_queues(names: Iterable[Any]) -> None:

@@ -355,7 +355,7 @@ def _build(
     if (unique or debounce is not None) and not hasattr(task, "unique_key"):
         raise ImproperlyConfigured(f"unique=True and debounce need a djjobs task; {task.module_path} is not one.")
     try:
-        flow.check_options(_Debounce(debounce, debounce_max))
+        flow.check_debounce(debounce, debounce_max)
     except InvalidTask as exc:
         raise ImproperlyConfigured(f"A trigger's {exc}") from None
     trigger = Trigger(
@@ -374,12 +374,6 @@ def _build(
     if len(trigger.name) > 255:
         raise ImproperlyConfigured(f"A trigger name is at most 255 characters: {trigger.name!r}.")
     return trigger
-
-
-@dataclass
-class _Debounce:
-    debounce: Any
-    debounce_max: Any
 
 
 def register(trigger: Trigger) -> Trigger:
