@@ -550,6 +550,10 @@ def _write_successes_mysql(connection: BaseDatabaseWrapper, items: list[Any], no
     return {job_key(job) for job, _ in items if job.id in written}
 
 
+# statements.RELEASE_FIFO_PG is that transition, for the next job of each key.
+t.check(WAITING, READY, "fifo_next")
+
+
 def _release_fifo_pg(connection: BaseDatabaseWrapper, keys: list[str]) -> None:
     """The next job of each of ``keys`` (their jobs just ended) READY, in one statement; key by
     key when a concurrent enqueuer took one of the keys meanwhile (release_fifo decides)."""
